@@ -1,0 +1,1 @@
+"""The application: settings, answering rules, templates, records, Telegram handlers, CLI."""

@@ -1,0 +1,107 @@
+"""Decide what to tell the user: an answer from the knowledge base, a follow-up, or a pointer.
+
+`answer` is a pure function of the question and the index: no Telegram, no database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from index import Document, FaqEntry, Hit, KnowledgeIndex, Query
+from index.analyzer import detect_language
+
+Status = Literal["answered", "unanswered", "smalltalk"]
+
+
+@dataclass(frozen=True)
+class AnsweringRules:
+    """When a match is trustworthy enough to be served as the answer.
+
+    min_coverage: share of the question's term weight (idf; terms the knowledge base never uses
+        weigh the most) that the best document must contain. A question with a word we have no
+        facts for (금리, 한도, 이메일) falls short, which is what declining means.
+    min_margin: how far the best document's score must stand above the runner-up's, relative
+        to the best; 0 trusts the ranking as it is.
+    suggestion_min_coverage: how much of the question a document must cover to be offered as
+        "did you mean".
+    """
+
+    min_coverage: float = 0.7
+    min_margin: float = 0.0
+    suggestion_min_coverage: float = 0.34
+    max_suggestions: int = 3
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    status: Status
+    language: str
+    query: Query
+    hit: Hit | None = None
+    suggestions: tuple[Document, ...] = ()
+
+    @property
+    def followup(self) -> bool:
+        """True when the secretariat should follow the question up."""
+        return self.status == "unanswered"
+
+    @property
+    def document(self) -> Document | None:
+        return self.hit.document if self.hit else None
+
+
+DEFAULT_RULES = AnsweringRules()
+
+
+def answer(question: str, index: KnowledgeIndex, rules: AnsweringRules = DEFAULT_RULES) -> Answer:
+    """Answer from the knowledge base when the best match is trustworthy, else decline or point."""
+    query = index.parse(question)
+    language = detect_language(question)
+    hits = index.search(query, limit=rules.max_suggestions + 3)
+
+    best = hits[0] if hits else None
+    if best is not None and _trustworthy(best, hits[1:], query, rules):
+        related = _suggestions(hits[1:], rules, exclude=best.document)
+        return Answer(question, "answered", language, query, best, related)
+
+    if _on_topic(query, hits):
+        return Answer(question, "unanswered", language, query, None, _suggestions(hits, rules))
+    return Answer(question, "smalltalk", language, query)
+
+
+def _trustworthy(best: Hit, others: list[Hit], query: Query, rules: AnsweringRules) -> bool:
+    if best.coverage < rules.min_coverage:
+        return False
+    # A neighbouring subject's word (수익률, 연금, 주가) vetoes a match found through a shared
+    # everyday word, unless the question names the fund or the alliance itself.
+    if query.offtopic and not query.strong_topic:
+        return False
+    runner_up = next((h for h in others if h.document is not best.document), None)
+    if runner_up is None or rules.min_margin == 0:
+        return True
+    return (best.score - runner_up.score) / best.score >= rules.min_margin
+
+
+def _on_topic(query: Query, hits: list[Hit]) -> bool:
+    """Is this a question about the fund or the alliance, even though we cannot answer it?"""
+    if query.strong_topic:
+        return True
+    return query.weak_topic and not query.offtopic
+
+
+def _suggestions(hits: list[Hit], rules: AnsweringRules, exclude: Document | None = None
+                 ) -> tuple[Document, ...]:
+    """FAQ questions close to the asked one, offered as buttons ("did you mean")."""
+    picked: list[Document] = []
+    for hit in hits:
+        if not isinstance(hit.document, FaqEntry) or hit.document is exclude:
+            continue
+        if hit.coverage < rules.suggestion_min_coverage:
+            continue
+        if all(hit.document is not p for p in picked):
+            picked.append(hit.document)
+        if len(picked) == rules.max_suggestions:
+            break
+    return tuple(picked)

@@ -1,0 +1,162 @@
+"""`maxbot bench`: latency and memory of answering, on the real knowledge base and grown ones.
+
+For each corpus it times, per question, the analysis (tokenize), the decision including search
+(answer), and the rendering of the reply, and reports median and p95 beside rank-bm25's own
+`BM25Okapi.get_scores` on the same corpus and the same query terms, run in the same process.
+Grown corpora are made of real passages' token lists recombined with new terms, so that the
+vocabulary grows with the corpus as it would with real documents.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import random
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from bot.answering import answer
+from bot.replies import render_answer
+from bot.settings import Settings
+from index import KnowledgeIndex, Passage, load_knowledge, make_analyzer
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        pages = int(statm.read().split()[1])
+    return pages * 4096 / 2**20
+
+
+def _peak_rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter_ns()
+    fn()
+    return (time.perf_counter_ns() - start) / 1e6
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered), ordered[max(0, int(0.95 * len(ordered)) - 1)]
+
+
+def bench_questions(index: KnowledgeIndex, count: int, seed: int = 7) -> list[str]:
+    """Questions users type: FAQ questions and alternates, shortened, with noise words."""
+    rng = random.Random(seed)
+    pool = [q for e in index.knowledge.entries for q in (e.question, *e.alternates)]
+    noise = ["혹시", "좀", "알려주세요", "궁금해요", "수익률", "금리는", "코스피"]
+    questions = []
+    for _ in range(count):
+        words = rng.choice(pool).split()
+        if len(words) > 2 and rng.random() < 0.3:
+            words = words[: rng.randint(2, len(words))]
+        if rng.random() < 0.3:
+            words.append(rng.choice(noise))
+        questions.append(" ".join(words))
+    return questions
+
+
+def grown_corpus(base: KnowledgeIndex, size: int, seed: int = 11
+                 ) -> tuple[list[Passage], list[list[str]]]:
+    """`size` synthetic passages built from the real passages' tokens plus new terms."""
+    rng = random.Random(seed)
+    real_tokens = [list(doc.keys()) for doc in base.bm25.doc_freqs]
+    template = base.knowledge.passages[0] if base.knowledge.passages else None
+    passages, corpus = [], []
+    for n in range(size):
+        tokens = list(rng.choice(real_tokens))
+        rng.shuffle(tokens)
+        tokens = tokens[: rng.randint(8, max(9, len(tokens)))]
+        # New vocabulary: a long tail of terms that only a few documents share.
+        tokens += [f"용어{int(rng.paretovariate(1.2) * 10) % (size // 2 + 1)}"
+                   for _ in range(rng.randint(5, 30))]
+        corpus.append(tokens)
+        passages.append(Passage(
+            id=f"synthetic#{n}", document_title="합성 문서", heading=f"구간 {n}",
+            text=" ".join(tokens), category=template.category if template else "fund",
+            sources=template.sources if template else (), as_of=template.as_of if template
+            else base.knowledge.entries[0].as_of, path=Path("synthetic.md"), line=1,
+        ))
+    return passages, corpus
+
+
+def measure(index: KnowledgeIndex, questions: list[str], baseline_limit: int) -> dict[str, object]:
+    rules = Settings().answering_rules()
+    tokenize, decide, render, totals = [], [], [], []
+    for q in questions:
+        tokenize.append(_timed(lambda q=q: index.analyzer.tokens(q)))
+        start = time.perf_counter_ns()
+        result = answer(q, index, rules)
+        mid = time.perf_counter_ns()
+        render_answer(result, index.knowledge, followup_possible=True)
+        end = time.perf_counter_ns()
+        decide.append((mid - start) / 1e6)
+        render.append((end - mid) / 1e6)
+        totals.append((end - start) / 1e6)
+
+    ours, theirs = [], []
+    for q in questions[:baseline_limit]:
+        terms = index.parse(q).terms
+        ours.append(_timed(lambda t=terms: index.scores(t)))
+        theirs.append(_timed(lambda t=terms: index.bm25.get_scores(list(t))))
+        if terms and not np.allclose(index.scores(terms), index.bm25.get_scores(list(terms))):
+            raise AssertionError(f"postings and get_scores disagree on {q!r}")
+    return {
+        "tokenize": _percentiles(tokenize), "answer": _percentiles(decide),
+        "render": _percentiles(render), "total": _percentiles(totals),
+        "scores": _percentiles(ours), "get_scores": _percentiles(theirs),
+    }
+
+
+def run_benchmark(settings: Settings, sizes: list[int], queries: int) -> None:
+    knowledge = load_knowledge(settings.knowledge_dir)
+    analyzer = make_analyzer(settings.analyzer, knowledge.glossary)
+    rss_start = _rss_mb()
+    build_s = time.perf_counter()
+    real = KnowledgeIndex(knowledge, analyzer)
+    build_s = time.perf_counter() - build_s
+    questions = bench_questions(real, queries)
+    rows = [("real", len(real), build_s, _rss_mb() - rss_start, measure(real, questions, queries))]
+
+    for size in sizes:
+        gc.collect()
+        before = _rss_mb()
+        passages, corpus = grown_corpus(real, size)
+        grown_kb = dataclasses.replace(knowledge, passages=(*knowledge.passages, *passages))
+        real_corpus = [list(_expand(d)) for d in real.bm25.doc_freqs]
+        start = time.perf_counter()
+        grown = KnowledgeIndex(grown_kb, analyzer, corpus=[*real_corpus, *corpus])
+        elapsed = time.perf_counter() - start
+        baseline = queries if size <= 10_000 else max(30, queries // 10)
+        rows.append(("grown", len(grown), elapsed, _rss_mb() - before,
+                     measure(grown, questions, baseline)))
+        del grown, grown_kb, passages, corpus
+
+    print(f"analyzer {analyzer.name}; {queries} questions per corpus; times in ms (median / p95)")
+    header = (f"{'corpus':7} {'docs':>7} {'build s':>8} {'+RSS MB':>8} | {'tokenize':>13} | "
+              f"{'answer':>13} | {'render':>13} | {'total':>13} || {'scores':>13} | "
+              f"{'get_scores':>15} | speed-up")
+    print(header)
+    print("-" * len(header))
+    for name, docs, build, rss, m in rows:
+        cells = " | ".join(f"{m[k][0]:5.2f} / {m[k][1]:5.2f}"
+                           for k in ("tokenize", "answer", "render", "total"))
+        ratio = m["get_scores"][0] / max(m["scores"][0], 1e-6)
+        print(f"{name:7} {docs:7d} {build:8.2f} {rss:8.1f} | {cells} || "
+              f"{m['scores'][0]:5.2f} / {m['scores'][1]:5.2f} | "
+              f"{m['get_scores'][0]:6.2f} / {m['get_scores'][1]:6.2f} | {ratio:7.1f}x")
+    print(f"peak RSS of this process: {_peak_rss_mb():.0f} MB")
+
+
+def _expand(freqs: dict[str, int]) -> list[str]:
+    return [term for term, tf in freqs.items() for _ in range(tf)]

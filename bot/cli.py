@@ -1,0 +1,187 @@
+"""The `maxbot` command: ask, chat, check, eval, bench, run.
+
+Every command answers through the same engine as the Telegram bot: `answer(question, index)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from bot.answering import Answer, answer
+from bot.replies import render_answer, to_plain_text
+from bot.settings import Settings
+from index import KnowledgeIndex, KnowledgeInvalid, load_index, load_knowledge
+
+
+def _open_index(settings: Settings, analyzer: str | None = None) -> KnowledgeIndex:
+    try:
+        return load_index(settings.knowledge_dir, analyzer or settings.analyzer)
+    except KnowledgeInvalid as exc:
+        print(f"The knowledge base in {settings.knowledge_dir} has errors:", file=sys.stderr)
+        for error in exc.errors:
+            print(f"  {error}", file=sys.stderr)
+        print("Fix them (maxbot check lists them) and try again.", file=sys.stderr)
+        raise SystemExit(1) from exc
+
+
+def answer_as_json(result: Answer, index: KnowledgeIndex) -> dict[str, object]:
+    document = result.document
+    sources = [index.knowledge.sources[s] for s in document.sources] if document else []
+    return {
+        "question": result.question,
+        "status": result.status,
+        "reply": to_plain_text(render_answer(result, index.knowledge, followup_possible=True)),
+        "entry_id": document.id if document else None,
+        "score": round(result.hit.score, 4) if result.hit else None,
+        "coverage": round(result.hit.coverage, 4) if result.hit else None,
+        "followup": result.followup,
+        "suggestions": [{"id": s.id, "question": s.title} for s in result.suggestions],
+        "sources": [
+            {"id": s.id, "title": s.title, "publisher": s.publisher, "date": s.date.isoformat()}
+            for s in sources
+        ],
+    }
+
+
+def _questions(args: list[str]) -> Iterator[str]:
+    for arg in args:
+        if arg == "-":
+            yield from (line.strip() for line in sys.stdin if line.strip())
+        else:
+            yield arg
+
+
+def cmd_ask(opts: argparse.Namespace, settings: Settings) -> int:
+    index = _open_index(settings, opts.analyzer)
+    rules = settings.answering_rules()
+    for question in _questions(opts.questions):
+        result = answer(question, index, rules)
+        if opts.json:
+            print(json.dumps(answer_as_json(result, index), ensure_ascii=False), flush=True)
+        else:
+            html = render_answer(result, index.knowledge, followup_possible=True)
+            print(to_plain_text(html), end="\n\n", flush=True)
+    return 0
+
+
+def cmd_chat(opts: argparse.Namespace, settings: Settings) -> int:
+    index = _open_index(settings)
+    rules = settings.answering_rules()
+    print(f"국민성장펀드·M.AX 얼라이언스 안내 (지식 버전 {index.version}, "
+          f"FAQ {len(index.knowledge.entries)}개). 질문을 입력하세요. 끝내려면 Ctrl+D.")
+    if settings.telegram_bot_token is None:
+        print("(TELEGRAM_BOT_TOKEN이 없어 터미널에서 대화합니다. README를 참고해 봇을 연결하세요.)")
+    while True:
+        try:
+            question = input("\n질문> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        if question:
+            result = answer(question, index, rules)
+            print(to_plain_text(render_answer(result, index.knowledge, followup_possible=True)))
+
+
+def cmd_check(opts: argparse.Namespace, settings: Settings) -> int:
+    root = Path(opts.knowledge_dir or settings.knowledge_dir)
+    try:
+        knowledge = load_knowledge(root)
+    except KnowledgeInvalid as exc:
+        for error in exc.errors:
+            print(f"error: {error}")
+        print(f"{len(exc.errors)} error(s) in {root}")
+        return 1
+    max_age = opts.max_age_days or settings.knowledge_max_age_days
+    stale = knowledge.stale(dt.date.today(), max_age)
+    for doc in stale:
+        print(f"warning: {doc.path}:{doc.line}: {doc.id} is as of {doc.as_of}, "
+              f"older than {max_age} days; check it is still true")
+    print(f"ok: {len(knowledge.entries)} FAQ entries, {len(knowledge.passages)} policy passages, "
+          f"{len(knowledge.sources)} sources; version {knowledge.version}"
+          + (f"; {len(stale)} stale" if stale else ""))
+    return 1 if stale and opts.strict else 0
+
+
+def cmd_eval(opts: argparse.Namespace, settings: Settings) -> int:
+    from bot.evaluation import evaluate, format_report, load_questions
+
+    index = _open_index(settings, opts.analyzer)
+    report = evaluate(load_questions(opts.file), index, settings.answering_rules())
+    print(format_report(report, show_failures=not opts.quiet))
+    if opts.min_accuracy is not None:
+        worst = min(report.accuracy(k) for k in ("in", "unknown", "off"))
+        if worst < opts.min_accuracy:
+            return 1
+    return 0
+
+
+def cmd_bench(opts: argparse.Namespace, settings: Settings) -> int:
+    from bot.bench import run_benchmark
+
+    run_benchmark(settings, sizes=opts.sizes, queries=opts.queries)
+    return 0
+
+
+def cmd_default(opts: argparse.Namespace, settings: Settings) -> int:
+    """Without a command: run the Telegram bot when a token is set, else chat in the terminal."""
+    if settings.telegram_bot_token is not None and "run" in COMMANDS:
+        return COMMANDS["run"](opts, settings)
+    return cmd_chat(opts, settings)
+
+
+COMMANDS = {
+    "ask": cmd_ask,
+    "chat": cmd_chat,
+    "check": cmd_check,
+    "eval": cmd_eval,
+    "bench": cmd_bench,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="maxbot",
+        description="국민성장펀드·M.AX 얼라이언스 안내 봇. Without a command: the Telegram bot if "
+        "TELEGRAM_BOT_TOKEN is set, else a chat in this terminal.",
+    )
+    sub = parser.add_subparsers(dest="command")
+
+    ask = sub.add_parser("ask", help="answer questions and print the replies")
+    ask.add_argument("questions", nargs="+", help="questions; '-' reads one per line from stdin")
+    ask.add_argument("--json", action="store_true", help="one JSON object per question")
+    ask.add_argument("--analyzer", choices=["kiwi", "whitespace"])
+
+    sub.add_parser("chat", help="chat with the assistant in this terminal")
+
+    check = sub.add_parser("check", help="validate the knowledge base")
+    check.add_argument("--knowledge-dir", help="folder to check (default KNOWLEDGE_DIR)")
+    check.add_argument("--max-age-days", type=int, help="warn about entries older than this")
+    check.add_argument("--strict", action="store_true", help="fail on stale entries too")
+
+    ev = sub.add_parser("eval", help="measure answer quality on a question file")
+    ev.add_argument("file", type=Path)
+    ev.add_argument("--analyzer", choices=["kiwi", "whitespace"])
+    ev.add_argument("--quiet", action="store_true", help="totals only, no failures")
+    ev.add_argument("--min-accuracy", type=float, help="exit 1 when a kind falls below this")
+
+    bench = sub.add_parser("bench", help="latency and memory of answering")
+    bench.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000],
+                       help="synthetic knowledge base sizes (passages)")
+    bench.add_argument("--queries", type=int, default=300, help="questions per corpus")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = build_parser().parse_args(argv)
+    settings = Settings()
+    handler = COMMANDS.get(opts.command, cmd_default)
+    return handler(opts, settings) or 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

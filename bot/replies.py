@@ -1,0 +1,66 @@
+"""Render what the bot says from the templates in bot/templates/<language>/.
+
+Templates are written for Telegram's HTML parse mode with autoescape on, so user text and
+knowledge text can never break the markup. The terminal and `maxbot ask` show the same reply
+as plain text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import re
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from bot.answering import Answer
+from index import KnowledgeBase
+
+LANGUAGES = ("ko", "en")
+_TAG = re.compile(r"<[^>]+>")
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+def _kdate(value: dt.date) -> str:
+    return f"{value.year}.{value.month:02d}.{value.day:02d}."
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("bot", "templates"),
+        autoescape=select_autoescape(["j2", "html"], default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=StrictUndefined,
+    )
+    env.filters["kdate"] = _kdate
+    return env
+
+
+def render(name: str, language: str = "ko", **context: Any) -> str:
+    """Render template `name` (e.g. "answer") in `language`, tidy blank lines, return HTML."""
+    lang = language if language in LANGUAGES else "ko"
+    text = _environment().get_template(f"{lang}/{name}.html.j2").render(**context)
+    return _BLANK_LINES.sub("\n\n", text).strip()
+
+
+def render_answer(answer: Answer, knowledge: KnowledgeBase, reference: str | None = None,
+                  followup_possible: bool = False) -> str:
+    """The reply to a question, as Telegram HTML."""
+    if answer.status == "answered" and answer.document is not None:
+        document = answer.document
+        sources = [knowledge.sources[s] for s in document.sources]
+        return render("answer", answer.language, document=document, sources=sources,
+                      suggestions=answer.suggestions)
+    if answer.status == "unanswered":
+        return render("unanswered", answer.language, reference=reference,
+                      followup_possible=followup_possible, suggestions=answer.suggestions)
+    return render("smalltalk", answer.language, greeting=answer.query.greeting)
+
+
+def to_plain_text(telegram_html: str) -> str:
+    """What a user reads: the HTML without its tags, entities decoded."""
+    return html.unescape(_TAG.sub("", telegram_html))

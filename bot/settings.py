@@ -1,0 +1,72 @@
+"""All configuration, read once from the environment and `.env` (see `.env.example`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.answering import AnsweringRules
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Telegram
+    telegram_bot_token: SecretStr | None = None
+    telegram_base_url: str = "https://api.telegram.org"
+    admin_user_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    secretariat_chat_id: int | None = None
+    webhook_url: str | None = None
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = 8443
+    webhook_secret: SecretStr | None = None
+    # Off only for measuring the bot's own throughput against a stand-in; never in production.
+    rate_limiter: bool = True
+    user_questions_per_minute: int = Field(default=10, ge=1)
+    max_question_chars: int = Field(default=1000, ge=10)
+
+    # Storage and knowledge
+    database_url: str = "sqlite+aiosqlite:///var/maxbot.db"
+    knowledge_dir: Path = Path("knowledge")
+    knowledge_max_age_days: int = Field(default=365, ge=1)
+    analyzer: str = "kiwi"
+
+    # Answering thresholds (see bot/answering.py)
+    answer_min_coverage: float = Field(default=0.7, ge=0, le=1)
+    answer_min_margin: float = Field(default=0.0, ge=0, le=1)
+    suggestion_min_coverage: float = Field(default=0.34, ge=0, le=1)
+
+    log_level: str = "INFO"
+
+    @field_validator("admin_user_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return frozenset(int(v) for v in value.replace(" ", "").split(",") if v)
+            except ValueError as exc:
+                msg = "ADMIN_USER_IDS must be comma-separated Telegram user ids"
+                raise ValueError(msg) from exc
+        return value
+
+    @field_validator("analyzer")
+    @classmethod
+    def _known_analyzer(cls, value: str) -> str:
+        if value not in ("kiwi", "whitespace"):
+            raise ValueError("ANALYZER must be kiwi or whitespace")
+        return value
+
+    def answering_rules(self) -> AnsweringRules:
+        return AnsweringRules(
+            min_coverage=self.answer_min_coverage,
+            min_margin=self.answer_min_margin,
+            suggestion_min_coverage=self.suggestion_min_coverage,
+        )
+
+    def token(self) -> str:
+        if self.telegram_bot_token is None or not self.telegram_bot_token.get_secret_value():
+            raise RuntimeError("TELEGRAM_BOT_TOKEN is not set; see .env.example")
+        return self.telegram_bot_token.get_secret_value()

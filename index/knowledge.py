@@ -1,0 +1,470 @@
+"""Load and validate the knowledge base: FAQ entries, policy passages, sources, glossary.
+
+Everything here is read from files under the knowledge folder and checked before anything is
+indexed, so that a broken file is reported with its path and line and never served.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ENTRY_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.DOTALL)
+HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+
+
+class KnowledgeError(Exception):
+    """A problem in one knowledge file, with the place to fix it."""
+
+    def __init__(self, path: Path | str, line: int | None, message: str) -> None:
+        self.path = Path(path)
+        self.line = line
+        self.message = message
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        place = f"{self.path}:{self.line}" if self.line else str(self.path)
+        return f"{place}: {self.message}"
+
+
+class KnowledgeInvalid(Exception):
+    """The knowledge base has errors; `errors` lists every one of them."""
+
+    def __init__(self, errors: list[KnowledgeError]) -> None:
+        self.errors = errors
+        super().__init__("\n".join(str(e) for e in errors))
+
+
+@dataclass(frozen=True)
+class Source:
+    id: str
+    title: str
+    publisher: str
+    date: dt.date
+
+
+@dataclass(frozen=True)
+class Category:
+    key: str
+    ko: str
+    en: str
+
+
+@dataclass(frozen=True)
+class FaqEntry:
+    id: str
+    question: str
+    alternates: tuple[str, ...]
+    answer: str
+    answer_en: str | None
+    category: str
+    sources: tuple[str, ...]
+    as_of: dt.date
+    path: Path
+    line: int
+
+    @property
+    def title(self) -> str:
+        return self.question
+
+    def searchable_text(self) -> str:
+        parts = [self.question, *self.alternates, self.answer]
+        if self.answer_en:
+            parts.append(self.answer_en)
+        return "\n".join(parts)
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One headed section of a policy document."""
+
+    id: str
+    document_title: str
+    heading: str
+    text: str
+    category: str
+    sources: tuple[str, ...]
+    as_of: dt.date
+    path: Path
+    line: int
+
+    @property
+    def title(self) -> str:
+        return f"{self.document_title} — {self.heading}" if self.heading else self.document_title
+
+    @property
+    def answer(self) -> str:
+        return self.text
+
+    @property
+    def answer_en(self) -> None:
+        return None
+
+    def searchable_text(self) -> str:
+        return f"{self.document_title}\n{self.heading}\n{self.text}"
+
+
+Document = FaqEntry | Passage
+
+
+@dataclass(frozen=True)
+class Glossary:
+    terms: tuple[str, ...] = ()
+    synonyms: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    strong_topic: tuple[str, ...] = ()
+    weak_topic: tuple[str, ...] = ()
+    offtopic: tuple[str, ...] = ()
+    smalltalk: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class KnowledgeBase:
+    """Everything loaded from one knowledge folder, validated."""
+
+    root: Path
+    version: str
+    sources: dict[str, Source]
+    categories: dict[str, Category]
+    entries: tuple[FaqEntry, ...]
+    passages: tuple[Passage, ...]
+    glossary: Glossary
+
+    @property
+    def documents(self) -> tuple[Document, ...]:
+        return (*self.entries, *self.passages)
+
+    def stale(self, today: dt.date, max_age_days: int) -> list[Document]:
+        """Documents whose as-of date is older than `max_age_days`."""
+        limit = today - dt.timedelta(days=max_age_days)
+        return [doc for doc in self.documents if doc.as_of < limit]
+
+
+# --- YAML with line numbers ------------------------------------------------------------------
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A safe loader that remembers the line of every mapping as the key `__line__`."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
+    mapping = loader.construct_mapping(node, deep=True)
+    mapping["__line__"] = node.start_mark.line + 1
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _read_yaml(path: Path, text: str | None = None, line_offset: int = 0) -> Any:
+    try:
+        raw = path.read_text(encoding="utf-8") if text is None else text
+        return yaml.load(raw, Loader=_LineLoader)
+    except UnicodeDecodeError as exc:
+        raise KnowledgeError(path, None, f"not UTF-8 text ({exc.reason})") from exc
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 + line_offset if mark else None
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise KnowledgeError(path, line, f"invalid YAML: {problem}") from exc
+    except yaml.YAMLError as exc:
+        raise KnowledgeError(path, None, f"invalid YAML: {exc}") from exc
+
+
+def _line(node: Any) -> int | None:
+    return node.get("__line__") if isinstance(node, dict) else None
+
+
+def _text(node: dict[str, Any], key: str, path: Path, what: str) -> str:
+    value = node.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise KnowledgeError(path, _line(node), f"{what} has no {key}")
+    if not isinstance(value, str | int | float):
+        raise KnowledgeError(path, _line(node), f"{what}: {key} must be text")
+    return " ".join(str(value).split()) if key != "answer" else str(value).strip()
+
+
+def _date(node: dict[str, Any], key: str, path: Path, what: str) -> dt.date:
+    value = node.get(key)
+    if value is None:
+        raise KnowledgeError(path, _line(node), f"{what} has no {key} date")
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError as exc:
+        msg = f"{what}: {key} {value!r} is not a date (YYYY-MM-DD)"
+        raise KnowledgeError(path, _line(node), msg) from exc
+
+
+def _source_ids(
+    node: dict[str, Any], path: Path, what: str, sources: dict[str, Source]
+) -> tuple[str, ...]:
+    value = node.get("sources", node.get("source"))
+    ids = [value] if isinstance(value, str) else value
+    if not ids or not isinstance(ids, list):
+        raise KnowledgeError(path, _line(node), f"{what} has no sources")
+    unknown = [str(i) for i in ids if str(i) not in sources]
+    if unknown:
+        known = ", ".join(sources) or "none"
+        msg = f"{what}: unknown source {', '.join(unknown)} (sources.yaml has {known})"
+        raise KnowledgeError(path, _line(node), msg)
+    return tuple(str(i) for i in ids)
+
+
+def _strings(value: Any, path: Path, line: int | None, what: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str | int) for v in value):
+        raise KnowledgeError(path, line, f"{what} must be a list of text")
+    return tuple(str(v).strip() for v in value if str(v).strip())
+
+
+# --- the files -------------------------------------------------------------------------------
+
+
+def _load_sources(path: Path) -> dict[str, Source]:
+    data = _read_yaml(path)
+    if not isinstance(data, dict):
+        raise KnowledgeError(path, None, "must map source ids to title, publisher and date")
+    sources = {}
+    for key, node in data.items():
+        if key == "__line__":
+            continue
+        if not isinstance(node, dict):
+            raise KnowledgeError(path, _line(data), f"source {key} must have title and date")
+        what = f"source {key}"
+        sources[str(key)] = Source(
+            id=str(key),
+            title=_text(node, "title", path, what),
+            publisher=_text(node, "publisher", path, what),
+            date=_date(node, "date", path, what),
+        )
+    return sources
+
+
+def _load_categories(path: Path) -> dict[str, Category]:
+    data = _read_yaml(path)
+    if not isinstance(data, dict):
+        raise KnowledgeError(path, None, "must map category keys to ko and en labels")
+    categories = {}
+    for key, node in data.items():
+        if key == "__line__":
+            continue
+        if not isinstance(node, dict):
+            raise KnowledgeError(path, _line(data), f"category {key} must have ko and en")
+        what = f"category {key}"
+        categories[str(key)] = Category(
+            str(key), _text(node, "ko", path, what), _text(node, "en", path, what)
+        )
+    return categories
+
+
+def _load_glossary(path: Path) -> Glossary:
+    data = _read_yaml(path) or {}
+    if not isinstance(data, dict):
+        raise KnowledgeError(path, None, "must be a mapping with terms, synonyms, topic ...")
+    line = _line(data)
+    synonyms_node = data.get("synonyms") or {}
+    if not isinstance(synonyms_node, dict):
+        raise KnowledgeError(path, line, "synonyms must map a term to its aliases")
+    synonyms = {
+        str(term): _strings(aliases, path, _line(synonyms_node), f"synonyms of {term}")
+        for term, aliases in synonyms_node.items()
+        if term != "__line__"
+    }
+    topic = data.get("topic") or {}
+    if not isinstance(topic, dict):
+        raise KnowledgeError(path, line, "topic must have strong and weak lists")
+    return Glossary(
+        terms=_strings(data.get("terms"), path, line, "terms"),
+        synonyms=synonyms,
+        strong_topic=_strings(topic.get("strong"), path, _line(topic), "topic.strong"),
+        weak_topic=_strings(topic.get("weak"), path, _line(topic), "topic.weak"),
+        offtopic=_strings(data.get("offtopic"), path, line, "offtopic"),
+        smalltalk=_strings(data.get("smalltalk"), path, line, "smalltalk"),
+    )
+
+
+def _load_faq_file(
+    path: Path, sources: dict[str, Source], categories: dict[str, Category],
+    errors: list[KnowledgeError],
+) -> list[FaqEntry]:
+    """The valid entries of one FAQ file; each invalid entry adds an error and is skipped."""
+    data = _read_yaml(path)
+    if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
+        raise KnowledgeError(path, _line(data), "an FAQ file needs a list of entries")
+    entries = []
+    for node in data["entries"]:
+        try:
+            entries.append(_faq_entry(node, path, data, sources, categories))
+        except KnowledgeError as exc:
+            errors.append(exc)
+    return entries
+
+
+def _faq_entry(node: Any, path: Path, file_node: dict[str, Any], sources: dict[str, Source],
+               categories: dict[str, Category]) -> FaqEntry:
+    if not isinstance(node, dict):
+        raise KnowledgeError(path, _line(file_node), "each entry must be a mapping")
+    raw_id = node.get("id")
+    what = f"entry {raw_id!r}" if raw_id else "an entry"
+    if not raw_id or not ENTRY_ID.match(str(raw_id)):
+        msg = f"{what}: id must be lowercase letters, digits and '-'"
+        raise KnowledgeError(path, _line(node), msg)
+    category = str(node.get("category") or file_node.get("category") or "")
+    if category not in categories:
+        msg = f"{what}: category {category!r} is not in categories.yaml"
+        raise KnowledgeError(path, _line(node), msg)
+    answer_en = node.get("answer_en")
+    return FaqEntry(
+        id=str(raw_id),
+        question=_text(node, "question", path, what),
+        alternates=_strings(node.get("alternates"), path, _line(node), f"{what}: alternates"),
+        answer=_text(node, "answer", path, what),
+        answer_en=str(answer_en).strip() if answer_en else None,
+        category=category,
+        sources=_source_ids(node, path, what, sources),
+        as_of=_date(node, "as_of", path, what),
+        path=path,
+        line=_line(node) or 1,
+    )
+
+
+def split_passages(path: Path, text: str, sources: dict[str, Source],
+                   categories: dict[str, Category]) -> list[Passage]:
+    """Split a policy Markdown document into passages, one per heading."""
+    match = FRONT_MATTER.match(text)
+    if not match:
+        raise KnowledgeError(path, 1, "a policy document starts with front matter (--- ... ---)")
+    meta = _read_yaml(path, match.group(1), line_offset=1)
+    if not isinstance(meta, dict):
+        raise KnowledgeError(path, 2, "front matter must be a mapping with title, sources, as_of")
+    meta["__line__"] = 1
+    what = "front matter"
+    title = _text(meta, "title", path, what)
+    ids = _source_ids(meta, path, what, sources)
+    as_of = _date(meta, "as_of", path, what)
+    category = str(meta.get("category") or "")
+    if category not in categories:
+        raise KnowledgeError(path, 1, f"category {category!r} is not in categories.yaml")
+
+    body_start = text[: match.end()].count("\n") + 1
+    sections: list[tuple[str, int, list[str]]] = [("", body_start, [])]
+    for number, line in enumerate(text[match.end():].splitlines(), start=body_start):
+        heading = HEADING.match(line)
+        if heading:
+            sections.append((heading.group(2), number, []))
+        else:
+            sections[-1][2].append(line)
+
+    passages = []
+    for heading, line_no, lines in sections:
+        body = "\n".join(lines).strip()
+        if not body:
+            continue
+        passages.append(
+            Passage(
+                id=f"{path.stem}#{len(passages) + 1}",
+                document_title=title,
+                heading=heading,
+                text=body,
+                category=category,
+                sources=ids,
+                as_of=as_of,
+                path=path,
+                line=line_no,
+            )
+        )
+    if not passages:
+        raise KnowledgeError(path, body_start, "the document has no text under its headings")
+    return passages
+
+
+def knowledge_files(root: Path) -> list[Path]:
+    """Every file that makes up the knowledge base, in a stable order."""
+    names = [root / n for n in ("sources.yaml", "categories.yaml", "glossary.yaml")]
+    return [
+        *(p for p in names if p.exists()),
+        *sorted((root / "faq").glob("*.yaml")),
+        *sorted((root / "policy").glob("*.md")),
+    ]
+
+
+def knowledge_version(files: Iterable[Path], root: Path) -> str:
+    """A short content hash: the same files give the same version on every machine."""
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()[:12]
+
+
+def load_knowledge(root: Path | str) -> KnowledgeBase:
+    """Read and validate every file under `root`; raise KnowledgeInvalid listing all errors."""
+    root = Path(root)
+    if not root.is_dir():
+        raise KnowledgeInvalid([KnowledgeError(root, None, "knowledge folder not found")])
+    errors: list[KnowledgeError] = []
+
+    def attempt(loader: Any, *args: Any, default: Any) -> Any:
+        try:
+            return loader(*args)
+        except KnowledgeError as exc:
+            errors.append(exc)
+            return default
+
+    for required in ("sources.yaml", "categories.yaml"):
+        if not (root / required).exists():
+            errors.append(KnowledgeError(root / required, None, "file is missing"))
+    sources: dict[str, Source] = {}
+    categories: dict[str, Category] = {}
+    if not errors:
+        sources = attempt(_load_sources, root / "sources.yaml", default={})
+        categories = attempt(_load_categories, root / "categories.yaml", default={})
+    glossary = Glossary()
+    if (root / "glossary.yaml").exists():
+        glossary = attempt(_load_glossary, root / "glossary.yaml", default=Glossary())
+
+    entries: list[FaqEntry] = []
+    for path in sorted((root / "faq").glob("*.yaml")):
+        entries.extend(attempt(_load_faq_file, path, sources, categories, errors, default=[]))
+    passages: list[Passage] = []
+    for path in sorted((root / "policy").glob("*.md")):
+        text = attempt(lambda p: p.read_text(encoding="utf-8"), path, default=None)
+        if text is not None:
+            passages.extend(attempt(split_passages, path, text, sources, categories, default=[]))
+
+    seen: dict[str, FaqEntry] = {}
+    for entry in entries:
+        if entry.id in seen:
+            first = seen[entry.id]
+            msg = f"duplicate id {entry.id!r} (first at {first.path}:{first.line})"
+            errors.append(KnowledgeError(entry.path, entry.line, msg))
+        seen.setdefault(entry.id, entry)
+    if not entries and not passages and not errors:
+        errors.append(KnowledgeError(root, None, "no FAQ entries or policy documents found"))
+    if errors:
+        raise KnowledgeInvalid(errors)
+
+    files = knowledge_files(root)
+    return KnowledgeBase(
+        root=root,
+        version=knowledge_version(files, root),
+        sources=sources,
+        categories=categories,
+        entries=tuple(entries),
+        passages=tuple(passages),
+        glossary=glossary,
+    )

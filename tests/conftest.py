@@ -1,0 +1,88 @@
+"""Shared fixtures: real knowledge folders, the real analyzer and index."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from index import KnowledgeIndex, load_index
+
+PROJECT = Path(__file__).resolve().parent.parent
+KNOWLEDGE = PROJECT / "knowledge"
+
+SMALL_KNOWLEDGE = {
+    "sources.yaml": """\
+        S1:
+          title: 시험용 보도자료
+          publisher: 시험부
+          date: 2025-12-04
+        """,
+    "categories.yaml": """\
+        fund: {ko: 펀드 개요, en: Fund overview}
+        """,
+    "glossary.yaml": """\
+        terms: [국민성장펀드]
+        synonyms:
+          국민성장펀드: [성장펀드, NGF]
+        topic:
+          strong: [국민성장펀드]
+          weak: [펀드, 대출]
+        offtopic: [수익률]
+        smalltalk: [안녕, hello]
+        """,
+    "faq/fund.yaml": """\
+        category: fund
+        entries:
+          - id: fund-size
+            question: 국민성장펀드 규모는 얼마인가요?
+            alternates: [펀드 규모, 성장펀드 몇 조]
+            answer: 국민성장펀드는 150조원 규모입니다.
+            sources: [S1]
+            as_of: 2025-12-04
+          - id: fund-loan
+            question: 초저리 대출도 있나요?
+            alternates: [저리 대출]
+            answer: 초저리 대출로도 지원합니다.
+            sources: [S1]
+            as_of: 2025-12-04
+        """,
+    "policy/overview.md": """\
+        ---
+        title: 펀드 개요
+        sources: [S1]
+        as_of: 2025-12-04
+        category: fund
+        ---
+        # 목적
+        첨단전략산업에 투자합니다.
+        """,
+}
+
+
+def write_knowledge(root: Path, files: dict[str, str] | None = None) -> Path:
+    """Write a knowledge folder; `files` overrides or adds files by relative path."""
+    for name, text in {**SMALL_KNOWLEDGE, **(files or {})}.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def small_knowledge(tmp_path: Path) -> Path:
+    return write_knowledge(tmp_path / "knowledge")
+
+
+@pytest.fixture
+def knowledge_copy(tmp_path: Path) -> Path:
+    """A writable copy of the project's real knowledge base."""
+    return Path(shutil.copytree(KNOWLEDGE, tmp_path / "knowledge"))
+
+
+@pytest.fixture(scope="session")
+def real_index() -> KnowledgeIndex:
+    """The project's real knowledge base with the real analyzer, built once per test run."""
+    return load_index(KNOWLEDGE)

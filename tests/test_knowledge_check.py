@@ -1,0 +1,121 @@
+"""`maxbot check` and the loader report broken knowledge files with their path and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from index import KnowledgeInvalid, load_knowledge
+from tests.conftest import KNOWLEDGE, write_knowledge
+
+
+def run_check(root: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = main(["check", "--knowledge-dir", str(root)])
+    return code, capsys.readouterr().out
+
+
+def test_the_projects_knowledge_base_passes_check(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run_check(KNOWLEDGE, capsys)
+    assert code == 0, out
+    assert "ok:" in out and "error" not in out
+
+
+def test_bad_yaml_is_reported_with_file_and_line(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    root = write_knowledge(tmp_path / "kb", {"faq/broken.yaml": (
+        "category: fund\n"
+        "entries:\n"
+        "  - id: broken\n"
+        "    question: 깨진 항목\n"
+        "    answer: [닫히지 않은 목록\n"
+        "    sources: [S1]\n"
+    )})
+    code, out = run_check(root, capsys)
+    assert code == 1
+    assert f"{root / 'faq' / 'broken.yaml'}:" in out
+    line = int(out.split("broken.yaml:")[1].split(":")[0])
+    assert 5 <= line <= 6, out
+
+
+def test_entry_without_source_or_date_names_the_entry_and_its_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = write_knowledge(tmp_path / "kb", {"faq/extra.yaml": """\
+        category: fund
+        entries:
+          - id: no-date
+            question: 날짜 없는 항목
+            answer: 답
+            sources: [S1]
+          - id: no-source
+            question: 출처 없는 항목
+            answer: 답
+            as_of: 2025-12-04
+        """})
+    code, out = run_check(root, capsys)
+    assert code == 1
+    assert f"{root / 'faq' / 'extra.yaml'}:3: entry 'no-date' has no as_of date" in out
+    assert f"{root / 'faq' / 'extra.yaml'}:7: entry 'no-source' has no sources" in out
+
+
+def test_duplicate_ids_and_empty_answers_and_unknown_sources_are_errors(tmp_path: Path) -> None:
+    root = write_knowledge(tmp_path / "kb", {"faq/more.yaml": """\
+        category: fund
+        entries:
+          - id: fund-size
+            question: 같은 id
+            answer: 답
+            sources: [S1]
+            as_of: 2025-12-04
+          - id: empty-answer
+            question: 빈 답
+            answer: "  "
+            sources: [S1]
+            as_of: 2025-12-04
+          - id: ghost-source
+            question: 없는 출처
+            answer: 답
+            sources: [S9]
+            as_of: 2025-12-04
+        """})
+    with pytest.raises(KnowledgeInvalid) as caught:
+        load_knowledge(root)
+    messages = [str(e) for e in caught.value.errors]
+    assert any("more.yaml:3: duplicate id 'fund-size' (first at" in m for m in messages)
+    assert any("more.yaml:8: entry 'empty-answer' has no answer" in m for m in messages)
+    assert any("more.yaml:13: entry 'ghost-source': unknown source S9" in m for m in messages)
+
+
+def test_policy_document_without_front_matter_is_refused(tmp_path: Path) -> None:
+    root = write_knowledge(tmp_path / "kb", {"policy/bare.md": "# 제목\n본문\n"})
+    with pytest.raises(KnowledgeInvalid) as caught:
+        load_knowledge(root)
+    assert str(caught.value.errors[0]).startswith(f"{root / 'policy' / 'bare.md'}:1: ")
+
+
+def test_policy_documents_are_split_into_passages_at_headings(small_knowledge: Path) -> None:
+    (small_knowledge / "policy" / "two.md").write_text(
+        "---\ntitle: 두 절\nsources: [S1]\nas_of: 2025-12-04\ncategory: fund\n---\n"
+        "# 첫째\n가나다.\n\n## 둘째\n라마바.\n", encoding="utf-8")
+    knowledge = load_knowledge(small_knowledge)
+    two = [p for p in knowledge.passages if p.path.name == "two.md"]
+    assert [(p.heading, p.text, p.line) for p in two] == [("첫째", "가나다.", 7),
+                                                          ("둘째", "라마바.", 10)]
+
+
+def test_stale_entries_are_warned_and_fail_only_in_strict_mode(
+        small_knowledge: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["check", "--knowledge-dir", str(small_knowledge), "--max-age-days", "30"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "warning:" in out and "fund-size is as of 2025-12-04" in out
+    assert main([*args, "--strict"]) == 1
+
+
+def test_version_changes_when_an_answer_changes(small_knowledge: Path) -> None:
+    before = load_knowledge(small_knowledge).version
+    faq = small_knowledge / "faq" / "fund.yaml"
+    faq.write_text(faq.read_text(encoding="utf-8").replace("150조원", "151조원"),
+                   encoding="utf-8")
+    assert load_knowledge(small_knowledge).version != before
