@@ -1,0 +1,66 @@
+"""The tables: who writes, what they asked, and the secretariat's follow-ups.
+
+Schema changes go through Alembic migrations in bot/migrations/, applied at start.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import BigInteger, Column, DateTime, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _when(**kwargs: object) -> object:
+    return Field(sa_column=Column(DateTime(timezone=True), **kwargs))
+
+
+class Person(SQLModel, table=True):
+    """Someone who wrote to the bot, by Telegram user id."""
+
+    id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    first_name: str = ""
+    last_name: str | None = None
+    username: str | None = None
+    language_code: str | None = None
+    first_seen: dt.datetime = _when(nullable=False)
+    last_seen: dt.datetime = _when(nullable=False)
+
+
+class Question(SQLModel, table=True):
+    """Every question, with what the bot made of it. A redelivered update is stored once."""
+
+    __table_args__ = (UniqueConstraint("chat_id", "message_id", name="uq_question_message"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    chat_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    message_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    # answered | unanswered | smalltalk | too_long | limited
+    status: str = Field(index=True)
+    entry_id: str | None = None
+    score: float | None = None
+    coverage: float | None = None
+    knowledge_version: str = ""
+    # +1 for 👍, -1 for 👎, None until the user says.
+    feedback: int | None = None
+    asked_at: dt.datetime = _when(nullable=False, index=True)
+
+
+class FollowUp(SQLModel, table=True):
+    """A question the secretariat answers: open until answered or closed."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    question_id: int = Field(foreign_key="question.id", unique=True)
+    # open | answered | closed
+    status: str = Field(default="open", index=True)
+    reason: str = "unanswered"  # unanswered | feedback
+    answer: str | None = Field(default=None, sa_column=Column(Text))
+    answered_by: int | None = Field(default=None, sa_column=Column(BigInteger))
+    answered_at: dt.datetime | None = _when(nullable=True)
+    created_at: dt.datetime = _when(nullable=False, index=True)
