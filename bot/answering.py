@@ -25,11 +25,15 @@ class AnsweringRules:
         to the best; 0 trusts the ranking as it is.
     suggestion_min_coverage: how much of the question a document must cover to be offered as
         "did you mean".
+    max_foreign_share: a question that only shares an everyday domain word with us (펀드,
+        투자, 얼라이언스) is ours to follow up only if no more than this share of it is words
+        the knowledge base and the glossary have never seen.
     """
 
     min_coverage: float = 0.7
     min_margin: float = 0.0
     suggestion_min_coverage: float = 0.34
+    max_foreign_share: float = 0.5
     max_suggestions: int = 3
 
 
@@ -62,17 +66,30 @@ def answer(question: str, index: KnowledgeIndex, rules: AnsweringRules = DEFAULT
     hits = index.search(query, limit=rules.max_suggestions + 3)
 
     best = hits[0] if hits else None
-    if best is not None and _trustworthy(best, hits[1:], query, rules):
+    if best is not None and _trustworthy(best, hits[1:], query, index, rules):
         related = _suggestions(hits[1:], rules, exclude=best.document)
         return Answer(question, "answered", language, query, best, related)
 
-    if _on_topic(query, hits):
+    if _on_topic(query, rules):
         return Answer(question, "unanswered", language, query, None, _suggestions(hits, rules))
     return Answer(question, "smalltalk", language, query)
 
 
-def _trustworthy(best: Hit, others: list[Hit], query: Query, rules: AnsweringRules) -> bool:
+def answer_entry(entry: FaqEntry, index: KnowledgeIndex, rules: AnsweringRules = DEFAULT_RULES
+                 ) -> Answer:
+    """The answer for an FAQ entry the user picked from a button, with related questions."""
+    query = index.parse(entry.question)
+    hits = index.search(query, limit=rules.max_suggestions + 3)
+    related = _suggestions(hits, rules, exclude=entry)
+    return Answer(entry.question, "answered", "ko", query, Hit(entry, 0.0, 1.0), related)
+
+
+def _trustworthy(best: Hit, others: list[Hit], query: Query, index: KnowledgeIndex,
+                 rules: AnsweringRules) -> bool:
     if best.coverage < rules.min_coverage:
+        return False
+    # One everyday word in common (이름, 비) is no evidence; a topic word or two words are.
+    if len(best.matched) < 2 and not any(index.is_topic_term(t) for t in best.matched):
         return False
     # A neighbouring subject's word (수익률, 연금, 주가) vetoes a match found through a shared
     # everyday word, unless the question names the fund or the alliance itself.
@@ -84,11 +101,12 @@ def _trustworthy(best: Hit, others: list[Hit], query: Query, rules: AnsweringRul
     return (best.score - runner_up.score) / best.score >= rules.min_margin
 
 
-def _on_topic(query: Query, hits: list[Hit]) -> bool:
+def _on_topic(query: Query, rules: AnsweringRules) -> bool:
     """Is this a question about the fund or the alliance, even though we cannot answer it?"""
     if query.strong_topic:
         return True
-    return query.weak_topic and not query.offtopic
+    return (query.weak_topic and not query.offtopic
+            and query.foreign_share <= rules.max_foreign_share)
 
 
 def _suggestions(hits: list[Hit], rules: AnsweringRules, exclude: Document | None = None

@@ -98,7 +98,7 @@ def measure(index: KnowledgeIndex, questions: list[str], baseline_limit: int) ->
         start = time.perf_counter_ns()
         result = answer(q, index, rules)
         mid = time.perf_counter_ns()
-        render_answer(result, index.knowledge, followup_possible=True)
+        render_answer(result, index.knowledge)
         end = time.perf_counter_ns()
         decide.append((mid - start) / 1e6)
         render.append((end - mid) / 1e6)

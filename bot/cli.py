@@ -35,7 +35,7 @@ def answer_as_json(result: Answer, index: KnowledgeIndex) -> dict[str, object]:
     return {
         "question": result.question,
         "status": result.status,
-        "reply": to_plain_text(render_answer(result, index.knowledge, followup_possible=True)),
+        "reply": to_plain_text(render_answer(result, index.knowledge)),
         "entry_id": document.id if document else None,
         "score": round(result.hit.score, 4) if result.hit else None,
         "coverage": round(result.hit.coverage, 4) if result.hit else None,
@@ -64,7 +64,7 @@ def cmd_ask(opts: argparse.Namespace, settings: Settings) -> int:
         if opts.json:
             print(json.dumps(answer_as_json(result, index), ensure_ascii=False), flush=True)
         else:
-            html = render_answer(result, index.knowledge, followup_possible=True)
+            html = render_answer(result, index.knowledge)
             print(to_plain_text(html), end="\n\n", flush=True)
     return 0
 
@@ -84,7 +84,7 @@ def cmd_chat(opts: argparse.Namespace, settings: Settings) -> int:
             return 0
         if question:
             result = answer(question, index, rules)
-            print(to_plain_text(render_answer(result, index.knowledge, followup_possible=True)))
+            print(to_plain_text(render_answer(result, index.knowledge)))
 
 
 def cmd_check(opts: argparse.Namespace, settings: Settings) -> int:
@@ -127,10 +127,22 @@ def cmd_bench(opts: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_run(opts: argparse.Namespace, settings: Settings) -> int:
+    from bot.app import run
+
+    try:
+        settings.token()
+    except RuntimeError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    run(settings)
+    return 0
+
+
 def cmd_default(opts: argparse.Namespace, settings: Settings) -> int:
     """Without a command: run the Telegram bot when a token is set, else chat in the terminal."""
-    if settings.telegram_bot_token is not None and "run" in COMMANDS:
-        return COMMANDS["run"](opts, settings)
+    if settings.telegram_bot_token is not None:
+        return cmd_run(opts, settings)
     return cmd_chat(opts, settings)
 
 
@@ -140,6 +152,7 @@ COMMANDS = {
     "check": cmd_check,
     "eval": cmd_eval,
     "bench": cmd_bench,
+    "run": cmd_run,
 }
 
 
@@ -168,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--analyzer", choices=["kiwi", "whitespace"])
     ev.add_argument("--quiet", action="store_true", help="totals only, no failures")
     ev.add_argument("--min-accuracy", type=float, help="exit 1 when a kind falls below this")
+
+    sub.add_parser("run", help="run the Telegram bot (polling, or webhook if WEBHOOK_URL)")
 
     bench = sub.add_parser("bench", help="latency and memory of answering")
     bench.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000],

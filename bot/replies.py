@@ -42,22 +42,29 @@ def _environment() -> Environment:
 
 def render(name: str, language: str = "ko", **context: Any) -> str:
     """Render template `name` (e.g. "answer") in `language`, tidy blank lines, return HTML."""
+    env = _environment()
     lang = language if language in LANGUAGES else "ko"
-    text = _environment().get_template(f"{lang}/{name}.html.j2").render(**context)
+    # Messages not yet written in English are sent in Korean.
+    template = env.select_template([f"{lang}/{name}.html.j2", f"ko/{name}.html.j2"])
+    text = template.render(**context)
     return _BLANK_LINES.sub("\n\n", text).strip()
 
 
-def render_answer(answer: Answer, knowledge: KnowledgeBase, reference: str | None = None,
-                  followup_possible: bool = False) -> str:
-    """The reply to a question, as Telegram HTML."""
+def render_answer(answer: Answer, knowledge: KnowledgeBase, reference: int | None = None,
+                  queued: bool = False) -> str:
+    """The reply to a question, as Telegram HTML.
+
+    reference: the follow-up's number when the question was queued for the secretariat;
+    queued: it was queued but has no number yet (kept in the spool while the database is away).
+    """
     if answer.status == "answered" and answer.document is not None:
         document = answer.document
         sources = [knowledge.sources[s] for s in document.sources]
         return render("answer", answer.language, document=document, sources=sources,
                       suggestions=answer.suggestions)
     if answer.status == "unanswered":
-        return render("unanswered", answer.language, reference=reference,
-                      followup_possible=followup_possible, suggestions=answer.suggestions)
+        return render("unanswered", answer.language, reference=reference, queued=queued,
+                      suggestions=answer.suggestions)
     return render("smalltalk", answer.language, greeting=answer.query.greeting)
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 from functools import cached_property
-from typing import Protocol
+from typing import NamedTuple, Protocol
+
+import snowballstemmer
 
 from index.knowledge import Glossary
 
@@ -22,6 +24,7 @@ KOREAN_STOPWORDS = frozenset(
     있 없 하 되 이 아니 알 알리 주 보 싶 맞 같 그렇 어떻 어떠 궁금 말 묻 물어보 여쭈 가 오
     얼마 얼마나 무엇 내용 관련 정도 경우 대하 대해 부분 거 것 수 등 때 좀 요 네 예 혹시
     설명 소개 안내 질문 문의 답변 정보 자세 간단 알다 모르 확인 언제 어디 누구 왜 뭐
+    가능 가능하 되나 어떤 무슨 궁금하 날짜 시점 시기 일자
     """.split()
 )
 ENGLISH_STOPWORDS = frozenset(
@@ -35,16 +38,33 @@ ENGLISH_STOPWORDS = frozenset(
 )
 
 HANGUL = re.compile(r"[가-힣]")
+ALIAS_NOISE = re.compile(r"[\s.,·]")
+HANGUL_RUN = re.compile(r"[가-힣]{4,}")
+HANGUL_WORD = re.compile(r"[가-힣]+")
+# Shorter words have too many legitimate neighbours (주가 / 주간) to correct safely.
+MIN_TYPO_SYLLABLES = 4
 LATIN = re.compile(r"[A-Za-z]")
 WORD_CHAR = "A-Za-z0-9"
 
 
+class Term(NamedTuple):
+    """A search token and what kind of word it came from."""
+
+    form: str
+    # noun (also foreign words and glossary terms) | predicate (verb, adjective) | number
+    kind: str
+
+
 class Analyzer(Protocol):
-    """Anything that turns text into search tokens."""
+    """Anything that turns text into search terms."""
 
     name: str
 
+    def terms(self, text: str) -> list[Term]: ...
+
     def tokens(self, text: str) -> list[str]: ...
+
+    def tokens_many(self, texts: list[str]) -> list[list[str]]: ...
 
 
 def _alias_pattern(alias: str) -> str:
@@ -54,7 +74,8 @@ def _alias_pattern(alias: str) -> str:
     """
     chars = [c for c in alias if not c.isspace()]
     gap = r"\s*" if len(chars) > 2 else ""
-    body = gap.join(re.escape(c) for c in chars)
+    # Users write M.AX as MAX, M,AX or M·AX: a dot inside an alias stands for any of them.
+    body = gap.join(r"[.,·]?" if c == "." else re.escape(c) for c in chars)
     # A Latin alias must not sit inside a longer Latin word (MAX in MAXIMUM); a Korean one must
     # start a word so that 산은 in 자산은 stays 자산 + 은.
     first, last = chars[0], chars[-1]
@@ -75,6 +96,8 @@ class SynonymFolder:
             for alias in aliases:
                 canonical.setdefault(self._key(alias), term)
         self._canonical = canonical
+        self._typos = _typo_keys(canonical)
+        self._typo_lengths = sorted({len(k) for k in self._typos}, reverse=True)
         forms = sorted(canonical, key=len, reverse=True)
         self._pattern = (
             re.compile("|".join(_alias_pattern(f) for f in forms), re.IGNORECASE)
@@ -84,15 +107,64 @@ class SynonymFolder:
 
     @staticmethod
     def _key(text: str) -> str:
-        return "".join(text.split()).casefold()
+        """Spaces and the dots users vary (M.AX, M,AX, MAX) do not tell aliases apart."""
+        return ALIAS_NOISE.sub("", text).casefold()
 
     def fold(self, text: str) -> str:
+        text = self._fix_typos(text)
         if self._pattern is None:
             return text
         # Spaces around a replaced term keep Kiwi from gluing it to its neighbours.
         return self._pattern.sub(
             lambda m: f" {self._canonical.get(self._key(m.group(0)), m.group(0))} ", text
         )
+
+
+    def _fix_typos(self, text: str) -> str:
+        """Replace a long Korean term written with one wrong syllable (국민성장펀듣) by the term."""
+        if not self._typos:
+            return text
+        out, last = [], 0
+        for run in HANGUL_RUN.finditer(text):
+            word, start = run.group(0), 0
+            while start < len(word):
+                found = self._typo_at(word, start)
+                if found:
+                    length, term = found
+                    out.append(text[last: run.start() + start])
+                    out.append(f" {term} ")
+                    last = run.start() + start + length
+                    start += length
+                else:
+                    start += 1
+        out.append(text[last:])
+        return "".join(out)
+
+    def _typo_at(self, word: str, start: int) -> tuple[int, str] | None:
+        for length in self._typo_lengths:
+            window = word[start: start + length]
+            if len(window) < length or window.casefold() in self._canonical:
+                continue
+            for i in range(length):
+                term = self._typos.get(window[:i] + "?" + window[i + 1:])
+                if term:
+                    return length, term
+        return None
+
+
+def _typo_keys(canonical: dict[str, str]) -> dict[str, str]:
+    """Keys with one syllable blanked ('국민성장펀?') for Korean forms of 4+ syllables.
+
+    A key that two different terms share is dropped: such a typo is ambiguous.
+    """
+    keys: dict[str, str | None] = {}
+    for form, term in canonical.items():
+        if len(form) < MIN_TYPO_SYLLABLES or not HANGUL_WORD.fullmatch(form):
+            continue
+        for i in range(len(form)):
+            key = form[:i] + "?" + form[i + 1:]
+            keys[key] = term if keys.get(key, term) == term else None
+    return {k: v for k, v in keys.items() if v is not None}
 
 
 class KiwiAnalyzer:
@@ -103,6 +175,17 @@ class KiwiAnalyzer:
     def __init__(self, glossary: Glossary) -> None:
         self.glossary = glossary
         self.folder = SynonymFolder(glossary)
+        self._stemmer = snowballstemmer.stemmer("english")
+        # English aliases by stem, so that "invested" finds the term "invest" stands for.
+        self._english = {
+            self._stem(alias.casefold()): term
+            for term, aliases in glossary.synonyms.items()
+            for alias in aliases
+            if re.fullmatch(r"[A-Za-z]+", alias)
+        }
+
+    def _stem(self, word: str) -> str:
+        return self._stemmer.stemWord(word)
 
     @cached_property
     def kiwi(self):
@@ -114,24 +197,47 @@ class KiwiAnalyzer:
                 kiwi.add_user_word(term, "NNP", 0.0)
         return kiwi
 
-    def tokens(self, text: str) -> list[str]:
+    def terms(self, text: str) -> list[Term]:
         return self._select(self.kiwi.tokenize(self.folder.fold(text)))
+
+    def tokens(self, text: str) -> list[str]:
+        return [t.form for t in self.terms(text)]
 
     def tokens_many(self, texts: list[str]) -> list[list[str]]:
         """Analyze many texts at once; Kiwi spreads the work over its worker threads."""
         folded = [self.folder.fold(t) for t in texts]
-        return [self._select(tokens) for tokens in self.kiwi.tokenize(folded)]
+        return [[t.form for t in self._select(m)] for m in self.kiwi.tokenize(folded)]
 
-    def _select(self, morphemes) -> list[str]:
-        out = []
-        for m in morphemes:
-            if not m.tag.startswith(CONTENT_TAGS):
+    def _select(self, morphemes) -> list[Term]:
+        out: list[Term] = []
+        for i, m in enumerate(morphemes):
+            tag = m.tag
+            if not tag.startswith(CONTENT_TAGS):
                 continue
-            form = m.form.casefold() if m.tag == "SL" else m.form
-            if form in KOREAN_STOPWORDS or form in ENGLISH_STOPWORDS:
+            form = m.form
+            if tag == "SL":
+                form = form.casefold()
+                if form in ENGLISH_STOPWORDS:
+                    continue
+                stem = self._stem(form)
+                out.append(Term(self._english.get(stem, stem), "noun"))
+            elif form in KOREAN_STOPWORDS:
                 continue
-            out.append(form)
+            elif tag == "SN":
+                out.append(Term(_year(form, morphemes, i), "number"))
+            elif tag.startswith(("VV", "VA")):
+                out.append(Term(form, "predicate"))
+            else:
+                out.append(Term(form, "noun"))
         return out
+
+
+def _year(number: str, morphemes, i: int) -> str:
+    """'26년' is 2026: two-digit years become four digits so they meet the knowledge's."""
+    following = morphemes[i + 1].form if i + 1 < len(morphemes) else ""
+    if len(number) == 2 and following == "년":
+        return f"20{number}"
+    return number
 
 
 class WhitespaceAnalyzer:
@@ -139,6 +245,9 @@ class WhitespaceAnalyzer:
 
     name = "whitespace"
     _split = re.compile(r"[^\w.]+|(?<!\w)\.|\.(?!\w)")
+
+    def terms(self, text: str) -> list[Term]:
+        return [Term(t, "noun") for t in self.tokens(text)]
 
     def tokens(self, text: str) -> list[str]:
         return [t for t in self._split.split(text.casefold()) if t]

@@ -16,7 +16,8 @@ from typing import Any
 
 import yaml
 
-ENTRY_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+# Ids travel in Telegram button data (64 bytes at most, with a short prefix).
+ENTRY_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,59}$")
 FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.DOTALL)
 HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 
@@ -319,7 +320,7 @@ def _faq_entry(node: Any, path: Path, file_node: dict[str, Any], sources: dict[s
     raw_id = node.get("id")
     what = f"entry {raw_id!r}" if raw_id else "an entry"
     if not raw_id or not ENTRY_ID.match(str(raw_id)):
-        msg = f"{what}: id must be lowercase letters, digits and '-'"
+        msg = f"{what}: id must be 1-60 lowercase letters, digits and '-'"
         raise KnowledgeError(path, _line(node), msg)
     category = str(node.get("category") or file_node.get("category") or "")
     if category not in categories:

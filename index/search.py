@@ -16,9 +16,15 @@ import numpy as np
 from rank_bm25 import BM25Okapi
 
 from index.analyzer import Analyzer, make_analyzer
-from index.knowledge import Document, KnowledgeBase, load_knowledge
+from index.knowledge import Document, FaqEntry, KnowledgeBase, load_knowledge
 
 MAX_QUERY_CHARS = 2000
+# How many BM25 candidates are re-ranked by how much of the question they cover.
+RERANK_DEPTH = 20
+# Coverage differences smaller than this do not reorder candidates; BM25 decides.
+COVERAGE_STEP = 0.05
+# Verbs and adjectives say how a question is put more than what it asks about.
+PREDICATE_SHARE = 0.3
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,8 @@ class Hit:
     score: float
     # Share of the question's term weight that this document contains (0..1).
     coverage: float
+    # The question's terms this document contains.
+    matched: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -35,13 +43,18 @@ class Query:
 
     text: str
     terms: tuple[str, ...]
-    # Terms the knowledge base never uses: facts we do not have, or words of another subject.
+    # How much each term says about what is asked (see KnowledgeIndex.weight).
+    weights: tuple[float, ...]
+    # Nouns the knowledge base never uses: facts we do not have, or another subject's words.
     unknown_terms: tuple[str, ...]
     strong_topic: bool
     weak_topic: bool
     offtopic: bool
     # A greeting, thanks or other small talk (안녕하세요, 고마워요, hello).
     greeting: bool
+    # Share of the question's weight in unknown nouns that are not topic words either (WoW,
+    # 호드): high when the question is about something else that shares a word with us.
+    foreign_share: float = 0.0
 
 
 class KnowledgeIndex:
@@ -67,11 +80,13 @@ class KnowledgeIndex:
         self.idf: dict[str, float] = self.bm25.idf
         self._max_idf = max(self.idf.values(), default=1.0)
         self._postings = _build_postings(self.bm25, k1, b)
+        self._phrasings = self._analyze_phrasings()
         glossary = knowledge.glossary
         self._strong = self._phrases(glossary.strong_topic)
         self._weak = self._phrases(glossary.weak_topic)
         self._offtopic = self._phrases(glossary.offtopic)
         self._greeting = _word_pattern(glossary.smalltalk)
+        self._offtopic_words = _word_pattern(glossary.offtopic)
 
     @property
     def version(self) -> str:
@@ -80,18 +95,45 @@ class KnowledgeIndex:
     def __len__(self) -> int:
         return len(self.documents)
 
-    def _phrases(self, words: tuple[str, ...]) -> tuple[frozenset[str], ...]:
-        analyzed = (frozenset(self.analyzer.tokens(w)) for w in words)
-        return tuple(p for p in analyzed if p)
+    def _analyze_phrasings(self) -> dict[int, tuple[frozenset[str], ...]]:
+        """Per FAQ entry, the terms of its question and of each alternate phrasing."""
+        entries = [(i, d) for i, d in enumerate(self.documents) if isinstance(d, FaqEntry)]
+        texts = [text for _, e in entries for text in (e.question, *e.alternates)]
+        analyzed = iter(_analyze_all(self.analyzer, texts))
+        return {i: tuple(frozenset(next(analyzed)) for _ in range(1 + len(e.alternates)))
+                for i, e in entries}
 
-    def weight(self, term: str) -> float:
-        """How much a term says: its idf, or the highest idf for a term the index lacks."""
+    def is_topic_term(self, term: str) -> bool:
+        """Is this one of the glossary's topic words (strong or weak)?"""
+        return any(term in phrase for phrase in (*self._strong, *self._weak))
+
+    def _phrases(self, words: tuple[str, ...]) -> tuple[frozenset[str], ...]:
+        # A word the analyzer reads differently alone (주가 → 주/가) stands for itself.
+        return tuple(frozenset(self.analyzer.tokens(w) or [w]) for w in words)
+
+    def weight(self, term: str, kind: str = "noun") -> float:
+        """How much a term says about what is asked: its idf in the knowledge base.
+
+        A noun or number the knowledge base never uses weighs the most: it names something we
+        have no facts about (금리, 이메일, 2027). A verb or adjective it never uses weighs
+        little: it is how the question is put (걸치다, 이뤄지다), not what it asks.
+        """
         idf = self.idf.get(term)
-        return self._max_idf if idf is None else max(idf, 0.05 * self._max_idf)
+        if kind == "predicate":
+            return PREDICATE_SHARE * (0.3 * self._max_idf if idf is None else idf)
+        if idf is None:
+            return self._max_idf
+        return max(idf, 0.05 * self._max_idf)
 
     def parse(self, text: str) -> Query:
-        terms = tuple(dict.fromkeys(self.analyzer.tokens(text[:MAX_QUERY_CHARS])))
+        kinds: dict[str, str] = {}
+        for term in self.analyzer.terms(text[:MAX_QUERY_CHARS]):
+            kinds.setdefault(term.form, term.kind)
+        terms = tuple(kinds)
         present = set(terms)
+        weights = tuple(self.weight(t, kinds[t]) for t in terms)
+        unknown = tuple(t for t in terms if t not in self.idf and kinds[t] != "predicate")
+        foreign = {t for t in unknown if not self.is_topic_term(t)}
 
         def any_of(phrases: tuple[frozenset[str], ...]) -> bool:
             return any(p <= present for p in phrases)
@@ -99,11 +141,14 @@ class KnowledgeIndex:
         return Query(
             text=text,
             terms=terms,
-            unknown_terms=tuple(t for t in terms if t not in self.idf),
+            weights=weights,
+            unknown_terms=unknown,
             strong_topic=any_of(self._strong),
             weak_topic=any_of(self._weak),
-            offtopic=any_of(self._offtopic),
-            greeting=bool(self._greeting and self._greeting.search(text[:MAX_QUERY_CHARS])),
+            offtopic=any_of(self._offtopic) or _found(self._offtopic_words, text),
+            greeting=_found(self._greeting, text),
+            foreign_share=sum(w for t, w in zip(terms, weights, strict=True)
+                              if t in foreign) / (sum(weights) or 1.0),
         )
 
     def scores(self, terms: tuple[str, ...]) -> np.ndarray:
@@ -122,18 +167,34 @@ class KnowledgeIndex:
         candidates = np.flatnonzero(scores > 0)
         if candidates.size == 0:
             return []
-        if candidates.size > limit:
-            top = candidates[np.argpartition(-scores[candidates], limit - 1)[:limit]]
-        else:
-            top = candidates
-        top = top[np.argsort(-scores[top], kind="stable")]
-        total = sum(self.weight(t) for t in query.terms)
-        hits = []
-        for doc_id in top:
+        depth = max(limit, RERANK_DEPTH)
+        if candidates.size > depth:
+            candidates = candidates[np.argpartition(-scores[candidates], depth - 1)[:depth]]
+        weighted = list(zip(query.terms, query.weights, strict=True))
+        total = sum(query.weights)
+        ranked = []
+        for doc_id in candidates:
             present = self.bm25.doc_freqs[doc_id]
-            covered = sum(self.weight(t) for t in query.terms if t in present)
-            hits.append(Hit(self.documents[doc_id], float(scores[doc_id]), covered / total))
-        return hits
+            covered = sum(w for t, w in weighted if t in present) / total
+            # The closest single phrasing of an FAQ question: users ask the way others asked.
+            phrased = max((sum(w for t, w in weighted if t in phrasing) / total
+                           for phrasing in self._phrasings.get(doc_id, ())), default=0.0)
+            key = (_step(covered), _step(phrased), float(scores[doc_id]))
+            ranked.append((key, doc_id, covered))
+        ranked.sort(key=lambda r: r[0], reverse=True)
+        return [
+            Hit(self.documents[doc_id], key[2], covered,
+                tuple(t for t in query.terms if t in self.bm25.doc_freqs[doc_id]))
+            for key, doc_id, covered in ranked[:limit]
+        ]
+
+
+def _found(pattern: re.Pattern[str] | None, text: str) -> bool:
+    return bool(pattern and pattern.search(text[:MAX_QUERY_CHARS]))
+
+
+def _step(share: float) -> int:
+    return int(share / COVERAGE_STEP + 1e-9)
 
 
 def _word_pattern(words: tuple[str, ...]) -> re.Pattern[str] | None:

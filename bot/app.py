@@ -1,0 +1,119 @@
+"""Build and run the Telegram application: one place that wires settings, engine and handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from pathlib import Path
+
+from telegram import Update
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
+from telegram.request import HTTPXRequest
+
+from bot.records import Database, upgrade_schema
+from bot.settings import Settings
+from bot.telegram import Services, handlers, on_error
+from index import load_index
+
+log = logging.getLogger(__name__)
+
+TOKEN_IN_TEXT = re.compile(r"\d{3,}:[A-Za-z0-9_-]{20,}")
+SPOOL_REPLAY_SECONDS = 30
+
+
+class RedactToken(logging.Filter):
+    """Blank out bot tokens wherever they appear in a log line (httpx logs request URLs)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if TOKEN_IN_TEXT.search(message):
+            record.msg = TOKEN_IN_TEXT.sub("<token>", message)
+            record.args = ()
+        return True
+
+
+def configure_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler()
+    handler.addFilter(RedactToken())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # One line per Bot API request is noise at INFO; warnings still show.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def spool_path(settings: Settings) -> Path:
+    url = settings.database_url
+    if url.startswith("sqlite") and ":///" in url:
+        return Path(url.split(":///", 1)[1]).with_suffix(".spool.jsonl")
+    return Path("var/maxbot.spool.jsonl")
+
+
+async def _start_services(application: Application) -> None:
+    services: Services = application.bot_data["services"]
+    await asyncio.to_thread(upgrade_schema, services.settings.database_url)
+    await services.database.replay_spool()
+    if application.job_queue is not None:
+        application.job_queue.run_repeating(_replay_spool, SPOOL_REPLAY_SECONDS,
+                                            first=SPOOL_REPLAY_SECONDS)
+    log.info("serving knowledge version %s (%d documents)", services.index.version,
+             len(services.index))
+
+
+async def _replay_spool(context: ContextTypes.DEFAULT_TYPE) -> None:
+    await context.bot_data["services"].database.replay_spool()
+
+
+async def _stop_services(application: Application) -> None:
+    services: Services = application.bot_data["services"]
+    await services.database.close()
+    services.executor.shutdown(wait=False)
+
+
+def build_application(settings: Settings, services: Services | None = None) -> Application:
+    """The python-telegram-bot Application with every handler registered."""
+    if services is None:
+        services = Services(settings, load_index(settings.knowledge_dir, settings.analyzer),
+                            Database(settings.database_url, spool_path(settings)))
+    base = settings.telegram_base_url.rstrip("/")
+    builder = (
+        ApplicationBuilder()
+        .token(settings.token())
+        .base_url(f"{base}/bot")
+        .base_file_url(f"{base}/file/bot")
+        # A small pool: httpcore scans every pooled connection per request.
+        .request(HTTPXRequest(connection_pool_size=16, read_timeout=15, write_timeout=15))
+        .get_updates_request(HTTPXRequest(connection_pool_size=2, read_timeout=40))
+        .concurrent_updates(64)
+        .post_init(_start_services)
+        .post_shutdown(_stop_services)
+    )
+    if settings.rate_limiter:
+        # Keeps bursts inside Telegram's limits and retries after a 429's retry_after.
+        builder = builder.rate_limiter(AIORateLimiter(max_retries=10))
+    application = builder.build()
+    application.bot_data["services"] = services
+    application.add_handlers(handlers(settings))
+    application.add_error_handler(on_error)
+    return application
+
+
+def run(settings: Settings) -> None:
+    """Serve until SIGINT/SIGTERM: long polling, or a webhook when WEBHOOK_URL is set."""
+    configure_logging(settings.log_level)
+    application = build_application(settings)
+    if settings.webhook_url:
+        if settings.webhook_secret is None:
+            raise SystemExit("WEBHOOK_SECRET is not set; Telegram's secret-token header "
+                             "must be checked in webhook mode (see .env.example)")
+        path = settings.webhook_url.rstrip("/").rsplit("/", 1)[-1] or "telegram"
+        application.run_webhook(
+            listen=settings.webhook_listen, port=settings.webhook_port, url_path=path,
+            webhook_url=settings.webhook_url,
+            secret_token=settings.webhook_secret.get_secret_value(),
+            allowed_updates=Update.ALL_TYPES,
+        )
+    else:
+        application.run_polling(allowed_updates=Update.ALL_TYPES)
