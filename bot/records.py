@@ -160,10 +160,11 @@ async def question_count(session: AsyncSession, person_id: int | None = None) ->
 class Database:
     """The async engine, sessions, and the spool for when the database is away."""
 
-    def __init__(self, url: str, spool_path: Path) -> None:
+    def __init__(self, url: str, spool_path: Path, write_timeout: float = WRITE_TIMEOUT_S) -> None:
         self.url = url
         self.spool_path = spool_path
-        self.engine = _create_engine(url)
+        self.write_timeout = write_timeout
+        self.engine = _create_engine(url, write_timeout)
         self._spool_lock = asyncio.Lock()
 
     @asynccontextmanager
@@ -177,7 +178,7 @@ class Database:
     async def save_question(self, record: QuestionRecord) -> Recorded:
         """Write the question, or spool it when the database cannot take it now."""
         try:
-            async with asyncio.timeout(WRITE_TIMEOUT_S), self.session() as session:
+            async with asyncio.timeout(self.write_timeout), self.session() as session:
                 recorded = await record_question(session, record)
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
             if isinstance(exc, IntegrityError):
@@ -213,7 +214,7 @@ class Database:
         written = 0
         try:
             for line in lines:
-                async with asyncio.timeout(WRITE_TIMEOUT_S), self.session() as session:
+                async with asyncio.timeout(self.write_timeout), self.session() as session:
                     await record_question(session, QuestionRecord.from_json(line))
                 written += 1
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
@@ -230,14 +231,14 @@ class Database:
         return written
 
 
-def _create_engine(url: str) -> AsyncEngine:
+def _create_engine(url: str, timeout: float) -> AsyncEngine:
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         # One connection per task, no pool: SQLite serialises writers itself (WAL + busy wait).
         engine = create_async_engine(url, poolclass=NullPool,
-                                     connect_args={"timeout": WRITE_TIMEOUT_S})
+                                     connect_args={"timeout": timeout})
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -247,7 +248,8 @@ def _create_engine(url: str) -> AsyncEngine:
             cursor.close()
 
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True,
+                               pool_timeout=timeout, connect_args={"timeout": timeout})
 
 
 MIGRATIONS = Path(__file__).parent / "migrations"

@@ -40,12 +40,13 @@ def _environment() -> Environment:
     return env
 
 
-def render(name: str, language: str = "ko", **context: Any) -> str:
-    """Render template `name` (e.g. "answer") in `language`, tidy blank lines, return HTML."""
+def render(template_name: str, language: str = "ko", **context: Any) -> str:
+    """Render a template (e.g. "answer") in `language`, tidy blank lines, return HTML."""
     env = _environment()
     lang = language if language in LANGUAGES else "ko"
     # Messages not yet written in English are sent in Korean.
-    template = env.select_template([f"{lang}/{name}.html.j2", f"ko/{name}.html.j2"])
+    template = env.select_template([f"{lang}/{template_name}.html.j2",
+                                    f"ko/{template_name}.html.j2"])
     text = template.render(**context)
     return _BLANK_LINES.sub("\n\n", text).strip()
 

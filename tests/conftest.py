@@ -86,3 +86,21 @@ def knowledge_copy(tmp_path: Path) -> Path:
 def real_index() -> KnowledgeIndex:
     """The project's real knowledge base with the real analyzer, built once per test run."""
     return load_index(KNOWLEDGE)
+
+
+@pytest.fixture
+async def tg():
+    """The Bot API stand-in on loopback, with Telegram's real limits."""
+    from tests.standin import BotApiStandIn
+
+    async with BotApiStandIn() as standin:
+        yield standin
+
+
+@pytest.fixture
+async def bot(tg, tmp_path: Path, real_index: KnowledgeIndex):
+    """The real bot, polling the stand-in, with a fresh SQLite file."""
+    from tests.harness import bot_settings, running_bot
+
+    async with running_bot(tg, bot_settings(tg, tmp_path), real_index) as running:
+        yield running

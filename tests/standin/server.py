@@ -750,6 +750,11 @@ class BotApiStandIn:
             edited["message_id"], chat.id, message.from_id, edited["date"], "text", new_text, edited
         )
 
+    def redeliver(self, message: UserMessage) -> None:
+        """Deliver a user's message again under a new update id, as Telegram does after a
+        webhook timeout or a restart before the offset was confirmed."""
+        self._enqueue("message", message.json)
+
     def press(
         self,
         user: User | int,
