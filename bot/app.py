@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from pathlib import Path
 from typing import TextIO
 
 from telegram import Update
@@ -23,33 +22,23 @@ TOKEN_IN_TEXT = re.compile(r"\d{3,}:[A-Za-z0-9_-]{20,}")
 SPOOL_REPLAY_SECONDS = 30
 
 
-class RedactToken(logging.Filter):
-    """Blank out bot tokens wherever they appear in a log line (httpx logs request URLs)."""
+class RedactingFormatter(logging.Formatter):
+    """Blanks out bot tokens anywhere in a log line, tracebacks included: httpx logs request
+    URLs, and Bot API URLs carry the token."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if TOKEN_IN_TEXT.search(message):
-            record.msg = TOKEN_IN_TEXT.sub("<token>", message)
-            record.args = ()
-        return True
+    def format(self, record: logging.LogRecord) -> str:
+        return TOKEN_IN_TEXT.sub("<token>", super().format(record))
 
 
 def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
     handler = logging.StreamHandler(stream)
-    handler.addFilter(RedactToken())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # One line per Bot API request is noise at INFO; warnings still show.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-
-
-def spool_path(settings: Settings) -> Path:
-    url = settings.database_url
-    if url.startswith("sqlite") and ":///" in url:
-        return Path(url.split(":///", 1)[1]).with_suffix(".spool.jsonl")
-    return Path("var/maxbot.spool.jsonl")
+    # One line per Bot API request is noise unless debugging; warnings still show.
+    if logging.getLevelName(level) != logging.DEBUG:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 async def _start_services(application: Application) -> None:
@@ -77,7 +66,7 @@ def build_application(settings: Settings, services: Services | None = None) -> A
     """The python-telegram-bot Application with every handler registered."""
     if services is None:
         services = Services(settings, load_index(settings.knowledge_dir, settings.analyzer),
-                            Database(settings.database_url, spool_path(settings)))
+                            Database(settings.database_url, settings.spool_path))
     base = settings.telegram_base_url.rstrip("/")
     builder = (
         ApplicationBuilder()

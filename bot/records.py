@@ -166,6 +166,7 @@ class Database:
         self.write_timeout = write_timeout
         self.engine = _create_engine(url, write_timeout)
         self._spool_lock = asyncio.Lock()
+        self._replay_lock = asyncio.Lock()
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -205,6 +206,12 @@ class Database:
 
     async def replay_spool(self) -> int:
         """Write spooled questions to the database; returns how many were written."""
+        if self._replay_lock.locked():
+            return 0  # one replay at a time; the running one or the next picks new lines up
+        async with self._replay_lock:
+            return await self._replay()
+
+    async def _replay(self) -> int:
         async with self._spool_lock:
             if not self.spool_path.exists():
                 return 0

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
 
     # Storage and knowledge
     database_url: str = "sqlite+aiosqlite:///var/maxbot.db"
+    # Questions wait here while the database is unreachable; keep it off the database's disk.
+    spool_path: Path = Path("var/spool.jsonl")
     knowledge_dir: Path = Path("knowledge")
     knowledge_max_age_days: int = Field(default=365, ge=1)
     analyzer: str = "kiwi"

@@ -11,7 +11,7 @@ from typing import Any
 from sqlmodel import select
 from telegram.ext import Application
 
-from bot.app import build_application, spool_path
+from bot.app import build_application
 from bot.models import FollowUp, Question
 from bot.records import Database
 from bot.settings import Settings
@@ -46,6 +46,7 @@ def bot_settings(tg: BotApiStandIn, tmp_path: Path, **overrides: Any) -> Setting
         "telegram_base_url": tg.base_url,
         "database_url": f"sqlite+aiosqlite:///{tmp_path / 'db' / 'maxbot.db'}",
         "knowledge_dir": Path(__file__).resolve().parent.parent / "knowledge",
+        "spool_path": tmp_path / "spool" / "spool.jsonl",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
@@ -55,7 +56,7 @@ def bot_settings(tg: BotApiStandIn, tmp_path: Path, **overrides: Any) -> Setting
 async def running_bot(tg: BotApiStandIn, settings: Settings, index: KnowledgeIndex,
                       write_timeout: float = 2.0) -> AsyncIterator[RunningBot]:
     """Start the bot as `maxbot run` does (initialize, post_init, poll, start) and stop it."""
-    database = Database(settings.database_url, spool_path(settings), write_timeout=write_timeout)
+    database = Database(settings.database_url, settings.spool_path, write_timeout=write_timeout)
     services = Services(settings, index, database)
     app = build_application(settings, services)
     await app.initialize()

@@ -1,0 +1,108 @@
+"""The bot under stress and failure: database down, internal errors, bursts, secrets in logs."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from pathlib import Path
+
+from bot.app import configure_logging
+from index import KnowledgeIndex
+from tests.harness import bot_settings, running_bot
+
+
+async def test_questions_survive_a_database_outage_and_are_written_when_it_is_back(
+        tg, tmp_path: Path, real_index: KnowledgeIndex) -> None:
+    settings = bot_settings(tg, tmp_path)
+    async with running_bot(tg, settings, real_index, write_timeout=1.0) as bot:
+        user = tg.user(201, "지호")
+        tg.send_text(user, "국민성장펀드 규모는?")
+        await tg.wait_for_message(user)
+
+        db_dir = tmp_path / "db"
+        db_dir.rename(tmp_path / "db-away")  # the database is gone
+        tg.send_text(user, "대출 금리가 몇 %예요?")
+        during = await tg.wait_for_message(user)
+        assert "질문을 접수했습니다" in during.text, "the reply still goes out"
+        assert settings.spool_path.exists()
+
+        (tmp_path / "db-away").rename(db_dir)  # the database is back
+        tg.send_text(user, "M.AX 얼라이언스 소개")
+        await tg.wait_for_message(user)
+        for _ in range(100):
+            rows = await bot.questions()
+            if len(rows) == 3:
+                break
+            await asyncio.sleep(0.1)
+        assert not settings.spool_path.exists()
+        assert sorted(r.text for r in rows) == sorted(
+            ["국민성장펀드 규모는?", "대출 금리가 몇 %예요?", "M.AX 얼라이언스 소개"])
+        spooled = next(r for r in rows if r.text.startswith("대출"))
+        assert spooled.status == "unanswered"
+        assert [f.question_id for f in await bot.followups()] == [spooled.id]
+
+
+class FailingIndex(KnowledgeIndex):
+    """An index whose search breaks, to exercise the error path."""
+
+    def __init__(self, real: KnowledgeIndex) -> None:
+        self.__dict__.update(real.__dict__)
+
+    def parse(self, text: str):
+        raise RuntimeError("internal detail: /srv/secret/path")
+
+
+async def test_an_internal_error_is_logged_with_context_and_the_user_told_plainly(
+        tg, tmp_path: Path, real_index: KnowledgeIndex, caplog) -> None:
+    settings = bot_settings(tg, tmp_path)
+    async with running_bot(tg, settings, FailingIndex(real_index)):
+        user = tg.user(202, "서아")
+        with caplog.at_level(logging.ERROR, logger="bot.telegram"):
+            tg.send_text(user, "국민성장펀드 규모는?")
+            reply = await tg.wait_for_message(user)
+        assert "오류가 발생했습니다" in reply.text
+        assert "internal detail" not in reply.text and "Traceback" not in reply.text
+        error_id = reply.text.split("오류 번호 ")[1].split(")")[0]
+        [record] = [r for r in caplog.records if error_id in r.getMessage()]
+        assert "chat=202" in record.getMessage() and record.exc_info is not None
+
+
+async def test_the_bot_token_never_appears_in_logs(tg, tmp_path: Path,
+                                                  real_index: KnowledgeIndex) -> None:
+    stream = io.StringIO()
+    configure_logging("DEBUG", stream)
+    try:
+        async with running_bot(tg, bot_settings(tg, tmp_path), real_index):
+            user = tg.user(203, "로그")
+            tg.send_text(user, "국민성장펀드 규모는?")
+            await tg.wait_for_message(user)
+    finally:
+        logging.getLogger().handlers.clear()
+        logging.getLogger().setLevel(logging.WARNING)
+    logged = stream.getvalue()
+    assert "HTTP Request" in logged and "/bot<token>/sendMessage" in logged
+    assert tg.token not in logged
+    assert tg.token.split(":")[1] not in logged
+
+
+async def test_a_burst_of_1000_questions_from_200_users_is_all_answered_and_recorded(
+        tg, tmp_path: Path, real_index: KnowledgeIndex) -> None:
+    """Telegram allows 30 messages a second; the rate limiter must queue and retry, not drop."""
+    questions = ["국민성장펀드 규모는?", "대출 금리가 몇 %예요?", "안녕하세요",
+                 "M.AX 얼라이언스 분과 알려줘", "초저리 대출 있나요"]
+    async with running_bot(tg, bot_settings(tg, tmp_path), real_index) as bot:
+        users = [tg.user(10_000 + n, f"사용자{n}") for n in range(200)]
+        for question in questions:
+            for user in users:
+                tg.send_text(user, question)
+        await tg.wait_until(
+            lambda: sum(len(tg.messages_to(u)) for u in users) >= 1000, timeout=120)
+        assert all(len(tg.messages_to(u)) == 5 for u in users)
+        assert tg.parse_errors == []
+        rows = await bot.questions()
+        assert len(rows) == 1000
+        assert {r.status for r in rows} == {"answered", "unanswered", "smalltalk"}
+        sends = [r.at for r in tg.calls("sendMessage") if r.status == 200]
+        busiest = max(sum(1 for t in sends if s <= t < s + 1) for s in sends)
+        assert busiest <= 30, "delivered within Telegram's 30 messages per second"
