@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import textwrap
+import uuid
 from pathlib import Path
 
 import pytest
@@ -97,10 +99,41 @@ async def tg():
         yield standin
 
 
+POSTGRES_URL = os.environ.get("MAXBOT_TEST_POSTGRES_URL")
+# A command taking `stop` or `start` for that server, to test an outage (.ci/postgres).
+POSTGRES_CTL = os.environ.get("MAXBOT_TEST_POSTGRES_CTL")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path):
+    """A fresh, empty database: an SQLite file, or a new database on the test PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'db' / 'maxbot.db'}"
+        return
+    if not POSTGRES_URL:
+        pytest.skip("no PostgreSQL server in this run: set MAXBOT_TEST_POSTGRES_URL "
+                    "(bash .ci/run starts one)")
+    import asyncpg
+
+    server = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://")
+    name = f"maxbot_test_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(server)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    try:
+        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        # A new connection: a test may have restarted the server meanwhile.
+        admin = await asyncpg.connect(server)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
 @pytest.fixture
-async def bot(tg, tmp_path: Path, real_index: KnowledgeIndex):
-    """The real bot, polling the stand-in, with a fresh SQLite file."""
+async def bot(tg, tmp_path: Path, real_index: KnowledgeIndex, database_url: str):
+    """The real bot, polling the stand-in, with a fresh database (SQLite and PostgreSQL)."""
     from tests.harness import bot_settings, running_bot
 
-    async with running_bot(tg, bot_settings(tg, tmp_path), real_index) as running:
+    settings = bot_settings(tg, tmp_path, database_url=database_url)
+    async with running_bot(tg, settings, real_index) as running:
         yield running

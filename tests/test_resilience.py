@@ -5,29 +5,49 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from bot.app import configure_logging
 from index import KnowledgeIndex
+from tests.conftest import POSTGRES_CTL
 from tests.harness import bot_settings, running_bot
 
 
+async def stop_database(database_url: str, tmp_path: Path) -> None:
+    if database_url.startswith("sqlite"):
+        (tmp_path / "db").rename(tmp_path / "db-away")  # the file is out of reach
+        return
+    if not POSTGRES_CTL:
+        pytest.skip("set MAXBOT_TEST_POSTGRES_CTL to a command that stops/starts the server")
+    await asyncio.to_thread(subprocess.run, [POSTGRES_CTL, "stop"], check=True)
+
+
+async def start_database(database_url: str, tmp_path: Path) -> None:
+    if database_url.startswith("sqlite"):
+        (tmp_path / "db-away").rename(tmp_path / "db")
+        return
+    await asyncio.to_thread(subprocess.run, [POSTGRES_CTL, "start"], check=True)
+
+
 async def test_questions_survive_a_database_outage_and_are_written_when_it_is_back(
-        tg, tmp_path: Path, real_index: KnowledgeIndex) -> None:
-    settings = bot_settings(tg, tmp_path)
+        tg, tmp_path: Path, real_index: KnowledgeIndex, database_url: str) -> None:
+    settings = bot_settings(tg, tmp_path, database_url=database_url)
     async with running_bot(tg, settings, real_index, write_timeout=1.0) as bot:
         user = tg.user(201, "지호")
         tg.send_text(user, "국민성장펀드 규모는?")
         await tg.wait_for_message(user)
 
-        db_dir = tmp_path / "db"
-        db_dir.rename(tmp_path / "db-away")  # the database is gone
-        tg.send_text(user, "대출 금리가 몇 %예요?")
-        during = await tg.wait_for_message(user)
-        assert "질문을 접수했습니다" in during.text, "the reply still goes out"
-        assert settings.spool_path.exists()
-
-        (tmp_path / "db-away").rename(db_dir)  # the database is back
+        await stop_database(database_url, tmp_path)
+        try:
+            tg.send_text(user, "대출 금리가 몇 %예요?")
+            during = await tg.wait_for_message(user)
+            assert "질문을 접수했습니다" in during.text, "the reply still goes out"
+            assert settings.spool_path.exists()
+        finally:
+            await start_database(database_url, tmp_path)
         tg.send_text(user, "M.AX 얼라이언스 소개")
         await tg.wait_for_message(user)
         for _ in range(100):
