@@ -1,0 +1,136 @@
+"""mecab-ko as an alternative to Kiwi, with the same selection rules, for comparing the two.
+
+Needs the optional extra `mecab` (python-mecab-ko, which bundles libmecab and mecab-ko-dic).
+mecab cannot add words at runtime, so the glossary's terms become a user dictionary compiled
+with the bundled mecab-dict-index (about 0.1 s), once per process and word list.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from functools import cached_property
+from pathlib import Path
+from typing import NamedTuple
+
+from index.analyzer import KiwiAnalyzer, SynonymFolder, Term
+from index.knowledge import Glossary
+
+# mecab-ko-dic marks how a word is built; these carry their morphemes in `expression`
+# (받을 = 받/VV/*+을/ETM/*, 전략산업 = 전략/NNG/*+산업/NNG/*).
+SPLIT_TYPES = frozenset({"Inflect", "Compound", "Preanalysis"})
+
+
+class Morph(NamedTuple):
+    """One morpheme as Kiwi's tokens show it: the attributes the selection rules read."""
+
+    form: str
+    tag: str
+
+
+class MecabAnalyzer:
+    """mecab-ko morphological analysis with the glossary's terms as a user dictionary."""
+
+    name = "mecab"
+
+    def __init__(self, glossary: Glossary) -> None:
+        self.glossary = glossary
+        # Kiwi's selection rules (tags, stopwords, English stems and aliases, two-digit years)
+        # are held by a KiwiAnalyzer, whose Kiwi is never loaded: it loads on first use only.
+        self._rules = KiwiAnalyzer(glossary)
+        self.folder: SynonymFolder = self._rules.folder
+
+    @cached_property
+    def mecab(self):
+        from mecab import MeCab
+
+        dictionary = user_dictionary(user_words(self.glossary))
+        return MeCab(user_dictionary_path=str(dictionary)) if dictionary else MeCab()
+
+    def morphemes(self, text: str) -> list[Morph]:
+        """mecab's analysis with inflected forms and compounds split into their morphemes."""
+        out: list[Morph] = []
+        for m in self.mecab.parse(text):
+            feature = m.feature
+            pieces = feature.expression.split("+") if feature.type in SPLIT_TYPES and \
+                feature.expression else ()
+            parts = [p.split("/") for p in pieces]
+            if parts and all(len(p) >= 2 and p[0] and p[1] for p in parts):
+                out.extend(Morph(p[0], p[1]) for p in parts)
+            else:
+                out.append(Morph(m.surface, feature.pos))
+        return out
+
+    def terms(self, text: str) -> list[Term]:
+        return self._rules._select(self.morphemes(self.folder.fold(text)))
+
+    def tokens(self, text: str) -> list[str]:
+        return [t.form for t in self.terms(text)]
+
+    def tokens_many(self, texts: list[str]) -> list[list[str]]:
+        return [self.tokens(t) for t in texts]
+
+
+def user_words(glossary: Glossary) -> list[str]:
+    """The words Kiwi gets as user words: terms and canonical forms without spaces."""
+    words = {*glossary.terms, *glossary.synonyms}
+    # A comma or quote would break the dictionary's CSV line.
+    return sorted(w for w in words
+                  if w.strip() and not any(c.isspace() or c in ',"' for c in w))
+
+
+def _final_consonant(word: str) -> str:
+    """mecab-ko-dic's jongseong field: T when the last syllable has a final consonant."""
+    last = word[-1]
+    return "T" if "가" <= last <= "힣" and (ord(last) - 0xAC00) % 28 else "F"
+
+
+def user_dictionary_csv(words: list[str]) -> str:
+    # surface,left-id,right-id,cost,pos,semantic,jongseong,reading,type,start,end,expression;
+    # mecab-dict-index fills the empty ids and cost from the dictionary's model.
+    return "".join(f"{w},,,,NNP,*,{_final_consonant(w)},{w},*,*,*,*\n" for w in words)
+
+
+_compiled: dict[str, Path] = {}
+_lock = threading.Lock()
+_workdir: Path | None = None
+
+
+def user_dictionary(words: list[str]) -> Path | None:
+    """A compiled user dictionary holding `words`, built once per process per word list."""
+    if not words:
+        return None
+    csv = user_dictionary_csv(words)
+    key = hashlib.sha256(csv.encode("utf-8")).hexdigest()[:16]
+    with _lock:
+        if key not in _compiled:
+            _compiled[key] = _compile(csv, _tempdir() / key)
+        return _compiled[key]
+
+
+def _tempdir() -> Path:
+    global _workdir
+    if _workdir is None:
+        _workdir = Path(tempfile.mkdtemp(prefix="maxbot-mecab-"))
+        atexit.register(shutil.rmtree, _workdir, ignore_errors=True)
+    return _workdir
+
+
+def _compile(csv: str, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    source, target = folder / "user.csv", folder / "user.dic"
+    source.write_text(csv, encoding="utf-8")
+    # A subprocess: mecab-dict-index exits the process on a bad line.
+    done = subprocess.run(
+        [sys.executable, "-m", "mecab", "dict-index", "-u", str(target), str(source)],
+        cwd=folder, capture_output=True, text=True, check=False,
+    )
+    if done.returncode != 0 or not target.exists():
+        raise RuntimeError(f"mecab-dict-index failed ({done.returncode}): "
+                           f"{(done.stderr or done.stdout).strip()[-500:]}")
+    return target

@@ -1,0 +1,75 @@
+"""Answer quality, measured on the project's question set with the real analyzer and index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.answering import answer
+from bot.evaluation import evaluate, format_report, load_questions
+from bot.replies import render_answer, to_plain_text
+from index import KnowledgeIndex
+
+QUESTIONS = Path(__file__).parent / "eval" / "questions.yaml"
+# The floor per kind; the build fails when quality falls below it.
+FLOOR = 0.95
+
+
+def test_project_question_set_is_large_enough_to_mean_something() -> None:
+    items = load_questions(QUESTIONS)
+    assert len(items) >= 150
+    assert sum(i.kind in ("unknown", "off") for i in items) >= 40
+
+
+def test_accuracy_per_kind_stays_above_the_floor(real_index: KnowledgeIndex) -> None:
+    report = evaluate(load_questions(QUESTIONS), real_index)
+    below = {k: report.accuracy(k) for k in ("in", "unknown", "off") if report.accuracy(k) < FLOOR}
+    assert not below, format_report(report)
+
+
+@pytest.mark.parametrize("question", ["국민연금 수익률 얼마야", "펀드 수익률 좋은 상품 추천",
+                                      "성장호르몬 주사 효과", "삼성전자 주가 얼마야"])
+def test_lexical_traps_are_neither_answered_nor_queued(question: str,
+                                                       real_index: KnowledgeIndex) -> None:
+    assert answer(question, real_index).status == "smalltalk"
+
+
+@pytest.mark.parametrize("question", ["국성펀드 규모", "국민 성장 펀드 규모",
+                                      "국민성장펀드규모얼마에요", "국민성장펀듣 규모",
+                                      "NGF 규모는?"])
+def test_aliases_spacing_and_typos_reach_the_same_entry(question: str,
+                                                        real_index: KnowledgeIndex) -> None:
+    result = answer(question, real_index)
+    assert result.status == "answered"
+    assert "150조" in result.document.answer
+
+
+def test_english_questions_get_english_replies(real_index: KnowledgeIndex) -> None:
+    result = answer("How big is the National Growth Fund?", real_index)
+    reply = to_plain_text(render_answer(result, real_index.knowledge))
+    assert result.status == "answered" and result.language == "en"
+    assert "150 trillion" in reply and "Source:" in reply
+
+
+def test_unanswerable_questions_are_declined_with_at_most_three_suggestions(
+        real_index: KnowledgeIndex) -> None:
+    result = answer("초저리 대출 금리는 몇 퍼센트인가요?", real_index)
+    assert result.status == "unanswered" and result.followup
+    assert len(result.suggestions) <= 3
+    reply = to_plain_text(render_answer(result, real_index.knowledge))
+    assert "확인된 답변이 없습니다" in reply
+
+
+def test_answering_is_a_pure_function_of_question_and_index(real_index: KnowledgeIndex) -> None:
+    first = answer("M.AX 얼라이언스 분과", real_index)
+    again = answer("M.AX 얼라이언스 분과", real_index)
+    assert (first.status, first.document, first.hit.score) == (
+        again.status, again.document, again.hit.score)
+
+
+def test_postings_give_the_same_scores_as_rank_bm25(real_index: KnowledgeIndex) -> None:
+    for question in ["국민성장펀드 규모", "휴머노이드 투자수요", "대출 금리", "AI 반도체"]:
+        terms = real_index.parse(question).terms
+        assert np.allclose(real_index.scores(terms), real_index.bm25.get_scores(list(terms)))
