@@ -19,12 +19,14 @@ from index.knowledge import Glossary
 CONTENT_TAGS = ("NNG", "NNP", "VV", "VA", "XR", "SL", "SN", "SH")
 
 # Words that every question may contain whatever it asks; they say nothing about the topic.
+# The particles among them are what Kiwi leaves as nouns after a glossary term (KEIT랑).
 KOREAN_STOPWORDS = frozenset(
     """
     있 없 하 되 이 아니 알 알리 주 보 싶 맞 같 그렇 어떻 어떠 궁금 말 묻 물어보 여쭈 가 오
     얼마 얼마나 무엇 내용 관련 정도 경우 대하 대해 부분 거 것 수 등 때 좀 요 네 예 혹시
     설명 소개 안내 질문 문의 답변 정보 자세 간단 알다 모르 확인 언제 어디 누구 왜 뭐
     가능 가능하 되나 어떤 무슨 궁금하 날짜 시점 시기 일자
+    랑 이랑 은 는 을 를 도 만 에 의 와 과 로 께 한테 에게 부터 까지
     """.split()
 )
 ENGLISH_STOPWORDS = frozenset(
@@ -89,16 +91,20 @@ class SynonymFolder:
 
     def __init__(self, glossary: Glossary) -> None:
         canonical: dict[str, str] = {}
+        written: set[str] = set()
         for term in glossary.terms:
             canonical.setdefault(self._key(term), term)
+            written.add(term)
         for term, aliases in glossary.synonyms.items():
             canonical[self._key(term)] = term
+            written.update((term, *aliases))
             for alias in aliases:
                 canonical.setdefault(self._key(alias), term)
         self._canonical = canonical
         self._typos = _typo_keys(canonical)
         self._typo_lengths = sorted({len(k) for k in self._typos}, reverse=True)
-        forms = sorted(canonical, key=len, reverse=True)
+        # Patterns from the forms as written: their dots match M.AX, M,AX and MAX alike.
+        forms = sorted(written, key=lambda f: len(self._key(f)), reverse=True)
         self._pattern = (
             re.compile("|".join(_alias_pattern(f) for f in forms), re.IGNORECASE)
             if forms
@@ -215,9 +221,9 @@ class KiwiAnalyzer:
             tag = m.tag
             if not tag.startswith(CONTENT_TAGS):
                 continue
-            form = m.form
+            # Korean has no case; folding all forms lets M.AX meet m.ax wherever Kiwi tags it.
+            form = m.form.casefold()
             if tag == "SL":
-                form = form.casefold()
                 if form in ENGLISH_STOPWORDS:
                     continue
                 stem = self._stem(form)

@@ -85,6 +85,8 @@ class KnowledgeIndex:
         self._strong = self._phrases(glossary.strong_topic)
         self._weak = self._phrases(glossary.weak_topic)
         self._offtopic = self._phrases(glossary.offtopic)
+        self._topic_terms = frozenset(
+            next(iter(p)) for p in (*self._strong, *self._weak) if len(p) == 1)
         self._greeting = _word_pattern(glossary.smalltalk)
         self._offtopic_words = _word_pattern(glossary.offtopic)
 
@@ -104,8 +106,11 @@ class KnowledgeIndex:
                 for i, e in entries}
 
     def is_topic_term(self, term: str) -> bool:
-        """Is this one of the glossary's topic words (strong or weak)?"""
-        return any(term in phrase for phrase in (*self._strong, *self._weak))
+        """Is this one of the glossary's topic words (strong or weak)?
+
+        Only one-token topic words count: a part of a longer one (비 of 가입비) is not one.
+        """
+        return term in self._topic_terms
 
     def _phrases(self, words: tuple[str, ...]) -> tuple[frozenset[str], ...]:
         # A word the analyzer reads differently alone (주가 → 주/가) stands for itself.
