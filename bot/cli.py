@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask = sub.add_parser("ask", help="answer questions and print the replies")
     ask.add_argument("questions", nargs="+", help="questions; '-' reads one per line from stdin")
     ask.add_argument("--json", action="store_true", help="one JSON object per question")
-    ask.add_argument("--analyzer", choices=["kiwi", "whitespace"])
+    ask.add_argument("--analyzer", choices=["kiwi", "mecab", "whitespace"])
 
     sub.add_parser("chat", help="chat with the assistant in this terminal")
 
@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="measure answer quality on a question file")
     ev.add_argument("file", type=Path)
-    ev.add_argument("--analyzer", choices=["kiwi", "whitespace"])
+    ev.add_argument("--analyzer", choices=["kiwi", "mecab", "whitespace"])
     ev.add_argument("--quiet", action="store_true", help="totals only, no failures")
     ev.add_argument("--min-accuracy", type=float, help="exit 1 when a kind falls below this")
 

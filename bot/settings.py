@@ -57,8 +57,8 @@ class Settings(BaseSettings):
     @field_validator("analyzer")
     @classmethod
     def _known_analyzer(cls, value: str) -> str:
-        if value not in ("kiwi", "whitespace"):
-            raise ValueError("ANALYZER must be kiwi or whitespace")
+        if value not in ("kiwi", "mecab", "whitespace"):
+            raise ValueError("ANALYZER must be kiwi, mecab or whitespace")
         return value
 
     def answering_rules(self) -> AnsweringRules:

@@ -268,7 +268,12 @@ def make_analyzer(name: str, glossary: Glossary) -> Analyzer:
         return KiwiAnalyzer(glossary)
     if name == "whitespace":
         return WhitespaceAnalyzer()
-    raise ValueError(f"unknown analyzer {name!r}: use kiwi or whitespace")
+    if name == "mecab":
+        # Optional (pip install 'maxbot[mecab]'); imported here so Kiwi users need no mecab.
+        from index.mecab_analyzer import MecabAnalyzer
+
+        return MecabAnalyzer(glossary)
+    raise ValueError(f"unknown analyzer {name!r}: use kiwi, mecab or whitespace")
 
 
 def detect_language(text: str) -> str:
