@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,8 +27,8 @@ class AnsweringRules:
     suggestion_min_coverage: how much of the question a document must cover to be offered as
         "did you mean".
     max_foreign_share: a question that only shares an everyday domain word with us (펀드,
-        투자, 얼라이언스) is ours to follow up only if no more than this share of it is words
-        the knowledge base and the glossary have never seen.
+        투자, 얼라이언스) is ours to follow up only if less than this share of its nouns are
+        words the knowledge base and the glossary have never seen.
     """
 
     min_coverage: float = 0.7
@@ -86,7 +87,10 @@ def answer_entry(entry: FaqEntry, index: KnowledgeIndex, rules: AnsweringRules =
 
 def _trustworthy(best: Hit, others: list[Hit], query: Query, index: KnowledgeIndex,
                  rules: AnsweringRules) -> bool:
-    if best.coverage < rules.min_coverage:
+    if best.coverage < rules.min_coverage or query.missing_topic_terms:
+        return False
+    # "When ...?" needs an answer with a date, "how much ...?" one with a figure.
+    if not answers_kind(query.text, best.document):
         return False
     # One everyday word in common (이름, 비) is no evidence; a topic word or two words are.
     if len(best.matched) < 2 and not any(index.is_topic_term(t) for t in best.matched):
@@ -101,12 +105,31 @@ def _trustworthy(best: Hit, others: list[Hit], query: Query, index: KnowledgeInd
     return (best.score - runner_up.score) / best.score >= rules.min_margin
 
 
+# What kind of fact a question asks for, and what an answer of that kind contains.
+ANSWER_KINDS = (
+    (re.compile(r"며칠|몇\s*일|날짜|일자|(?i:what\s+date)"),
+     re.compile(r"\d{1,2}\s*월\s*\d{1,2}\s*일|\d{4}-\d{2}-\d{2}")),
+    (re.compile(r"언제|몇\s*월|시점|시기|일정|(?i:\bwhen\b)"),
+     re.compile(r"\d{4}\s*년|\d{1,2}\s*월|\d{1,2}\s*일|연말|연초|상반기|하반기|분기|"
+                r"\d{4}|(?i:january|february|march|april|may|june|july|august|september|"
+                r"october|november|december)")),
+    (re.compile(r"얼마|몇\s*(조|억|원|%|퍼센트|개|명|곳|배)|금액|액수|(?i:how\s+(much|many))"),
+     re.compile(r"\d")),
+)
+
+
+def answers_kind(question: str, document: Document) -> bool:
+    """Does the document hold the kind of fact the question asks for (a date, a figure)?"""
+    text = f"{document.answer}\n{document.answer_en or ''}"
+    return all(wants.search(text) for asks, wants in ANSWER_KINDS if asks.search(question))
+
+
 def _on_topic(query: Query, rules: AnsweringRules) -> bool:
     """Is this a question about the fund or the alliance, even though we cannot answer it?"""
     if query.strong_topic:
         return True
     return (query.weak_topic and not query.offtopic
-            and query.foreign_share <= rules.max_foreign_share)
+            and query.foreign_share < rules.max_foreign_share)
 
 
 def _suggestions(hits: list[Hit], rules: AnsweringRules, exclude: Document | None = None

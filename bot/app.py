@@ -11,9 +11,10 @@ from telegram import Update
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
 from telegram.request import HTTPXRequest
 
-from bot.records import Database, upgrade_schema
+from bot import secretariat, telegram
+from bot.database import Database, upgrade_schema
+from bot.services import Services
 from bot.settings import Settings
-from bot.telegram import Services, handlers, on_error
 from index import load_index
 
 log = logging.getLogger(__name__)
@@ -85,8 +86,9 @@ def build_application(settings: Settings, services: Services | None = None) -> A
         builder = builder.rate_limiter(AIORateLimiter(max_retries=10))
     application = builder.build()
     application.bot_data["services"] = services
-    application.add_handlers(handlers(settings))
-    application.add_error_handler(on_error)
+    # The secretariat's desk first: its group replies and commands are not questions.
+    application.add_handlers([*secretariat.handlers(settings), *telegram.handlers(settings)])
+    application.add_error_handler(telegram.on_error)
     return application
 
 

@@ -64,3 +64,38 @@ class FollowUp(SQLModel, table=True):
     answered_by: int | None = Field(default=None, sa_column=Column(BigInteger))
     answered_at: dt.datetime | None = _when(nullable=True)
     created_at: dt.datetime = _when(nullable=False, index=True)
+    # The post in the secretariat group that a member replies to.
+    group_message_id: int | None = Field(default=None, sa_column=Column(BigInteger, index=True))
+    # Marked by the secretariat: the knowledge base should answer this kind of question.
+    kb_gap: bool = False
+    closed_by: int | None = Field(default=None, sa_column=Column(BigInteger))
+    closed_at: dt.datetime | None = _when(nullable=True)
+
+
+class FollowUpEvent(SQLModel, table=True):
+    """The history of a follow-up: posted, answered, added to, closed, delivery failed ..."""
+
+    __tablename__ = "followup_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    followup_id: int = Field(foreign_key="followup.id", index=True)
+    # posted | answer | addition | delivery_failed | closed | gap | proposal | consultation
+    kind: str
+    author_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    text: str | None = Field(default=None, sa_column=Column(Text))
+    # The bot's message in the secretariat group about this event; replies to it count too.
+    group_message_id: int | None = Field(default=None, sa_column=Column(BigInteger, index=True))
+    at: dt.datetime = _when(nullable=False)
+
+
+class AdminAction(SQLModel, table=True):
+    """Who did what, when: admin and secretariat actions, refused attempts included."""
+
+    __tablename__ = "admin_action"
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    action: str = Field(index=True)
+    detail: str = Field(default="", sa_column=Column(Text))
+    allowed: bool = True
+    at: dt.datetime = _when(nullable=False, index=True)

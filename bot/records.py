@@ -1,31 +1,23 @@
-"""The database edge: every question, the people who ask, and follow-ups.
+"""Reads and writes of the bot's records: people, questions, follow-ups, the audit log.
 
-Writes go to SQLite or PostgreSQL through one async engine. When the database cannot be
-reached, a question is appended to a local spool file instead and written later, so that no
-question is ever lost and the user still gets a reply.
+Every function takes an AsyncSession (bot/database.py opens them) and returns domain objects;
+handlers never write SQL.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
 import json
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.models import FollowUp, Person, Question, utcnow
+from bot.models import AdminAction, FollowUp, FollowUpEvent, Person, Question, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -157,121 +149,147 @@ async def question_count(session: AsyncSession, person_id: int | None = None) ->
     return (await session.exec(stmt)).scalar_one()
 
 
-class Database:
-    """The async engine, sessions, and the spool for when the database is away."""
-
-    def __init__(self, url: str, spool_path: Path, write_timeout: float = WRITE_TIMEOUT_S) -> None:
-        self.url = url
-        self.spool_path = spool_path
-        self.write_timeout = write_timeout
-        self.engine = _create_engine(url, write_timeout)
-        self._spool_lock = asyncio.Lock()
-        self._replay_lock = asyncio.Lock()
-
-    @asynccontextmanager
-    async def session(self) -> AsyncIterator[AsyncSession]:
-        async with AsyncSession(self.engine, expire_on_commit=False) as session:
-            yield session
-
-    async def close(self) -> None:
-        await self.engine.dispose()
-
-    async def save_question(self, record: QuestionRecord) -> Recorded:
-        """Write the question, or spool it when the database cannot take it now."""
-        try:
-            async with asyncio.timeout(self.write_timeout), self.session() as session:
-                recorded = await record_question(session, record)
-        except (SQLAlchemyError, OSError, TimeoutError) as exc:
-            if isinstance(exc, IntegrityError):
-                raise
-            log.warning("database unavailable (%s); question spooled", type(exc).__name__)
-            await self._spool(record)
-            return Recorded(None, None, spooled=True)
-        if self.spool_path.exists():
-            asyncio.get_running_loop().create_task(self.replay_spool())
-        return recorded
-
-    async def _spool(self, record: QuestionRecord) -> None:
-        async with self._spool_lock:
-            self.spool_path.parent.mkdir(parents=True, exist_ok=True)
-            with self.spool_path.open("a", encoding="utf-8") as spool:
-                spool.write(record.to_json() + "\n")
-
-    async def spooled(self) -> list[QuestionRecord]:
-        async with self._spool_lock:
-            if not self.spool_path.exists():
-                return []
-            lines = self.spool_path.read_text(encoding="utf-8").splitlines()
-        return [QuestionRecord.from_json(line) for line in lines if line.strip()]
-
-    async def replay_spool(self) -> int:
-        """Write spooled questions to the database; returns how many were written."""
-        if self._replay_lock.locked():
-            return 0  # one replay at a time; the running one or the next picks new lines up
-        async with self._replay_lock:
-            return await self._replay()
-
-    async def _replay(self) -> int:
-        async with self._spool_lock:
-            if not self.spool_path.exists():
-                return 0
-            taking = self.spool_path.with_suffix(".replaying")
-            self.spool_path.replace(taking)
-        lines = [line for line in taking.read_text(encoding="utf-8").splitlines() if line.strip()]
-        written = 0
-        try:
-            for line in lines:
-                async with asyncio.timeout(self.write_timeout), self.session() as session:
-                    await record_question(session, QuestionRecord.from_json(line))
-                written += 1
-        except (SQLAlchemyError, OSError, TimeoutError) as exc:
-            log.warning("spool replay stopped after %d of %d (%s)", written, len(lines),
-                        type(exc).__name__)
-        async with self._spool_lock:
-            rest = lines[written:]
-            if rest:
-                with self.spool_path.open("a", encoding="utf-8") as spool:
-                    spool.write("\n".join(rest) + "\n")
-            taking.unlink()
-        if written:
-            log.info("replayed %d spooled question(s)", written)
-        return written
 
 
-def _create_engine(url: str, timeout: float) -> AsyncEngine:
-    if url.startswith("sqlite"):
-        path = url.split(":///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        # One connection per task, no pool: SQLite serialises writers itself (WAL + busy wait).
-        engine = create_async_engine(url, poolclass=NullPool,
-                                     connect_args={"timeout": timeout})
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-
-        return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True,
-                               pool_timeout=timeout, connect_args={"timeout": timeout})
+# --- the secretariat's desk -----------------------------------------------------------------
 
 
-MIGRATIONS = Path(__file__).parent / "migrations"
+@dataclass(frozen=True)
+class FollowUpCase:
+    """A follow-up with what the secretariat needs to see about it."""
+
+    followup: FollowUp
+    question: Question
+    person: Person | None
+    earlier_questions: int
+    events: tuple[FollowUpEvent, ...] = ()
 
 
-def upgrade_schema(url: str) -> None:
-    """Bring the database to the newest schema with Alembic (blocking; call in a thread)."""
-    from alembic import command
-    from alembic.config import Config
+async def followup_case(session: AsyncSession, followup_id: int) -> FollowUpCase | None:
+    followup = await session.get(FollowUp, followup_id)
+    if followup is None:
+        return None
+    question = await session.get(Question, followup.question_id)
+    person = await session.get(Person, question.person_id)
+    earlier = (await session.exec(
+        select(func.count()).select_from(Question).where(
+            Question.person_id == question.person_id, Question.id < question.id)
+    )).scalar_one()
+    events = (await session.exec(
+        select(FollowUpEvent).where(FollowUpEvent.followup_id == followup_id)
+        .order_by(FollowUpEvent.id)
+    )).scalars().all()
+    return FollowUpCase(followup, question, person, earlier, tuple(events))
 
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    if url.startswith("sqlite"):
-        path = url.split(":///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-    command.upgrade(config, "head")
+
+async def add_event(session: AsyncSession, followup_id: int, kind: str,
+                    author_id: int | None = None, text: str | None = None,
+                    group_message_id: int | None = None) -> FollowUpEvent:
+    event = FollowUpEvent(followup_id=followup_id, kind=kind, author_id=author_id, text=text,
+                          group_message_id=group_message_id, at=utcnow())
+    session.add(event)
+    if kind == "posted" and group_message_id is not None:
+        await session.exec(update(FollowUp).where(FollowUp.id == followup_id)
+                           .values(group_message_id=group_message_id))
+    await session.commit()
+    return event
+
+
+async def followup_for_group_message(session: AsyncSession, message_id: int) -> FollowUp | None:
+    """The follow-up a message in the secretariat group is about (its post or a confirmation)."""
+    found = (await session.exec(
+        select(FollowUp).where(FollowUp.group_message_id == message_id)
+    )).scalars().first()
+    if found is not None:
+        return found
+    event = (await session.exec(
+        select(FollowUpEvent).where(FollowUpEvent.group_message_id == message_id)
+    )).scalars().first()
+    return await session.get(FollowUp, event.followup_id) if event else None
+
+
+async def record_answer(session: AsyncSession, followup_id: int, author_id: int,
+                        text: str) -> FollowUpEvent:
+    """A secretariat answer that reached the asker: the first answers it, later ones add."""
+    followup = await session.get(FollowUp, followup_id)
+    first = followup.status != "answered"
+    if first:
+        followup.status = "answered"
+        followup.answer = text
+        followup.answered_by = author_id
+        followup.answered_at = utcnow()
+    else:
+        followup.answer = f"{followup.answer}\n\n{text}"
+    session.add(followup)
+    return await add_event(session, followup_id, "answer" if first else "addition",
+                           author_id, text)
+
+
+async def close_followup(session: AsyncSession, followup_id: int, by: int,
+                         kb_gap: bool = False) -> FollowUp | None:
+    """Close as needing no answer, or mark it a knowledge-base gap (it stays open then)."""
+    followup = await session.get(FollowUp, followup_id)
+    if followup is None:
+        return None
+    if kb_gap:
+        followup.kb_gap = True
+    else:
+        followup.status = "closed"
+        followup.closed_by = by
+        followup.closed_at = utcnow()
+    session.add(followup)
+    await add_event(session, followup_id, "gap" if kb_gap else "closed", by)
+    return followup
+
+
+async def open_followups(session: AsyncSession, offset: int = 0, limit: int = 10
+                         ) -> tuple[list[FollowUpCase], int]:
+    """Open follow-ups, oldest first, one page; and how many are open in all."""
+    total = (await session.exec(
+        select(func.count()).select_from(FollowUp).where(FollowUp.status == "open")
+    )).scalar_one()
+    ids = (await session.exec(
+        select(FollowUp.id).where(FollowUp.status == "open")
+        .order_by(FollowUp.created_at, FollowUp.id).offset(offset).limit(limit)
+    )).scalars().all()
+    cases = [await followup_case(session, i) for i in ids]
+    return [c for c in cases if c is not None], total
+
+
+async def followups_between(session: AsyncSession, since: dt.datetime | None = None,
+                            until: dt.datetime | None = None, status: str | None = None
+                            ) -> list[FollowUpCase]:
+    stmt = select(FollowUp.id).order_by(FollowUp.created_at, FollowUp.id)
+    if since is not None:
+        stmt = stmt.where(FollowUp.created_at >= since)
+    if until is not None:
+        stmt = stmt.where(FollowUp.created_at < until)
+    if status is not None:
+        stmt = stmt.where(FollowUp.status == status)
+    cases = [await followup_case(session, i) for i in (await session.exec(stmt)).scalars()]
+    return [c for c in cases if c is not None]
+
+
+async def questions_between(session: AsyncSession, since: dt.datetime | None = None,
+                            until: dt.datetime | None = None) -> list[Question]:
+    stmt = select(Question).order_by(Question.asked_at, Question.id)
+    if since is not None:
+        stmt = stmt.where(Question.asked_at >= since)
+    if until is not None:
+        stmt = stmt.where(Question.asked_at < until)
+    return list((await session.exec(stmt)).scalars().all())
+
+
+async def log_action(session: AsyncSession, person_id: int, action: str, detail: str = "",
+                     allowed: bool = True) -> None:
+    session.add(AdminAction(person_id=person_id, action=action, detail=detail,
+                            allowed=allowed, at=utcnow()))
+    await session.commit()
+
+
+async def admin_actions(session: AsyncSession, since: dt.datetime | None = None
+                        ) -> list[AdminAction]:
+    stmt = select(AdminAction).order_by(AdminAction.at, AdminAction.id)
+    if since is not None:
+        stmt = stmt.where(AdminAction.at >= since)
+    return list((await session.exec(stmt)).scalars().all())

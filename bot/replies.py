@@ -12,6 +12,7 @@ import html
 import re
 from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
@@ -23,8 +24,17 @@ _TAG = re.compile(r"<[^>]+>")
 _BLANK_LINES = re.compile(r"\n{3,}")
 
 
+KST = ZoneInfo("Asia/Seoul")
+
+
 def _kdate(value: dt.date) -> str:
     return f"{value.year}.{value.month:02d}.{value.day:02d}."
+
+
+def _kdatetime(value: dt.datetime) -> str:
+    """A moment in Korean time; naive values (from SQLite) are UTC."""
+    local = (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(KST)
+    return f"{_kdate(local)} {local:%H:%M}"
 
 
 @lru_cache(maxsize=1)
@@ -37,6 +47,7 @@ def _environment() -> Environment:
         undefined=StrictUndefined,
     )
     env.filters["kdate"] = _kdate
+    env.filters["kdatetime"] = _kdatetime
     return env
 
 

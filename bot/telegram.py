@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
-from collections import defaultdict, deque
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 from sqlalchemy.exc import SQLAlchemyError
 from telegram import (
@@ -38,54 +34,16 @@ from telegram.ext import (
 
 from bot.answering import Answer, answer, answer_entry
 from bot.models import Question, utcnow
-from bot.records import Asker, Database, QuestionRecord, open_followup, set_feedback
+from bot.records import Asker, QuestionRecord, open_followup, set_feedback
 from bot.replies import render, render_answer
+from bot.secretariat import post_followup
+from bot.services import services_of
 from bot.settings import Settings
 from index import FaqEntry, KnowledgeIndex
 
 log = logging.getLogger(__name__)
 
 BUTTON_TEXT_CHARS = 40
-
-
-@dataclass
-class Services:
-    """What the handlers share: settings, the served index, the database."""
-
-    settings: Settings
-    index: KnowledgeIndex
-    database: Database
-    limiter: QuestionLimiter = field(init=False)
-    # Kiwi and numpy release the GIL for part of their work; two threads match two cores.
-    executor: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="answer")
-    )
-
-    def __post_init__(self) -> None:
-        self.limiter = QuestionLimiter(self.settings.user_questions_per_minute)
-
-
-class QuestionLimiter:
-    """At most `per_minute` questions per user in any sliding minute."""
-
-    def __init__(self, per_minute: int) -> None:
-        self.per_minute = per_minute
-        self._times: dict[int, deque[float]] = defaultdict(deque)
-
-    def wait_seconds(self, user_id: int, now: float | None = None) -> int:
-        """0 when the user may ask now, else roughly how long until they may."""
-        now = time.monotonic() if now is None else now
-        times = self._times[user_id]
-        while times and now - times[0] >= 60:
-            times.popleft()
-        if len(times) >= self.per_minute:
-            return max(1, int(60 - (now - times[0])) + 1)
-        times.append(now)
-        return 0
-
-
-def services_of(context: ContextTypes.DEFAULT_TYPE) -> Services:
-    return context.bot_data["services"]
 
 
 def asker_of(user: User) -> Asker:
@@ -223,6 +181,8 @@ async def ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
                          queued=recorded.spooled and result.followup)
     await message.reply_html(html, reply_markup=answer_keyboard(result, recorded.question_id),
                              do_quote=message.chat.type != ChatType.PRIVATE)
+    if recorded.followup_id is not None:
+        await post_followup(context.application, recorded.followup_id)
 
 
 async def not_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -313,6 +273,7 @@ async def request_followup(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     await query.answer()
     await query.edit_message_reply_markup(None)
     await query.message.reply_html(render("followup_sent", reference=followup_id))
+    await post_followup(context.application, followup_id)
 
 
 # --- errors -----------------------------------------------------------------------------------

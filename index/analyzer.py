@@ -26,7 +26,7 @@ KOREAN_STOPWORDS = frozenset(
     얼마 얼마나 무엇 내용 관련 정도 경우 대하 대해 부분 거 것 수 등 때 좀 요 네 예 혹시
     설명 소개 안내 질문 문의 답변 정보 자세 간단 알다 모르 확인 언제 어디 누구 왜 뭐
     가능 가능하 되나 어떤 무슨 궁금하 날짜 시점 시기 일자
-    랑 이랑 은 는 을 를 도 만 에 의 와 과 로 께 한테 에게 부터 까지
+    랑 이랑 은 는 을 를 도 만 에 의 와 과 로 께 한테 에게 부터 까지 임 음
     """.split()
 )
 ENGLISH_STOPWORDS = frozenset(
@@ -83,6 +83,10 @@ def _alias_pattern(alias: str) -> str:
     first, last = chars[0], chars[-1]
     before = rf"(?<![{WORD_CHAR}])" if re.match(rf"[{WORD_CHAR}]", first) else r"(?<![가-힣])"
     after = rf"(?![{WORD_CHAR}])" if re.match(rf"[{WORD_CHAR}]", last) else ""
+    if len(chars) <= 2 and HANGUL.match(last):
+        # A short Korean alias may take a particle (맥스는, 산은에) but not start a longer
+        # word (맥스페인).
+        after = r"(?![가-힣]{2})"
     return before + body + after
 
 
@@ -101,7 +105,7 @@ class SynonymFolder:
             for alias in aliases:
                 canonical.setdefault(self._key(alias), term)
         self._canonical = canonical
-        self._typos = _typo_keys(canonical)
+        self._typos = _typo_keys(written, canonical)
         self._typo_lengths = sorted({len(k) for k in self._typos}, reverse=True)
         # Patterns from the forms as written: their dots match M.AX, M,AX and MAX alike.
         forms = sorted(written, key=lambda f: len(self._key(f)), reverse=True)
@@ -158,15 +162,17 @@ class SynonymFolder:
         return None
 
 
-def _typo_keys(canonical: dict[str, str]) -> dict[str, str]:
-    """Keys with one syllable blanked ('국민성장펀?') for Korean forms of 4+ syllables.
+def _typo_keys(written: set[str], canonical: dict[str, str]) -> dict[str, str]:
+    """Keys with one syllable blanked ('국민성장펀?') for one-word Korean forms of 4+ syllables.
 
-    A key that two different terms share is dropped: such a typo is ambiguous.
+    Phrases (몇 년짜리) are left out: a wrong syllable there is usually another question
+    (몇조짜리). A key that two different terms share is dropped: such a typo is ambiguous.
     """
     keys: dict[str, str | None] = {}
-    for form, term in canonical.items():
+    for form in written:
         if len(form) < MIN_TYPO_SYLLABLES or not HANGUL_WORD.fullmatch(form):
             continue
+        term = canonical[form.casefold()]
         for i in range(len(form)):
             key = form[:i] + "?" + form[i + 1:]
             keys[key] = term if keys.get(key, term) == term else None
@@ -224,7 +230,7 @@ class KiwiAnalyzer:
             # Korean has no case; folding all forms lets M.AX meet m.ax wherever Kiwi tags it.
             form = m.form.casefold()
             if tag == "SL":
-                if form in ENGLISH_STOPWORDS:
+                if form in ENGLISH_STOPWORDS or len(form) < 2:  # the s of fund's
                     continue
                 stem = self._stem(form)
                 out.append(Term(self._english.get(stem, stem), "noun"))

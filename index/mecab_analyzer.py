@@ -27,16 +27,18 @@ from index.knowledge import Glossary
 # too, and splitting them agreed less with Kiwi's terms (token F1 on the knowledge base 0.95
 # against 0.96 whole; on the question files 0.93 against 0.96).
 SPLIT_TYPES = frozenset({"Inflect", "Preanalysis"})
-# The model prices a user word like any proper noun, so the system dictionary's compounds
+# The model prices a user word like any other noun, so the system dictionary's compounds
 # (반도체 = 반+도체, 사무국) and segmentations (금융/위원/회) beat it. Kiwi takes its user words
 # first; so does mecab once each costs this much less per character. Per character, so that a
 # term is cheaper than the shorter user words it contains (기술투자펀드 over 투자 + 펀드).
-# 1000 is the smallest of 300/500/750/1000 that kept every glossary term whole.
-USER_WORD_BONUS = 1000
+# 1500 is the smallest of 300/500/750/1000/1250/1500 that kept every glossary term whole
+# before and after particles (직접투자 lost to 직접/MAG + 투자 below it); the eval scores
+# were the same from 1000 to 2000.
+USER_WORD_BONUS = 1500
 
 
 class Morph(NamedTuple):
-    """One morpheme as Kiwi's tokens show it: the attributes the selection rules read."""
+    """One morpheme with the two attributes of Kiwi's tokens that the selection rules read."""
 
     form: str
     tag: str
@@ -50,7 +52,7 @@ class MecabAnalyzer:
     def __init__(self, glossary: Glossary) -> None:
         self.glossary = glossary
         # Kiwi's selection rules (tags, stopwords, English stems and aliases, two-digit years)
-        # are held by a KiwiAnalyzer, whose Kiwi is never loaded: it loads on first use only.
+        # live in KiwiAnalyzer._select; its Kiwi loads on first use only, so never here.
         self._rules = KiwiAnalyzer(glossary)
         self.folder: SynonymFolder = self._rules.folder
 
@@ -92,18 +94,6 @@ def user_words(glossary: Glossary) -> list[str]:
                   if w.strip() and not any(c.isspace() or c in ',"' for c in w))
 
 
-def _final_consonant(word: str) -> str:
-    """mecab-ko-dic's jongseong field: T when the last syllable has a final consonant."""
-    last = word[-1]
-    return "T" if "가" <= last <= "힣" and (ord(last) - 0xAC00) % 28 else "F"
-
-
-def user_dictionary_csv(words: list[str]) -> str:
-    # surface,left-id,right-id,cost,pos,semantic,jongseong,reading,type,start,end,expression;
-    # mecab-dict-index -a fills the empty ids and cost from the dictionary's model.
-    return "".join(f"{w},,,,NNP,*,{_final_consonant(w)},{w},*,*,*,*\n" for w in words)
-
-
 _compiled: dict[str, Path] = {}
 _lock = threading.Lock()
 _workdir: Path | None = None
@@ -113,12 +103,37 @@ def user_dictionary(words: list[str]) -> Path | None:
     """A compiled user dictionary holding `words`, built once per process per word list."""
     if not words:
         return None
-    csv = user_dictionary_csv(words)
-    key = hashlib.sha256(csv.encode("utf-8")).hexdigest()[:16]
+    key = hashlib.sha256("\n".join(words).encode("utf-8")).hexdigest()[:16]
     with _lock:
         if key not in _compiled:
-            _compiled[key] = _compile(csv, _tempdir() / key)
+            _compiled[key] = _compile(user_dictionary_csv(words), _tempdir() / key)
         return _compiled[key]
+
+
+def user_dictionary_csv(words: list[str]) -> str:
+    from mecab import MeCab
+
+    system = MeCab()
+    # surface,left-id,right-id,cost,pos,semantic,jongseong,reading,type,start,end,expression;
+    # mecab-dict-index -a fills the empty ids and cost from the dictionary's model.
+    return "".join(f"{w},,,,{_word_class(system, w)},*,{_final_consonant(w)},{w},*,*,*,*\n"
+                   for w in words)
+
+
+def _word_class(system, word: str) -> str:
+    """NNG for a word the system dictionary has as one common noun (투자, 반도체), else NNP.
+
+    Kiwi takes every user word as NNP, but in mecab's model a proper noun rarely takes 하다:
+    as NNP, 투자해요 became 투자 + 해요/NNG and 투융자가 투융자 + 가/VV.
+    """
+    parsed = system.parse(word)
+    return "NNG" if len(parsed) == 1 and parsed[0].feature.pos == "NNG" else "NNP"
+
+
+def _final_consonant(word: str) -> str:
+    """mecab-ko-dic's jongseong field: T when the last syllable has a final consonant."""
+    last = word[-1]
+    return "T" if "가" <= last <= "힣" and (ord(last) - 0xAC00) % 28 else "F"
 
 
 def _tempdir() -> Path:
@@ -148,7 +163,7 @@ def _compile(csv: str, folder: Path) -> Path:
 
 
 def _dict_index(folder: Path, *arguments: object) -> None:
-    # A subprocess: mecab-dict-index exits the process on a bad line.
+    # A subprocess: mecab-dict-index exits the whole process on a bad line.
     done = subprocess.run([sys.executable, "-m", "mecab", "dict-index", *map(str, arguments)],
                           cwd=folder, capture_output=True, text=True, check=False)
     if done.returncode != 0:

@@ -25,6 +25,8 @@ RERANK_DEPTH = 20
 COVERAGE_STEP = 0.05
 # Verbs and adjectives say how a question is put more than what it asks about.
 PREDICATE_SHARE = 0.3
+# An unknown word that is no topic word weighs this share of the rarest known word.
+UNKNOWN_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -52,9 +54,12 @@ class Query:
     offtopic: bool
     # A greeting, thanks or other small talk (안녕하세요, 고마워요, hello).
     greeting: bool
-    # Share of the question's weight in unknown nouns that are not topic words either (WoW,
-    # 호드): high when the question is about something else that shares a word with us.
+    # Share of the question's nouns that are unknown and no topic words either (WoW, 호드):
+    # high when the question is about something else that shares a word with us.
     foreign_share: float = 0.0
+    # Topic words the knowledge base never uses (금리, 한도, 이메일): the question asks for a
+    # kind of fact we do not have.
+    missing_topic_terms: tuple[str, ...] = ()
 
 
 class KnowledgeIndex:
@@ -106,11 +111,15 @@ class KnowledgeIndex:
                 for i, e in entries}
 
     def is_topic_term(self, term: str) -> bool:
-        """Is this one of the glossary's topic words (strong or weak)?
+        """Is this one of the glossary's topic words (strong or weak), or a compound of one
+        (마감일 of 마감)?
 
         Only one-token topic words count: a part of a longer one (비 of 가입비) is not one.
         """
-        return term in self._topic_terms
+        if term in self._topic_terms:
+            return True
+        return self.idf.get(term) is None and any(
+            t in term for t in self._topic_terms if len(t) >= 2 and HANGUL_START.match(t))
 
     def _phrases(self, words: tuple[str, ...]) -> tuple[frozenset[str], ...]:
         # A word the analyzer reads differently alone (주가 → 주/가) stands for itself.
@@ -127,7 +136,9 @@ class KnowledgeIndex:
         if kind == "predicate":
             return PREDICATE_SHARE * (0.3 * self._max_idf if idf is None else idf)
         if idf is None:
-            return self._max_idf
+            # A topic word we have no facts for (금리, 한도) is what the question is about; any
+            # other unknown word may be only how the asker puts it (출범식, 해당).
+            return self._max_idf if self.is_topic_term(term) else UNKNOWN_SHARE * self._max_idf
         return max(idf, 0.05 * self._max_idf)
 
     def parse(self, text: str) -> Query:
@@ -138,7 +149,8 @@ class KnowledgeIndex:
         present = set(terms)
         weights = tuple(self.weight(t, kinds[t]) for t in terms)
         unknown = tuple(t for t in terms if t not in self.idf and kinds[t] != "predicate")
-        foreign = {t for t in unknown if not self.is_topic_term(t)}
+        foreign = [t for t in unknown if not self.is_topic_term(t)]
+        nouns = [t for t in terms if kinds[t] != "predicate"]
 
         def any_of(phrases: tuple[frozenset[str], ...]) -> bool:
             return any(p <= present for p in phrases)
@@ -152,8 +164,8 @@ class KnowledgeIndex:
             weak_topic=any_of(self._weak),
             offtopic=any_of(self._offtopic) or _found(self._offtopic_words, text),
             greeting=_found(self._greeting, text),
-            foreign_share=sum(w for t, w in zip(terms, weights, strict=True)
-                              if t in foreign) / (sum(weights) or 1.0),
+            foreign_share=len(foreign) / (len(nouns) or 1),
+            missing_topic_terms=tuple(t for t in unknown if self.is_topic_term(t)),
         )
 
     def scores(self, terms: tuple[str, ...]) -> np.ndarray:
@@ -192,6 +204,9 @@ class KnowledgeIndex:
                 tuple(t for t in query.terms if t in self.bm25.doc_freqs[doc_id]))
             for key, doc_id, covered in ranked[:limit]
         ]
+
+
+HANGUL_START = re.compile(r"[가-힣]")
 
 
 def _found(pattern: re.Pattern[str] | None, text: str) -> bool:

@@ -1,0 +1,147 @@
+"""The database connection: engine, sessions, schema migrations, and the spool.
+
+When the database cannot be reached, a question is appended to a local spool file instead and
+written later, so that no question is ever lost and the user still gets a reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.records import QuestionRecord, Recorded, record_question
+
+log = logging.getLogger(__name__)
+
+# How long a write may take before the database counts as unavailable for this question.
+WRITE_TIMEOUT_S = 5.0
+
+
+class Database:
+    """The async engine, sessions, and the spool for when the database is away."""
+
+    def __init__(self, url: str, spool_path: Path, write_timeout: float = WRITE_TIMEOUT_S) -> None:
+        self.url = url
+        self.spool_path = spool_path
+        self.write_timeout = write_timeout
+        self.engine = _create_engine(url, write_timeout)
+        self._spool_lock = asyncio.Lock()
+        self._replay_lock = asyncio.Lock()
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        async with AsyncSession(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def save_question(self, record: QuestionRecord) -> Recorded:
+        """Write the question, or spool it when the database cannot take it now."""
+        try:
+            async with asyncio.timeout(self.write_timeout), self.session() as session:
+                recorded = await record_question(session, record)
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            if isinstance(exc, IntegrityError):
+                raise
+            log.warning("database unavailable (%s); question spooled", type(exc).__name__)
+            await self._spool(record)
+            return Recorded(None, None, spooled=True)
+        if self.spool_path.exists():
+            asyncio.get_running_loop().create_task(self.replay_spool())
+        return recorded
+
+    async def _spool(self, record: QuestionRecord) -> None:
+        async with self._spool_lock:
+            self.spool_path.parent.mkdir(parents=True, exist_ok=True)
+            with self.spool_path.open("a", encoding="utf-8") as spool:
+                spool.write(record.to_json() + "\n")
+
+    async def spooled(self) -> list[QuestionRecord]:
+        async with self._spool_lock:
+            if not self.spool_path.exists():
+                return []
+            lines = self.spool_path.read_text(encoding="utf-8").splitlines()
+        return [QuestionRecord.from_json(line) for line in lines if line.strip()]
+
+    async def replay_spool(self) -> int:
+        """Write spooled questions to the database; returns how many were written."""
+        if self._replay_lock.locked():
+            return 0  # one replay at a time; the running one or the next picks new lines up
+        async with self._replay_lock:
+            return await self._replay()
+
+    async def _replay(self) -> int:
+        async with self._spool_lock:
+            if not self.spool_path.exists():
+                return 0
+            taking = self.spool_path.with_suffix(".replaying")
+            self.spool_path.replace(taking)
+        lines = [line for line in taking.read_text(encoding="utf-8").splitlines() if line.strip()]
+        written = 0
+        try:
+            for line in lines:
+                async with asyncio.timeout(self.write_timeout), self.session() as session:
+                    await record_question(session, QuestionRecord.from_json(line))
+                written += 1
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            log.warning("spool replay stopped after %d of %d (%s)", written, len(lines),
+                        type(exc).__name__)
+        async with self._spool_lock:
+            rest = lines[written:]
+            if rest:
+                with self.spool_path.open("a", encoding="utf-8") as spool:
+                    spool.write("\n".join(rest) + "\n")
+            taking.unlink()
+        if written:
+            log.info("replayed %d spooled question(s)", written)
+        return written
+
+
+def _create_engine(url: str, timeout: float) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # One connection per task, no pool: SQLite serialises writers itself (WAL + busy wait).
+        engine = create_async_engine(url, poolclass=NullPool,
+                                     connect_args={"timeout": timeout})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True,
+                               pool_timeout=timeout, connect_args={"timeout": timeout})
+
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def upgrade_schema(url: str) -> None:
+    """Bring the database to the newest schema with Alembic (blocking; call in a thread)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    command.upgrade(config, "head")

@@ -1,0 +1,86 @@
+"""Figures about a period: questions, answer rate, follow-ups, time to answer, open gaps.
+
+Pure functions over records, shared by /stats in Telegram and `maxbot export`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+
+from bot.models import Question
+from bot.records import FollowUpCase
+from index import KnowledgeIndex
+
+# What counts as a question to answer: not refusals for length or pace.
+ASKED = ("answered", "unanswered", "smalltalk")
+
+
+@dataclass(frozen=True)
+class DayFigures:
+    day: dt.date
+    questions: int
+    answered: int
+
+    @property
+    def answer_rate(self) -> float:
+        return self.answered / self.questions if self.questions else 0.0
+
+
+@dataclass(frozen=True)
+class PeriodStats:
+    since: dt.datetime | None
+    until: dt.datetime | None
+    questions: int
+    answered: int
+    unanswered: int
+    smalltalk: int
+    followups_opened: int
+    followups_answered: int
+    followups_closed: int
+    followups_open: int
+    median_hours_to_answer: float | None
+    top_unanswered_terms: list[tuple[str, int]] = field(default_factory=list)
+    days: list[DayFigures] = field(default_factory=list)
+
+    @property
+    def answer_rate(self) -> float:
+        """Answered among the questions about our subject (small talk left out)."""
+        on_topic = self.answered + self.unanswered
+        return self.answered / on_topic if on_topic else 0.0
+
+
+def _aware(when: dt.datetime) -> dt.datetime:
+    # SQLite returns naive datetimes; they were written in UTC.
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+def period_stats(questions: list[Question], cases: list[FollowUpCase], index: KnowledgeIndex,
+                 since: dt.datetime | None = None, until: dt.datetime | None = None,
+                 top_terms: int = 10) -> PeriodStats:
+    asked = [q for q in questions if q.status in ASKED]
+    by_status = Counter(q.status for q in asked)
+    hours = [
+        (_aware(c.followup.answered_at) - _aware(c.followup.created_at)).total_seconds() / 3600
+        for c in cases if c.followup.answered_at is not None
+    ]
+    terms: Counter[str] = Counter()
+    for question in asked:
+        if question.status == "unanswered":
+            terms.update(set(index.parse(question.text).terms))
+    per_day: dict[dt.date, list[Question]] = {}
+    for question in asked:
+        per_day.setdefault(_aware(question.asked_at).date(), []).append(question)
+    days = [DayFigures(day, len(qs), sum(q.status == "answered" for q in qs))
+            for day, qs in sorted(per_day.items())]
+    statuses = Counter(c.followup.status for c in cases)
+    return PeriodStats(
+        since=since, until=until, questions=len(asked), answered=by_status["answered"],
+        unanswered=by_status["unanswered"], smalltalk=by_status["smalltalk"],
+        followups_opened=len(cases), followups_answered=statuses["answered"],
+        followups_closed=statuses["closed"], followups_open=statuses["open"],
+        median_hours_to_answer=statistics.median(hours) if hours else None,
+        top_unanswered_terms=terms.most_common(top_terms), days=days,
+    )

@@ -1,0 +1,358 @@
+"""The secretariat's desk in its Telegram group: follow-ups posted, replies delivered to askers.
+
+A member replies to a follow-up's post; the reply goes to the person who asked, in their chat,
+and the follow-up is marked answered. Commands list and inspect follow-ups and show figures.
+Only members of the secretariat group and admins may use any of it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+import yaml
+from sqlalchemy.exc import SQLAlchemyError
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters, Update, User
+from telegram.constants import ChatMemberStatus
+from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.ext import (
+    Application,
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.answering import answer
+from bot.models import utcnow
+from bot.records import (
+    FollowUpCase,
+    add_event,
+    close_followup,
+    followup_case,
+    followup_for_group_message,
+    followups_between,
+    log_action,
+    open_followups,
+    questions_between,
+    record_answer,
+)
+from bot.replies import render
+from bot.reports import period_stats
+from bot.services import Services, services_of
+from bot.settings import Settings
+from index import FaqEntry, KnowledgeIndex
+
+log = logging.getLogger(__name__)
+
+PAGE = 5
+MEMBER_STATUSES = {ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR,
+                   ChatMemberStatus.MEMBER, ChatMemberStatus.RESTRICTED}
+STATUS_LABELS = {"open": "열림", "answered": "답변 완료", "closed": "종료"}
+EVENT_LABELS = {"posted": "사무국 그룹에 게시", "answer": "답변 전달", "addition": "추가 답변 전달",
+                "delivery_failed": "전달 실패", "closed": "답변 없이 종료",
+                "gap": "지식베이스 공백 표시", "proposal": "FAQ 제안 작성",
+                "consultation": "상담 요청", "delivered": "그룹에 전달 확인"}
+
+
+def asker_name(case: FollowUpCase) -> str:
+    person = case.person
+    if person is None:
+        return str(case.question.person_id)
+    return " ".join(p for p in (person.first_name, person.last_name) if p) or str(person.id)
+
+
+def _member_name(user: User) -> str:
+    return user.full_name or (f"@{user.username}" if user.username else str(user.id))
+
+
+async def is_secretariat(services: Services, bot: Bot, user: User, chat_id: int | None) -> bool:
+    """Admins, anyone writing in the secretariat group, and its members in a private chat."""
+    settings = services.settings
+    if user.id in settings.admin_user_ids:
+        return True
+    group = settings.secretariat_chat_id
+    if group is None:
+        return False
+    if chat_id == group:
+        return True
+    try:
+        member = await bot.get_chat_member(group, user.id)
+    except TelegramError:
+        return False
+    return member.status in MEMBER_STATUSES
+
+
+async def _allowed(update: Update, context: ContextTypes.DEFAULT_TYPE, action: str) -> bool:
+    """Check the asker may use the desk; log the attempt either way and refuse politely."""
+    services = services_of(context)
+    user = update.effective_user
+    chat_id = update.effective_chat.id if update.effective_chat else None
+    allowed = await is_secretariat(services, context.bot, user, chat_id)
+    detail = (update.effective_message.text or "") if update.effective_message else ""
+    try:
+        async with services.database.session() as session:
+            await log_action(session, user.id, action, detail[:500], allowed)
+    except SQLAlchemyError:
+        log.exception("audit log not written for %s by %s", action, user.id)
+    if not allowed:
+        log.warning("refused %s for user %s in chat %s", action, user.id, chat_id)
+        if update.callback_query:
+            await update.callback_query.answer(render("secretariat_refused"), show_alert=True)
+        elif update.effective_message:
+            await update.effective_message.reply_html(render("secretariat_refused"))
+    return allowed
+
+
+def post_keyboard(followup_id: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[
+        InlineKeyboardButton("답변 불필요·종료", callback_data=f"sc:{followup_id}"),
+        InlineKeyboardButton("지식베이스 공백", callback_data=f"sg:{followup_id}"),
+    ], [InlineKeyboardButton("FAQ 제안 만들기", callback_data=f"sf:{followup_id}")]])
+
+
+async def post_followup(application: Application, followup_id: int) -> None:
+    """Post a new follow-up to the secretariat group (when one is configured)."""
+    services: Services = application.bot_data["services"]
+    group = services.settings.secretariat_chat_id
+    if group is None:
+        return
+    try:
+        async with services.database.session() as session:
+            case = await followup_case(session, followup_id)
+            if case is None:
+                return
+            near = _near_misses(case, services.index)
+            message = await application.bot.send_message(
+                group, render("secretariat_post", case=case, asker_name=asker_name(case),
+                              near_misses=near),
+                parse_mode="HTML", reply_markup=post_keyboard(followup_id))
+            await add_event(session, followup_id, "posted", group_message_id=message.message_id)
+    except (TelegramError, SQLAlchemyError):
+        log.exception("follow-up %s not posted to the secretariat group", followup_id)
+
+
+def _near_misses(case: FollowUpCase, index: KnowledgeIndex) -> list[FaqEntry]:
+    result = answer(case.question.text, index)
+    found = list(result.suggestions)
+    if result.document is not None and isinstance(result.document, FaqEntry):
+        found.insert(0, result.document)
+    return found[:3]
+
+
+async def on_group_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A member replies to a follow-up's post: deliver it to the asker."""
+    message = update.effective_message
+    reply_to = message.reply_to_message
+    if reply_to is None or reply_to.from_user is None or reply_to.from_user.id != context.bot.id:
+        return
+    services = services_of(context)
+    text = (message.text or message.caption or "").strip()
+    async with services.database.session() as session:
+        followup = await followup_for_group_message(session, reply_to.message_id)
+        if followup is None or not text:
+            return
+        case = await followup_case(session, followup.id)
+    if not await _allowed(update, context, "answer_followup"):
+        return
+    addition = case.followup.status == "answered"
+    try:
+        await context.bot.send_message(
+            case.question.chat_id,
+            render("secretariat_answer", followup_id=followup.id, question=case.question.text,
+                   answer=text, addition=addition),
+            parse_mode="HTML",
+            reply_parameters=ReplyParameters(case.question.message_id,
+                                             allow_sending_without_reply=True))
+    except (Forbidden, BadRequest) as exc:
+        reason = "사용자가 봇을 차단함" if isinstance(exc, Forbidden) else exc.message
+        async with services.database.session() as session:
+            await add_event(session, followup.id, "delivery_failed", message.from_user.id,
+                            f"{reason}: {text}")
+        await message.reply_html(render("secretariat_delivery_failed", followup_id=followup.id,
+                                        reason=reason))
+        return
+    async with services.database.session() as session:
+        await record_answer(session, followup.id, message.from_user.id, text)
+    confirmation = await message.reply_html(render(
+        "secretariat_delivered", followup_id=followup.id, asker_name=asker_name(case),
+        addition=addition))
+    async with services.database.session() as session:
+        await add_event(session, followup.id, "delivered", message.from_user.id,
+                        group_message_id=confirmation.message_id)
+
+
+async def on_post_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Buttons on a follow-up's post: close it, mark a gap, or propose an FAQ entry."""
+    query = update.callback_query
+    if not await _allowed(update, context, f"button:{query.data}"):
+        return
+    kind, raw_id = query.data.split(":")
+    followup_id = int(raw_id)
+    if kind == "sf":
+        await query.answer()
+        await _propose_faq(update, context, followup_id)
+        return
+    services = services_of(context)
+    async with services.database.session() as session:
+        followup = await close_followup(session, followup_id, query.from_user.id,
+                                        kb_gap=kind == "sg")
+    if followup is None:
+        await query.answer("없는 문의입니다.", show_alert=True)
+        return
+    await query.answer()
+    await query.message.reply_html(render("secretariat_closed", followup_id=followup_id,
+                                          kb_gap=kind == "sg",
+                                          by=_member_name(query.from_user)))
+
+
+async def pending(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/pending: open follow-ups, oldest first, paged with buttons."""
+    if not await _allowed(update, context, "pending"):
+        return
+    offset = 0
+    if update.callback_query:
+        offset = int(update.callback_query.data.split(":")[1])
+        await update.callback_query.answer()
+    async with services_of(context).database.session() as session:
+        cases, total = await open_followups(session, offset, PAGE)
+    buttons = []
+    if offset > 0:
+        buttons.append(InlineKeyboardButton("◀ 이전", callback_data=f"pg:{max(0, offset - PAGE)}"))
+    if offset + PAGE < total:
+        buttons.append(InlineKeyboardButton("다음 ▶", callback_data=f"pg:{offset + PAGE}"))
+    text = render("pending", cases=cases, total=total, first=offset + 1,
+                  last=offset + len(cases))
+    markup = InlineKeyboardMarkup([buttons]) if buttons else None
+    if update.callback_query:
+        await update.callback_query.edit_message_text(text, parse_mode="HTML",
+                                                      reply_markup=markup)
+    else:
+        await update.effective_message.reply_html(text, reply_markup=markup)
+
+
+def _followup_number(context: ContextTypes.DEFAULT_TYPE) -> int | None:
+    args = context.args or []
+    if len(args) != 1 or not args[0].lstrip("#").isdigit():
+        return None
+    return int(args[0].lstrip("#"))
+
+
+async def show_followup(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/followup N: one follow-up with its history."""
+    if not await _allowed(update, context, "followup"):
+        return
+    number = _followup_number(context)
+    if number is None:
+        await update.effective_message.reply_html("사용법: <code>/followup 번호</code>")
+        return
+    async with services_of(context).database.session() as session:
+        case = await followup_case(session, number)
+    if case is None:
+        await update.effective_message.reply_html(render("tofaq_refused", followup_id=number,
+                                                         missing=True))
+        return
+    await update.effective_message.reply_html(render(
+        "followup_detail", case=case, asker_name=asker_name(case),
+        status_label=STATUS_LABELS.get(case.followup.status, case.followup.status),
+        event_labels=EVENT_LABELS), reply_markup=post_keyboard(case.followup.id))
+
+
+async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/stats [days]: questions, answer rate, follow-ups, time to answer, unanswered terms."""
+    if not await _allowed(update, context, "stats"):
+        return
+    args = context.args or []
+    days = int(args[0]) if args and args[0].isdigit() and 0 < int(args[0]) <= 3650 else 7
+    since = utcnow() - dt.timedelta(days=days)
+    services = services_of(context)
+    async with services.database.session() as session:
+        questions = await questions_between(session, since)
+        cases = await followups_between(session, since)
+    figures = period_stats(questions, cases, services.index, since)
+    await update.effective_message.reply_html(render("stats", stats=figures, days=days))
+
+
+async def to_faq(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/tofaq N: turn an answered follow-up into an FAQ entry proposal for review."""
+    if not await _allowed(update, context, "tofaq"):
+        return
+    number = _followup_number(context)
+    if number is None:
+        await update.effective_message.reply_html("사용법: <code>/tofaq 번호</code>")
+        return
+    await _propose_faq(update, context, number)
+
+
+async def _propose_faq(update: Update, context: ContextTypes.DEFAULT_TYPE,
+                       followup_id: int) -> None:
+    services = services_of(context)
+    async with services.database.session() as session:
+        case = await followup_case(session, followup_id)
+        if case is None or not case.followup.answer:
+            await update.effective_message.reply_html(render(
+                "tofaq_refused", followup_id=followup_id, missing=case is None))
+            return
+        path = write_faq_proposal(case, services.settings.knowledge_dir, services.index)
+        await add_event(session, followup_id, "proposal", update.effective_user.id, str(path))
+    await update.effective_message.reply_html(render(
+        "tofaq_written", followup_id=followup_id,
+        path=path.relative_to(services.settings.knowledge_dir.parent)
+        if path.is_relative_to(services.settings.knowledge_dir.parent) else path))
+
+
+def write_faq_proposal(case: FollowUpCase, knowledge_dir: Path, index: KnowledgeIndex) -> Path:
+    """Write knowledge/review/followup-N.yaml: a valid FAQ file an admin reviews and moves."""
+    near = _near_misses(case, index)
+    category = near[0].category if near else "contact"
+    answered = case.followup.answered_at or utcnow()
+    entry = {
+        "id": f"followup-{case.followup.id}",
+        "question": case.question.text,
+        "alternates": [],
+        "answer": case.followup.answer,
+        "sources": ["SEC"],
+        "as_of": answered.date().isoformat(),
+    }
+    review = knowledge_dir / "review"
+    review.mkdir(parents=True, exist_ok=True)
+    path = review / f"followup-{case.followup.id}.yaml"
+    header = (f"# FAQ proposal from follow-up #{case.followup.id}, answered by the secretariat.\n"
+              "# Review the wording, category and alternates, then move this file (or its entry)\n"
+              "# into knowledge/faq/ and run `maxbot check` and /reload.\n")
+    body = yaml.safe_dump({"category": category, "entries": [entry]}, allow_unicode=True,
+                          sort_keys=False)
+    path.write_text(header + body, encoding="utf-8")
+    return path
+
+
+async def send_digest(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Daily: follow-ups open for more than a day, to the secretariat group."""
+    services = services_of(context)
+    group = services.settings.secretariat_chat_id
+    if group is None:
+        return
+    async with services.database.session() as session:
+        cases = await followups_between(session, until=utcnow() - dt.timedelta(days=1),
+                                        status="open")
+    if cases:
+        await context.bot.send_message(group, render("digest", cases=cases), parse_mode="HTML")
+
+
+def handlers(settings: Settings) -> list[BaseHandler]:
+    """The desk's handlers; they come before the question handlers."""
+    group = settings.secretariat_chat_id
+    in_group = filters.Chat(group) if group is not None else filters.Chat([])
+    return [
+        CommandHandler("pending", pending),
+        CommandHandler("followup", show_followup),
+        CommandHandler("stats", stats),
+        CommandHandler("tofaq", to_faq),
+        CallbackQueryHandler(pending, pattern=r"^pg:\d+$"),
+        CallbackQueryHandler(on_post_button, pattern=r"^s[cgf]:\d+$"),
+        MessageHandler(in_group & filters.REPLY & (filters.TEXT | filters.CAPTION)
+                    & ~filters.COMMAND, on_group_reply),
+    ]
