@@ -13,6 +13,7 @@ from telegram.request import HTTPXRequest
 
 from bot import secretariat, telegram
 from bot.database import Database, upgrade_schema
+from bot.replies import KST
 from bot.services import Services
 from bot.settings import Settings
 from index import load_index
@@ -49,6 +50,8 @@ async def _start_services(application: Application) -> None:
     if application.job_queue is not None:
         application.job_queue.run_repeating(_replay_spool, SPOOL_REPLAY_SECONDS,
                                             first=SPOOL_REPLAY_SECONDS)
+        digest_at = services.settings.digest_time.replace(tzinfo=KST)
+        application.job_queue.run_daily(secretariat.send_digest, digest_at, name="digest")
     log.info("serving knowledge version %s (%d documents)", services.index.version,
              len(services.index))
 

@@ -26,7 +26,6 @@ from telegram.ext import (
     filters,
 )
 
-from bot.answering import answer
 from bot.models import utcnow
 from bot.records import (
     FollowUpCase,
@@ -136,11 +135,9 @@ async def post_followup(application: Application, followup_id: int) -> None:
 
 
 def _near_misses(case: FollowUpCase, index: KnowledgeIndex) -> list[FaqEntry]:
-    result = answer(case.question.text, index)
-    found = list(result.suggestions)
-    if result.document is not None and isinstance(result.document, FaqEntry):
-        found.insert(0, result.document)
-    return found[:3]
+    """The FAQ entries closest to the question, however far: where the secretariat looks."""
+    hits = index.search(index.parse(case.question.text), limit=8)
+    return [h.document for h in hits if isinstance(h.document, FaqEntry)][:3]
 
 
 async def on_group_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +20,8 @@ class Settings(BaseSettings):
     telegram_base_url: str = "https://api.telegram.org"
     admin_user_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     secretariat_chat_id: int | None = None
+    # When the secretariat group gets its daily list of follow-ups open for over a day (KST).
+    digest_time: dt.time = dt.time(9, 0)
     webhook_url: str | None = None
     webhook_listen: str = "127.0.0.1"
     webhook_port: int = 8443
