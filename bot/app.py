@@ -11,7 +11,7 @@ from telegram import Update
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
 from telegram.request import HTTPXRequest
 
-from bot import secretariat, telegram
+from bot import admin, secretariat, telegram
 from bot.database import Database, upgrade_schema
 from bot.replies import KST
 from bot.services import Services
@@ -52,8 +52,27 @@ async def _start_services(application: Application) -> None:
                                             first=SPOOL_REPLAY_SECONDS)
         digest_at = services.settings.digest_time.replace(tzinfo=KST)
         application.job_queue.run_daily(secretariat.send_digest, digest_at, name="digest")
+        every = services.settings.knowledge_sync_seconds
+        application.job_queue.run_repeating(_sync_knowledge, every, first=every,
+                                            name="knowledge-sync")
+    await services.reloader.sync()
+    if services.settings.knowledge_watch:
+        application.create_task(_watch_knowledge(services), name="knowledge-watch")
     log.info("serving knowledge version %s (%d documents)", services.index.version,
              len(services.index))
+
+
+async def _sync_knowledge(context: ContextTypes.DEFAULT_TYPE) -> None:
+    await context.bot_data["services"].reloader.sync()
+
+
+async def _watch_knowledge(services: Services) -> None:
+    """KNOWLEDGE_WATCH=1: reload whenever files under the knowledge folder change."""
+    from watchfiles import awatch
+
+    async for changes in awatch(services.settings.knowledge_dir):
+        log.info("knowledge files changed (%d); reloading", len(changes))
+        await services.reloader.reload()
 
 
 async def _replay_spool(context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -90,7 +109,8 @@ def build_application(settings: Settings, services: Services | None = None) -> A
     application = builder.build()
     application.bot_data["services"] = services
     # The secretariat's desk first: its group replies and commands are not questions.
-    application.add_handlers([*secretariat.handlers(settings), *telegram.handlers(settings)])
+    application.add_handlers([*admin.handlers(), *secretariat.handlers(settings),
+                              *telegram.handlers(settings)])
     application.add_error_handler(telegram.on_error)
     return application
 

@@ -99,3 +99,16 @@ class AdminAction(SQLModel, table=True):
     detail: str = Field(default="", sa_column=Column(Text))
     allowed: bool = True
     at: dt.datetime = _when(nullable=False, index=True)
+
+
+class KnowledgeState(SQLModel, table=True):
+    """The knowledge version admins activated last; every bot process converges on it."""
+
+    __tablename__ = "knowledge_state"
+
+    id: int = Field(default=1, primary_key=True)
+    version: str
+    # JSON: entry id -> fingerprint of its content, to tell what the next version changes.
+    fingerprints: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    updated_by: int | None = Field(default=None, sa_column=Column(BigInteger))
+    updated_at: dt.datetime = _when(nullable=False)

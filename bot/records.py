@@ -17,7 +17,15 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.models import AdminAction, FollowUp, FollowUpEvent, Person, Question, utcnow
+from bot.models import (
+    AdminAction,
+    FollowUp,
+    FollowUpEvent,
+    KnowledgeState,
+    Person,
+    Question,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -293,3 +301,31 @@ async def admin_actions(session: AsyncSession, since: dt.datetime | None = None
     if since is not None:
         stmt = stmt.where(AdminAction.at >= since)
     return list((await session.exec(stmt)).scalars().all())
+
+
+# --- the knowledge version every process serves --------------------------------------------
+
+
+async def active_knowledge(session: AsyncSession) -> KnowledgeState | None:
+    return await session.get(KnowledgeState, 1)
+
+
+async def activate_knowledge(session: AsyncSession, version: str,
+                             fingerprints: dict[str, str], by: int | None = None) -> None:
+    """Record `version` as the one every bot process should serve."""
+    values = {"id": 1, "version": version, "fingerprints": json.dumps(fingerprints),
+              "updated_by": by, "updated_at": utcnow()}
+    stmt = _insert(session, KnowledgeState).values(**values)
+    await session.exec(stmt.on_conflict_do_update(
+        index_elements=["id"], set_={k: stmt.excluded[k] for k in values if k != "id"}))
+    await session.commit()
+
+
+async def most_disliked(session: AsyncSession, limit: int = 5) -> list[tuple[str, int]]:
+    """FAQ entries whose answers users marked 👎 most, with the count."""
+    rows = await session.exec(
+        select(Question.entry_id, func.count()).where(Question.feedback == -1,
+                                                      Question.entry_id.is_not(None))
+        .group_by(Question.entry_id).order_by(func.count().desc(), Question.entry_id)
+        .limit(limit))
+    return [(entry_id, count) for entry_id, count in rows.all()]

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from telegram.ext import ContextTypes
 
 from bot.database import Database
+from bot.reloading import KnowledgeReloader
 from bot.settings import Settings
 from index import KnowledgeIndex
 
@@ -27,8 +28,11 @@ class Services:
         default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="answer")
     )
 
+    reloader: KnowledgeReloader = field(init=False)
+
     def __post_init__(self) -> None:
         self.limiter = QuestionLimiter(self.settings.user_questions_per_minute)
+        self.reloader = KnowledgeReloader(self)
 
 
 class QuestionLimiter:

@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     spool_path: Path = Path("var/spool.jsonl")
     knowledge_dir: Path = Path("knowledge")
     knowledge_max_age_days: int = Field(default=365, ge=1)
+    # Reload by itself when files under KNOWLEDGE_DIR change.
+    knowledge_watch: bool = False
+    # How often each process checks the database for a knowledge version another activated.
+    knowledge_sync_seconds: float = Field(default=30, gt=0)
     analyzer: str = "kiwi"
 
     # Answering thresholds (see bot/answering.py)
