@@ -104,16 +104,20 @@ def _real_application(base_url: str, token: str, database: Path) -> Any:
     from bot.settings import Settings
 
     configure_logging("INFO", sys.stderr)
-    settings = Settings(
-        _env_file=None,
-        telegram_bot_token=token,
-        telegram_base_url=base_url,
-        database_url=f"sqlite+aiosqlite:///{database}",
-        knowledge_dir=ROOT / "knowledge",
-        rate_limiter=False,
-        user_questions_per_minute=100_000,
-    )
-    return build_application(settings)
+    values: dict[str, Any] = {
+        "telegram_bot_token": token,
+        "telegram_base_url": base_url,
+        "database_url": f"sqlite+aiosqlite:///{database}",
+        "knowledge_dir": ROOT / "knowledge",
+        "rate_limiter": False,
+        "user_questions_per_minute": 100_000,
+        # Keep the spool next to the benchmark's database, never in the project's var/.
+        "spool_path": database.with_suffix(".spool.jsonl"),
+        "secretariat_chat_id": None,
+    }
+    known = Settings.model_fields
+    return build_application(Settings(_env_file=None, **{k: v for k, v in values.items()
+                                                           if k in known}))
 
 
 async def _serve_child(application: Any) -> None:
@@ -223,6 +227,11 @@ def _tail(path: Path, lines: int = 25) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+def _loadavg() -> str:
+    with open("/proc/loadavg") as loadavg:
+        return " ".join(loadavg.read().split()[:3])
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -377,6 +386,7 @@ class Run:
     followups: int = 0
     api_errors: dict[str, int] = field(default_factory=dict)
     log_problems: list[str] = field(default_factory=list)
+    spooled: int = 0  # questions the bot wrote to its spool because the database was too slow
 
     @property
     def rate(self) -> float:
@@ -466,6 +476,7 @@ async def one_run(kind: str, number: int, opts: Options, procs: Processes) -> Ru
             table.close()
     run.log_problems = [line for line in bot_log.read_text(errors="replace").splitlines()
                         if " WARNING " in line or " ERROR " in line or "Traceback" in line]
+    run.spooled = sum("question spooled" in line for line in run.log_problems)
     return run
 
 
@@ -518,6 +529,8 @@ def describe_run(run: Run) -> str:
              f"paced p50/p95/max {run.paced_p50 * 1000:4.1f}/{run.paced_p95 * 1000:4.1f}/"
              f"{run.paced_max * 1000:4.1f} ms, CPU bot {run.bot_cpu:4.0%} stand-in "
              f"{run.standin_cpu:4.0%}, peak RSS {run.rss_mb:5.0f} MB")
+    if run.kind == "bot":
+        text += f", spooled {run.spooled}"
     return text
 
 
@@ -573,6 +586,7 @@ async def benchmark(opts: Options, procs: Processes) -> list[Run]:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     runs: list[Run] = []
     started = time.monotonic()
+    print(f"load average before: {_loadavg()} ({os.cpu_count()} CPUs)", flush=True)
     try:
         for number in range(1, opts.runs + 1):
             for kind in ("echo", "bot"):
@@ -581,7 +595,7 @@ async def benchmark(opts: Options, procs: Processes) -> list[Run]:
                 runs.append(run)
     finally:
         await procs.stop_all()
-    print(f"total {time.monotonic() - started:.0f}s")
+    print(f"total {time.monotonic() - started:.0f}s; load average {_loadavg()}")
     return runs
 
 

@@ -41,6 +41,7 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
     # One line per Bot API request is noise unless debugging; warnings still show.
     if logging.getLevelName(level) != logging.DEBUG:
         logging.getLogger("httpx").setLevel(logging.WARNING)
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 async def _start_services(application: Application) -> None:
@@ -57,7 +58,8 @@ async def _start_services(application: Application) -> None:
                                             name="knowledge-sync")
     await services.reloader.sync()
     if services.settings.knowledge_watch:
-        application.create_task(_watch_knowledge(services), name="knowledge-watch")
+        services.background.append(asyncio.get_running_loop().create_task(
+            _watch_knowledge(services), name="knowledge-watch"))
     log.info("serving knowledge version %s (%d documents)", services.index.version,
              len(services.index))
 
@@ -81,6 +83,8 @@ async def _replay_spool(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def _stop_services(application: Application) -> None:
     services: Services = application.bot_data["services"]
+    for task in services.background:
+        task.cancel()
     await services.database.close()
     services.executor.shutdown(wait=False)
 

@@ -139,6 +139,23 @@ def cmd_run(opts: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_followups(opts: argparse.Namespace, settings: Settings) -> int:
+    from bot.export import list_followups
+
+    return list_followups(settings, status=opts.status, since=opts.since, as_json=opts.json)
+
+
+def cmd_export(opts: argparse.Namespace, settings: Settings) -> int:
+    from bot.export import export
+
+    fmt = opts.format or opts.out.suffix.lstrip(".").lower()
+    if fmt not in ("csv", "xlsx", "html"):
+        print("Give --format csv, xlsx or html (or an --out file ending in one).",
+              file=sys.stderr)
+        return 2
+    return export(settings, fmt, opts.since, opts.until, opts.out)
+
+
 def cmd_default(opts: argparse.Namespace, settings: Settings) -> int:
     """Without a command: run the Telegram bot when a token is set, else chat in the terminal."""
     if settings.telegram_bot_token is not None:
@@ -153,6 +170,8 @@ COMMANDS = {
     "eval": cmd_eval,
     "bench": cmd_bench,
     "run": cmd_run,
+    "followups": cmd_followups,
+    "export": cmd_export,
 }
 
 
@@ -188,6 +207,22 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000],
                        help="synthetic knowledge base sizes (passages)")
     bench.add_argument("--queries", type=int, default=300, help="questions per corpus")
+
+    followups = sub.add_parser("followups", help="list the secretariat's follow-ups")
+    followups.add_argument("--status", choices=["open", "answered", "closed"])
+    followups.add_argument("--since", type=dt.date.fromisoformat, metavar="YYYY-MM-DD",
+                           help="opened on or after this day (KST)")
+    followups.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    export = sub.add_parser("export", help="questions and follow-ups of a period: CSV, "
+                            "Excel or an HTML report")
+    export.add_argument("--format", choices=["csv", "xlsx", "html"],
+                        help="default: from the --out file's ending")
+    export.add_argument("--since", type=dt.date.fromisoformat, required=True,
+                        metavar="YYYY-MM-DD", help="first day (KST)")
+    export.add_argument("--until", type=dt.date.fromisoformat, metavar="YYYY-MM-DD",
+                        help="last day, included (KST); default: up to now")
+    export.add_argument("--out", type=Path, required=True, metavar="FILE")
     return parser
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,8 @@ class Services:
     )
 
     reloader: KnowledgeReloader = field(init=False)
+    # Long-running tasks of this process (the knowledge watcher), cancelled at shutdown.
+    background: list[asyncio.Task] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.limiter = QuestionLimiter(self.settings.user_questions_per_minute)
