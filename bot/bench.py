@@ -9,6 +9,7 @@ vocabulary grows with the corpus as it would with real documents.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import gc
 import random
@@ -156,7 +157,56 @@ def run_benchmark(settings: Settings, sizes: list[int], queries: int) -> None:
               f"{m['scores'][0]:5.2f} / {m['scores'][1]:5.2f} | "
               f"{m['get_scores'][0]:6.2f} / {m['get_scores'][1]:6.2f} | {ratio:7.1f}x")
     print(f"peak RSS of this process: {_peak_rss_mb():.0f} MB")
+    run_reload_benchmark(settings, [s for s in sizes if s <= 10_000] or [10_000])
 
 
 def _expand(freqs: dict[str, int]) -> list[str]:
     return [term for term, tf in freqs.items() for _ in range(tf)]
+
+
+def write_grown_knowledge(source: Path, target: Path, passages: int, seed: int = 5) -> Path:
+    """A copy of the knowledge folder plus one policy document of `passages` sections made
+    of real sentences, so that a reload analyzes real Korean text end to end."""
+    import shutil
+
+    shutil.copytree(source, target, dirs_exist_ok=True)
+    knowledge = load_knowledge(source)
+    sentences = [s.strip() + "." for d in knowledge.documents for s in d.answer.split(".")
+                 if len(s.strip()) > 10]
+    rng = random.Random(seed)
+    lines = ["---", "title: 합성 정책 문서", "sources: [S1]", "as_of: 2025-12-04",
+             "category: fund", "---"]
+    for n in range(passages):
+        lines.append(f"## 구간 {n}")
+        lines.append(" ".join(rng.sample(sentences, k=min(3, len(sentences)))))
+    (target / "policy" / "zz-grown.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return target
+
+
+async def _measure_reload(index: KnowledgeIndex) -> tuple[float, float, int]:
+    """Reload `index`'s folder as the bot does; the time and the longest event-loop stall."""
+    from bot.reloading import LoopLagMonitor, rebuild
+
+    with LoopLagMonitor(interval=0.002) as lag:
+        start = time.perf_counter()
+        fresh = await asyncio.to_thread(rebuild, index)
+        elapsed = time.perf_counter() - start
+        await asyncio.sleep(0.01)
+    return elapsed, lag.longest, len(fresh)
+
+
+def run_reload_benchmark(settings: Settings, sizes: list[int]) -> None:
+    import tempfile
+
+    print("\nreload: rebuild in a worker thread while the event loop runs (seconds / ms)")
+    print(f"{'knowledge':>22} {'docs':>7} {'reload s':>9} {'longest loop stall ms':>22}")
+    base = load_knowledge(settings.knowledge_dir)
+    analyzer = make_analyzer(settings.analyzer, base.glossary)
+    for size in [0, *sizes]:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = (write_grown_knowledge(settings.knowledge_dir, Path(tmp) / "k", size)
+                    if size else settings.knowledge_dir)
+            index = KnowledgeIndex(load_knowledge(root), analyzer)
+            elapsed, stall, docs = asyncio.run(_measure_reload(index))
+        label = "real" if not size else f"real + {size:,} passages"
+        print(f"{label:>22} {docs:7d} {elapsed:9.2f} {stall * 1000:22.1f}")

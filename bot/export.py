@@ -32,7 +32,6 @@ from bot.reports import ASKED, PeriodStats, period_stats
 from bot.secretariat import STATUS_LABELS, asker_name
 from bot.settings import Settings
 
-FORMATS = ("csv", "xlsx", "html")
 QUESTION_LABELS = {"answered": "답변", "unanswered": "미답변", "smalltalk": "일상 대화",
                    "too_long": "너무 긴 질문", "limited": "질문 속도 제한"}
 REASON_LABELS = {"unanswered": "미답변 질문", "feedback": "답변에 👎"}
@@ -53,7 +52,7 @@ def kst(when: dt.datetime | None) -> dt.datetime | None:
 
 
 def kst_text(when: dt.datetime | None) -> str:
-    """`2025-11-03 14:05`: sortable, and Excel reads it as a date and time."""
+    """`2025-11-03 14:05`: sorts as text, and spreadsheets read it as a date and time."""
     local = kst(when)
     return f"{local:%Y-%m-%d %H:%M}" if local else ""
 
@@ -168,17 +167,20 @@ def followup_as_json(case: FollowUpCase) -> dict[str, object]:
     }
 
 
-def _width(text: str) -> int:
+def display_width(text: str) -> int:
     """Columns a terminal gives the text: Hangul and other wide characters take two."""
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
 def _pad(text: str, width: int) -> str:
-    return text + " " * (width - _width(text))
+    return text + " " * (width - display_width(text))
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    """On one line, without control characters (an escape sequence in a question must not
+    reach the terminal)."""
+    return " ".join("".join(" " if unicodedata.category(c) == "Cc" else c
+                            for c in text).split())
 
 
 def format_followups(cases: list[FollowUpCase]) -> str:
@@ -195,7 +197,8 @@ def format_followups(cases: list[FollowUpCase]) -> str:
         asker = " ".join(p for p in (asker_name(case), _handle(case.person)) if p)
         rows.append((f"#{followup.id}", status, kst_text(followup.created_at), asker,
                      _one_line(case.question.text)))
-    widths = [max(_width(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    widths = [max(display_width(row[i]) for row in [header, *rows])
+              for i in range(len(header) - 1)]
     indent = sum(widths) + 2 * len(widths)
 
     def line(row: tuple[str, ...]) -> str:

@@ -11,7 +11,9 @@ import asyncio
 import hashlib
 import json
 import logging
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,11 +26,11 @@ from index import (
     KnowledgeBase,
     KnowledgeIndex,
     KnowledgeInvalid,
-    build_index,
     load_knowledge,
 )
 from index.analyzer import make_analyzer
 from index.knowledge import knowledge_files, knowledge_version
+from index.search import phrasing_texts
 
 log = logging.getLogger(__name__)
 
@@ -78,16 +80,28 @@ def compare(before: dict[str, str], after: dict[str, str]) -> tuple[tuple[str, .
     return added, removed, changed
 
 
+def analyze_knowledge(knowledge: KnowledgeBase, analyzer_name: str
+                      ) -> tuple[list[list[str]], list[list[str]]]:
+    """Tokens of every document and of every FAQ phrasing (runs in a separate process)."""
+    analyzer = make_analyzer(analyzer_name, knowledge.glossary)
+    documents = analyzer.tokens_many([d.searchable_text() for d in knowledge.documents])
+    return documents, analyzer.tokens_many(phrasing_texts(knowledge))
+
+
 def rebuild(current: KnowledgeIndex) -> KnowledgeIndex:
     """Load, validate and index the knowledge folder again (blocking; run it in a thread).
 
-    The analyzer is reused while the glossary is unchanged: loading Kiwi again costs a second.
+    The analysis runs in a child process: Kiwi holds the interpreter while it analyzes, and
+    the bot's event loop must not wait for it. The served analyzer keeps its loaded Kiwi.
     """
     knowledge = load_knowledge(current.knowledge.root)
     analyzer = current.analyzer
     if knowledge.glossary != current.knowledge.glossary:
-        analyzer = make_analyzer(current.analyzer.name, knowledge.glossary)
-    return build_index(knowledge, analyzer)
+        analyzer = analyzer.with_glossary(knowledge.glossary)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        corpus, phrasings = pool.submit(analyze_knowledge, knowledge, analyzer.name).result()
+    return KnowledgeIndex(knowledge, analyzer, corpus=corpus, phrasings=phrasings)
 
 
 @dataclass

@@ -69,15 +69,16 @@ class Analyzer(Protocol):
     def tokens_many(self, texts: list[str]) -> list[list[str]]: ...
 
 
-def _alias_pattern(alias: str) -> str:
-    """A pattern for an alias that ignores spaces inside it and respects word starts.
+def _alias_parts(alias: str) -> tuple[str, str, str]:
+    """An alias as (look-behind, first character, pattern for the rest): spaces inside it are
+    optional and it must start a word.
 
     Short aliases (two characters) must match exactly so that 산은 does not match 산 은행.
     """
     chars = [c for c in alias if not c.isspace()]
     gap = r"\s*" if len(chars) > 2 else ""
     # Users write M.AX as MAX, M,AX or M·AX: a dot inside an alias stands for any of them.
-    body = gap.join(r"[.,·]?" if c == "." else re.escape(c) for c in chars)
+    rest = "".join(gap + (r"[.,·]?" if c == "." else re.escape(c)) for c in chars[1:])
     # A Latin alias must not sit inside a longer Latin word (MAX in MAXIMUM); a Korean one must
     # start a word so that 산은 in 자산은 stays 자산 + 은.
     first, last = chars[0], chars[-1]
@@ -87,7 +88,21 @@ def _alias_pattern(alias: str) -> str:
         # A short Korean alias may take a particle (맥스는, 산은에) but not start a longer
         # word (맥스페인).
         after = r"(?![가-힣]{2})"
-    return before + body + after
+    return before, first, rest + after
+
+
+def _alias_regex(forms: list[str]) -> re.Pattern[str] | None:
+    """One regex for all aliases, longest first, grouped by first character so that the
+    engine tries only the aliases that can start where it stands."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for form in forms:
+        before, first, rest = _alias_parts(form)
+        groups.setdefault((before, first.casefold()), []).append(rest)
+    if not groups:
+        return None
+    branches = [f"{before}{re.escape(first)}(?:{'|'.join(rests)})"
+                for (before, first), rests in groups.items()]
+    return re.compile("|".join(branches), re.IGNORECASE)
 
 
 class SynonymFolder:
@@ -109,11 +124,7 @@ class SynonymFolder:
         self._typo_lengths = sorted({len(k) for k in self._typos}, reverse=True)
         # Patterns from the forms as written: their dots match M.AX, M,AX and MAX alike.
         forms = sorted(written, key=lambda f: len(self._key(f)), reverse=True)
-        self._pattern = (
-            re.compile("|".join(_alias_pattern(f) for f in forms), re.IGNORECASE)
-            if forms
-            else None
-        )
+        self._pattern = _alias_regex(forms)
 
     @staticmethod
     def _key(text: str) -> str:
@@ -179,6 +190,12 @@ def _typo_keys(written: set[str], canonical: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in keys.items() if v is not None}
 
 
+def user_words(glossary: Glossary) -> set[str]:
+    """The glossary's terms and canonical forms that an analyzer must keep whole."""
+    return {t for t in (*glossary.terms, *glossary.synonyms)
+            if t.strip() and not any(c.isspace() for c in t)}
+
+
 class KiwiAnalyzer:
     """Kiwi morphological analysis with the glossary's terms as user words."""
 
@@ -205,10 +222,20 @@ class KiwiAnalyzer:
 
         # The multi-word dictionary changes no analysis of ours and costs ~190 MB per process.
         kiwi = Kiwi(load_multi_dict=False)
-        for term in {*self.glossary.terms, *self.glossary.synonyms}:
-            if term.strip() and not any(c.isspace() for c in term):
-                kiwi.add_user_word(term, "NNP", 0.0)
+        for word in user_words(self.glossary):
+            kiwi.add_user_word(word, "NNP", 0.0)
         return kiwi
+
+    def with_glossary(self, glossary: Glossary) -> KiwiAnalyzer:
+        """An analyzer for a changed glossary that shares this one's loaded Kiwi (loading
+        another takes a second and holds the interpreter): new terms are added as user words;
+        dropped ones stay known to Kiwi, which only keeps them whole."""
+        fresh = KiwiAnalyzer(glossary)
+        if "kiwi" in self.__dict__:
+            for word in user_words(glossary) - user_words(self.glossary):
+                self.kiwi.add_user_word(word, "NNP", 0.0)
+            fresh.kiwi = self.kiwi
+        return fresh
 
     def terms(self, text: str) -> list[Term]:
         return self._select(self.kiwi.tokenize(self.folder.fold(text)))
@@ -267,6 +294,9 @@ class WhitespaceAnalyzer:
 
     def tokens_many(self, texts: list[str]) -> list[list[str]]:
         return [self.tokens(t) for t in texts]
+
+    def with_glossary(self, glossary: Glossary) -> WhitespaceAnalyzer:
+        return self
 
 
 def make_analyzer(name: str, glossary: Glossary) -> Analyzer:

@@ -82,6 +82,9 @@ class MecabAnalyzer:
     def tokens(self, text: str) -> list[str]:
         return [t.form for t in self.terms(text)]
 
+    def with_glossary(self, glossary: Glossary) -> MecabAnalyzer:
+        return MecabAnalyzer(glossary)
+
     def tokens_many(self, texts: list[str]) -> list[list[str]]:
         return [self.tokens(t) for t in texts]
 

@@ -70,8 +70,12 @@ class KnowledgeIndex:
     """
 
     def __init__(self, knowledge: KnowledgeBase, analyzer: Analyzer,
-                 corpus: list[list[str]] | None = None, k1: float = 1.5, b: float = 0.75) -> None:
-        """Index `knowledge`; `corpus` is its documents' tokens when they are analyzed already."""
+                 corpus: list[list[str]] | None = None,
+                 phrasings: list[list[str]] | None = None,
+                 k1: float = 1.5, b: float = 0.75) -> None:
+        """Index `knowledge`. When its text is analyzed already (elsewhere, by the same
+        analyzer): `corpus` holds one token list per document, `phrasings` one per text of
+        `phrasing_texts(knowledge)`."""
         self.knowledge = knowledge
         self.analyzer = analyzer
         self.documents: tuple[Document, ...] = knowledge.documents
@@ -85,7 +89,9 @@ class KnowledgeIndex:
         self.idf: dict[str, float] = self.bm25.idf
         self._max_idf = max(self.idf.values(), default=1.0)
         self._postings = _build_postings(self.bm25, k1, b)
-        self._phrasings = self._analyze_phrasings()
+        self._phrasings = self._group_phrasings(
+            phrasings if phrasings is not None
+            else _analyze_all(analyzer, phrasing_texts(knowledge)))
         glossary = knowledge.glossary
         self._strong = self._phrases(glossary.strong_topic)
         self._weak = self._phrases(glossary.weak_topic)
@@ -102,13 +108,12 @@ class KnowledgeIndex:
     def __len__(self) -> int:
         return len(self.documents)
 
-    def _analyze_phrasings(self) -> dict[int, tuple[frozenset[str], ...]]:
+    def _group_phrasings(self, analyzed: list[list[str]]
+                         ) -> dict[int, tuple[frozenset[str], ...]]:
         """Per FAQ entry, the terms of its question and of each alternate phrasing."""
-        entries = [(i, d) for i, d in enumerate(self.documents) if isinstance(d, FaqEntry)]
-        texts = [text for _, e in entries for text in (e.question, *e.alternates)]
-        analyzed = iter(_analyze_all(self.analyzer, texts))
-        return {i: tuple(frozenset(next(analyzed)) for _ in range(1 + len(e.alternates)))
-                for i, e in entries}
+        tokens = iter(analyzed)
+        return {i: tuple(frozenset(next(tokens)) for _ in range(1 + len(d.alternates)))
+                for i, d in enumerate(self.documents) if isinstance(d, FaqEntry)}
 
     def is_topic_term(self, term: str) -> bool:
         """Is this one of the glossary's topic words (strong or weak), or a compound of one
@@ -229,6 +234,11 @@ def _word_pattern(words: tuple[str, ...]) -> re.Pattern[str] | None:
         else:
             parts.append(rf"(?<![가-힣]){body}")
     return re.compile("|".join(parts), re.IGNORECASE)
+
+
+def phrasing_texts(knowledge: KnowledgeBase) -> list[str]:
+    """Every FAQ question and alternate, in entry order."""
+    return [text for e in knowledge.entries for text in (e.question, *e.alternates)]
 
 
 def _analyze_all(analyzer: Analyzer, texts: list[str]) -> list[list[str]]:

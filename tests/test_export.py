@@ -209,9 +209,9 @@ async def test_followups_lists_by_status_as_json_and_text(filled: Filled, capsys
 
 
 def _columns(text: str) -> int:
-    from bot.export import _width
+    from bot.export import display_width
 
-    return _width(text)
+    return display_width(text)
 
 
 def _chart_bars(html: str) -> list[str]:
