@@ -1,4 +1,4 @@
-"""The `maxbot` command: ask, chat, check, eval, bench, run.
+"""The `maxbot` command: ask, chat, check, eval, bench, run, reindex, audit, followups, export.
 
 Every command answers through the same engine as the Telegram bot: `answer(question, index)`.
 """
@@ -156,6 +156,63 @@ def cmd_export(opts: argparse.Namespace, settings: Settings) -> int:
     return export(settings, fmt, opts.since, opts.until, opts.out)
 
 
+def cmd_reindex(opts: argparse.Namespace, settings: Settings) -> int:
+    """Validate and index knowledge/, then make it the version every running bot serves."""
+    from bot.database import with_database
+    from bot.records import activate_knowledge, active_knowledge, log_action
+    from bot.reloading import compare, fingerprints
+
+    index = _open_index(settings)
+    prints = fingerprints(index.knowledge)
+
+    async def activate(database) -> tuple[str | None, tuple[tuple[str, ...], ...]]:
+        async with database.session() as session:
+            state = await active_knowledge(session)
+            before = json.loads(state.fingerprints) if state else {}
+            await activate_knowledge(session, index.version, prints)
+            await log_action(session, 0, "reindex", f"cli: {index.version}")
+        return (state.version if state else None), compare(before, prints)
+
+    old, (added, removed, changed) = with_database(settings.database_url, settings.spool_path,
+                                                   activate)
+    print(f"knowledge {old or '(none)'} -> {index.version}: {len(index.knowledge.entries)} FAQ "
+          f"entries, {len(index.knowledge.passages)} passages")
+    print(f"added {len(added)}, removed {len(removed)}, changed {len(changed)}")
+    for label, ids in (("+", added), ("-", removed), ("~", changed)):
+        for entry_id in ids:
+            print(f"  {label} {entry_id}")
+    print(f"running bots switch within {settings.knowledge_sync_seconds:g} s "
+          "(KNOWLEDGE_SYNC_SECONDS)")
+    return 0
+
+
+def cmd_audit(opts: argparse.Namespace, settings: Settings) -> int:
+    """Admin and secretariat actions, refused attempts included."""
+    from bot.database import with_database
+    from bot.records import admin_actions
+
+    since = dt.datetime.combine(opts.since, dt.time(), dt.UTC) if opts.since else None
+
+    async def read(database):
+        async with database.session() as session:
+            return await admin_actions(session, since)
+
+    actions = with_database(settings.database_url, settings.spool_path, read)
+    for action in actions:
+        when = action.at if action.at.tzinfo else action.at.replace(tzinfo=dt.UTC)
+        if opts.json:
+            print(json.dumps({"at": when.isoformat(), "person_id": action.person_id,
+                              "action": action.action, "allowed": action.allowed,
+                              "detail": action.detail}, ensure_ascii=False))
+        else:
+            mark = "ok     " if action.allowed else "REFUSED"
+            print(f"{when:%Y-%m-%d %H:%M:%S} UTC  {mark}  {action.person_id:>12}  "
+                  f"{action.action:<16} {action.detail[:80]}")
+    if not opts.json:
+        print(f"{len(actions)} action(s)")
+    return 0
+
+
 def cmd_default(opts: argparse.Namespace, settings: Settings) -> int:
     """Without a command: run the Telegram bot when a token is set, else chat in the terminal."""
     if settings.telegram_bot_token is not None:
@@ -164,6 +221,8 @@ def cmd_default(opts: argparse.Namespace, settings: Settings) -> int:
 
 
 COMMANDS = {
+    "reindex": cmd_reindex,
+    "audit": cmd_audit,
     "ask": cmd_ask,
     "chat": cmd_chat,
     "check": cmd_check,
@@ -202,6 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--min-accuracy", type=float, help="exit 1 when a kind falls below this")
 
     sub.add_parser("run", help="run the Telegram bot (polling, or webhook if WEBHOOK_URL)")
+    sub.add_parser("reindex", help="validate and index knowledge/, make it the version every "
+                   "running bot serves")
+    audit = sub.add_parser("audit", help="list admin and secretariat actions")
+    audit.add_argument("--since", type=dt.date.fromisoformat, help="from this day (YYYY-MM-DD)")
+    audit.add_argument("--json", action="store_true", help="one JSON object per action")
 
     bench = sub.add_parser("bench", help="latency and memory of answering")
     bench.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000],

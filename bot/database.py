@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -22,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.records import QuestionRecord, Recorded, record_question
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # How long a write may take before the database counts as unavailable for this question.
 WRITE_TIMEOUT_S = 5.0
@@ -145,3 +146,28 @@ def upgrade_schema(url: str) -> None:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(config, "head")
+
+
+def with_database(url: str, spool_path: Path, work: Callable[[Database], Awaitable[T]]) -> T:
+    """For the command line: bring the schema up to date, open the database, run `work` on
+    it, close it."""
+    upgrade_schema(url)
+
+    async def run() -> T:
+        database = Database(url, spool_path)
+        try:
+            return await work(database)
+        finally:
+            await database.close()
+
+    return asyncio.run(run())
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    scheme, sep, rest = url.partition("://")
+    if "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{host}"

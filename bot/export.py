@@ -8,7 +8,6 @@ terms) rendered from bot/templates/report.html.j2. Days are Korean days; times a
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import datetime as dt
 import io
@@ -17,14 +16,14 @@ import math
 import sys
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.database import Database, upgrade_schema
+from bot.database import Database, safe_url, with_database
 from bot.models import Person, Question, utcnow
 from bot.records import FollowUpCase, followups_between, open_followups, questions_between
 from bot.replies import KST, _environment
@@ -105,37 +104,10 @@ async def _read_period(database: Database, since: dt.datetime, until: dt.datetim
                   open_total)
 
 
-def _with_database(settings: Settings, work: Callable[[Database], Any]) -> Any:
-    """Bring the schema up to date, open the database, run `work` on it, close it."""
-    upgrade_schema(settings.database_url)
-
-    async def run() -> Any:
-        database = Database(settings.database_url, settings.spool_path)
-        try:
-            return await work(database)
-        finally:
-            await database.close()
-
-    return asyncio.run(run())
-
-
 def _database_error(settings: Settings, exc: Exception) -> int:
-    print(f"The database ({_safe_url(settings.database_url)}) could not be read: "
+    print(f"The database ({safe_url(settings.database_url)}) could not be read: "
           f"{type(exc).__name__}: {exc}", file=sys.stderr)
     return 1
-
-
-def _safe_url(url: str) -> str:
-    """The URL without its password."""
-    scheme, sep, rest = url.partition("://")
-    if "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}{sep}{user}:***@{host}"
-
-
-# --- maxbot followups -----------------------------------------------------------------------
 
 
 def _handle(person: Person | None) -> str:
@@ -228,7 +200,7 @@ def list_followups(settings: Settings, status: str | None = None, since: dt.date
                                            status=status)
 
     try:
-        cases = _with_database(settings, work)
+        cases = with_database(settings.database_url, settings.spool_path, work)
     except (SQLAlchemyError, OSError) as exc:
         return _database_error(settings, exc)
     if as_json:
@@ -538,7 +510,8 @@ def export(settings: Settings, fmt: str, since: dt.date, until: dt.date | None, 
                   file=sys.stderr)
             return 1
     try:
-        period = _with_database(settings, lambda database: _read_period(database, start, end))
+        period = with_database(settings.database_url, settings.spool_path,
+                               lambda database: _read_period(database, start, end))
     except (SQLAlchemyError, OSError) as exc:
         return _database_error(settings, exc)
     if fmt == "csv":

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from bot.models import Question
 from bot.records import FollowUpCase
+from bot.replies import KST
 from index import KnowledgeIndex
 
 # What counts as a question to answer: not refusals for length or pace.
@@ -24,9 +25,13 @@ class DayFigures:
     questions: int
     answered: int
 
+    smalltalk: int = 0
+
     @property
     def answer_rate(self) -> float:
-        return self.answered / self.questions if self.questions else 0.0
+        """Answered among the questions about our subject (small talk left out)."""
+        on_topic = self.questions - self.smalltalk
+        return self.answered / on_topic if on_topic else 0.0
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,26 @@ def _aware(when: dt.datetime) -> dt.datetime:
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
+def daily_figures(asked: list[Question], since: dt.datetime | None = None,
+                  until: dt.datetime | None = None) -> list[DayFigures]:
+    """Questions and answers per day in Korean time, days without questions included."""
+    per_day: dict[dt.date, list[Question]] = {}
+    for question in asked:
+        per_day.setdefault(_aware(question.asked_at).astimezone(KST).date(), []).append(question)
+    if not per_day and since is None:
+        return []
+    first = _aware(since).astimezone(KST).date() if since else min(per_day)
+    last = _aware(until).astimezone(KST).date() if until else max(per_day, default=first)
+    days = []
+    day = first
+    while day <= last:
+        questions = per_day.get(day, [])
+        days.append(DayFigures(day, len(questions), sum(q.status == "answered" for q in questions),
+                               sum(q.status == "smalltalk" for q in questions)))
+        day += dt.timedelta(days=1)
+    return days
+
+
 def period_stats(questions: list[Question], cases: list[FollowUpCase], index: KnowledgeIndex,
                  since: dt.datetime | None = None, until: dt.datetime | None = None,
                  top_terms: int = 10) -> PeriodStats:
@@ -69,12 +94,11 @@ def period_stats(questions: list[Question], cases: list[FollowUpCase], index: Kn
     terms: Counter[str] = Counter()
     for question in asked:
         if question.status == "unanswered":
-            terms.update(set(index.parse(question.text).terms))
-    per_day: dict[dt.date, list[Question]] = {}
-    for question in asked:
-        per_day.setdefault(_aware(question.asked_at).date(), []).append(question)
-    days = [DayFigures(day, len(qs), sum(q.status == "answered" for q in qs))
-            for day, qs in sorted(per_day.items())]
+            query = index.parse(question.text)
+            # The things asked about: nouns, not verbs or bare numbers.
+            terms.update({t for t, kind in zip(query.terms, query.kinds, strict=True)
+                          if kind == "noun" and not t.isdigit()})
+    days = daily_figures(asked, since, until)
     statuses = Counter(c.followup.status for c in cases)
     return PeriodStats(
         since=since, until=until, questions=len(asked), answered=by_status["answered"],

@@ -47,6 +47,8 @@ class Query:
     terms: tuple[str, ...]
     # How much each term says about what is asked (see KnowledgeIndex.weight).
     weights: tuple[float, ...]
+    # What kind of word each term is: noun, predicate or number.
+    kinds: tuple[str, ...]
     # Nouns the knowledge base never uses: facts we do not have, or another subject's words.
     unknown_terms: tuple[str, ...]
     strong_topic: bool
@@ -164,6 +166,7 @@ class KnowledgeIndex:
             text=text,
             terms=terms,
             weights=weights,
+            kinds=tuple(kinds[t] for t in terms),
             unknown_terms=unknown,
             strong_topic=any_of(self._strong),
             weak_topic=any_of(self._weak),

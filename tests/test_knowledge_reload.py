@@ -118,3 +118,33 @@ async def test_with_knowledge_watch_a_changed_file_is_served_without_a_command(
         user = tg.user(9300, "감시")
         tg.send_text(user, "국민성장펀드 총 규모는?")
         assert "160조원" in (await tg.wait_for_message(user)).text
+
+
+async def test_maxbot_reindex_makes_running_bots_serve_the_new_version_and_audit_lists_it(
+        tg, tmp_path: Path, knowledge_copy: Path, database_url: str, monkeypatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.cli import main
+
+    settings = bot_settings(tg, tmp_path, database_url=database_url,
+                            knowledge_dir=knowledge_copy, knowledge_sync_seconds=0.2,
+                            admin_user_ids=frozenset({ADMIN}))
+    async with running_bot(tg, settings, load_index(knowledge_copy)) as bot:
+        before = bot.services.index.version
+        rewrite(knowledge_copy / "faq" / "fund.yaml", "150조원", "180조원")
+        monkeypatch.setenv("DATABASE_URL", database_url)
+        monkeypatch.setenv("KNOWLEDGE_DIR", str(knowledge_copy))
+        monkeypatch.setenv("SPOOL_PATH", str(tmp_path / "cli-spool.jsonl"))
+        assert await asyncio.to_thread(main, ["reindex"]) == 0
+        out = capsys.readouterr().out
+        assert f"knowledge {before} -> " in out and "~ fund-size" in out
+        assert "added 0, removed 0, changed" in out
+        await tg.wait_until(lambda: bot.services.index.version != before, timeout=10)
+        user = tg.user(9600, "재색인")
+        tg.send_text(user, "국민성장펀드 총 규모는?")
+        assert "180조원" in (await tg.wait_for_message(user)).text
+
+        tg.send_text(tg.user(9601, "남"), "/reload")
+        await tg.wait_for_message(9601)
+        assert await asyncio.to_thread(main, ["audit"]) == 0
+        audit = capsys.readouterr().out
+        assert "reindex" in audit and "REFUSED" in audit and "9601" in audit
