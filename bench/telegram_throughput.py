@@ -291,6 +291,15 @@ class QuestionTable:
         except sqlite3.OperationalError:
             return -1  # busy or not created yet: ask again on the next poll
 
+    def baseline(self) -> int:
+        """The row count now, retried while the bot holds the database busy (bounded)."""
+        for _ in range(100):
+            count = self.count()
+            if count >= 0:
+                return count
+            time.sleep(0.05)
+        raise RuntimeError(f"cannot read the question table in {self.path}")
+
     def statuses(self) -> dict[str, int]:
         assert self._connection is not None
         rows = self._connection.execute(
@@ -433,14 +442,14 @@ async def one_run(kind: str, number: int, opts: Options, procs: Processes) -> Ru
 
             # Warm-up: first questions pay for connections, Kiwi's first call, SQL compilation.
             before = await tg.replies()
-            rows_before = table.count() if table else 0
+            rows_before = table.baseline() if table else 0
             for text, count, first in burst_plan(opts.warmup, opts.warmup, texts):
                 await tg.inject(text, count, count, first - BENCH_USER + WARMUP_USER)
             await wait_done(tg, before, opts.warmup, table, rows_before, opts.timeout, 0.01)
 
             # Burst: N updates from M users at once.
             before = await tg.replies()
-            rows_before = table.count() if table else 0
+            rows_before = table.baseline() if table else 0
             cpu_before = cpu_seconds(child.pid), cpu_seconds(standin.pid)
             start = time.monotonic()
             for text, count, first in burst_plan(opts.updates, opts.users, texts):
@@ -484,7 +493,7 @@ async def paced(tg: StandIn, run: Run, opts: Options, table: QuestionTable | Non
                 texts: Sequence[str]) -> None:
     count = max(1, round(opts.paced_rate * opts.paced_seconds))
     before = await tg.replies()
-    rows_before = table.count() if table else 0
+    rows_before = table.baseline() if table else 0
     injected: list[float] = []
 
     async def inject_all() -> None:

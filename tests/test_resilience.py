@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -15,10 +16,15 @@ from index import KnowledgeIndex
 from tests.conftest import POSTGRES_CTL
 from tests.harness import bot_settings, running_bot
 
+LOCKS: dict[str, sqlite3.Connection] = {}
+
 
 async def stop_database(database_url: str, tmp_path: Path) -> None:
     if database_url.startswith("sqlite"):
-        (tmp_path / "db").rename(tmp_path / "db-away")  # the file is out of reach
+        # Another program holds the write lock: SQLite's way of being unavailable.
+        locker = sqlite3.connect(database_url.split(":///", 1)[1], isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")
+        LOCKS[database_url] = locker
         return
     if not POSTGRES_CTL:
         pytest.skip("set MAXBOT_TEST_POSTGRES_CTL to a command that stops/starts the server")
@@ -27,7 +33,9 @@ async def stop_database(database_url: str, tmp_path: Path) -> None:
 
 async def start_database(database_url: str, tmp_path: Path) -> None:
     if database_url.startswith("sqlite"):
-        (tmp_path / "db-away").rename(tmp_path / "db")
+        locker = LOCKS.pop(database_url)
+        locker.execute("ROLLBACK")
+        locker.close()
         return
     await asyncio.to_thread(subprocess.run, [POSTGRES_CTL, "start"], check=True)
 
