@@ -1,4 +1,5 @@
-"""Admin commands: refresh the knowledge the bot serves and look at its state.
+"""Admin commands: refresh the knowledge the bot serves and look at its state, and add policy
+documents by sending them (bot/uploads.py).
 
 Only ADMIN_USER_IDS may use them; every attempt is recorded in the audit log.
 """
@@ -12,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler, ContextTypes
 
+from bot import uploads
 from bot.records import active_knowledge, log_action, most_disliked
 from bot.reloading import ReloadFailed
 from bot.replies import render
@@ -73,4 +75,7 @@ def handlers() -> list[BaseHandler]:
     return [
         CommandHandler("reload", reload_knowledge),
         CommandHandler("kb", knowledge_state),
+        # Documents in private chats: an admin's is an upload, anyone else's is refused as
+        # before (the conversation hands those to bot.telegram.not_text).
+        *uploads.handlers(),
     ]

@@ -7,6 +7,7 @@ written later, so that no question is ever lost and the user still gets a reply.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -138,18 +139,32 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def upgrade_schema(url: str) -> None:
-    """Bring the database to the newest schema with Alembic (blocking; call in a thread)."""
+    """Bring the database to the newest schema with Alembic (blocking; call in a thread).
+
+    Processes starting together take turns: the first migrates, the others find the schema
+    current (a lock file beside an SQLite database; an advisory lock on PostgreSQL, taken in
+    migrations/env.py).
+    """
     from alembic import command
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    if url.startswith("sqlite"):
-        path = url.split(":///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-    command.upgrade(config, "head")
+    if not url.startswith("sqlite"):
+        command.upgrade(config, "head")
+        return
+    path = url.split(":///", 1)[-1]
+    if not path or path == ":memory:":
+        command.upgrade(config, "head")
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.migrate-lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            command.upgrade(config, "head")
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def with_database(url: str, spool_path: Path, work: Callable[[Database], Awaitable[T]]) -> T:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
@@ -13,14 +14,27 @@ import bot.models  # noqa: F401 - registers the tables on SQLModel.metadata
 target_metadata = SQLModel.metadata
 
 
-def _run(connection) -> None:
-    context.configure(
-        connection=connection,
-        target_metadata=target_metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
-    )
-    with context.begin_transaction():
-        context.run_migrations()
+# Bot processes starting together on one PostgreSQL database migrate one at a time.
+MIGRATION_LOCK = 727_001
+
+
+def _run(connection: Connection) -> None:
+    locking = connection.dialect.name == "postgresql"
+    if locking:  # held by this session until unlocked, whatever the transactions do
+        connection.execute(text(f"SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+        connection.commit()
+    try:
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+    finally:
+        if locking:
+            connection.execute(text(f"SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
+            connection.commit()
 
 
 async def _run_async() -> None:

@@ -837,7 +837,7 @@ class BotApiStandIn:
         self,
         chat: ChatRef,
         predicate: Callable[[BotMessage], bool] | None = None,
-        timeout: float = 5.0,
+        timeout: float = 15.0,
     ) -> BotMessage:
         """Next not-yet-returned send/edit in the chat that matches ``predicate``.
 
@@ -862,7 +862,7 @@ class BotApiStandIn:
             await asyncio.wait({self._change_future()}, timeout=remaining)
 
     async def wait_until(
-        self, condition: Callable[[], Any], timeout: float = 5.0, poll: float = 0.02
+        self, condition: Callable[[], Any], timeout: float = 15.0, poll: float = 0.02
     ) -> Any:
         """Wait until ``condition()`` is truthy and return its value.
 
