@@ -26,7 +26,7 @@ KOREAN_STOPWORDS = frozenset(
     얼마 얼마나 무엇 내용 관련 정도 경우 대하 대해 부분 거 것 수 등 때 좀 요 네 예 혹시
     설명 소개 안내 질문 문의 답변 정보 자세 간단 알다 모르 확인 언제 어디 누구 왜 뭐
     가능 가능하 되나 어떤 무슨 궁금하 날짜 시점 시기 일자
-    랑 이랑 은 는 을 를 도 만 에 의 와 과 로 께 한테 에게 부터 까지 임 음
+    랑 이랑 은 는 을 를 도 만 에 의 와 과 로 께 한테 에게 부터 까지 임 음 뜻 의미
     """.split()
 )
 ENGLISH_STOPWORDS = frozenset(
@@ -35,7 +35,7 @@ ENGLISH_STOPWORDS = frozenset(
     by with about from as into and or but if than then so that this these those it its what
     which who whom whose when where why how can could would should will shall may might must
     i me my we our you your he she they them their there here tell please know want any some
-    much many more most get got give
+    much many more most get got give total overall entire exactly currently
     """.split()
 )
 
@@ -69,7 +69,7 @@ class Analyzer(Protocol):
     def tokens_many(self, texts: list[str]) -> list[list[str]]: ...
 
 
-def _alias_parts(alias: str) -> tuple[str, str, str]:
+def _alias_parts(alias: str, follow: str = "") -> tuple[str, str, str]:
     """An alias as (look-behind, first character, pattern for the rest): spaces inside it are
     optional and it must start a word.
 
@@ -85,9 +85,9 @@ def _alias_parts(alias: str) -> tuple[str, str, str]:
     before = rf"(?<![{WORD_CHAR}])" if re.match(rf"[{WORD_CHAR}]", first) else r"(?<![가-힣])"
     after = rf"(?![{WORD_CHAR}])" if re.match(rf"[{WORD_CHAR}]", last) else ""
     if len(chars) <= 2 and HANGUL.match(last):
-        # A short Korean alias may take a particle (맥스는, 산은에) but not start a longer
-        # word (맥스페인).
-        after = r"(?![가-힣]{2})"
+        # A short Korean alias may take a particle (맥스는, 산은에) or run into another term
+        # (맥스얼라이언스) but not start a longer word (맥스페인).
+        after = rf"(?:(?![가-힣]{{2}})|(?={follow}))" if follow else r"(?![가-힣]{2})"
     return before, first, rest + after
 
 
@@ -95,8 +95,9 @@ def _alias_regex(forms: list[str]) -> re.Pattern[str] | None:
     """One regex for all aliases, longest first, grouped by first character so that the
     engine tries only the aliases that can start where it stands."""
     groups: dict[tuple[str, str], list[str]] = {}
+    follow = "|".join(re.escape(f) for f in forms if len(f) > 2 and HANGUL.match(f[0]))
     for form in forms:
-        before, first, rest = _alias_parts(form)
+        before, first, rest = _alias_parts(form, follow)
         groups.setdefault((before, first.casefold()), []).append(rest)
     if not groups:
         return None

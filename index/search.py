@@ -25,6 +25,11 @@ RERANK_DEPTH = 20
 COVERAGE_STEP = 0.05
 # Verbs and adjectives say how a question is put more than what it asks about.
 PREDICATE_SHARE = 0.3
+# The asker's situation before 인데/는데 ("...회사인데") weighs this share of the question.
+CONTEXT_SHARE = 0.5
+CONTEXT_CLAUSE = re.compile(r"[가-힣](?:인데|는데|은데|한데)(?:요)?[\s,.]")
+# Endings of Korean compound nouns: amount, money, rate, cost, quantity, number, day.
+NOUN_SUFFIXES = frozenset("액금률율비량수일")
 # An unknown word that is no topic word weighs this share of the rarest known word.
 UNKNOWN_SHARE = 0.5
 
@@ -117,6 +122,13 @@ class KnowledgeIndex:
         return {i: tuple(frozenset(next(tokens)) for _ in range(1 + len(d.alternates)))
                 for i, d in enumerate(self.documents) if isinstance(d, FaqEntry)}
 
+    def _known_form(self, term: str) -> str:
+        """An unknown compound noun whose stem the knowledge base uses stands for the stem:
+        배정액 (allocated amount) for 배정, 가입비 for 가입."""
+        if term in self.idf or len(term) < 3 or term[-1] not in NOUN_SUFFIXES:
+            return term
+        return term[:-1] if term[:-1] in self.idf else term
+
     def is_topic_term(self, term: str) -> bool:
         """Is this one of the glossary's topic words (strong or weak), or a compound of one
         (마감일 of 마감)?
@@ -149,12 +161,22 @@ class KnowledgeIndex:
         return max(idf, 0.05 * self._max_idf)
 
     def parse(self, text: str) -> Query:
+        text = text[:MAX_QUERY_CHARS]
+        # "저희는 배터리 소재 회사인데, 대출도 되나요?": what comes before 인데/는데 is the
+        # asker's situation, what follows is the question; the situation's words weigh less.
+        split = CONTEXT_CLAUSE.search(text)
+        context_terms = ({self._known_form(t.form) for t in self.analyzer.terms(text[:split.end()])}
+                         if split else set())
         kinds: dict[str, str] = {}
-        for term in self.analyzer.terms(text[:MAX_QUERY_CHARS]):
-            kinds.setdefault(term.form, term.kind)
+        for term in self.analyzer.terms(text):
+            kinds.setdefault(self._known_form(term.form), term.kind)
+        if split:
+            asked = {self._known_form(t.form) for t in self.analyzer.terms(text[split.end():])}
+            context_terms -= asked
         terms = tuple(kinds)
         present = set(terms)
-        weights = tuple(self.weight(t, kinds[t]) for t in terms)
+        weights = tuple(self.weight(t, kinds[t]) * (CONTEXT_SHARE if t in context_terms else 1)
+                        for t in terms)
         unknown = tuple(t for t in terms if t not in self.idf and kinds[t] != "predicate")
         foreign = [t for t in unknown if not self.is_topic_term(t)]
         nouns = [t for t in terms if kinds[t] != "predicate"]
