@@ -11,8 +11,9 @@ from telegram import Update
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
 from telegram.request import HTTPXRequest
 
-from bot import admin, secretariat, telegram
+from bot import admin, eligibility, secretariat, telegram
 from bot.database import Database, upgrade_schema
+from bot.persistence import DatabasePersistence
 from bot.replies import KST
 from bot.services import Services
 from bot.settings import Settings
@@ -106,15 +107,20 @@ def build_application(settings: Settings, services: Services | None = None) -> A
         .concurrent_updates(64)
         .post_init(_start_services)
         .post_shutdown(_stop_services)
+        # Conversations (the eligibility check) and user_data survive a restart: written to
+        # the database every few seconds when changed, and at shutdown.
+        .persistence(DatabasePersistence(services.database,
+                                         settings.persistence_interval_seconds))
     )
     if settings.rate_limiter:
         # Keeps bursts inside Telegram's limits and retries after a 429's retry_after.
         builder = builder.rate_limiter(AIORateLimiter(max_retries=10))
     application = builder.build()
     application.bot_data["services"] = services
-    # The secretariat's desk first: its group replies and commands are not questions.
+    # The secretariat's desk first: its group replies and commands are not questions; then
+    # the eligibility check, whose /check, /cancel and buttons are not questions either.
     application.add_handlers([*admin.handlers(), *secretariat.handlers(settings),
-                              *telegram.handlers(settings)])
+                              *eligibility.handlers(), *telegram.handlers(settings)])
     application.add_error_handler(telegram.on_error)
     return application
 

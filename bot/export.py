@@ -32,8 +32,10 @@ from bot.secretariat import STATUS_LABELS, asker_name
 from bot.settings import Settings
 
 QUESTION_LABELS = {"answered": "답변", "unanswered": "미답변", "smalltalk": "일상 대화",
-                   "too_long": "너무 긴 질문", "limited": "질문 속도 제한"}
-REASON_LABELS = {"unanswered": "미답변 질문", "feedback": "답변에 👎"}
+                   "too_long": "너무 긴 질문", "limited": "질문 속도 제한",
+                   "consultation": "상담 요청"}
+REASON_LABELS = {"unanswered": "미답변 질문", "feedback": "답변에 👎",
+                 "consultation": "지원 방식 확인 상담 요청"}
 # Cells starting with these are formulas to Excel; user text must never run as one.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 

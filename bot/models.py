@@ -112,3 +112,17 @@ class KnowledgeState(SQLModel, table=True):
     fingerprints: str = Field(default="{}", sa_column=Column(Text, nullable=False))
     updated_by: int | None = Field(default=None, sa_column=Column(BigInteger))
     updated_at: dt.datetime = _when(nullable=False)
+
+
+class BotState(SQLModel, table=True):
+    """python-telegram-bot's persisted data as JSON: the states of persistent conversations
+    (the eligibility check), user_data and chat_data. Written by bot/persistence.py."""
+
+    __tablename__ = "bot_state"
+
+    # "user" | "chat" | "conversation:<name>"
+    kind: str = Field(primary_key=True)
+    # The user or chat id, or the conversation key as a JSON list.
+    key: str = Field(primary_key=True)
+    data: str = Field(sa_column=Column(Text, nullable=False))
+    updated_at: dt.datetime = _when(nullable=False)

@@ -13,12 +13,13 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.models import (
     AdminAction,
+    BotState,
     FollowUp,
     FollowUpEvent,
     KnowledgeState,
@@ -136,6 +137,37 @@ async def open_followup(session: AsyncSession, question_id: int, reason: str,
             select(FollowUp.id).where(FollowUp.question_id == question_id)
         )).scalar_one()
     return followup_id
+
+
+async def record_consultation(session: AsyncSession, asker: Asker, chat_id: int,
+                              message_id: int, text: str, details: str,
+                              when: dt.datetime | None = None) -> Recorded:
+    """A consultation request from the eligibility check: a question (status "consultation")
+    whose follow-up (reason "consultation") the secretariat answers like any other. `text` is
+    the one-line summary, `details` the answers laid out (kept as the "consultation" event).
+    Sent twice from the same message, it is stored once."""
+    when = when or utcnow()
+    await upsert_person(session, asker, when)
+    stmt = (
+        _insert(session, Question)
+        .values(person_id=asker.id, chat_id=chat_id, message_id=message_id, text=text,
+                status="consultation", asked_at=when)
+        .on_conflict_do_nothing(index_elements=["chat_id", "message_id"])
+        .returning(Question.id)
+    )
+    question_id = (await session.exec(stmt)).scalar()
+    duplicate = question_id is None
+    if duplicate:
+        question_id = (await session.exec(
+            select(Question.id).where(Question.chat_id == chat_id,
+                                      Question.message_id == message_id)
+        )).scalar_one()
+    followup_id = await open_followup(session, question_id, "consultation", when)
+    if not duplicate:
+        session.add(FollowUpEvent(followup_id=followup_id, kind="consultation",
+                                  author_id=asker.id, text=details, at=when))
+    await session.commit()
+    return Recorded(question_id, followup_id, duplicate=duplicate)
 
 
 async def set_feedback(session: AsyncSession, question_id: int, person_id: int,
@@ -329,3 +361,27 @@ async def most_disliked(session: AsyncSession, limit: int = 5) -> list[tuple[str
         .group_by(Question.entry_id).order_by(func.count().desc(), Question.entry_id)
         .limit(limit))
     return [(entry_id, count) for entry_id, count in rows.all()]
+
+
+# --- python-telegram-bot's persisted state (bot/persistence.py) ----------------------------
+
+
+async def bot_states(session: AsyncSession) -> list[BotState]:
+    return list((await session.exec(select(BotState))).scalars().all())
+
+
+async def save_bot_states(session: AsyncSession, changes: dict[tuple[str, str], str | None]
+                          ) -> None:
+    """Write JSON data by (kind, key) in one transaction; None deletes the row."""
+    gone = [k for k, v in changes.items() if v is None]
+    if gone:
+        await session.exec(delete(BotState).where(tuple_(BotState.kind, BotState.key).in_(gone)))
+    now = utcnow()
+    for (kind, key), data in changes.items():
+        if data is None:
+            continue
+        stmt = _insert(session, BotState).values(kind=kind, key=key, data=data, updated_at=now)
+        await session.exec(stmt.on_conflict_do_update(
+            index_elements=["kind", "key"],
+            set_={"data": stmt.excluded.data, "updated_at": stmt.excluded.updated_at}))
+    await session.commit()

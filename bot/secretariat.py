@@ -124,14 +124,24 @@ async def post_followup(application: Application, followup_id: int) -> None:
             case = await followup_case(session, followup_id)
             if case is None:
                 return
-            near = _near_misses(case, services.index)
             message = await application.bot.send_message(
-                group, render("secretariat_post", case=case, asker_name=asker_name(case),
-                              near_misses=near),
-                parse_mode="HTML", reply_markup=post_keyboard(followup_id))
+                group, _post_text(case, services.index), parse_mode="HTML",
+                reply_markup=post_keyboard(followup_id))
             await add_event(session, followup_id, "posted", group_message_id=message.message_id)
     except (TelegramError, SQLAlchemyError):
         log.exception("follow-up %s not posted to the secretariat group", followup_id)
+
+
+def _post_text(case: FollowUpCase, index: KnowledgeIndex) -> str:
+    """A question with the entries closest to it; a consultation request (from the
+    eligibility check) with the answers and result the asker agreed to share."""
+    if case.followup.reason == "consultation":
+        details = next((e.text for e in case.events if e.kind == "consultation" and e.text),
+                       case.question.text)
+        return render("eligibility_consultation_post", case=case, asker_name=asker_name(case),
+                      details=details)
+    return render("secretariat_post", case=case, asker_name=asker_name(case),
+                  near_misses=_near_misses(case, index))
 
 
 def _near_misses(case: FollowUpCase, index: KnowledgeIndex) -> list[FaqEntry]:

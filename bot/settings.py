@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     # How often each process checks the database for a knowledge version another activated.
     knowledge_sync_seconds: float = Field(default=30, gt=0)
     analyzer: str = "kiwi"
+    # How often changed conversation states and user data are written to the database (they
+    # are written at shutdown too); a crash loses at most this much of a running check.
+    persistence_interval_seconds: float = Field(default=5, gt=0)
 
     # Answering thresholds (see bot/answering.py)
     answer_min_coverage: float = Field(default=0.7, ge=0, le=1)

@@ -32,6 +32,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot import eligibility
 from bot.answering import Answer, answer, answer_entry
 from bot.models import Question, utcnow
 from bot.records import Asker, QuestionRecord, open_followup, set_feedback
@@ -39,7 +40,7 @@ from bot.replies import render, render_answer
 from bot.secretariat import post_followup
 from bot.services import services_of
 from bot.settings import Settings
-from index import FaqEntry, KnowledgeIndex
+from index import FaqEntry, KnowledgeBase, KnowledgeIndex
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,13 @@ def entry_buttons(entries: Iterable[FaqEntry]) -> list[list[InlineKeyboardButton
             for e in entries]
 
 
-def answer_keyboard(result: Answer, question_id: int | None) -> InlineKeyboardMarkup | None:
+def answer_keyboard(result: Answer, question_id: int | None,
+                    knowledge: KnowledgeBase | None = None) -> InlineKeyboardMarkup | None:
     rows = entry_buttons([d for d in result.suggestions if isinstance(d, FaqEntry)])
+    rules = knowledge.eligibility if knowledge is not None else None
+    if (rules is not None and result.status == "answered" and result.document is not None
+            and result.document.id in rules.offer_check_for):
+        rows.append([eligibility.start_button()])  # "does it apply to us?": walk them through
     if result.status == "answered" and question_id is not None:
         rows.append([InlineKeyboardButton("👍", callback_data=f"fb:{question_id}:1"),
                      InlineKeyboardButton("👎", callback_data=f"fb:{question_id}:-1")])
@@ -108,6 +114,8 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
               for c in index.knowledge.categories.values()
               if any(e.category == c.key for e in index.knowledge.entries)]
     rows = entry_buttons(examples) + [topics[i:i + 2] for i in range(0, len(topics), 2)]
+    if index.knowledge.eligibility is not None:
+        rows.append([eligibility.start_button()])
     name = update.effective_user.first_name if update.effective_user else None
     await update.effective_message.reply_html(
         render("welcome", name=name), reply_markup=InlineKeyboardMarkup(rows))
@@ -179,7 +187,8 @@ async def ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return  # a redelivered update: the user has had this reply already
     html = render_answer(result, index.knowledge, reference=recorded.followup_id,
                          queued=recorded.spooled and result.followup)
-    await message.reply_html(html, reply_markup=answer_keyboard(result, recorded.question_id),
+    await message.reply_html(html, reply_markup=answer_keyboard(result, recorded.question_id,
+                                                                index.knowledge),
                              do_quote=message.chat.type != ChatType.PRIVATE)
     if recorded.followup_id is not None:
         await post_followup(context.application, recorded.followup_id)
@@ -211,7 +220,7 @@ async def show_entry(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     await query.answer()
     result = answer_entry(entry, index, services_of(context).settings.answering_rules())
     await query.message.reply_html(render_answer(result, index.knowledge),
-                                   reply_markup=answer_keyboard(result, None))
+                                   reply_markup=answer_keyboard(result, None, index.knowledge))
 
 
 async def show_topic(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -12,9 +12,12 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from index.eligibility import EligibilityRules
 
 # Ids travel in Telegram button data (64 bytes at most, with a short prefix).
 ENTRY_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,59}$")
@@ -137,6 +140,8 @@ class KnowledgeBase:
     entries: tuple[FaqEntry, ...]
     passages: tuple[Passage, ...]
     glossary: Glossary
+    # The guided check's steps and rules (eligibility.yaml); None when the file is absent.
+    eligibility: EligibilityRules | None = None
 
     @property
     def documents(self) -> tuple[Document, ...]:
@@ -393,7 +398,8 @@ def split_passages(path: Path, text: str, sources: dict[str, Source],
 
 def knowledge_files(root: Path) -> list[Path]:
     """Every file that makes up the knowledge base, in a stable order."""
-    names = [root / n for n in ("sources.yaml", "categories.yaml", "glossary.yaml")]
+    names = [root / n for n in ("sources.yaml", "categories.yaml", "glossary.yaml",
+                                "eligibility.yaml")]
     return [
         *(p for p in names if p.exists()),
         *sorted((root / "faq").glob("*.yaml")),
@@ -456,6 +462,11 @@ def load_knowledge(root: Path | str) -> KnowledgeBase:
         seen.setdefault(entry.id, entry)
     if not entries and not passages and not errors:
         errors.append(KnowledgeError(root, None, "no FAQ entries or policy documents found"))
+    eligibility = None
+    if (root / "eligibility.yaml").exists():
+        from index.eligibility import load_eligibility
+
+        eligibility = load_eligibility(root / "eligibility.yaml", set(seen), errors)
     if errors:
         raise KnowledgeInvalid(errors)
 
@@ -468,4 +479,5 @@ def load_knowledge(root: Path | str) -> KnowledgeBase:
         entries=tuple(entries),
         passages=tuple(passages),
         glossary=glossary,
+        eligibility=eligibility,
     )

@@ -1,0 +1,327 @@
+"""The guided eligibility check (/check): walked with buttons through the Bot API stand-in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from bot.cli import main
+from bot.models import BotState, FollowUpEvent
+from index import load_index
+from tests.conftest import write_knowledge
+from tests.harness import RunningBot, bot_settings, running_bot
+from tests.standin import BotApiStandIn
+from tests.standin.records import BotMessage
+
+GROUP = -1001600
+ADMIN = 9400
+
+
+@pytest.fixture
+async def desk(tg, tmp_path: Path, real_index, database_url: str):
+    """The bot with a secretariat group that has one member."""
+    settings = bot_settings(tg, tmp_path, database_url=database_url, secretariat_chat_id=GROUP)
+    async with running_bot(tg, settings, real_index) as bot:
+        bot.member = tg.user(7701, "박사무", username="desk_park")
+        bot.group = tg.group(GROUP, "국민성장펀드 사무국", members=[bot.member])
+        yield bot
+
+
+def data_of(message: BotMessage) -> list[str]:
+    return [data for _, data in message.buttons]
+
+
+async def press(tg: BotApiStandIn, user, message: BotMessage, data: str) -> BotMessage:
+    """Press a button of the check and return the check's message as it is next edited."""
+    tg.press(user, message, data)
+    return await tg.wait_for_message(
+        user, lambda m: m.kind == "edited" and m.message_id == message.message_id)
+
+
+async def walk(tg: BotApiStandIn, user, message: BotMessage, *choices: str) -> BotMessage:
+    """Answer steps in order: "step:option", or "step:-" to skip it."""
+    for choice in choices:
+        step, option = choice.split(":")
+        data = f"ck:k:{step}" if option == "-" else f"ck:a:{step}:{option}"
+        message = await press(tg, user, message, data)
+    return message
+
+
+async def test_a_full_check_from_start_names_the_methods_and_the_entries_behind_them(
+        desk: RunningBot) -> None:
+    tg = desk.tg
+    user = tg.user(7801, "최대표", username="ceo_choi")
+    tg.send_text(user, "/start")
+    welcome = await tg.wait_for_message(user)
+    assert "ck:start" in data_of(welcome)
+    tg.press(user, welcome, "ck:start")
+    step = await tg.wait_for_message(user)
+    assert "1/6" in step.text and "사업 분야" in step.text
+    assert {"ck:a:field:ai", "ck:a:field:mobility", "ck:a:field:other",
+            "ck:k:field"} <= set(data_of(step))
+    assert ("건너뛰기 ⏭", "ck:k:field") in step.buttons
+
+    step = await press(tg, user, step, "ck:a:field:ai")
+    assert "2/6" in step.text and "자금을 어디에" in step.text and "사업 분야 AI" in step.text
+    step = await walk(tg, user, step, "purpose:equity", "size:1b-10b", "alliance:member")
+    assert "5/6" in step.text and "어느 분과" in step.text
+    assert "ck:a:sub-alliance:humanoid" in data_of(step)
+    result = await walk(tg, user, step, "sub-alliance:humanoid", "region:non-capital")
+
+    text = result.text
+    assert "지원 방식 확인 결과" in text
+    assert "사업 분야: AI" in text and "분과: 휴머노이드" in text and "지역: 비수도권" in text
+    assert "✅ 직접투자 · 간접투자" in text
+    assert "인프라 투·융자" not in text and "초저리 대출" not in text
+    assert "40% 이상" in text and "6조 6천억원" in text and "30조원 이상" in text
+    assert "한도" in text and "마감일" in text and "금리" not in text
+    assert "승인된다는 뜻이 아닙니다" in text
+    buttons = data_of(result)
+    for entry in ("support-direct-investment", "support-indirect-investment", "industries-ai",
+                  "demand-humanoid", "link-project-discovery", "industries-regional",
+                  "gov-decision-process"):
+        assert f"a:{entry}" in buttons
+    assert "a:support-low-rate-loan" not in buttons
+    assert buttons[-2:] == ["ck:consult", "ck:start"]
+    assert tg.parse_errors == []
+
+    tg.press(user, result, "a:support-direct-investment")
+    entry = await tg.wait_for_message(user)
+    assert "15조원" in entry.text
+
+
+async def test_an_eligibility_question_gets_the_answer_and_a_button_to_the_check(
+        desk: RunningBot) -> None:
+    tg = desk.tg
+    user = tg.user(7802, "정이사")
+    tg.send_text(user, "우리 회사도 받을 수 있나요?")
+    reply = await tg.wait_for_message(user)
+    assert "12개" in reply.text and "ck:start" in data_of(reply)
+    tg.send_text(user, "국민성장펀드 규모는?")
+    other = await tg.wait_for_message(user)
+    assert "ck:start" not in data_of(other)
+    tg.press(user, reply, "ck:start")
+    assert "사업 분야" in (await tg.wait_for_message(user)).text
+
+
+async def test_skipped_steps_and_a_step_not_asked(desk: RunningBot) -> None:
+    tg = desk.tg
+    user = tg.user(7803, "스킵")
+    tg.send_text(user, "/check")
+    step = await tg.wait_for_message(user)
+    step = await walk(tg, user, step, "field:-", "purpose:-", "size:-")
+    assert "사업 분야 건너뜀" in step.text
+    step = await press(tg, user, step, "ck:a:alliance:not-member")
+    assert "5/5" in step.text and "어느 지역" in step.text, "no sub-alliance for non-members"
+    result = await press(tg, user, step, "ck:a:region:capital")
+    text = result.text
+    assert "사업 분야: 건너뜀" in text and "분과" not in text
+    assert "네 가지 지원 방식을 모두" in text
+    assert "✅ 직접투자 · 간접투자 · 인프라 투·융자 · 초저리 대출" in text
+    assert "12개 첨단전략산업에 드는지" in text and "새로 참여하는 방법" in text
+    assert "금리 수준" in text
+    assert {"a:support-methods", "a:industries-strategic-what"} <= set(data_of(result))
+
+
+async def test_cancel_ends_the_check_and_forgets_the_answers(desk: RunningBot) -> None:
+    tg = desk.tg
+    user = tg.user(7804, "취소")
+    tg.send_text(user, "/check")
+    first = await tg.wait_for_message(user)
+    await press(tg, user, first, "ck:a:field:bio")
+    tg.send_text(user, "/cancel")
+    told = await tg.wait_for_message(user, lambda m: m.kind == "sent")
+    assert "그만두었습니다" in told.text
+    unbuttoned = await tg.wait_for_message(user, lambda m: m.kind == "edited")
+    assert unbuttoned.message_id == first.message_id and not unbuttoned.buttons
+    assert "eligibility" not in desk.app.user_data.get(user.id, {})
+    tg.send_text(user, "/cancel")
+    assert "진행 중인 확인이 없습니다" in (await tg.wait_for_message(user)).text
+
+    tg.send_text(user, "/check")  # a new check; an older check's buttons no longer count
+    second = await tg.wait_for_message(user)
+    tg.send_text(user, "/check")
+    third = await tg.wait_for_message(user)
+    tg.press(user, second, "ck:a:field:ai")
+    [alert] = await tg.wait_until(lambda: [a for a in tg.callback_answers if a.show_alert])
+    assert "끝났습니다" in alert.text
+    await press(tg, user, third, "ck:a:field:ai")
+
+
+async def test_a_check_continues_after_the_bot_restarts(tg, tmp_path: Path, real_index,
+                                                         database_url: str) -> None:
+    settings = bot_settings(tg, tmp_path, database_url=database_url)
+    user = tg.user(7805, "재시작")
+    async with running_bot(tg, settings, real_index) as bot:
+        tg.send_text(user, "/check")
+        step = await tg.wait_for_message(user)
+        step = await walk(tg, user, step, "field:robot", "purpose:facility")
+        assert "필요한 자금은" in step.text
+    async with bot.database.session() as session:
+        kinds = {row.kind for row in (await session.exec(select(BotState))).all()}
+    assert kinds == {"user", "conversation:eligibility"}
+
+    async with running_bot(tg, settings, real_index) as restarted:
+        step = await walk(tg, user, step, "size:over-100b")
+        assert "4/6" in step.text and "사업 분야 로봇" in step.text
+        result = await walk(tg, user, step, "alliance:member", "sub-alliance:ai-factory",
+                            "region:-")
+        text = result.text
+        assert "✅ 인프라 투·융자 · 초저리 대출" in text and "✅ 인프라 투·융자\n" in text
+        assert "데이터·컴퓨팅·실증 인프라" in text and "1조 3천억원" in text
+        assert "금리 수준" in text and "필요 규모: 1,000억원 이상" in text
+        assert "a:link-shared-infrastructure" in data_of(result)
+        tg.send_text(user, "/cancel")
+        await tg.wait_for_message(user)
+    async with restarted.database.session() as session:
+        rows = (await session.exec(select(BotState))).all()
+    assert rows == [], "a finished check leaves nothing behind"
+
+
+async def test_a_consultation_request_reaches_the_group_and_its_reply_the_user(
+        desk: RunningBot) -> None:
+    tg = desk.tg
+    user = tg.user(7806, "한대표", username="ceo_han")
+    tg.send_text(user, "/check")
+    step = await tg.wait_for_message(user)
+    result = await walk(tg, user, step, "field:semiconductor", "purpose:loan", "size:10b-100b",
+                        "alliance:member", "sub-alliance:ai-semiconductor", "region:capital")
+    assert "✅ 초저리 대출" in result.text
+
+    tg.press(user, result, "ck:consult")
+    consent = await tg.wait_for_message(user, lambda m: m.kind == "sent")
+    assert "동의하고 보내기" in str(consent.buttons) and "한대표 (@ceo_han)" in consent.text
+    assert "사업 분야: 반도체" in consent.text and "사무국의 텔레그램 그룹에" in consent.text
+    tg.press(user, consent, "ck:keep")
+    kept = await tg.wait_for_message(user)
+    assert "보내지 않았습니다" in kept.text and not kept.buttons
+    assert await desk.followups() == []
+
+    tg.press(user, result, "ck:consult")
+    consent = await tg.wait_for_message(user, lambda m: m.kind == "sent")
+    tg.press(user, consent, "ck:send")
+    sent = await tg.wait_for_message(user)
+    [followup] = await desk.followups()
+    assert f"접수번호 {followup.id}" in sent.text and followup.reason == "consultation"
+    [question] = await desk.questions()
+    assert question.status == "consultation" and question.message_id == result.message_id
+
+    post = await tg.wait_for_message(desk.group)
+    assert f"상담 요청 #{followup.id}" in post.text and "한대표 (@ceo_han)" in post.text
+    for line in ("• 사업 분야: 반도체", "• 자금 용도: 대출", "• 필요 규모: 100억~1,000억원",
+                 "• M.AX 얼라이언스: 참여하고 있음", "• 분과: AI 반도체", "• 지역: 수도권",
+                 "맞을 수 있는 지원 방식: 초저리 대출"):
+        assert line in post.text
+    assert f"sc:{followup.id}" in data_of(post)
+
+    tg.send_text(desk.member, "초저리 대출 상담은 다음 주 설명회에서 <안내> 드리겠습니다.",
+                 chat=desk.group, reply_to=post)
+    delivered = await tg.wait_for_message(user)
+    assert "사무국 답변" in delivered.text and f"접수번호 {followup.id}" in delivered.text
+    assert "<안내> 드리겠습니다" in delivered.text and "지원 방식 확인" in delivered.text
+    assert delivered.reply_to == result.message_id
+    confirmed = await tg.wait_for_message(desk.group)
+    assert "전달했습니다" in confirmed.text and "한대표" in confirmed.text
+    [followup] = await desk.followups()
+    assert followup.status == "answered" and followup.answered_by == desk.member.id
+    async with desk.database.session() as session:
+        kinds = (await session.exec(select(FollowUpEvent.kind).order_by(FollowUpEvent.id))).all()
+    assert list(kinds) == ["consultation", "posted", "answer", "delivered"]
+    assert tg.parse_errors == []
+
+
+# --- broken rules: refused by `maxbot check` and /reload with their line -------------------
+
+RULES = """\
+offer_check_for: [fund-size]
+steps:
+  - key: purpose
+    label: 자금 용도
+    question: 자금을 어디에 쓰시나요?
+    options:
+      - {key: equity, label: 지분투자}
+      - {key: loan, label: 대출}
+methods:
+  loan: {label: 초저리 대출, entries: [fund-loan]}
+rules:
+  - when: {purpose: [loan]}
+    methods: [loan]
+    reason: 대출이면 초저리 대출이 가까운 방식입니다.
+    entries: [fund-loan]
+open_questions:
+  - text: 금리 수준
+wording:
+  never_say: [승인됩니다]
+"""
+
+
+def check(root: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = main(["check", "--knowledge-dir", str(root)])
+    return code, capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("old", "new", "line", "message"), [
+    ("    entries: [fund-loan]\nopen", "    entries: [fund-lone]\nopen", 12,
+     "rule: unknown FAQ entry 'fund-lone'"),
+    ("when: {purpose: [loan]}", "when: {purpos: [loan]}", 12,
+     "rule: when: unknown step 'purpos'"),
+    ("when: {purpose: [loan]}", "when: {purpose: [lone]}", 12,
+     "rule: when: unknown option 'lone' of step 'purpose'"),
+    ("    reason: 대출이면 초저리 대출이 가까운 방식입니다.\n", "", 12, "rule has no reason"),
+    ("    label: 자금 용도\n", "", 3, "step 'purpose' has no label"),
+    ("methods: [loan]", "methods: [loans]", 12, "rule: unknown method 'loans'"),
+    ("가까운 방식입니다", "승인됩니다", 12, "says '승인됩니다'"),
+    ("      - {key: loan, label: 대출}", "      - {key: loan, label: [대출}", 8, "invalid YAML"),
+])
+def test_maxbot_check_refuses_broken_rules_with_their_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, line: int,
+        message: str) -> None:
+    root = write_knowledge(tmp_path / "kb", {"eligibility.yaml": RULES})
+    code, out = check(root, capsys)
+    assert code == 0, out
+    assert "steps" not in out
+    broken = RULES.replace(old, new)
+    assert broken != RULES
+    (root / "eligibility.yaml").write_text(broken, encoding="utf-8")
+    code, out = check(root, capsys)
+    assert code == 1
+    assert f"{root / 'eligibility.yaml'}:{line}:" in out and message in out, out
+
+
+@pytest.fixture
+async def live(tg, tmp_path: Path, knowledge_copy: Path, database_url: str):
+    settings = bot_settings(tg, tmp_path, database_url=database_url, knowledge_dir=knowledge_copy,
+                            admin_user_ids=frozenset({ADMIN}))
+    async with running_bot(tg, settings, load_index(knowledge_copy)) as bot:
+        bot.admin = tg.user(ADMIN, "관리자")
+        yield bot
+
+
+async def test_reload_refuses_broken_rules_with_their_line_and_picks_up_fixed_ones(
+        live: RunningBot) -> None:
+    tg = live.tg
+    rules = live.settings.knowledge_dir / "eligibility.yaml"
+    text = rules.read_text(encoding="utf-8")
+    before = live.services.index.version
+    broken = text.replace("entries: [industries-regional]", "entries: [industries-regions]")
+    rules.write_text(broken, encoding="utf-8")
+    line = next(n for n, row in enumerate(broken.splitlines(), start=1)
+                if "{region: [non-capital]}" in row)
+    tg.send_text(live.admin, "/reload")
+    refused = await tg.wait_for_message(live.admin)
+    assert "오류가 있어 새로 읽지 않았습니다" in refused.text
+    assert f"{rules}:{line}: rule: unknown FAQ entry 'industries-regions'" in refused.text
+    assert live.services.index.version == before
+
+    tg.send_text(live.admin, "/check")  # the last good rules still serve
+    assert "회사의 주된 사업 분야는" in (await tg.wait_for_message(live.admin)).text
+
+    rules.write_text(text.replace("회사의 주된 사업 분야는", "귀사의 주력 사업 분야는"),
+                     encoding="utf-8")
+    tg.send_text(live.admin, "/reload")
+    assert "→" in (await tg.wait_for_message(live.admin)).text
+    assert live.services.index.version != before
+    tg.send_text(live.admin, "/check")
+    assert "귀사의 주력 사업 분야는" in (await tg.wait_for_message(live.admin)).text
