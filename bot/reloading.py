@@ -8,6 +8,7 @@ file aborts the reload with its place, and the last good index stays in service.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import json
 import logging
@@ -28,8 +29,8 @@ from index import (
     KnowledgeInvalid,
     load_knowledge,
 )
-from index.analyzer import make_analyzer
-from index.knowledge import knowledge_files, knowledge_version
+from index.analyzer import Analyzer, make_analyzer
+from index.knowledge import Glossary, knowledge_files, knowledge_version
 from index.search import phrasing_texts
 
 log = logging.getLogger(__name__)
@@ -80,28 +81,56 @@ def compare(before: dict[str, str], after: dict[str, str]) -> tuple[tuple[str, .
     return added, removed, changed
 
 
-def analyze_knowledge(knowledge: KnowledgeBase, analyzer_name: str
-                      ) -> tuple[list[list[str]], list[list[str]]]:
-    """Tokens of every document and of every FAQ phrasing (runs in a separate process)."""
-    analyzer = make_analyzer(analyzer_name, knowledge.glossary)
-    documents = analyzer.tokens_many([d.searchable_text() for d in knowledge.documents])
-    return documents, analyzer.tokens_many(phrasing_texts(knowledge))
+# Texts per task: each result is unpickled in this process in one go, holding the interpreter,
+# so results stay small (a single 10,000-passage result stalled the event loop ~200 ms).
+CHUNK = 200
+_worker_analyzer: Analyzer | None = None
+
+
+def _start_worker(glossary: Glossary, analyzer_name: str) -> None:
+    global _worker_analyzer
+    _worker_analyzer = make_analyzer(analyzer_name, glossary)
+
+
+def _analyze_chunk(texts: list[str]) -> list[list[str]]:
+    assert _worker_analyzer is not None
+    return _worker_analyzer.tokens_many(texts)
+
+
+def analyze_in_child(glossary: Glossary, analyzer_name: str, texts: list[str]
+                     ) -> list[list[str]]:
+    """Analyze texts in a child process: Kiwi holds the interpreter while it analyzes, and the
+    bot's event loop must not wait for it."""
+    context = multiprocessing.get_context("spawn")
+    chunks = [texts[i:i + CHUNK] for i in range(0, len(texts), CHUNK)]
+    with ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_start_worker,
+                             initargs=(glossary, analyzer_name)) as pool:
+        return [tokens for chunk in pool.map(_analyze_chunk, chunks) for tokens in chunk]
 
 
 def rebuild(current: KnowledgeIndex) -> KnowledgeIndex:
     """Load, validate and index the knowledge folder again (blocking; run it in a thread).
 
-    The analysis runs in a child process: Kiwi holds the interpreter while it analyzes, and
-    the bot's event loop must not wait for it. The served analyzer keeps its loaded Kiwi.
+    The served analyzer keeps its loaded Kiwi; the analysis itself runs in a child process.
     """
     knowledge = load_knowledge(current.knowledge.root)
     analyzer = current.analyzer
     if knowledge.glossary != current.knowledge.glossary:
         analyzer = analyzer.with_glossary(knowledge.glossary)
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        corpus, phrasings = pool.submit(analyze_knowledge, knowledge, analyzer.name).result()
-    return KnowledgeIndex(knowledge, analyzer, corpus=corpus, phrasings=phrasings)
+    documents = [d.searchable_text() for d in knowledge.documents]
+    phrasings = phrasing_texts(knowledge)
+    # Building creates millions of small objects; a full cyclic garbage collection over them
+    # holds the interpreter for a tenth of a second or more. Collect nothing while building,
+    # then move the new index out of the collector's sight: it lives until the next reload.
+    gc.disable()
+    try:
+        tokens = analyze_in_child(knowledge.glossary, analyzer.name, documents + phrasings)
+        index = KnowledgeIndex(knowledge, analyzer, corpus=tokens[:len(documents)],
+                               phrasings=tokens[len(documents):])
+        gc.freeze()
+    finally:
+        gc.enable()
+    return index
 
 
 @dataclass
