@@ -98,27 +98,33 @@ async def upsert_person(session: AsyncSession, asker: Asker, seen: dt.datetime) 
 async def record_question(session: AsyncSession, record: QuestionRecord) -> Recorded:
     """Store a question (once per chat message) and open its follow-up when it needs one."""
     await upsert_person(session, record.asker, record.asked_at)
-    stmt = (
-        _insert(session, Question)
-        .values(person_id=record.asker.id, chat_id=record.chat_id, message_id=record.message_id,
-                text=record.text, status=record.status, entry_id=record.entry_id,
-                score=record.score, coverage=record.coverage,
-                knowledge_version=record.knowledge_version, asked_at=record.asked_at)
-        .on_conflict_do_nothing(index_elements=["chat_id", "message_id"])
-        .returning(Question.id)
-    )
-    question_id = (await session.exec(stmt)).scalar()
-    duplicate = question_id is None
-    if duplicate:
-        question_id = (await session.exec(
-            select(Question.id).where(Question.chat_id == record.chat_id,
-                                      Question.message_id == record.message_id)
-        )).scalar_one()
+    question_id, duplicate = await _insert_question(
+        session, person_id=record.asker.id, chat_id=record.chat_id,
+        message_id=record.message_id, text=record.text, status=record.status,
+        entry_id=record.entry_id, score=record.score, coverage=record.coverage,
+        knowledge_version=record.knowledge_version, asked_at=record.asked_at)
     followup_id = None
     if record.wants_followup:
         followup_id = await open_followup(session, question_id, "unanswered", record.asked_at)
     await session.commit()
     return Recorded(question_id, followup_id, duplicate=duplicate)
+
+
+async def _insert_question(session: AsyncSession, **values: Any) -> tuple[int, bool]:
+    """Insert a question unless its chat message is stored already; its id, and whether it
+    was (a redelivered update)."""
+    stmt = (
+        _insert(session, Question).values(**values)
+        .on_conflict_do_nothing(index_elements=["chat_id", "message_id"])
+        .returning(Question.id)
+    )
+    question_id = (await session.exec(stmt)).scalar()
+    if question_id is not None:
+        return question_id, False
+    existing = await session.exec(
+        select(Question.id).where(Question.chat_id == values["chat_id"],
+                                  Question.message_id == values["message_id"]))
+    return existing.scalar_one(), True
 
 
 async def open_followup(session: AsyncSession, question_id: int, reason: str,
@@ -148,20 +154,9 @@ async def record_consultation(session: AsyncSession, asker: Asker, chat_id: int,
     Sent twice from the same message, it is stored once."""
     when = when or utcnow()
     await upsert_person(session, asker, when)
-    stmt = (
-        _insert(session, Question)
-        .values(person_id=asker.id, chat_id=chat_id, message_id=message_id, text=text,
-                status="consultation", asked_at=when)
-        .on_conflict_do_nothing(index_elements=["chat_id", "message_id"])
-        .returning(Question.id)
-    )
-    question_id = (await session.exec(stmt)).scalar()
-    duplicate = question_id is None
-    if duplicate:
-        question_id = (await session.exec(
-            select(Question.id).where(Question.chat_id == chat_id,
-                                      Question.message_id == message_id)
-        )).scalar_one()
+    question_id, duplicate = await _insert_question(
+        session, person_id=asker.id, chat_id=chat_id, message_id=message_id, text=text,
+        status="consultation", asked_at=when)
     followup_id = await open_followup(session, question_id, "consultation", when)
     if not duplicate:
         session.add(FollowUpEvent(followup_id=followup_id, kind="consultation",

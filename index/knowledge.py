@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -238,41 +238,34 @@ def _strings(value: Any, path: Path, line: int | None, what: str) -> tuple[str, 
 # --- the files -------------------------------------------------------------------------------
 
 
-def _load_sources(path: Path) -> dict[str, Source]:
+def _entries(path: Path, what: str, expected: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The (key, mapping) pairs of a file that maps keys to mappings (sources, categories)."""
     data = _read_yaml(path)
     if not isinstance(data, dict):
-        raise KnowledgeError(path, None, "must map source ids to title, publisher and date")
-    sources = {}
+        raise KnowledgeError(path, None, f"must map {what} keys to {expected}")
     for key, node in data.items():
         if key == "__line__":
             continue
         if not isinstance(node, dict):
-            raise KnowledgeError(path, _line(data), f"source {key} must have title and date")
-        what = f"source {key}"
-        sources[str(key)] = Source(
-            id=str(key),
-            title=_text(node, "title", path, what),
-            publisher=_text(node, "publisher", path, what),
-            date=_date(node, "date", path, what),
-        )
-    return sources
+            raise KnowledgeError(path, _line(data), f"{what} {key} must have {expected}")
+        yield str(key), node
+
+
+def _load_sources(path: Path) -> dict[str, Source]:
+    return {
+        key: Source(id=key, title=_text(node, "title", path, f"source {key}"),
+                    publisher=_text(node, "publisher", path, f"source {key}"),
+                    date=_date(node, "date", path, f"source {key}"))
+        for key, node in _entries(path, "source", "title, publisher and date")
+    }
 
 
 def _load_categories(path: Path) -> dict[str, Category]:
-    data = _read_yaml(path)
-    if not isinstance(data, dict):
-        raise KnowledgeError(path, None, "must map category keys to ko and en labels")
-    categories = {}
-    for key, node in data.items():
-        if key == "__line__":
-            continue
-        if not isinstance(node, dict):
-            raise KnowledgeError(path, _line(data), f"category {key} must have ko and en")
-        what = f"category {key}"
-        categories[str(key)] = Category(
-            str(key), _text(node, "ko", path, what), _text(node, "en", path, what)
-        )
-    return categories
+    return {
+        key: Category(key, _text(node, "ko", path, f"category {key}"),
+                      _text(node, "en", path, f"category {key}"))
+        for key, node in _entries(path, "category", "ko and en labels")
+    }
 
 
 def _load_glossary(path: Path) -> Glossary:
