@@ -80,9 +80,14 @@ class Recorded:
     duplicate: bool = False
 
 
-def _insert(session: AsyncSession, table: Any) -> Any:
+def _insert(session: AsyncSession, model: Any) -> Any:
+    """An INSERT for `model`'s table in the dialect's flavour (ON CONFLICT works on both).
+
+    It is a Core statement on the table, not the ORM class: the ORM's bulk-insert path cost
+    more than the write itself on every question.
+    """
     dialect = session.bind.dialect.name if session.bind else "sqlite"
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model.__table__)
 
 
 async def upsert_person(session: AsyncSession, asker: Asker, seen: dt.datetime) -> None:
@@ -116,7 +121,7 @@ async def _insert_question(session: AsyncSession, **values: Any) -> tuple[int, b
     stmt = (
         _insert(session, Question).values(**values)
         .on_conflict_do_nothing(index_elements=["chat_id", "message_id"])
-        .returning(Question.id)
+        .returning(Question.__table__.c.id)
     )
     question_id = (await session.exec(stmt)).scalar()
     if question_id is not None:
@@ -135,7 +140,7 @@ async def open_followup(session: AsyncSession, question_id: int, reason: str,
         .values(question_id=question_id, status="open", reason=reason,
                 created_at=when or utcnow())
         .on_conflict_do_nothing(index_elements=["question_id"])
-        .returning(FollowUp.id)
+        .returning(FollowUp.__table__.c.id)
     )
     followup_id = (await session.exec(stmt)).scalar()
     if followup_id is None:
