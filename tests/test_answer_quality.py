@@ -51,6 +51,7 @@ def test_english_questions_get_english_replies(real_index: KnowledgeIndex) -> No
     reply = to_plain_text(render_answer(result, real_index.knowledge))
     assert result.status == "answered" and result.language == "en"
     assert "150 trillion" in reply and "Source:" in reply
+    assert "\nInformation as of 20" in reply and ".." not in reply
 
 
 def test_unanswerable_questions_are_declined_with_at_most_three_suggestions(

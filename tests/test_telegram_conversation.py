@@ -27,6 +27,8 @@ async def test_question_is_answered_with_source_date_and_feedback_buttons(bot: R
     reply = await bot.tg.wait_for_message(user)
     assert "150조" in reply.text
     assert "출처:" in reply.text and "기준" in reply.text
+    source_line = next(line for line in reply.text.splitlines() if line.startswith("출처:"))
+    assert "기준 정보입니다" not in source_line, "the as-of date has a line of its own"
     assert [t for t, _ in reply.buttons[-2:]] == ["👍", "👎"]
 
     [row] = await bot.questions()
