@@ -115,6 +115,13 @@ ANSWER_KINDS = (
                 r"october|november|december)")),
     (re.compile(r"얼마|몇\s*(조|억|원|%|퍼센트|개|명|곳|배)|금액|액수|(?i:how\s+(much|many))"),
      re.compile(r"\d")),
+    # "How often": a schedule, not a date.
+    (re.compile(r"자주|몇\s*번|주기|빈도|(?i:how\s+often)"),
+     re.compile(r"매년|매월|매주|매일|분기마다|정기|수시|\d+\s*(번|회)|(?i:annual|monthly|weekly|"
+                r"regular)")),
+    # "Per company": a figure per unit, not a total.
+    (re.compile(r"(기업|회사|업체|곳|社)\s*당|(?i:per\s+(company|firm|business))"),
+     re.compile(r"(기업|회사|업체|곳)\s*당|(?i:per\s+(company|firm))")),
 )
 
 

@@ -74,3 +74,10 @@ def test_postings_give_the_same_scores_as_rank_bm25(real_index: KnowledgeIndex) 
     for question in ["국민성장펀드 규모", "휴머노이드 투자수요", "대출 금리", "AI 반도체"]:
         terms = real_index.parse(question).terms
         assert np.allclose(real_index.scores(terms), real_index.bm25.get_scores(list(terms)))
+
+
+@pytest.mark.parametrize("question", ["국민성장펀드 전략위원회는 얼마나 자주 열리나요?",
+                                      "초저리 대출은 기업당 얼마까지 받을 수 있나요?"])
+def test_a_schedule_or_a_per_company_figure_is_not_answered_with_another_fact(
+        question: str, real_index: KnowledgeIndex) -> None:
+    assert answer(question, real_index).status == "unanswered"
