@@ -27,6 +27,7 @@ KOREAN_STOPWORDS = frozenset(
     설명 소개 안내 질문 문의 답변 정보 자세 간단 알다 모르 확인 언제 어디 누구 왜 뭐
     가능 가능하 되나 어떤 무슨 궁금하 날짜 시점 시기 일자
     랑 이랑 은 는 을 를 도 만 에 의 와 과 로 께 한테 에게 부터 까지 임 음 뜻 의미
+    지금 현재 요즘 이제 최근 예시 목록 정리
     """.split()
 )
 ENGLISH_STOPWORDS = frozenset(
@@ -35,10 +36,13 @@ ENGLISH_STOPWORDS = frozenset(
     by with about from as into and or but if than then so that this these those it its what
     which who whom whose when where why how can could would should will shall may might must
     i me my we our you your he she they them their there here tell please know want any some
-    much many more most get got give total overall entire exactly currently
+    much many more most get got give total overall entire exactly currently go goes going
+    over under put
     """.split()
 )
 
+ENGLISH_NUMBERS = {w: str(n) for n, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve".split())}
 HANGUL = re.compile(r"[가-힣]")
 ALIAS_NOISE = re.compile(r"[\s.,·]")
 HANGUL_RUN = re.compile(r"[가-힣]{4,}")
@@ -259,6 +263,9 @@ class KiwiAnalyzer:
             form = m.form.casefold()
             if tag == "SL":
                 if form in ENGLISH_STOPWORDS or len(form) < 2:  # the s of fund's
+                    continue
+                if form in ENGLISH_NUMBERS:
+                    out.append(Term(ENGLISH_NUMBERS[form], "number"))
                     continue
                 stem = self._stem(form)
                 out.append(Term(self._english.get(stem, stem), "noun"))
