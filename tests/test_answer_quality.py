@@ -81,3 +81,16 @@ def test_postings_give_the_same_scores_as_rank_bm25(real_index: KnowledgeIndex) 
 def test_a_schedule_or_a_per_company_figure_is_not_answered_with_another_fact(
         question: str, real_index: KnowledgeIndex) -> None:
     assert answer(question, real_index).status == "unanswered"
+
+
+def test_every_glossary_term_stays_whole_in_the_kiwi_analyzer(real_index: KnowledgeIndex) -> None:
+    """No stopword, particle rule or split may swallow a term the glossary keeps whole."""
+    from index.analyzer import user_words
+
+    analyzer = real_index.analyzer
+    broken = {}
+    for word in user_words(real_index.knowledge.glossary):
+        for text in (word, f"{word}는 뭐예요", f"{word}에 대해", f"{word}의 규모"):
+            if word.casefold() not in analyzer.tokens(text):
+                broken[text] = analyzer.tokens(text)
+    assert not broken
