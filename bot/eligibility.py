@@ -181,14 +181,25 @@ def _summaries(context: ContextTypes.DEFAULT_TYPE, rules: EligibilityRules,
     return " ".join(line.split()), details
 
 
-async def consult(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str | None:
-    """"사무국에 상담 요청" on the result: say exactly what would be shared, and ask."""
-    query = update.callback_query
+async def _finished_check(query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE
+                          ) -> tuple[EligibilityRules, dict] | None:
+    """The rules and the answers of the check a result button belongs to; None (and a
+    pop-up saying the check is over) when there is none any more."""
     rules = rules_of(context)
     state = context.user_data.get(DATA)
     if rules is None or state is None:
         await _alert(query, "stale")
         return None
+    return rules, state
+
+
+async def consult(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str | None:
+    """"사무국에 상담 요청" on the result: say exactly what would be shared, and ask."""
+    query = update.callback_query
+    current = await _finished_check(query, context)
+    if current is None:
+        return None
+    rules, state = current
     await query.answer()
     user = update.effective_user
     _, details = _summaries(context, rules, state["answers"])
@@ -209,11 +220,10 @@ async def send(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str | int 
     from bot.telegram import asker_of  # bot.telegram imports this module
 
     query = update.callback_query
-    rules = rules_of(context)
-    state = context.user_data.get(DATA)
-    if rules is None or state is None:
-        await _alert(query, "stale")
+    current = await _finished_check(query, context)
+    if current is None:
         return None
+    rules, state = current
     line, details = _summaries(context, rules, state["answers"])
     services = services_of(context)
     try:
