@@ -165,14 +165,16 @@ class KnowledgeIndex:
         # "저희는 배터리 소재 회사인데, 대출도 되나요?": what comes before 인데/는데 is the
         # asker's situation, what follows is the question; the situation's words weigh less.
         split = CONTEXT_CLAUSE.search(text)
-        context_terms = ({self._known_form(t.form) for t in self.analyzer.terms(text[:split.end()])}
-                         if split else set())
+        end = split.end() if split else 0
+        # Each part is analyzed once; the split falls on a space, so the parts' terms are the
+        # whole text's.
+        situation = self.analyzer.terms(text[:end]) if split else []
+        question = self.analyzer.terms(text[end:])
         kinds: dict[str, str] = {}
-        for term in self.analyzer.terms(text):
+        for term in (*situation, *question):
             kinds.setdefault(self._known_form(term.form), term.kind)
-        if split:
-            asked = {self._known_form(t.form) for t in self.analyzer.terms(text[split.end():])}
-            context_terms -= asked
+        context_terms = ({self._known_form(t.form) for t in situation}
+                         - {self._known_form(t.form) for t in question})
         terms = tuple(kinds)
         present = set(terms)
         weights = tuple(self.weight(t, kinds[t]) * (CONTEXT_SHARE if t in context_terms else 1)
