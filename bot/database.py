@@ -19,13 +19,15 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.records import QuestionRecord, Recorded, record_question
+from bot.records import QuestionRecord, Recorded, record_questions
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # How long a write may take before the database counts as unavailable for this question.
 WRITE_TIMEOUT_S = 5.0
+# The most questions written in one transaction.
+WRITE_BATCH = 100
 
 
 class Database:
@@ -38,6 +40,8 @@ class Database:
         self.engine = _create_engine(url, write_timeout)
         self._spool_lock = asyncio.Lock()
         self._replay_lock = asyncio.Lock()
+        self._waiting: list[tuple[QuestionRecord, asyncio.Future[Recorded]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -45,30 +49,71 @@ class Database:
             yield session
 
     async def close(self) -> None:
+        if self._writer is not None:
+            await self._writer  # the questions waiting to be written are written first
         await self.engine.dispose()
 
     async def save_question(self, record: QuestionRecord) -> Recorded:
-        """Write the question, or spool it when the database cannot take it now."""
+        """Write the question, or spool it when the database cannot take it now.
+
+        Questions that arrive while a write is under way wait for it and are then written
+        together in one transaction (a group commit): at one question at a time nothing
+        waits, and under a burst the database is not the bottleneck.
+        """
+        loop = asyncio.get_running_loop()
+        written: asyncio.Future[Recorded] = loop.create_future()
+        self._waiting.append((record, written))
+        if self._writer is None or self._writer.done():
+            self._writer = loop.create_task(self._write_waiting())
+        # Shielded: an asker's handler being cancelled must not drop the question.
+        return await asyncio.shield(written)
+
+    async def _write_waiting(self) -> None:
+        reachable = False
+        while self._waiting:
+            batch = self._waiting[:WRITE_BATCH]
+            del self._waiting[:WRITE_BATCH]
+            reachable = await self._write_batch(batch)
+        if reachable and self.spool_path.exists():
+            asyncio.get_running_loop().create_task(self.replay_spool())
+
+    async def _write_batch(self, batch: list[tuple[QuestionRecord, asyncio.Future[Recorded]]]
+                           ) -> bool:
+        """Write a batch and tell each waiting handler what became of its question; whether
+        the database took it."""
+        reachable = True
+        records = [record for record, _ in batch]
         try:
             # The drivers time out (busy wait, command and pool timeouts): cancelling a write
             # from outside would leave its connection half closed.
             async with self.session() as session:
-                recorded = await record_question(session, record)
+                outcomes: list[Recorded | BaseException] = list(
+                    await record_questions(session, records))
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
             if isinstance(exc, IntegrityError):
-                raise
-            log.warning("database unavailable (%s); question spooled", type(exc).__name__)
-            await self._spool(record)
-            return Recorded(None, None, spooled=True)
-        if self.spool_path.exists():
-            asyncio.get_running_loop().create_task(self.replay_spool())
-        return recorded
+                if len(batch) > 1:  # a bug in one record: write the others one by one
+                    for one in batch:
+                        await self._write_batch([one])
+                    return True
+                outcomes = [exc]
+            else:
+                log.warning("database unavailable (%s); %d question(s) spooled",
+                            type(exc).__name__, len(records))
+                await self._spool(records)
+                outcomes = [Recorded(None, None, spooled=True)] * len(records)
+                reachable = False
+        for (_, written), outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                written.set_exception(outcome)
+            else:
+                written.set_result(outcome)
+        return reachable
 
-    async def _spool(self, record: QuestionRecord) -> None:
+    async def _spool(self, records: list[QuestionRecord]) -> None:
         async with self._spool_lock:
             self.spool_path.parent.mkdir(parents=True, exist_ok=True)
             with self.spool_path.open("a", encoding="utf-8") as spool:
-                spool.write(record.to_json() + "\n")
+                spool.writelines(record.to_json() + "\n" for record in records)
 
     async def spooled(self) -> list[QuestionRecord]:
         async with self._spool_lock:
@@ -93,10 +138,12 @@ class Database:
         lines = [line for line in taking.read_text(encoding="utf-8").splitlines() if line.strip()]
         written = 0
         try:
-            for line in lines:
+            for start in range(0, len(lines), WRITE_BATCH):
+                chunk = lines[start:start + WRITE_BATCH]
                 async with self.session() as session:
-                    await record_question(session, QuestionRecord.from_json(line))
-                written += 1
+                    await record_questions(session, [QuestionRecord.from_json(line)
+                                                     for line in chunk])
+                written += len(chunk)
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
             log.warning("spool replay stopped after %d of %d (%s)", written, len(lines),
                         type(exc).__name__)

@@ -91,63 +91,111 @@ def _insert(session: AsyncSession, model: Any) -> Any:
 
 
 async def upsert_person(session: AsyncSession, asker: Asker, seen: dt.datetime) -> None:
-    values = {"id": asker.id, "first_name": asker.first_name, "last_name": asker.last_name,
-              "username": asker.username, "language_code": asker.language_code,
-              "first_seen": seen, "last_seen": seen}
-    stmt = _insert(session, Person).values(**values)
+    await _upsert_people(session, [(asker, seen)])
+
+
+async def _upsert_people(session: AsyncSession, seen: list[tuple[Asker, dt.datetime]]) -> None:
+    """Create or refresh the people who wrote: one statement for all of them."""
+    latest = {asker.id: (asker, when) for asker, when in sorted(seen, key=lambda p: p[1])}
+    rows = [{"id": a.id, "first_name": a.first_name, "last_name": a.last_name,
+             "username": a.username, "language_code": a.language_code,
+             "first_seen": when, "last_seen": when} for a, when in latest.values()]
+    stmt = _insert(session, Person)
     changed = {k: stmt.excluded[k] for k in ("first_name", "last_name", "username",
                                              "language_code", "last_seen")}
-    await session.exec(stmt.on_conflict_do_update(index_elements=["id"], set_=changed))
+    await session.exec(stmt.on_conflict_do_update(index_elements=["id"], set_=changed), params=rows)
 
 
 async def record_question(session: AsyncSession, record: QuestionRecord) -> Recorded:
     """Store a question (once per chat message) and open its follow-up when it needs one."""
-    await upsert_person(session, record.asker, record.asked_at)
-    question_id, duplicate = await _insert_question(
-        session, person_id=record.asker.id, chat_id=record.chat_id,
-        message_id=record.message_id, text=record.text, status=record.status,
-        entry_id=record.entry_id, score=record.score, coverage=record.coverage,
-        knowledge_version=record.knowledge_version, asked_at=record.asked_at)
-    followup_id = None
-    if record.wants_followup:
-        followup_id = await open_followup(session, question_id, "unanswered", record.asked_at)
+    return (await record_questions(session, [record]))[0]
+
+
+async def record_questions(session: AsyncSession, records: list[QuestionRecord]
+                           ) -> list[Recorded]:
+    """Store questions in one transaction, each once per chat message, and open the
+    follow-ups of those that need one; what became of each, in order.
+
+    One statement per table whatever the number of questions: under load, the questions
+    waiting for the database are written together (bot/database.py), and a transaction per
+    question cost more than the rest of answering it (bench/telegram_throughput.py).
+    """
+    await _upsert_people(session, [(r.asker, r.asked_at) for r in records])
+    stored = await _insert_questions(session, [dict(
+        person_id=r.asker.id, chat_id=r.chat_id, message_id=r.message_id, text=r.text,
+        status=r.status, entry_id=r.entry_id, score=r.score, coverage=r.coverage,
+        knowledge_version=r.knowledge_version, asked_at=r.asked_at) for r in records])
+    wanted = [(question_id, r.asked_at)
+              for r, (question_id, _) in zip(records, stored, strict=True) if r.wants_followup]
+    followups = await _open_followups(session, wanted, "unanswered") if wanted else {}
     await session.commit()
-    return Recorded(question_id, followup_id, duplicate=duplicate)
+    return [Recorded(question_id, followups.get(question_id), duplicate=duplicate)
+            for question_id, duplicate in stored]
+
+
+async def _insert_questions(session: AsyncSession, rows: list[dict[str, Any]]
+                            ) -> list[tuple[int, bool]]:
+    """Insert questions unless their chat message is stored already: for each row, its id
+    and whether it was stored before (a redelivered update). The same message twice in
+    `rows` is stored once; the second counts as redelivered."""
+    stmt = (
+        _insert(session, Question)
+        .on_conflict_do_nothing(index_elements=["chat_id", "message_id"])
+        .returning(Question.__table__.c.id, Question.__table__.c.chat_id,
+                   Question.__table__.c.message_id)
+    )
+    firsts: dict[tuple[int, int], dict[str, Any]] = {}
+    for row in rows:
+        firsts.setdefault((row["chat_id"], row["message_id"]), row)
+    inserted = {(chat_id, message_id): question_id for question_id, chat_id, message_id
+                in (await session.exec(stmt, params=list(firsts.values()))).all()}
+    missing = [key for key in firsts if key not in inserted]
+    stored_before: dict[tuple[int, int], int] = {}
+    if missing:
+        found = await session.exec(
+            select(Question.id, Question.chat_id, Question.message_id)
+            .where(tuple_(Question.chat_id, Question.message_id).in_(missing)))
+        stored_before = {(chat_id, message_id): question_id
+                         for question_id, chat_id, message_id in found.all()}
+    result, seen = [], set()
+    for row in rows:
+        key = (row["chat_id"], row["message_id"])
+        new = key in inserted and key not in seen
+        seen.add(key)
+        result.append((inserted[key] if key in inserted else stored_before[key], not new))
+    return result
 
 
 async def _insert_question(session: AsyncSession, **values: Any) -> tuple[int, bool]:
-    """Insert a question unless its chat message is stored already; its id, and whether it
-    was (a redelivered update)."""
-    stmt = (
-        _insert(session, Question).values(**values)
-        .on_conflict_do_nothing(index_elements=["chat_id", "message_id"])
-        .returning(Question.__table__.c.id)
-    )
-    question_id = (await session.exec(stmt)).scalar()
-    if question_id is not None:
-        return question_id, False
-    existing = await session.exec(
-        select(Question.id).where(Question.chat_id == values["chat_id"],
-                                  Question.message_id == values["message_id"]))
-    return existing.scalar_one(), True
+    return (await _insert_questions(session, [values]))[0]
 
 
 async def open_followup(session: AsyncSession, question_id: int, reason: str,
                         when: dt.datetime | None = None) -> int:
     """The follow-up of a question, opened now unless it exists already."""
+    return (await _open_followups(session, [(question_id, when or utcnow())], reason))[
+        question_id]
+
+
+async def _open_followups(session: AsyncSession, questions: list[tuple[int, dt.datetime]],
+                          reason: str) -> dict[int, int]:
+    """The follow-ups of questions (question id -> follow-up id), opened now for those that
+    have none yet."""
+    rows = {question_id: {"question_id": question_id, "status": "open", "reason": reason,
+                          "created_at": when} for question_id, when in questions}
+    table = FollowUp.__table__
     stmt = (
         _insert(session, FollowUp)
-        .values(question_id=question_id, status="open", reason=reason,
-                created_at=when or utcnow())
         .on_conflict_do_nothing(index_elements=["question_id"])
-        .returning(FollowUp.__table__.c.id)
+        .returning(table.c.question_id, table.c.id)
     )
-    followup_id = (await session.exec(stmt)).scalar()
-    if followup_id is None:
-        followup_id = (await session.exec(
-            select(FollowUp.id).where(FollowUp.question_id == question_id)
-        )).scalar_one()
-    return followup_id
+    opened = dict((await session.exec(stmt, params=list(rows.values()))).all())
+    missing = [question_id for question_id in rows if question_id not in opened]
+    if missing:
+        found = await session.exec(
+            select(FollowUp.question_id, FollowUp.id).where(FollowUp.question_id.in_(missing)))
+        opened.update(dict(found.all()))
+    return opened
 
 
 async def record_consultation(session: AsyncSession, asker: Asker, chat_id: int,

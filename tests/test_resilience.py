@@ -134,3 +134,42 @@ async def test_a_burst_of_1000_questions_from_200_users_is_all_answered_and_reco
         sends = [r.at for r in tg.calls("sendMessage") if r.status == 200]
         busiest = max(sum(1 for t in sends if s <= t < s + 1) for s in sends)
         assert busiest <= 30, "delivered within Telegram's 30 messages per second"
+
+
+async def test_questions_arriving_together_each_keep_their_own_record(
+        tg, tmp_path: Path, real_index: KnowledgeIndex, database_url: str) -> None:
+    """Questions that arrive at once are written in one transaction: each reply's 👍 and
+    reference number still belong to that asker's question, and an update delivered twice
+    among them is recorded and answered once."""
+    answerable = ["국민성장펀드 규모는?", "M.AX 얼라이언스 분과 알려줘", "초저리 대출 있나요"]
+    unanswerable = "대출 금리가 몇 %예요?"
+    settings = bot_settings(tg, tmp_path, database_url=database_url)
+    async with running_bot(tg, settings, real_index) as bot:
+        users = [tg.user(20_000 + n, f"동시{n}") for n in range(40)]
+        asked = {}
+        for n, user in enumerate(users):
+            asked[user.id] = unanswerable if n % 4 == 3 else answerable[n % 4 % 3]
+            message = tg.send_text(user, asked[user.id])
+            if n == 0:
+                tg.redeliver(message)
+        await tg.wait_until(lambda: all(tg.messages_to(u) for u in users), timeout=60)
+        await asyncio.sleep(0.5)  # time for a second reply to the redelivered update, if any
+        assert all(len(tg.messages_to(u)) == 1 for u in users)
+
+        rows = await bot.questions()
+        assert len(rows) == len(users)
+        row_of = {r.person_id: r for r in rows}
+        followup_of = {f.question_id: f for f in await bot.followups()}
+        for user in users:
+            [reply] = tg.messages_to(user)
+            row = row_of[user.id]
+            assert row.text == asked[user.id]
+            if asked[user.id] == unanswerable:
+                assert f"접수번호 {followup_of[row.id].id}" in reply.text
+            else:
+                [up] = [data for text, data in reply.buttons if text == "👍"]
+                tg.press(user, reply, up)
+        await tg.wait_until(lambda: len(tg.callback_answers) == 30, timeout=30)
+        assert all(not a.show_alert for a in tg.callback_answers), "each pressed their own"
+        rated = {r.person_id: r.feedback for r in await bot.questions()}
+        assert rated == {u.id: None if asked[u.id] == unanswerable else 1 for u in users}
