@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from telegram.ext import ContextTypes
 
+from bot.answering import Answer, AnsweringRules, answer
 from bot.database import Database
 from bot.reloading import KnowledgeReloader
 from bot.settings import Settings
@@ -28,6 +31,7 @@ class Services:
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="answer")
     )
+    answerer: OffLoopAnswerer = field(init=False)
 
     reloader: KnowledgeReloader = field(init=False)
     # Long-running tasks of this process (the knowledge watcher), cancelled at shutdown.
@@ -35,7 +39,74 @@ class Services:
 
     def __post_init__(self) -> None:
         self.limiter = QuestionLimiter(self.settings.user_questions_per_minute)
+        self.answerer = OffLoopAnswerer(self.executor, workers=2)
         self.reloader = KnowledgeReloader(self)
+
+
+Job = tuple[Callable[[], Answer], asyncio.Future[Answer]]
+
+
+class OffLoopAnswerer:
+    """Answers questions in worker threads, so that a slow question never blocks the event
+    loop, and hands the answers back in batches.
+
+    Questions that arrive while the workers are busy wait and are taken together, up to
+    `batch` at a time: under a burst, one thread hand-over in each direction serves many
+    questions (a hand-over per question cost a fifth of the bot's throughput,
+    bench/telegram_throughput.py). With two workers a slow question holds up at most its
+    own batch.
+    """
+
+    def __init__(self, executor: ThreadPoolExecutor, workers: int, batch: int = 16) -> None:
+        self.executor = executor
+        self.workers = workers
+        self.batch = batch
+        self._lock = threading.Lock()
+        self._waiting: deque[Job] = deque()
+        self._running = 0
+
+    async def answer(self, question: str, index: KnowledgeIndex,
+                     rules: AnsweringRules) -> Answer:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Answer] = loop.create_future()
+        with self._lock:
+            self._waiting.append((lambda: answer(question, index, rules), done))
+            start = self._running < self.workers
+            if start:
+                self._running += 1
+        if start:
+            self.executor.submit(self._work, loop)
+        return await done
+
+    def _work(self, loop: asyncio.AbstractEventLoop) -> None:
+        """In a worker thread: answer what is waiting, batch by batch, until nothing is."""
+        while True:
+            with self._lock:
+                jobs = [self._waiting.popleft()
+                        for _ in range(min(self.batch, len(self._waiting)))]
+                if not jobs:
+                    self._running -= 1
+                    return
+            outcomes: list[tuple[asyncio.Future[Answer], Answer | BaseException]] = []
+            for job, done in jobs:
+                try:
+                    outcomes.append((done, job()))
+                except Exception as exc:  # the handler's error path reports it
+                    outcomes.append((done, exc))
+            try:
+                loop.call_soon_threadsafe(_settle, outcomes)
+            except RuntimeError:
+                return  # the loop closed while we worked: nobody is waiting any more
+
+
+def _settle(outcomes: list[tuple[asyncio.Future[Answer], Answer | BaseException]]) -> None:
+    for done, outcome in outcomes:
+        if done.cancelled():
+            continue
+        if isinstance(outcome, BaseException):
+            done.set_exception(outcome)
+        else:
+            done.set_result(outcome)
 
 
 class QuestionLimiter:

@@ -7,7 +7,6 @@ blocks the others.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Iterable
@@ -33,7 +32,7 @@ from telegram.ext import (
 )
 
 from bot import eligibility
-from bot.answering import Answer, answer, answer_entry
+from bot.answering import Answer, answer_entry
 from bot.models import Question, utcnow
 from bot.records import Asker, QuestionRecord, open_followup, set_feedback
 from bot.replies import render, render_answer
@@ -175,9 +174,7 @@ async def ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
 
     index = services.index  # one snapshot for the whole question, even if a reload swaps it
-    loop = asyncio.get_running_loop()
-    result = await loop.run_in_executor(services.executor, answer, text, index,
-                                        services.settings.answering_rules())
+    result = await services.answerer.answer(text, index, services.settings.answering_rules())
     hit = result.hit
     recorded = await services.database.save_question(QuestionRecord(
         status=result.status, entry_id=result.document.id if result.document else None,

@@ -7,6 +7,7 @@ import io
 import logging
 import sqlite3
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,36 @@ class FailingIndex(KnowledgeIndex):
 
     def parse(self, text: str):
         raise RuntimeError("internal detail: /srv/secret/path")
+
+
+class SlowIndex(KnowledgeIndex):
+    """An index that takes seconds over one kind of question, as a pathological input
+    might."""
+
+    def __init__(self, real: KnowledgeIndex) -> None:
+        self.__dict__.update(real.__dict__)
+
+    def parse(self, text: str):
+        if "천천히" in text:
+            time.sleep(3)
+        return super().parse(text)
+
+
+async def test_a_slow_question_holds_up_no_one_else(
+        tg, tmp_path: Path, real_index: KnowledgeIndex) -> None:
+    async with running_bot(tg, bot_settings(tg, tmp_path), SlowIndex(real_index)):
+        slow, others = tg.user(203, "느림"), [tg.user(204 + n, f"보통{n}") for n in range(3)]
+        tg.send_text(slow, "천천히 국민성장펀드 규모는?")
+        await asyncio.sleep(0.3)  # the slow one is being answered
+        started = time.monotonic()
+        for n, user in enumerate(others):
+            tg.send_text(user, "/start" if n == 0 else "M.AX 얼라이언스 분과 알려줘")
+        for user in others:
+            await tg.wait_for_message(user, timeout=2)
+        assert time.monotonic() - started < 2
+        assert not tg.messages_to(slow), "the slow question is still being answered"
+        reply = await tg.wait_for_message(slow, timeout=10)
+        assert "150조" in reply.text
 
 
 async def test_an_internal_error_is_logged_with_context_and_the_user_told_plainly(
