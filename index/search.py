@@ -105,6 +105,9 @@ class KnowledgeIndex:
         self._offtopic = self._phrases(glossary.offtopic)
         self._topic_terms = frozenset(
             next(iter(p)) for p in (*self._strong, *self._weak) if len(p) == 1)
+        # The ones a compound can contain (마감 in 마감일); looked up for every unknown term.
+        self._topic_stems = tuple(t for t in self._topic_terms
+                                  if len(t) >= 2 and HANGUL_START.match(t))
         self._greeting = _word_pattern(glossary.smalltalk)
         self._offtopic_words = _word_pattern(glossary.offtopic)
 
@@ -137,8 +140,7 @@ class KnowledgeIndex:
         """
         if term in self._topic_terms:
             return True
-        return self.idf.get(term) is None and any(
-            t in term for t in self._topic_terms if len(t) >= 2 and HANGUL_START.match(t))
+        return self.idf.get(term) is None and any(t in term for t in self._topic_stems)
 
     def _phrases(self, words: tuple[str, ...]) -> tuple[frozenset[str], ...]:
         # A word the analyzer reads differently alone (주가 → 주/가) stands for itself.
@@ -219,14 +221,15 @@ class KnowledgeIndex:
         depth = max(limit, RERANK_DEPTH)
         if candidates.size > depth:
             candidates = candidates[np.argpartition(-scores[candidates], depth - 1)[:depth]]
-        weighted = list(zip(query.terms, query.weights, strict=True))
+        weight_of = dict(zip(query.terms, query.weights, strict=True))
+        asked = weight_of.keys()
         total = sum(query.weights)
         ranked = []
         for doc_id in candidates:
             present = self.bm25.doc_freqs[doc_id]
-            covered = sum(w for t, w in weighted if t in present) / total
+            covered = sum(weight_of[t] for t in asked & present.keys()) / total
             # The closest single phrasing of an FAQ question: users ask the way others asked.
-            phrased = max((sum(w for t, w in weighted if t in phrasing) / total
+            phrased = max((sum(weight_of[t] for t in asked & phrasing) / total
                            for phrasing in self._phrasings.get(doc_id, ())), default=0.0)
             key = (_step(covered), _step(phrased), float(scores[doc_id]))
             ranked.append((key, doc_id, covered))
