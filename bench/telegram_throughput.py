@@ -390,6 +390,7 @@ class Run:
     paced_max: float = math.nan
     rss_mb: float = math.nan
     bot_cpu: float = math.nan  # CPU seconds per wall second during the burst
+    bot_cpu_seconds: float = math.nan  # CPU seconds the bot process used in the burst
     standin_cpu: float = math.nan
     statuses: dict[str, int] = field(default_factory=dict)
     followups: int = 0
@@ -458,7 +459,8 @@ async def one_run(kind: str, number: int, opts: Options, procs: Processes) -> Ru
                 tg, before, opts.updates, table, rows_before, opts.timeout, 0.01)
             done = max(replies_at, rows_at or 0.0)
             wall = time.monotonic() - start
-            run.bot_cpu = (cpu_seconds(child.pid) - cpu_before[0]) / wall
+            run.bot_cpu_seconds = cpu_seconds(child.pid) - cpu_before[0]
+            run.bot_cpu = run.bot_cpu_seconds / wall
             run.standin_cpu = (cpu_seconds(standin.pid) - cpu_before[1]) / wall
             run.seconds = done - start
             run.replies_seconds = replies_at - start
@@ -579,6 +581,7 @@ def report(runs: list[Run], opts: Options) -> None:
         print(f"Telegram ceiling: {TELEGRAM_CEILING} messages/s per bot -> headroom "
               f"{stored / TELEGRAM_CEILING:.1f}x replied+stored ({stored:.0f} / "
               f"{TELEGRAM_CEILING}), {replied / TELEGRAM_CEILING:.1f}x replied")
+        own_processing(echo, bot)
         spooled = [r.spooled for r in bot]
         if any(spooled):
             print(f"maxbot spooled {spooled} questions per run (database write over its "
@@ -594,6 +597,26 @@ def report(runs: list[Run], opts: Options) -> None:
         print(f"! {len(problems)} warning/error lines in bot logs, first ones:")
         for r, line in problems[:5]:
             print(f"  {r.kind} run {r.number}: {line[:200]}")
+
+
+def own_processing(echo: list[Run], bot: list[Run]) -> None:
+    """What the bot adds to bare PTB per update, and how many updates/s that alone allows.
+
+    Through a stand-in on the same two cores, end-to-end throughput is capped near the echo
+    bot's (PTB's send path and the stand-in), so the headroom the bot's own work leaves is
+    measured as a difference against the echo run next to it: in CPU (the bot process's CPU
+    per update minus the echo bot's) and in wall time (1/maxbot rate - 1/echo rate).
+    """
+    pairs = list(zip(echo, bot, strict=False))
+    cpu_ms = [1000 * (b.bot_cpu_seconds / b.updates - e.bot_cpu_seconds / e.updates)
+              for e, b in pairs]
+    wall_ms = [1000 * (1 / b.rate - 1 / e.rate) for e, b in pairs]
+    for name, values in (("CPU", cpu_ms), ("wall", wall_ms)):
+        added = statistics.median(values)
+        capacity = 1000 / added if added > 0 else math.inf
+        print(f"bot's own processing ({name}): {added:.2f} ms per update beyond bare PTB "
+              f"(runs: {', '.join(f'{v:.2f}' for v in values)}) -> {capacity:.0f} updates/s, "
+              f"{capacity / TELEGRAM_CEILING:.1f}x Telegram's {TELEGRAM_CEILING}/s")
 
 
 async def benchmark(opts: Options, procs: Processes) -> list[Run]:
