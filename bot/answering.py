@@ -62,7 +62,17 @@ DEFAULT_RULES = AnsweringRules()
 
 def answer(question: str, index: KnowledgeIndex, rules: AnsweringRules = DEFAULT_RULES) -> Answer:
     """Answer from the knowledge base when the best match is trustworthy, else decline or point."""
-    query = index.parse(question)
+    return _decide(question, index.parse(question), index, rules)
+
+
+def answer_many(questions: list[str], index: KnowledgeIndex,
+                rules: AnsweringRules = DEFAULT_RULES) -> list[Answer]:
+    """`answer` for several questions, analyzed together (the same answers, less CPU)."""
+    queries = index.parse_many(questions)
+    return [_decide(q, query, index, rules) for q, query in zip(questions, queries, strict=True)]
+
+
+def _decide(question: str, query: Query, index: KnowledgeIndex, rules: AnsweringRules) -> Answer:
     language = detect_language(question)
     hits = index.search(query, limit=rules.max_suggestions + 3)
 

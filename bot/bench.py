@@ -14,13 +14,14 @@ import dataclasses
 import gc
 import random
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from bot.answering import answer
+from bot.answering import answer, answer_many
 from bot.replies import render_answer
 from bot.settings import Settings
 from index import KnowledgeIndex, Passage, load_knowledge, make_analyzer
@@ -157,7 +158,50 @@ def run_benchmark(settings: Settings, sizes: list[int], queries: int) -> None:
               f"{m['scores'][0]:5.2f} / {m['scores'][1]:5.2f} | "
               f"{m['get_scores'][0]:6.2f} / {m['get_scores'][1]:6.2f} | {ratio:7.1f}x")
     print(f"peak RSS of this process: {_peak_rss_mb():.0f} MB")
+    run_batch_benchmark(real, questions)
     run_reload_benchmark(settings, [s for s in sizes if s <= 10_000] or [10_000])
+
+
+def _beside_a_busy_thread(work: Callable[[], object]) -> tuple[float, float]:
+    """Run `work` while another thread runs Python non-stop, as the event loop does under a
+    burst: the seconds it takes, and how many loop turns per second the busy thread got."""
+    turns, stop = 0, threading.Event()
+
+    def busy() -> None:
+        nonlocal turns
+        while not stop.is_set():
+            turns += 1
+
+    thread = threading.Thread(target=busy)
+    thread.start()
+    start = time.perf_counter()
+    try:
+        work()
+    finally:
+        elapsed = time.perf_counter() - start
+        stop.set()
+        thread.join()
+    return elapsed, turns / elapsed
+
+
+def run_batch_benchmark(index: KnowledgeIndex, questions: list[str], batch: int = 16) -> None:
+    """Questions answered one by one or in batches (as bot.services.OffLoopAnswerer does under
+    load), each beside a busy thread: time per question, and the busy thread's progress."""
+    rules = Settings().answering_rules()
+    runs: dict[str, list[tuple[float, float]]] = {"one by one": [], f"batches of {batch}": []}
+    for _ in range(3):
+        runs["one by one"].append(_beside_a_busy_thread(
+            lambda: [answer(q, index, rules) for q in questions]))
+        runs[f"batches of {batch}"].append(_beside_a_busy_thread(
+            lambda: [answer_many(questions[i:i + batch], index, rules)
+                     for i in range(0, len(questions), batch)]))
+    print(f"\nanswering {len(questions)} questions beside a busy Python thread (median of 3):")
+    alone_turns = statistics.median(t for _, t in runs["one by one"])
+    for name, results in runs.items():
+        seconds = statistics.median(s for s, _ in results)
+        turns = statistics.median(t for _, t in results)
+        print(f"  {name:14} {seconds / len(questions) * 1000:5.2f} ms per question; busy "
+              f"thread {turns / 1e6:5.2f} M turns/s ({turns / alone_turns:.1f}x one by one)")
 
 
 def _expand(freqs: dict[str, int]) -> list[str]:

@@ -6,13 +6,12 @@ import asyncio
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from telegram.ext import ContextTypes
 
-from bot.answering import Answer, AnsweringRules, answer
+from bot.answering import Answer, AnsweringRules, answer, answer_many
 from bot.database import Database
 from bot.reloading import KnowledgeReloader
 from bot.settings import Settings
@@ -43,7 +42,12 @@ class Services:
         self.reloader = KnowledgeReloader(self)
 
 
-Job = tuple[Callable[[], Answer], asyncio.Future[Answer]]
+@dataclass(frozen=True)
+class _Job:
+    question: str
+    index: KnowledgeIndex
+    rules: AnsweringRules
+    done: asyncio.Future[Answer]
 
 
 class OffLoopAnswerer:
@@ -53,8 +57,9 @@ class OffLoopAnswerer:
     Questions that arrive while the workers are busy wait and are taken together, up to
     `batch` at a time: under a burst, one thread hand-over in each direction serves many
     questions (a hand-over per question cost a fifth of the bot's throughput,
-    bench/telegram_throughput.py). With two workers a slow question holds up at most its
-    own batch.
+    bench/telegram_throughput.py), and the batch is analyzed in one call, which Kiwi spreads
+    over its own threads outside Python's interpreter lock. With two workers a slow question
+    holds up at most its own batch.
     """
 
     def __init__(self, executor: ThreadPoolExecutor, workers: int, batch: int = 16) -> None:
@@ -62,21 +67,21 @@ class OffLoopAnswerer:
         self.workers = workers
         self.batch = batch
         self._lock = threading.Lock()
-        self._waiting: deque[Job] = deque()
+        self._waiting: deque[_Job] = deque()
         self._running = 0
 
     async def answer(self, question: str, index: KnowledgeIndex,
                      rules: AnsweringRules) -> Answer:
         loop = asyncio.get_running_loop()
-        done: asyncio.Future[Answer] = loop.create_future()
+        job = _Job(question, index, rules, loop.create_future())
         with self._lock:
-            self._waiting.append((lambda: answer(question, index, rules), done))
+            self._waiting.append(job)
             start = self._running < self.workers
             if start:
                 self._running += 1
         if start:
             self.executor.submit(self._work, loop)
-        return await done
+        return await job.done
 
     def _work(self, loop: asyncio.AbstractEventLoop) -> None:
         """In a worker thread: answer what is waiting, batch by batch, until nothing is."""
@@ -87,19 +92,37 @@ class OffLoopAnswerer:
                 if not jobs:
                     self._running -= 1
                     return
-            outcomes: list[tuple[asyncio.Future[Answer], Answer | BaseException]] = []
-            for job, done in jobs:
-                try:
-                    outcomes.append((done, job()))
-                except Exception as exc:  # the handler's error path reports it
-                    outcomes.append((done, exc))
             try:
-                loop.call_soon_threadsafe(_settle, outcomes)
+                loop.call_soon_threadsafe(_settle, _answer_jobs(jobs))
             except RuntimeError:
                 return  # the loop closed while we worked: nobody is waiting any more
 
 
-def _settle(outcomes: list[tuple[asyncio.Future[Answer], Answer | BaseException]]) -> None:
+Outcome = tuple[asyncio.Future[Answer], Answer | BaseException]
+
+
+def _answer_jobs(jobs: list[_Job]) -> list[Outcome]:
+    """Answer a batch; one question that breaks the analysis fails alone."""
+    outcomes: list[Outcome] = []
+    # A reload may swap the index mid-burst: each batch goes to the index it was asked of.
+    by_index: dict[tuple[int, int], list[_Job]] = defaultdict(list)
+    for job in jobs:
+        by_index[id(job.index), id(job.rules)].append(job)
+    for group in by_index.values():
+        index, rules = group[0].index, group[0].rules
+        try:
+            answers = answer_many([job.question for job in group], index, rules)
+            outcomes.extend((job.done, a) for job, a in zip(group, answers, strict=True))
+        except Exception:
+            for job in group:
+                try:
+                    outcomes.append((job.done, answer(job.question, index, rules)))
+                except Exception as exc:  # the handler's error path reports it
+                    outcomes.append((job.done, exc))
+    return outcomes
+
+
+def _settle(outcomes: list[Outcome]) -> None:
     for done, outcome in outcomes:
         if done.cancelled():
             continue

@@ -68,6 +68,8 @@ class Analyzer(Protocol):
 
     def terms(self, text: str) -> list[Term]: ...
 
+    def terms_many(self, texts: list[str]) -> list[list[Term]]: ...
+
     def tokens(self, text: str) -> list[str]: ...
 
     def tokens_many(self, texts: list[str]) -> list[list[str]]: ...
@@ -245,13 +247,20 @@ class KiwiAnalyzer:
     def terms(self, text: str) -> list[Term]:
         return self._select(self.kiwi.tokenize(self.folder.fold(text)))
 
+    def terms_many(self, texts: list[str]) -> list[list[Term]]:
+        """Analyze many texts at once: Kiwi spreads them over its own threads, which run
+        without Python's interpreter lock. One text goes the direct way (the threads cost
+        more than they save)."""
+        if len(texts) == 1:
+            return [self.terms(texts[0])]
+        folded = [self.folder.fold(t) for t in texts]
+        return [self._select(m) for m in self.kiwi.tokenize(folded)]
+
     def tokens(self, text: str) -> list[str]:
         return [t.form for t in self.terms(text)]
 
     def tokens_many(self, texts: list[str]) -> list[list[str]]:
-        """Analyze many texts at once; Kiwi spreads the work over its worker threads."""
-        folded = [self.folder.fold(t) for t in texts]
-        return [[t.form for t in self._select(m)] for m in self.kiwi.tokenize(folded)]
+        return [[t.form for t in terms] for terms in self.terms_many(texts)]
 
     def _select(self, morphemes) -> list[Term]:
         out: list[Term] = []
@@ -299,6 +308,9 @@ class WhitespaceAnalyzer:
 
     def tokens(self, text: str) -> list[str]:
         return [t for t in self._split.split(text.casefold()) if t]
+
+    def terms_many(self, texts: list[str]) -> list[list[Term]]:
+        return [self.terms(t) for t in texts]
 
     def tokens_many(self, texts: list[str]) -> list[list[str]]:
         return [self.tokens(t) for t in texts]

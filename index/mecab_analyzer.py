@@ -85,6 +85,9 @@ class MecabAnalyzer:
     def with_glossary(self, glossary: Glossary) -> MecabAnalyzer:
         return MecabAnalyzer(glossary)
 
+    def terms_many(self, texts: list[str]) -> list[list[Term]]:
+        return [self.terms(t) for t in texts]
+
     def tokens_many(self, texts: list[str]) -> list[list[str]]:
         return [self.tokens(t) for t in texts]
 

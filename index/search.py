@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from rank_bm25 import BM25Okapi
 
-from index.analyzer import Analyzer, make_analyzer
+from index.analyzer import Analyzer, Term, make_analyzer
 from index.knowledge import Document, FaqEntry, KnowledgeBase, load_knowledge
 
 MAX_QUERY_CHARS = 2000
@@ -163,15 +163,23 @@ class KnowledgeIndex:
         return max(idf, 0.05 * self._max_idf)
 
     def parse(self, text: str) -> Query:
-        text = text[:MAX_QUERY_CHARS]
+        return self.parse_many([text])[0]
+
+    def parse_many(self, texts: list[str]) -> list[Query]:
+        """Queries for several questions, analyzed in one call to the analyzer."""
+        texts = [text[:MAX_QUERY_CHARS] for text in texts]
         # "저희는 배터리 소재 회사인데, 대출도 되나요?": what comes before 인데/는데 is the
         # asker's situation, what follows is the question; the situation's words weigh less.
-        split = CONTEXT_CLAUSE.search(text)
-        end = split.end() if split else 0
         # Each part is analyzed once; the split falls on a space, so the parts' terms are the
         # whole text's.
-        situation = self.analyzer.terms(text[:end]) if split else []
-        question = self.analyzer.terms(text[end:])
+        splits = [_situation_end(text) for text in texts]
+        parts = [part for text, end in zip(texts, splits, strict=True)
+                 for part in ((text[:end], text[end:]) if end else (text,))]
+        analyzed = iter(self.analyzer.terms_many(parts))
+        return [self._query(text, next(analyzed) if end else [], next(analyzed))
+                for text, end in zip(texts, splits, strict=True)]
+
+    def _query(self, text: str, situation: list[Term], question: list[Term]) -> Query:
         kinds: dict[str, str] = {}
         for term in (*situation, *question):
             kinds.setdefault(self._known_form(term.form), term.kind)
@@ -242,6 +250,12 @@ class KnowledgeIndex:
 
 
 HANGUL_START = re.compile(r"[가-힣]")
+
+
+def _situation_end(text: str) -> int:
+    """Where the asker's situation (…인데) ends and the question begins; 0 if it has none."""
+    split = CONTEXT_CLAUSE.search(text)
+    return split.end() if split else 0
 
 
 def _found(pattern: re.Pattern[str] | None, text: str) -> bool:

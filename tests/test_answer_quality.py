@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.answering import answer
+from bot.answering import answer, answer_many
 from bot.evaluation import evaluate, format_report, load_questions
 from bot.replies import render_answer, to_plain_text
 from index import KnowledgeIndex
@@ -68,6 +68,18 @@ def test_answering_is_a_pure_function_of_question_and_index(real_index: Knowledg
     again = answer("M.AX 얼라이언스 분과", real_index)
     assert (first.status, first.document, first.hit.score) == (
         again.status, again.document, again.hit.score)
+
+
+def test_questions_answered_together_get_the_answers_they_get_alone(
+        real_index: KnowledgeIndex) -> None:
+    """Under load the bot answers waiting questions as a batch; nobody's answer may change."""
+    questions = [item.question for path in (QUESTIONS, QUESTIONS.with_name("holdout.yaml"))
+                 for item in load_questions(path)]
+    together = answer_many(questions, real_index)
+    alone = [answer(q, real_index) for q in questions]
+    assert [(a.status, a.document, a.hit and a.hit.score, a.query.terms) for a in together] == [
+        (a.status, a.document, a.hit and a.hit.score, a.query.terms) for a in alone]
+    assert sum("인데" in q or "는데" in q for q in questions) >= 5, "with situation clauses"
 
 
 def test_postings_give_the_same_scores_as_rank_bm25(real_index: KnowledgeIndex) -> None:

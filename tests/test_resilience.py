@@ -78,7 +78,7 @@ class FailingIndex(KnowledgeIndex):
     def __init__(self, real: KnowledgeIndex) -> None:
         self.__dict__.update(real.__dict__)
 
-    def parse(self, text: str):
+    def parse_many(self, texts: list[str]):
         raise RuntimeError("internal detail: /srv/secret/path")
 
 
@@ -89,10 +89,10 @@ class SlowIndex(KnowledgeIndex):
     def __init__(self, real: KnowledgeIndex) -> None:
         self.__dict__.update(real.__dict__)
 
-    def parse(self, text: str):
-        if "천천히" in text:
+    def parse_many(self, texts: list[str]):
+        if any("천천히" in text for text in texts):
             time.sleep(3)
-        return super().parse(text)
+        return super().parse_many(texts)
 
 
 async def test_a_slow_question_holds_up_no_one_else(
