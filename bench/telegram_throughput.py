@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import functools
 import html
 import json
 import logging
@@ -47,6 +48,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456789:BenchTokenBenchTokenBenchToken00"
 TELEGRAM_CEILING = 30  # messages per second per bot, Telegram's documented broadcast limit
+# --pin: the bot (echo or maxbot) alone on one core; the stand-in and this driver on the other.
+PINNED = {"bot": {0}, "standin": {1}}
 BENCH_USER = 1_000_000  # first user id of the measured users
 WARMUP_USER = 2_000_000  # first user id of the warm-up users
 STARTUP_TIMEOUT = 90.0
@@ -157,10 +160,13 @@ def run_child(kind: str, base_url: str, token: str, database: str | None) -> Non
 # --------------------------------------------------------------------------- process handling
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: SIGKILL it if the benchmark process dies (PR_SET_PDEATHSIG)."""
+def _prepare_child(cpus: set[int] | None) -> None:
+    """In the child before exec: SIGKILL it if the benchmark process dies (PR_SET_PDEATHSIG),
+    and keep it on `cpus` (--pin)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+    if cpus:
+        os.sched_setaffinity(0, cpus)
 
 
 class Processes:
@@ -170,12 +176,14 @@ class Processes:
         self.started: list[asyncio.subprocess.Process] = []
 
     async def start(self, args: Sequence[str], log_path: Path, ready: re.Pattern[str],
-                    timeout: float) -> tuple[asyncio.subprocess.Process, re.Match[str]]:
+                    timeout: float, cpus: set[int] | None = None
+                    ) -> tuple[asyncio.subprocess.Process, re.Match[str]]:
         """Start a process and wait (bounded) for a stdout line matching `ready`."""
         with log_path.open("ab") as log:
             proc = await asyncio.create_subprocess_exec(
                 *args, cwd=ROOT, stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=log, preexec_fn=_die_with_parent,
+                stdout=asyncio.subprocess.PIPE, stderr=log,
+                preexec_fn=functools.partial(_prepare_child, cpus),
             )
         self.started.append(proc)
         assert proc.stdout is not None
@@ -417,6 +425,7 @@ class Options:
     paced_seconds: float
     timeout: float
     workdir: Path
+    pin: bool = False
 
 
 async def one_run(kind: str, number: int, opts: Options, procs: Processes) -> Run:
@@ -425,7 +434,8 @@ async def one_run(kind: str, number: int, opts: Options, procs: Processes) -> Ru
     standin, found = await procs.start(
         [sys.executable, "-m", "tests.standin", "--port", "0", "--token", TOKEN,
          "--global-limit", "0", "--no-chat-limits"],
-        rundir / "standin.log", re.compile(r"listening on (http://\S+)"), 30)
+        rundir / "standin.log", re.compile(r"listening on (http://\S+)"), 30,
+        cpus=PINNED["standin"] if opts.pin else None)
     base_url = found.group(1)
     database = rundir / "bench.db"
     child_args = [sys.executable, "-m", "bench.telegram_throughput", "--child", kind,
@@ -437,7 +447,8 @@ async def one_run(kind: str, number: int, opts: Options, procs: Processes) -> Ru
     run = Run(kind, number, opts.updates)
     texts = [text for text, _ in QUESTIONS]
     try:
-        child, _ = await procs.start(child_args, bot_log, re.compile(r"^READY"), STARTUP_TIMEOUT)
+        child, _ = await procs.start(child_args, bot_log, re.compile(r"^READY"), STARTUP_TIMEOUT,
+                                     cpus=PINNED["bot"] if opts.pin else None)
         async with httpx.AsyncClient(trust_env=False, timeout=10.0) as client:
             tg = StandIn(client, base_url)
 
@@ -551,7 +562,8 @@ def report(runs: list[Run], opts: Options) -> None:
     print()
     print(f"{opts.updates} updates from {opts.users} users per burst; paced phase "
           f"{opts.paced_rate:g} updates/s for {opts.paced_seconds:g}s; median of "
-          f"{opts.runs} runs, each with a fresh stand-in and bot process; {os.cpu_count()} CPUs")
+          f"{opts.runs} runs, each with a fresh stand-in and bot process; {os.cpu_count()} CPUs"
+          + ("; bot pinned to CPU 0, stand-in to CPU 1" if opts.pin else ""))
     header = (f"{'':22} {'updates/s':>9} {'min-max':>13} {'burst p50/p95 ms':>17} "
               f"{'paced p50/p95 ms':>17} {'peak RSS MB':>11} {'CPU bot':>7} {'CPU stand-in':>12}")
     print(header)
@@ -651,6 +663,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--paced-seconds", type=float, default=3.0)
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per phase")
     parser.add_argument("--keep", action="store_true", help="keep logs and databases")
+    parser.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True,
+                        help="bot on CPU 0, stand-in and benchmark on CPU 1, as a bot has its "
+                             "machine to itself in production and steadier (default: on)")
     parser.add_argument("--child", choices=("echo", "bot"), help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     parser.add_argument("--token", default=TOKEN, help=argparse.SUPPRESS)
@@ -664,7 +679,11 @@ def main(argv: list[str] | None = None) -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="maxbot-tg-bench-"))
     opts = Options(args.updates, args.users, args.runs, args.warmup, args.paced_rate,
-                   args.paced_seconds, args.timeout, workdir)
+                   args.paced_seconds, args.timeout, workdir, args.pin)
+    if args.pin and len(os.sched_getaffinity(0)) < 2:
+        parser.error("--pin needs two CPUs (use --no-pin)")
+    if args.pin:
+        os.sched_setaffinity(0, PINNED["standin"])
     procs = Processes()
     try:
         runs = asyncio.run(benchmark(opts, procs))
