@@ -102,6 +102,8 @@ class Database:
                 await self._spool(records)
                 outcomes = [Recorded(None, None, spooled=True)] * len(records)
                 reachable = False
+        except Exception as exc:  # a bug, not an outage: each handler reports it, none hangs
+            outcomes = [exc] * len(records)
         for (_, written), outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 written.set_exception(outcome)

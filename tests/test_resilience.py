@@ -204,3 +204,29 @@ async def test_questions_arriving_together_each_keep_their_own_record(
         assert all(not a.show_alert for a in tg.callback_answers), "each pressed their own"
         rated = {r.person_id: r.feedback for r in await bot.questions()}
         assert rated == {u.id: None if asked[u.id] == unanswerable else 1 for u in users}
+
+
+async def test_a_bug_in_recording_is_reported_to_the_asker_and_the_writer_goes_on(
+        tg, tmp_path: Path, real_index: KnowledgeIndex, monkeypatch) -> None:
+    """Questions wait on a shared writer: a bug there must reach each waiting asker as the
+    usual error reply, never leave them hanging, and the next question must be stored."""
+    from bot import database
+
+    real = database.record_questions
+    async with running_bot(tg, bot_settings(tg, tmp_path), real_index) as running:
+        async def broken(session, records):
+            raise RuntimeError("a bug in the record path")
+
+        monkeypatch.setattr(database, "record_questions", broken)
+        users = [tg.user(300 + n, f"오류{n}") for n in range(3)]
+        for user in users:
+            tg.send_text(user, "국민성장펀드 규모는?")
+        for user in users:
+            reply = await tg.wait_for_message(user, timeout=10)
+            assert "오류가 발생했습니다" in reply.text
+
+        monkeypatch.setattr(database, "record_questions", real)
+        tg.send_text(users[0], "M.AX 얼라이언스 분과 알려줘")
+        reply = await tg.wait_for_message(users[0], timeout=10)
+        assert "오류" not in reply.text
+        assert [q.text for q in await running.questions()] == ["M.AX 얼라이언스 분과 알려줘"]
