@@ -16,7 +16,6 @@ import math
 import sys
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -27,7 +26,7 @@ from bot.database import Database, safe_url, with_database
 from bot.models import Person, Question, utcnow
 from bot.records import FollowUpCase, followups_between, open_followups, questions_between
 from bot.replies import KST, _environment
-from bot.reports import ASKED, PeriodStats, period_stats
+from bot.reports import DayFigures, PeriodStats, daily_figures, period_stats
 from bot.secretariat import STATUS_LABELS, asker_name
 from bot.settings import Settings
 
@@ -341,36 +340,6 @@ def to_xlsx(period: Period) -> bytes:
 
 
 @dataclass(frozen=True)
-class DayCount:
-    day: dt.date
-    questions: int
-    answered: int
-    unanswered: int
-
-    @property
-    def answer_rate(self) -> float | None:
-        """As the period's rate: answered among on-topic questions; None without any."""
-        on_topic = self.answered + self.unanswered
-        return self.answered / on_topic if on_topic else None
-
-
-def daily_counts(questions: Iterable[Question], first: dt.date, last: dt.date) -> list[DayCount]:
-    """Every Korean day from first to last, days without questions included."""
-    per_day: dict[dt.date, Counter[str]] = {}
-    for question in questions:
-        if question.status in ASKED:
-            day = kst(question.asked_at).date()
-            per_day.setdefault(day, Counter())[question.status] += 1
-    days = []
-    for n in range((last - first).days + 1):
-        day = first + dt.timedelta(days=n)
-        counts = per_day.get(day, Counter())
-        days.append(DayCount(day, sum(counts.values()), counts["answered"],
-                             counts["unanswered"]))
-    return days
-
-
-@dataclass(frozen=True)
 class Bar:
     x: float
     y: float
@@ -417,7 +386,7 @@ def _nice_scale(largest: int) -> tuple[int, int]:
 WEEKDAYS = "월화수목금토일"
 
 
-def daily_chart(days: list[DayCount], width: int = 960, height: int = 320) -> Chart:
+def daily_chart(days: list[DayFigures], width: int = 960, height: int = 320) -> Chart:
     left, right, top, bottom = 56.0, width - 56.0, 48.0, height - 44.0
     plot_w, plot_h = right - left, bottom - top
     slot = plot_w / max(len(days), 1)
@@ -479,7 +448,7 @@ def open_rows(period: Period, now: dt.datetime) -> list[OpenRow]:
 
 def to_html(period: Period, stats: PeriodStats, now: dt.datetime | None = None) -> bytes:
     now = now or utcnow()
-    days = daily_counts(period.questions, period.first_day, period.last_day)
+    days = daily_figures(period.questions, period.first_day, period.last_day)
     rows = open_rows(period, now)
     terms = stats.top_unanswered_terms
     html = _environment().get_template("report.html.j2").render(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import statistics
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from bot.models import Question
@@ -24,14 +25,14 @@ class DayFigures:
     day: dt.date
     questions: int
     answered: int
-
+    unanswered: int
     smalltalk: int = 0
 
     @property
-    def answer_rate(self) -> float:
-        """Answered among the questions about our subject (small talk left out)."""
-        on_topic = self.questions - self.smalltalk
-        return self.answered / on_topic if on_topic else 0.0
+    def answer_rate(self) -> float | None:
+        """As the period's rate: answered among on-topic questions; None without any."""
+        on_topic = self.answered + self.unanswered
+        return self.answered / on_topic if on_topic else None
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,6 @@ class PeriodStats:
     followups_open: int
     median_hours_to_answer: float | None
     top_unanswered_terms: list[tuple[str, int]] = field(default_factory=list)
-    days: list[DayFigures] = field(default_factory=list)
 
     @property
     def answer_rate(self) -> float:
@@ -62,23 +62,20 @@ def _aware(when: dt.datetime) -> dt.datetime:
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
-def daily_figures(asked: list[Question], since: dt.datetime | None = None,
-                  until: dt.datetime | None = None) -> list[DayFigures]:
-    """Questions and answers per day in Korean time, days without questions included."""
-    per_day: dict[dt.date, list[Question]] = {}
-    for question in asked:
-        per_day.setdefault(_aware(question.asked_at).astimezone(KST).date(), []).append(question)
-    if not per_day and since is None:
-        return []
-    first = _aware(since).astimezone(KST).date() if since else min(per_day)
-    last = _aware(until).astimezone(KST).date() if until else max(per_day, default=first)
+def daily_figures(questions: Iterable[Question], first: dt.date, last: dt.date
+                  ) -> list[DayFigures]:
+    """Every Korean day from first to last, days without questions included."""
+    per_day: dict[dt.date, Counter[str]] = {}
+    for question in questions:
+        if question.status in ASKED:
+            day = _aware(question.asked_at).astimezone(KST).date()
+            per_day.setdefault(day, Counter())[question.status] += 1
     days = []
-    day = first
-    while day <= last:
-        questions = per_day.get(day, [])
-        days.append(DayFigures(day, len(questions), sum(q.status == "answered" for q in questions),
-                               sum(q.status == "smalltalk" for q in questions)))
-        day += dt.timedelta(days=1)
+    for n in range((last - first).days + 1):
+        day = first + dt.timedelta(days=n)
+        counts = per_day.get(day, Counter())
+        days.append(DayFigures(day, sum(counts.values()), counts["answered"],
+                               counts["unanswered"], counts["smalltalk"]))
     return days
 
 
@@ -98,7 +95,6 @@ def period_stats(questions: list[Question], cases: list[FollowUpCase], index: Kn
             # The things asked about: nouns, not verbs or bare numbers.
             terms.update({t for t, kind in zip(query.terms, query.kinds, strict=True)
                           if kind == "noun" and not t.isdigit()})
-    days = daily_figures(asked, since, until)
     statuses = Counter(c.followup.status for c in cases)
     return PeriodStats(
         since=since, until=until, questions=len(asked), answered=by_status["answered"],
@@ -106,5 +102,5 @@ def period_stats(questions: list[Question], cases: list[FollowUpCase], index: Kn
         followups_opened=len(cases), followups_answered=statuses["answered"],
         followups_closed=statuses["closed"], followups_open=statuses["open"],
         median_hours_to_answer=statistics.median(hours) if hours else None,
-        top_unanswered_terms=terms.most_common(top_terms), days=days,
+        top_unanswered_terms=terms.most_common(top_terms),
     )

@@ -262,15 +262,16 @@ async def test_html_report_shows_figures_chart_open_followups_and_terms(
 
 
 def test_chart_reads_with_one_day_and_ninety() -> None:
-    from bot.export import DayCount, daily_chart
+    from bot.export import daily_chart
+    from bot.reports import DayFigures
 
     start = dt.date(2025, 9, 1)
-    one = daily_chart([DayCount(start, 4, 3, 1)])
+    one = daily_chart([DayFigures(start, 4, 3, 1)])
     assert len(one.bars) == 1 and one.bars[0].width <= 48
     assert one.rate_lines == [] and len(one.rate_points) == 1  # a lone day is a dot
     assert [t.label for t in one.count_ticks] == ["0", "1", "2", "3", "4"]
 
-    days = [DayCount(start + dt.timedelta(days=n), n % 7 * 5, n % 7 * 2, n % 7)
+    days = [DayFigures(start + dt.timedelta(days=n), n % 7 * 5, n % 7 * 2, n % 7)
             for n in range(90)]
     ninety = daily_chart(days)
     assert len(ninety.bars) == 90
