@@ -138,6 +138,10 @@ class SynonymFolder:
         """Spaces and the dots users vary (M.AX, M,AX, MAX) do not tell aliases apart."""
         return ALIAS_NOISE.sub("", text).casefold()
 
+    def canonical(self, word: str) -> str:
+        """The term a single word stands for (itself if it is no alias)."""
+        return self._canonical.get(self._key(word), word)
+
     def fold(self, text: str) -> str:
         text = self._fix_typos(text)
         if self._pattern is None:
@@ -285,7 +289,9 @@ class KiwiAnalyzer:
             elif tag.startswith(("VV", "VA")):
                 out.append(Term(form, "predicate"))
             else:
-                out.append(Term(form, "noun"))
+                # An alias the text folding could not see because it ran into the next word
+                # (지방기업: 지방 is 지역's alias), once the analyzer has split it off.
+                out.append(Term(self.folder.canonical(form).casefold(), "noun"))
         return out
 
 

@@ -46,6 +46,15 @@ def test_aliases_spacing_and_typos_reach_the_same_entry(question: str,
     assert "150조" in result.document.answer
 
 
+@pytest.mark.parametrize("question", ["지방기업에도 투자하나요?", "지방 기업에도 투자하나요?"])
+def test_an_alias_run_into_the_next_word_still_counts(question: str,
+                                                      real_index: KnowledgeIndex) -> None:
+    """지방 is 지역's alias; written without a space before 기업 it is still found."""
+    result = answer(question, real_index)
+    assert result.status == "answered"
+    assert result.document.id == "industries-regional"
+
+
 def test_english_questions_get_english_replies(real_index: KnowledgeIndex) -> None:
     result = answer("How big is the National Growth Fund?", real_index)
     reply = to_plain_text(render_answer(result, real_index.knowledge))
