@@ -48,6 +48,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456789:BenchTokenBenchTokenBenchToken00"
 TELEGRAM_CEILING = 30  # messages per second per bot, Telegram's documented broadcast limit
+# The bot's log line when the database was away: "... 3 question(s) spooled".
+SPOOLED = re.compile(r"(\d+) question\(s\) spooled")
 # --pin: the bot (echo or maxbot) alone on one core; the stand-in and this driver on the other.
 PINNED = {"bot": {0}, "standin": {1}}
 BENCH_USER = 1_000_000  # first user id of the measured users
@@ -101,7 +103,8 @@ def _echo_application(base_url: str, token: str) -> Any:
     return application
 
 
-def _real_application(base_url: str, token: str, database: Path) -> Any:
+def _real_application(base_url: str, token: str, database: Path,
+                      database_url: str | None = None) -> Any:
     """The bot as bot.app builds it, with Telegram's and the per-user limits out of the way."""
     from bot.app import build_application, configure_logging
     from bot.settings import Settings
@@ -110,7 +113,7 @@ def _real_application(base_url: str, token: str, database: Path) -> Any:
     values: dict[str, Any] = {
         "telegram_bot_token": token,
         "telegram_base_url": base_url,
-        "database_url": f"sqlite+aiosqlite:///{database}",
+        "database_url": database_url or f"sqlite+aiosqlite:///{database}",
         "knowledge_dir": ROOT / "knowledge",
         "rate_limiter": False,
         "user_questions_per_minute": 100_000,
@@ -147,13 +150,14 @@ async def _serve_child(application: Any) -> None:
             await application.post_shutdown(application)
 
 
-def run_child(kind: str, base_url: str, token: str, database: str | None) -> None:
+def run_child(kind: str, base_url: str, token: str, database: str | None,
+              database_url: str | None = None) -> None:
     if kind == "echo":
         application = _echo_application(base_url, token)
     else:
         if database is None:
             raise SystemExit("--db is required for the real bot")
-        application = _real_application(base_url, token, Path(database))
+        application = _real_application(base_url, token, Path(database), database_url)
     asyncio.run(_serve_child(application))
 
 
@@ -284,13 +288,13 @@ class StandIn:
 
 
 class QuestionTable:
-    """Counts rows of the bot's `question` table from outside, read-only."""
+    """Counts rows of the bot's `question` table in its SQLite file, from outside, read-only."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._connection: sqlite3.Connection | None = None
 
-    def count(self) -> int:
+    async def count(self) -> int:
         try:
             if self._connection is None:
                 self._connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True,
@@ -299,29 +303,106 @@ class QuestionTable:
         except sqlite3.OperationalError:
             return -1  # busy or not created yet: ask again on the next poll
 
-    def baseline(self) -> int:
+    async def baseline(self) -> int:
         """The row count now, retried while the bot holds the database busy (bounded)."""
         for _ in range(100):
-            count = self.count()
+            count = await self.count()
             if count >= 0:
                 return count
-            time.sleep(0.05)
+            await asyncio.sleep(0.05)
         raise RuntimeError(f"cannot read the question table in {self.path}")
 
-    def statuses(self) -> dict[str, int]:
+    async def statuses(self) -> dict[str, int]:
         assert self._connection is not None
         rows = self._connection.execute(
             "SELECT status, count(*) FROM question GROUP BY status ORDER BY status")
         return {status: count for status, count in rows}
 
-    def followups(self) -> int:
+    async def followups(self) -> int:
         assert self._connection is not None
         return int(self._connection.execute("SELECT count(*) FROM followup").fetchone()[0])
 
-    def close(self) -> None:
+    async def close(self) -> None:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+
+class PostgresQuestionTable:
+    """The same counts in a PostgreSQL database (--database-url), through asyncpg."""
+
+    def __init__(self, url: str) -> None:
+        self.dsn = _asyncpg_dsn(url)
+        self._connection: Any = None
+
+    async def _connect(self) -> Any:
+        import asyncpg
+
+        if self._connection is None:
+            self._connection = await asyncpg.connect(self.dsn)
+        return self._connection
+
+    async def count(self) -> int:
+        import asyncpg
+
+        try:
+            return int(await (await self._connect()).fetchval("SELECT count(*) FROM question"))
+        except asyncpg.UndefinedTableError:
+            return -1  # the bot has not migrated yet
+
+    async def baseline(self) -> int:
+        for _ in range(100):
+            count = await self.count()
+            if count >= 0:
+                return count
+            await asyncio.sleep(0.05)
+        raise RuntimeError("cannot read the question table")
+
+    async def statuses(self) -> dict[str, int]:
+        rows = await (await self._connect()).fetch(
+            "SELECT status, count(*) FROM question GROUP BY status ORDER BY status")
+        return {row[0]: row[1] for row in rows}
+
+    async def followups(self) -> int:
+        return int(await (await self._connect()).fetchval("SELECT count(*) FROM followup"))
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+
+
+Table = QuestionTable | PostgresQuestionTable
+
+
+def _asyncpg_dsn(url: str) -> str:
+    """asyncpg takes postgresql://…, not SQLAlchemy's postgresql+asyncpg://…"""
+    return re.sub(r"^postgresql\+asyncpg://", "postgresql://", url)
+
+
+async def fresh_postgres_database(admin_url: str, name: str) -> str:
+    """Create an empty database `name` on the server of `admin_url`; its SQLAlchemy URL."""
+    import asyncpg
+
+    connection = await asyncpg.connect(_asyncpg_dsn(admin_url))
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    from sqlalchemy.engine import make_url
+
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_postgres_database(admin_url: str, name: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(_asyncpg_dsn(admin_url))
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
 
 
 def burst_plan(count: int, users: int, texts: Sequence[str]) -> list[tuple[str, int, int]]:
@@ -354,7 +435,7 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
-async def wait_done(tg: StandIn, replies_before: int, expected: int, table: QuestionTable | None,
+async def wait_done(tg: StandIn, replies_before: int, expected: int, table: Table | None,
                     rows_before: int, timeout: float, poll: float
                     ) -> tuple[list[tuple[float, int]], float, float | None]:
     """Poll until `expected` new replies (and rows); returns the samples and when each was done."""
@@ -369,12 +450,12 @@ async def wait_done(tg: StandIn, replies_before: int, expected: int, table: Ques
         samples.append(((asked + now) / 2, replies))
         if replies_at is None and replies >= expected:
             replies_at = crossing_times(samples, expected)[-1]
-        if table is not None and rows_at is None and table.count() - rows_before >= expected:
+        if table is not None and rows_at is None and await table.count() - rows_before >= expected:
             rows_at = time.monotonic()
         if replies_at is not None and (table is None or rows_at is not None):
             return samples, replies_at, rows_at
         if now > deadline:
-            rows = table.count() - rows_before if table else "n/a"
+            rows = await table.count() - rows_before if table else "n/a"
             raise TimeoutError(f"after {timeout:.0f}s: {replies}/{expected} replies, "
                                f"{rows}/{expected} rows")
         await asyncio.sleep(poll)
@@ -426,6 +507,7 @@ class Options:
     timeout: float
     workdir: Path
     pin: bool = False
+    database_url: str | None = None  # a PostgreSQL server instead of a fresh SQLite file
 
 
 async def one_run(kind: str, number: int, opts: Options, procs: Processes) -> Run:
@@ -440,10 +522,17 @@ async def one_run(kind: str, number: int, opts: Options, procs: Processes) -> Ru
     database = rundir / "bench.db"
     child_args = [sys.executable, "-m", "bench.telegram_throughput", "--child", kind,
                   "--base-url", base_url, "--token", TOKEN]
-    if kind == "bot":
+    table: Table | None = None
+    database_name: str | None = None
+    if kind == "bot" and opts.database_url:
+        database_name = f"maxbot_bench_{os.getpid()}_{number}"
+        url = await fresh_postgres_database(opts.database_url, database_name)
+        child_args += ["--db", str(database), "--database-url", url]
+        table = PostgresQuestionTable(url)
+    elif kind == "bot":
         child_args += ["--db", str(database)]
+        table = QuestionTable(database)
     bot_log = rundir / f"{kind}.log"
-    table = QuestionTable(database) if kind == "bot" else None
     run = Run(kind, number, opts.updates)
     texts = [text for text, _ in QUESTIONS]
     try:
@@ -454,14 +543,14 @@ async def one_run(kind: str, number: int, opts: Options, procs: Processes) -> Ru
 
             # Warm-up: first questions pay for connections, Kiwi's first call, SQL compilation.
             before = await tg.replies()
-            rows_before = table.baseline() if table else 0
+            rows_before = await table.baseline() if table else 0
             for text, count, first in burst_plan(opts.warmup, opts.warmup, texts):
                 await tg.inject(text, count, count, first - BENCH_USER + WARMUP_USER)
             await wait_done(tg, before, opts.warmup, table, rows_before, opts.timeout, 0.01)
 
             # Burst: N updates from M users at once.
             before = await tg.replies()
-            rows_before = table.baseline() if table else 0
+            rows_before = await table.baseline() if table else 0
             cpu_before = cpu_seconds(child.pid), cpu_seconds(standin.pid)
             start = time.monotonic()
             for text, count, first in burst_plan(opts.updates, opts.users, texts):
@@ -489,24 +578,27 @@ async def one_run(kind: str, number: int, opts: Options, procs: Processes) -> Ru
             if stats["too_many_requests"]:
                 run.api_errors["429"] = stats["too_many_requests"]
         if table is not None:
-            run.statuses = table.statuses()
-            run.followups = table.followups()
+            run.statuses = await table.statuses()
+            run.followups = await table.followups()
         await procs.stop(child)
         await procs.stop(standin)
     finally:
         if table is not None:
-            table.close()
+            await table.close()
+        if database_name is not None:
+            await drop_postgres_database(opts.database_url, database_name)
     run.log_problems = [line for line in bot_log.read_text(errors="replace").splitlines()
                         if " WARNING " in line or " ERROR " in line or "Traceback" in line]
-    run.spooled = sum("question spooled" in line for line in run.log_problems)
+    run.spooled = sum(int(found.group(1)) for line in run.log_problems
+                      if (found := SPOOLED.search(line)))
     return run
 
 
-async def paced(tg: StandIn, run: Run, opts: Options, table: QuestionTable | None,
+async def paced(tg: StandIn, run: Run, opts: Options, table: Table | None,
                 texts: Sequence[str]) -> None:
     count = max(1, round(opts.paced_rate * opts.paced_seconds))
     before = await tg.replies()
-    rows_before = table.baseline() if table else 0
+    rows_before = await table.baseline() if table else 0
     injected: list[float] = []
 
     async def inject_all() -> None:
@@ -563,7 +655,8 @@ def report(runs: list[Run], opts: Options) -> None:
     print(f"{opts.updates} updates from {opts.users} users per burst; paced phase "
           f"{opts.paced_rate:g} updates/s for {opts.paced_seconds:g}s; median of "
           f"{opts.runs} runs, each with a fresh stand-in and bot process; {os.cpu_count()} CPUs"
-          + ("; bot pinned to CPU 0, stand-in to CPU 1" if opts.pin else ""))
+          + ("; bot pinned to CPU 0, stand-in to CPU 1" if opts.pin else "")
+          + f"; maxbot on {'PostgreSQL' if opts.database_url else 'SQLite'}")
     header = (f"{'':22} {'updates/s':>9} {'min-max':>13} {'burst p50/p95 ms':>17} "
               f"{'paced p50/p95 ms':>17} {'peak RSS MB':>11} {'CPU bot':>7} {'CPU stand-in':>12}")
     print(header)
@@ -670,16 +763,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     parser.add_argument("--token", default=TOKEN, help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
+    parser.add_argument("--database-url",
+                        help="a PostgreSQL server (postgresql+asyncpg://user@host:port/db) to "
+                             "benchmark on instead of SQLite: each run creates and drops its "
+                             "own database there")
     args = parser.parse_args(argv)
     if args.child:
-        run_child(args.child, args.base_url, args.token, args.db)
+        run_child(args.child, args.base_url, args.token, args.db, args.database_url)
         return
     if min(args.updates, args.users, args.runs, args.warmup) < 1 or args.paced_rate <= 0:
         parser.error("--updates, --users, --runs, --warmup and --paced-rate must be positive")
 
     workdir = Path(tempfile.mkdtemp(prefix="maxbot-tg-bench-"))
     opts = Options(args.updates, args.users, args.runs, args.warmup, args.paced_rate,
-                   args.paced_seconds, args.timeout, workdir, args.pin)
+                   args.paced_seconds, args.timeout, workdir, args.pin, args.database_url)
     if args.pin and len(os.sched_getaffinity(0)) < 2:
         parser.error("--pin needs two CPUs (use --no-pin)")
     if args.pin:
