@@ -105,9 +105,10 @@ def _answer_jobs(jobs: list[_Job]) -> list[Outcome]:
     """Answer a batch; one question that breaks the analysis fails alone."""
     outcomes: list[Outcome] = []
     # A reload may swap the index mid-burst: each batch goes to the index it was asked of.
-    by_index: dict[tuple[int, int], list[_Job]] = defaultdict(list)
+    # Rules are compared by value: the settings build a new (equal) object for each question.
+    by_index: dict[tuple[int, AnsweringRules], list[_Job]] = defaultdict(list)
     for job in jobs:
-        by_index[id(job.index), id(job.rules)].append(job)
+        by_index[id(job.index), job.rules].append(job)
     for group in by_index.values():
         index, rules = group[0].index, group[0].rules
         try:

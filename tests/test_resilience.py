@@ -8,6 +8,7 @@ import logging
 import sqlite3
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -110,6 +111,37 @@ async def test_a_slow_question_holds_up_no_one_else(
         assert not tg.messages_to(slow), "the slow question is still being answered"
         reply = await tg.wait_for_message(slow, timeout=10)
         assert "150조" in reply.text
+
+
+class CountingIndex(KnowledgeIndex):
+    """An index that counts the analyzer calls made for questions, the first one slow so that
+    the questions behind it have to wait."""
+
+    def __init__(self, real: KnowledgeIndex) -> None:
+        self.__dict__.update(real.__dict__)
+        self.calls: list[int] = []
+
+    def parse_many(self, texts: list[str]):
+        self.calls.append(len(texts))
+        if len(self.calls) == 1:
+            time.sleep(0.3)
+        return super().parse_many(texts)
+
+
+async def test_questions_waiting_to_be_answered_are_analyzed_together(
+        real_index: KnowledgeIndex) -> None:
+    from bot.answering import answer
+    from bot.services import OffLoopAnswerer
+    from bot.settings import Settings
+
+    index = CountingIndex(real_index)
+    settings = Settings(_env_file=None)
+    answerer = OffLoopAnswerer(ThreadPoolExecutor(max_workers=2), workers=2)
+    questions = [f"국민성장펀드 규모는? {n}" for n in range(20)]
+    answers = await asyncio.gather(*(answerer.answer(q, index, settings.answering_rules())
+                                     for q in questions))
+    assert [a.document for a in answers] == [answer(q, real_index).document for q in questions]
+    assert sum(index.calls) == 20 and len(index.calls) <= 4, index.calls
 
 
 async def test_an_internal_error_is_logged_with_context_and_the_user_told_plainly(
