@@ -287,8 +287,26 @@ class StandIn:
             raise RuntimeError(f"stand-in injected {response.json()} instead of {count}")
 
 
-class QuestionTable:
-    """Counts rows of the bot's `question` table in its SQLite file, from outside, read-only."""
+class RowCounter:
+    """Counts rows of the bot's `question` table from outside the bot."""
+
+    async def count(self) -> int:
+        """The row count, or -1 when it cannot be read just now."""
+        raise NotImplementedError
+
+    async def baseline(self) -> int:
+        """The row count now, retried while the bot holds the database busy or has not
+        created the table yet (bounded)."""
+        for _ in range(100):
+            count = await self.count()
+            if count >= 0:
+                return count
+            await asyncio.sleep(0.05)
+        raise RuntimeError("cannot read the question table")
+
+
+class QuestionTable(RowCounter):
+    """The counts in the bot's SQLite file, read-only."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -302,15 +320,6 @@ class QuestionTable:
             return int(self._connection.execute("SELECT count(*) FROM question").fetchone()[0])
         except sqlite3.OperationalError:
             return -1  # busy or not created yet: ask again on the next poll
-
-    async def baseline(self) -> int:
-        """The row count now, retried while the bot holds the database busy (bounded)."""
-        for _ in range(100):
-            count = await self.count()
-            if count >= 0:
-                return count
-            await asyncio.sleep(0.05)
-        raise RuntimeError(f"cannot read the question table in {self.path}")
 
     async def statuses(self) -> dict[str, int]:
         assert self._connection is not None
@@ -328,8 +337,8 @@ class QuestionTable:
             self._connection = None
 
 
-class PostgresQuestionTable:
-    """The same counts in a PostgreSQL database (--database-url), through asyncpg."""
+class PostgresQuestionTable(RowCounter):
+    """The counts in a PostgreSQL database (--database-url), through asyncpg."""
 
     def __init__(self, url: str) -> None:
         self.dsn = _asyncpg_dsn(url)
@@ -349,14 +358,6 @@ class PostgresQuestionTable:
             return int(await (await self._connect()).fetchval("SELECT count(*) FROM question"))
         except asyncpg.UndefinedTableError:
             return -1  # the bot has not migrated yet
-
-    async def baseline(self) -> int:
-        for _ in range(100):
-            count = await self.count()
-            if count >= 0:
-                return count
-            await asyncio.sleep(0.05)
-        raise RuntimeError("cannot read the question table")
 
     async def statuses(self) -> dict[str, int]:
         rows = await (await self._connect()).fetch(
