@@ -137,3 +137,20 @@ async def bot(tg, tmp_path: Path, real_index: KnowledgeIndex, database_url: str)
     settings = bot_settings(tg, tmp_path, database_url=database_url)
     async with running_bot(tg, settings, real_index) as running:
         yield running
+
+
+# The admin of the `live` bot.
+LIVE_ADMIN = 9100
+
+
+@pytest.fixture
+async def live(tg, tmp_path: Path, knowledge_copy: Path, database_url: str):
+    """The bot serving a writable copy of the knowledge base, with one admin and one user."""
+    from tests.harness import bot_settings, running_bot
+
+    settings = bot_settings(tg, tmp_path, database_url=database_url, knowledge_dir=knowledge_copy,
+                            admin_user_ids=frozenset({LIVE_ADMIN}))
+    async with running_bot(tg, settings, load_index(knowledge_copy)) as running:
+        running.admin = tg.user(LIVE_ADMIN, "관리자")
+        running.user = tg.user(9200, "사용자")
+        yield running

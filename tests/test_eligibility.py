@@ -9,14 +9,12 @@ from sqlmodel import select
 
 from bot.cli import main
 from bot.models import BotState, FollowUpEvent
-from index import load_index
 from tests.conftest import write_knowledge
 from tests.harness import RunningBot, bot_settings, running_bot
 from tests.standin import BotApiStandIn
 from tests.standin.records import BotMessage
 
 GROUP = -1001600
-ADMIN = 9400
 
 
 @pytest.fixture
@@ -288,15 +286,6 @@ def test_maxbot_check_refuses_broken_rules_with_their_line(
     code, out = check(root, capsys)
     assert code == 1
     assert f"{root / 'eligibility.yaml'}:{line}:" in out and message in out, out
-
-
-@pytest.fixture
-async def live(tg, tmp_path: Path, knowledge_copy: Path, database_url: str):
-    settings = bot_settings(tg, tmp_path, database_url=database_url, knowledge_dir=knowledge_copy,
-                            admin_user_ids=frozenset({ADMIN}))
-    async with running_bot(tg, settings, load_index(knowledge_copy)) as bot:
-        bot.admin = tg.user(ADMIN, "관리자")
-        yield bot
 
 
 async def test_reload_refuses_broken_rules_with_their_line_and_picks_up_fixed_ones(

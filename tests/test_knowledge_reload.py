@@ -10,26 +10,14 @@ from sqlmodel import select
 
 from bot.models import AdminAction, KnowledgeState
 from index import load_index
+from tests.conftest import LIVE_ADMIN
 from tests.harness import RunningBot, bot_settings, running_bot
-
-ADMIN = 9100
 
 
 def rewrite(path: Path, old: str, new: str) -> None:
     text = path.read_text(encoding="utf-8")
     assert old in text
     path.write_text(text.replace(old, new), encoding="utf-8")
-
-
-@pytest.fixture
-async def live(tg, tmp_path: Path, knowledge_copy: Path, database_url: str):
-    """The bot serving a writable copy of the knowledge base, with one admin."""
-    settings = bot_settings(tg, tmp_path, database_url=database_url, knowledge_dir=knowledge_copy,
-                            admin_user_ids=frozenset({ADMIN}))
-    async with running_bot(tg, settings, load_index(knowledge_copy)) as bot:
-        bot.admin = tg.user(ADMIN, "관리자")
-        bot.user = tg.user(9200, "사용자")
-        yield bot
 
 
 async def ask(bot: RunningBot, text: str) -> str:
@@ -51,7 +39,7 @@ async def test_an_admin_reload_serves_a_changed_answer_at_once(live: RunningBot)
     assert "155조원" in await ask(live, "국민성장펀드 총 규모는?")
     async with live.database.session() as session:
         state = await session.get(KnowledgeState, 1)
-    assert state.version == after and state.updated_by == ADMIN
+    assert state.version == after and state.updated_by == LIVE_ADMIN
 
 
 async def test_a_broken_file_is_refused_with_its_line_and_the_old_answer_still_served(
@@ -97,11 +85,11 @@ async def test_reload_and_kb_are_for_admins_only_and_every_attempt_is_audited(
     async with live.database.session() as session:
         rows = (await session.exec(select(AdminAction).order_by(AdminAction.id))).all()
     assert [(r.person_id, r.action, r.allowed) for r in rows] == [
-        (9200, "reload", False), (9200, "kb", False), (ADMIN, "kb", True)]
+        (9200, "reload", False), (9200, "kb", False), (LIVE_ADMIN, "kb", True)]
 
 
 async def test_questions_are_answered_while_a_reload_runs(live: RunningBot) -> None:
-    reload = asyncio.create_task(live.services.reloader.reload(by=ADMIN))
+    reload = asyncio.create_task(live.services.reloader.reload(by=LIVE_ADMIN))
     answers = await asyncio.gather(*(ask(live, q) for q in ["국민성장펀드 총 규모는?"]))
     await reload
     assert "150조원" in answers[0]
@@ -127,7 +115,7 @@ async def test_maxbot_reindex_makes_running_bots_serve_the_new_version_and_audit
 
     settings = bot_settings(tg, tmp_path, database_url=database_url,
                             knowledge_dir=knowledge_copy, knowledge_sync_seconds=0.2,
-                            admin_user_ids=frozenset({ADMIN}))
+                            admin_user_ids=frozenset({LIVE_ADMIN}))
     async with running_bot(tg, settings, load_index(knowledge_copy)) as bot:
         before = bot.services.index.version
         rewrite(knowledge_copy / "faq" / "fund.yaml", "150조원", "180조원")
