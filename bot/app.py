@@ -87,7 +87,7 @@ async def _stop_services(application: Application) -> None:
     for task in services.background:
         task.cancel()
     await services.database.close()
-    services.executor.shutdown(wait=False)
+    services.answerer.shutdown()
 
 
 def build_application(settings: Settings, services: Services | None = None) -> Application:

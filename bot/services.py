@@ -26,10 +26,6 @@ class Services:
     index: KnowledgeIndex
     database: Database
     limiter: QuestionLimiter = field(init=False)
-    # Kiwi and numpy release the GIL for part of their work; two threads match two cores.
-    executor: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="answer")
-    )
     answerer: OffLoopAnswerer = field(init=False)
 
     reloader: KnowledgeReloader = field(init=False)
@@ -38,7 +34,7 @@ class Services:
 
     def __post_init__(self) -> None:
         self.limiter = QuestionLimiter(self.settings.user_questions_per_minute)
-        self.answerer = OffLoopAnswerer(self.executor, workers=2)
+        self.answerer = OffLoopAnswerer()
         self.reloader = KnowledgeReloader(self)
 
 
@@ -62,10 +58,11 @@ class OffLoopAnswerer:
     holds up at most its own batch.
     """
 
-    def __init__(self, executor: ThreadPoolExecutor, workers: int, batch: int = 16) -> None:
-        self.executor = executor
+    # Kiwi and numpy release the GIL for part of their work; two threads match two cores.
+    def __init__(self, workers: int = 2, batch: int = 16) -> None:
         self.workers = workers
         self.batch = batch
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="answer")
         self._lock = threading.Lock()
         self._waiting: deque[_Job] = deque()
         self._running = 0
@@ -80,8 +77,11 @@ class OffLoopAnswerer:
             if start:
                 self._running += 1
         if start:
-            self.executor.submit(self._work, loop)
+            self._executor.submit(self._work, loop)
         return await job.done
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False)
 
     def _work(self, loop: asyncio.AbstractEventLoop) -> None:
         """In a worker thread: answer what is waiting, batch by batch, until nothing is."""

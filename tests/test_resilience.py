@@ -8,7 +8,6 @@ import logging
 import sqlite3
 import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -136,10 +135,13 @@ async def test_questions_waiting_to_be_answered_are_analyzed_together(
 
     index = CountingIndex(real_index)
     settings = Settings(_env_file=None)
-    answerer = OffLoopAnswerer(ThreadPoolExecutor(max_workers=2), workers=2)
+    answerer = OffLoopAnswerer(workers=2)
     questions = [f"국민성장펀드 규모는? {n}" for n in range(20)]
-    answers = await asyncio.gather(*(answerer.answer(q, index, settings.answering_rules())
-                                     for q in questions))
+    try:
+        answers = await asyncio.gather(*(answerer.answer(q, index, settings.answering_rules())
+                                         for q in questions))
+    finally:
+        answerer.shutdown()
     assert [a.document for a in answers] == [answer(q, real_index).document for q in questions]
     assert sum(index.calls) == 20 and len(index.calls) <= 4, index.calls
 
