@@ -7,6 +7,7 @@ scanning every document per term as `BM25Okapi.get_scores` does. Both give the s
 
 from __future__ import annotations
 
+import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass
@@ -235,9 +236,10 @@ class KnowledgeIndex:
         ranked = []
         for doc_id in candidates:
             present = self.bm25.doc_freqs[doc_id]
-            covered = sum(weight_of[t] for t in asked & present.keys()) / total
+            # fsum: a set's order changes with the process's hash seed; the sum must not.
+            covered = math.fsum(weight_of[t] for t in asked & present.keys()) / total
             # The closest single phrasing of an FAQ question: users ask the way others asked.
-            phrased = max((sum(weight_of[t] for t in asked & phrasing) / total
+            phrased = max((math.fsum(weight_of[t] for t in asked & phrasing) / total
                            for phrasing in self._phrasings.get(doc_id, ())), default=0.0)
             key = (_step(covered), _step(phrased), float(scores[doc_id]))
             ranked.append((key, doc_id, covered))
