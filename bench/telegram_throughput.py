@@ -45,6 +45,8 @@ from typing import Any
 
 import httpx
 
+from tests.throwaway_db import asyncpg_dsn, create_database, drop_database
+
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456789:BenchTokenBenchTokenBenchToken00"
 TELEGRAM_CEILING = 30  # messages per second per bot, Telegram's documented broadcast limit
@@ -341,7 +343,7 @@ class PostgresQuestionTable(RowCounter):
     """The counts in a PostgreSQL database (--database-url), through asyncpg."""
 
     def __init__(self, url: str) -> None:
-        self.dsn = _asyncpg_dsn(url)
+        self.dsn = asyncpg_dsn(url)
         self._connection: Any = None
 
     async def _connect(self) -> Any:
@@ -374,36 +376,6 @@ class PostgresQuestionTable(RowCounter):
 
 
 Table = QuestionTable | PostgresQuestionTable
-
-
-def _asyncpg_dsn(url: str) -> str:
-    """asyncpg takes postgresql://…, not SQLAlchemy's postgresql+asyncpg://…"""
-    return re.sub(r"^postgresql\+asyncpg://", "postgresql://", url)
-
-
-async def fresh_postgres_database(admin_url: str, name: str) -> str:
-    """Create an empty database `name` on the server of `admin_url`; its SQLAlchemy URL."""
-    import asyncpg
-
-    connection = await asyncpg.connect(_asyncpg_dsn(admin_url))
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-    from sqlalchemy.engine import make_url
-
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-
-async def drop_postgres_database(admin_url: str, name: str) -> None:
-    import asyncpg
-
-    connection = await asyncpg.connect(_asyncpg_dsn(admin_url))
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
 
 
 def burst_plan(count: int, users: int, texts: Sequence[str]) -> list[tuple[str, int, int]]:
@@ -527,7 +499,7 @@ async def one_run(kind: str, number: int, opts: Options, procs: Processes) -> Ru
     database_name: str | None = None
     if kind == "bot" and opts.database_url:
         database_name = f"maxbot_bench_{os.getpid()}_{number}"
-        url = await fresh_postgres_database(opts.database_url, database_name)
+        url = await create_database(opts.database_url, database_name)
         child_args += ["--db", str(database), "--database-url", url]
         table = PostgresQuestionTable(url)
     elif kind == "bot":
@@ -587,7 +559,7 @@ async def one_run(kind: str, number: int, opts: Options, procs: Processes) -> Ru
         if table is not None:
             await table.close()
         if database_name is not None:
-            await drop_postgres_database(opts.database_url, database_name)
+            await drop_database(opts.database_url, database_name)
     run.log_problems = [line for line in bot_log.read_text(errors="replace").splitlines()
                         if " WARNING " in line or " ERROR " in line or "Traceback" in line]
     run.spooled = sum(int(found.group(1)) for line in run.log_problems

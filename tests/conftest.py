@@ -113,20 +113,14 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path):
     if not POSTGRES_URL:
         pytest.skip("no PostgreSQL server in this run: set MAXBOT_TEST_POSTGRES_URL "
                     "(bash .ci/run starts one)")
-    import asyncpg
+    from tests.throwaway_db import create_database, drop_database
 
-    server = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://")
     name = f"maxbot_test_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(server)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
+    url = await create_database(POSTGRES_URL, name)
     try:
-        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+        yield url
     finally:
-        # A new connection: a test may have restarted the server meanwhile.
-        admin = await asyncpg.connect(server)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(POSTGRES_URL, name)
 
 
 @pytest.fixture
