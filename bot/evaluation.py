@@ -2,7 +2,9 @@
 
 Each question has a kind: `in` must be answered and its reply must match every `must` regex;
 `unknown` must be declined and queued for the secretariat with no `must_not` regex matching the
-reply (no invented figure); `off` must get neither an answer nor a follow-up.
+reply (no invented figure); `mixed` holds two questions, one answerable and one not: the reply
+must carry the `must` facts and the question must be queued too; `off` must get neither an
+answer nor a follow-up.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from bot.answering import DEFAULT_RULES, Answer, AnsweringRules, answer
 from bot.replies import render_answer, to_plain_text
 from index import KnowledgeIndex
 
-KINDS = ("in", "unknown", "off")
+KINDS = ("in", "unknown", "mixed", "off")
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,13 @@ class EvalReport:
         return correct / total if total else 1.0
 
     @property
+    def confidently_wrong(self) -> list[Verdict]:
+        """Replies that served an FAQ answer which is not the right one: worse than a decline."""
+        return [v for v in self.verdicts if v.answer.status == "answered" and not v.correct
+                and not (v.item.kind == "mixed" and not v.answer.followup
+                         and not [p for p in v.item.must if not re.search(p, v.reply)])]
+
+    @property
     def failures(self) -> list[Verdict]:
         return [v for v in self.verdicts if not v.correct]
 
@@ -66,7 +75,7 @@ def load_questions(path: Path | str) -> list[EvalQuestion]:
     for number, node in enumerate(data, start=1):
         kind = str(node.get("kind"))
         if kind not in KINDS or not node.get("q"):
-            raise ValueError(f"{path}: item {number} needs kind (in|unknown|off) and q")
+            raise ValueError(f"{path}: item {number} needs kind ({'|'.join(KINDS)}) and q")
         items.append(EvalQuestion(kind, str(node["q"]), tuple(node.get("must") or ()),
                                   tuple(node.get("must_not") or ())))
     return items
@@ -79,6 +88,13 @@ def judge(item: EvalQuestion, result: Answer, reply: str) -> str | None:
             return f"expected an answer, got {result.status}"
         missing = [p for p in item.must if not re.search(p, reply)]
         return f"answer lacks {missing}" if missing else None
+    if item.kind == "mixed":
+        missing = [p for p in item.must if not re.search(p, reply)]
+        if missing or not result.followup:
+            return (f"answer lacks {missing}" if missing else "") + (
+                "" if result.followup else f" not queued ({result.status})")
+        invented = [p for p in item.must_not if re.search(p, reply)]
+        return f"reply matches forbidden {invented}" if invented else None
     if item.kind == "unknown":
         if result.status != "unanswered":
             return f"expected a follow-up, got {result.status}"
@@ -116,4 +132,7 @@ def format_report(report: EvalReport, show_failures: bool = True) -> str:
     total_correct = sum(v.correct for v in report.verdicts)
     lines.append(f"{'all':8} {total_correct:4}/{len(report.verdicts):<4} "
                  f"{100 * total_correct / max(1, len(report.verdicts)):5.1f}%")
+    wrong = len(report.confidently_wrong)
+    lines.append(f"{'wrong':8} {wrong:4}/{len(report.verdicts):<4} "
+                 f"{100 * wrong / max(1, len(report.verdicts)):5.1f}%  (answered with a wrong fact)")
     return "\n".join(lines)
