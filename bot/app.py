@@ -12,6 +12,7 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Contex
 from telegram.request import HTTPXRequest
 
 from bot import admin, eligibility, secretariat, telegram
+from bot.answering import models_of
 from bot.database import Database, upgrade_schema
 from bot.persistence import DatabasePersistence
 from bot.replies import KST
@@ -93,8 +94,9 @@ async def _stop_services(application: Application) -> None:
 def build_application(settings: Settings, services: Services | None = None) -> Application:
     """The python-telegram-bot Application with every handler registered."""
     if services is None:
-        services = Services(settings, load_index(settings.knowledge_dir, settings.analyzer),
-                            Database(settings.database_url, settings.spool_path))
+        index = load_index(settings.knowledge_dir, settings.analyzer)
+        models_of(index)  # the decision's fitted models: refuse to start without them
+        services = Services(settings, index, Database(settings.database_url, settings.spool_path))
     base = settings.telegram_base_url.rstrip("/")
     builder = (
         ApplicationBuilder()

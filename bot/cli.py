@@ -12,15 +12,21 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from bot.answering import Answer, answer
+from bot.answering import Answer, answer, answer_many, models_of
 from bot.replies import render_answer, to_plain_text
 from bot.settings import Settings
-from index import KnowledgeIndex, KnowledgeInvalid, load_index, load_knowledge
+from index import KnowledgeError, KnowledgeIndex, KnowledgeInvalid, load_index, load_knowledge
 
 
 def _open_index(settings: Settings, analyzer: str | None = None) -> KnowledgeIndex:
     try:
-        return load_index(settings.knowledge_dir, analyzer or settings.analyzer)
+        index = load_index(settings.knowledge_dir, analyzer or settings.analyzer)
+        models_of(index)
+        return index
+    except KnowledgeError as exc:
+        print(f"The knowledge base in {settings.knowledge_dir} has an error:\n  {exc}",
+              file=sys.stderr)
+        raise SystemExit(1) from exc
     except KnowledgeInvalid as exc:
         print(f"The knowledge base in {settings.knowledge_dir} has errors:", file=sys.stderr)
         for error in exc.errors:
@@ -40,6 +46,13 @@ def answer_as_json(result: Answer, index: KnowledgeIndex) -> dict[str, object]:
         "score": round(result.hit.score, 4) if result.hit else None,
         "coverage": round(result.hit.coverage, 4) if result.hit else None,
         "followup": result.followup,
+        "probability": round(result.probability, 4),
+        "on_topic": round(result.on_topic, 4),
+        "signals": {name: push for name, push in result.signals},
+        "intent": result.intent,
+        "parts": [{"question": p.question, "status": p.status,
+                   "entry_id": p.document.id if p.document else None,
+                   "probability": round(p.probability, 4)} for p in result.parts],
         "suggestions": [{"id": s.id, "question": s.title} for s in result.suggestions],
         "sources": [
             {"id": s.id, "title": s.title, "publisher": s.publisher, "date": s.date.isoformat()}
@@ -96,15 +109,61 @@ def cmd_check(opts: argparse.Namespace, settings: Settings) -> int:
             print(f"error: {error}")
         print(f"{len(exc.errors)} error(s) in {root}")
         return 1
+    errors = []
+    try:
+        index = load_index(root, settings.analyzer)
+        models_of(index)
+    except KnowledgeError as exc:
+        errors.append(str(exc))
+    else:
+        errors.extend(phrasing_errors(index))
+    for error in errors:
+        print(f"error: {error}")
     max_age = opts.max_age_days or settings.knowledge_max_age_days
     stale = knowledge.stale(dt.date.today(), max_age)
     for doc in stale:
         print(f"warning: {doc.path}:{doc.line}: {doc.id} is as of {doc.as_of}, "
               f"older than {max_age} days; check it is still true")
+    if errors:
+        print(f"{len(errors)} error(s) in {root}")
+        return 1
     print(f"ok: {len(knowledge.entries)} FAQ entries, {len(knowledge.passages)} policy passages, "
           f"{len(knowledge.sources)} sources; version {knowledge.version}"
           + (f"; {len(stale)} stale" if stale else ""))
     return 1 if stale and opts.strict else 0
+
+
+def phrasing_errors(index: KnowledgeIndex) -> list[str]:
+    """FAQ questions and alternates that two entries share, or that are answered with
+    another entry (or not at all): a user typing them would not get their entry."""
+    owners: dict[str, list[str]] = {}
+    asked = []
+    for entry in index.knowledge.entries:
+        for text in (entry.question, *entry.alternates):
+            owners.setdefault(" ".join(text.casefold().split()), []).append(entry.id)
+            asked.append((entry, text))
+    errors = [f"phrasing {text!r} belongs to {', '.join(ids)}"
+              for text, ids in owners.items() if len(set(ids)) > 1]
+    results = answer_many([text for _, text in asked], index)
+    for (entry, text), result in zip(asked, results, strict=True):
+        got = result.document.id if result.document else result.status
+        if got != entry.id and len(set(owners[" ".join(text.casefold().split())])) == 1:
+            errors.append(f"{entry.path}:{entry.line}: {entry.id}: {text!r} is answered "
+                          f"with {got}")
+    return errors
+
+
+def cmd_fit(opts: argparse.Namespace, settings: Settings) -> int:
+    from bot.answering.fit import fit, write_models
+
+    index = load_index(settings.knowledge_dir, settings.analyzer)
+    topic, answer_model, report = fit(index)
+    print("\n".join(report.lines))
+    if opts.dry_run:
+        return 0
+    for path in write_models(index.knowledge.root, topic, answer_model):
+        print(f"wrote {path}")
+    return 0
 
 
 def cmd_eval(opts: argparse.Namespace, settings: Settings) -> int:
@@ -135,7 +194,15 @@ def cmd_run(opts: argparse.Namespace, settings: Settings) -> int:
     except RuntimeError as exc:
         print(exc, file=sys.stderr)
         return 2
-    run(settings)
+    try:
+        run(settings)
+    except KnowledgeInvalid as exc:
+        print("The knowledge base has errors:\n" + "\n".join(f"  {e}" for e in exc.errors),
+              file=sys.stderr)
+        return 1
+    except KnowledgeError as exc:
+        print(f"The knowledge base has an error:\n  {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -226,6 +293,7 @@ COMMANDS = {
     "ask": cmd_ask,
     "chat": cmd_chat,
     "check": cmd_check,
+    "fit": cmd_fit,
     "eval": cmd_eval,
     "bench": cmd_bench,
     "run": cmd_run,
@@ -260,6 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--quiet", action="store_true", help="totals only, no failures")
     ev.add_argument("--min-accuracy", type=float, help="exit 1 when a kind falls below this")
 
+    fit = sub.add_parser("fit", help="fit the decision's models on the labelled questions, "
+                         "print cross-validated figures and write knowledge/model/")
+    fit.add_argument("--dry-run", action="store_true", help="print the figures, write nothing")
     sub.add_parser("run", help="run the Telegram bot (polling, or webhook if WEBHOOK_URL)")
     sub.add_parser("reindex", help="validate and index knowledge/, make it the version every "
                    "running bot serves")

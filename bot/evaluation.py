@@ -100,7 +100,7 @@ def judge(item: EvalQuestion, result: Answer, reply: str) -> str | None:
             return f"expected a follow-up, got {result.status}"
         invented = [p for p in item.must_not if re.search(p, reply)]
         return f"reply matches forbidden {invented}" if invented else None
-    if result.status != "smalltalk":
+    if result.status not in ("off_topic", "smalltalk"):
         return f"expected a pointer, got {result.status}"
     return None
 
@@ -134,5 +134,6 @@ def format_report(report: EvalReport, show_failures: bool = True) -> str:
                  f"{100 * total_correct / max(1, len(report.verdicts)):5.1f}%")
     wrong = len(report.confidently_wrong)
     lines.append(f"{'wrong':8} {wrong:4}/{len(report.verdicts):<4} "
-                 f"{100 * wrong / max(1, len(report.verdicts)):5.1f}%  (answered with a wrong fact)")
+                 f"{100 * wrong / max(1, len(report.verdicts)):5.1f}%  "
+                 "(answered with a wrong fact)")
     return "\n".join(lines)

@@ -30,7 +30,8 @@ from bot.reports import DayFigures, PeriodStats, daily_figures, period_stats
 from bot.secretariat import STATUS_LABELS, asker_name
 from bot.settings import Settings
 
-QUESTION_LABELS = {"answered": "답변", "unanswered": "미답변", "smalltalk": "일상 대화",
+QUESTION_LABELS = {"answered": "답변", "unanswered": "미답변", "off_topic": "주제 밖",
+                   "smalltalk": "일상 대화",
                    "too_long": "너무 긴 질문", "limited": "질문 속도 제한",
                    "consultation": "상담 요청"}
 REASON_LABELS = {"unanswered": "미답변 질문", "feedback": "답변에 👎",

@@ -41,7 +41,7 @@ class Question(SQLModel, table=True):
     chat_id: int = Field(sa_column=Column(BigInteger, nullable=False))
     message_id: int = Field(sa_column=Column(BigInteger, nullable=False))
     text: str = Field(sa_column=Column(Text, nullable=False))
-    # answered | unanswered | smalltalk | too_long | limited
+    # answered | unanswered | off_topic | smalltalk (bot.answering.STATUSES) | too_long | limited
     status: str = Field(index=True)
     entry_id: str | None = None
     score: float | None = None

@@ -21,10 +21,12 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.answering import models_of
 from bot.records import activate_knowledge, active_knowledge
 from index import (
     FaqEntry,
     KnowledgeBase,
+    KnowledgeError,
     KnowledgeIndex,
     KnowledgeInvalid,
     load_knowledge,
@@ -130,6 +132,10 @@ def rebuild(current: KnowledgeIndex) -> KnowledgeIndex:
         gc.freeze()
     finally:
         gc.enable()
+    try:
+        models_of(index)  # the fitted models of the new folder, read and checked now
+    except KnowledgeError as exc:
+        raise KnowledgeInvalid([exc]) from exc
     return index
 
 

@@ -69,6 +69,12 @@ def render_answer(answer: Answer, knowledge: KnowledgeBase, reference: int | Non
     reference: the follow-up's number when the question was queued for the secretariat;
     queued: it was queued but has no number yet (kept in the spool while the database is away).
     """
+    if answer.parts:
+        parts = [{"question": p.question, "document": p.document,
+                  "sources": [knowledge.sources[s] for s in p.document.sources]
+                  if p.document else []} for p in answer.parts]
+        return render("answer_parts", answer.language, parts=parts, reference=reference,
+                      queued=queued, unanswered=answer.followup)
     if answer.status == "answered" and answer.document is not None:
         document = answer.document
         sources = [knowledge.sources[s] for s in document.sources]
@@ -77,7 +83,9 @@ def render_answer(answer: Answer, knowledge: KnowledgeBase, reference: int | Non
     if answer.status == "unanswered":
         return render("unanswered", answer.language, reference=reference, queued=queued,
                       suggestions=answer.suggestions)
-    return render("smalltalk", answer.language, greeting=answer.query.greeting)
+    if answer.status == "smalltalk":
+        return render(f"smalltalk_{answer.intent}", answer.language)
+    return render("off_topic", answer.language)
 
 
 def to_plain_text(telegram_html: str) -> str:

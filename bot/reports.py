@@ -11,13 +11,15 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from bot.answering import STATUSES
 from bot.models import Question
 from bot.records import FollowUpCase
 from bot.replies import KST
 from index import KnowledgeIndex
 
-# What counts as a question to answer: not refusals for length or pace.
-ASKED = ("answered", "unanswered", "smalltalk")
+# What counts as a question to answer: what the bot decided (bot.answering.STATUSES), not
+# refusals for length or pace.
+ASKED = STATUSES
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class DayFigures:
     questions: int
     answered: int
     unanswered: int
+    off_topic: int = 0
     smalltalk: int = 0
 
     @property
@@ -42,6 +45,7 @@ class PeriodStats:
     questions: int
     answered: int
     unanswered: int
+    off_topic: int
     smalltalk: int
     followups_opened: int
     followups_answered: int
@@ -52,7 +56,8 @@ class PeriodStats:
 
     @property
     def answer_rate(self) -> float:
-        """Answered among the questions about our subject (small talk left out)."""
+        """Answered among the questions about our subject (off-topic and small talk left
+        out)."""
         on_topic = self.answered + self.unanswered
         return self.answered / on_topic if on_topic else 0.0
 
@@ -75,7 +80,7 @@ def daily_figures(questions: Iterable[Question], first: dt.date, last: dt.date
         day = first + dt.timedelta(days=n)
         counts = per_day.get(day, Counter())
         days.append(DayFigures(day, sum(counts.values()), counts["answered"],
-                               counts["unanswered"], counts["smalltalk"]))
+                               counts["unanswered"], counts["off_topic"], counts["smalltalk"]))
     return days
 
 
@@ -98,7 +103,8 @@ def period_stats(questions: list[Question], cases: list[FollowUpCase], index: Kn
     statuses = Counter(c.followup.status for c in cases)
     return PeriodStats(
         since=since, until=until, questions=len(asked), answered=by_status["answered"],
-        unanswered=by_status["unanswered"], smalltalk=by_status["smalltalk"],
+        unanswered=by_status["unanswered"], off_topic=by_status["off_topic"],
+        smalltalk=by_status["smalltalk"],
         followups_opened=len(cases), followups_answered=statuses["answered"],
         followups_closed=statuses["closed"], followups_open=statuses["open"],
         median_hours_to_answer=statistics.median(hours) if hours else None,

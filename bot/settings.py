@@ -46,9 +46,7 @@ class Settings(BaseSettings):
     # are written at shutdown too); a crash loses at most this much of a running check.
     persistence_interval_seconds: float = Field(default=5, gt=0)
 
-    # Answering thresholds (see bot/answering.py)
-    answer_min_coverage: float = Field(default=0.7, ge=0, le=1)
-    answer_min_margin: float = Field(default=0.0, ge=0, le=1)
+    # "Did you mean" buttons (the decision itself is fitted: knowledge/model/, `maxbot fit`)
     suggestion_min_coverage: float = Field(default=0.34, ge=0, le=1)
 
     log_level: str = "INFO"
@@ -72,11 +70,7 @@ class Settings(BaseSettings):
         return value
 
     def answering_rules(self) -> AnsweringRules:
-        return AnsweringRules(
-            min_coverage=self.answer_min_coverage,
-            min_margin=self.answer_min_margin,
-            suggestion_min_coverage=self.suggestion_min_coverage,
-        )
+        return AnsweringRules(suggestion_min_coverage=self.suggestion_min_coverage)
 
     def token(self) -> str:
         if self.telegram_bot_token is None or not self.telegram_bot_token.get_secret_value():

@@ -7,7 +7,7 @@ or "National Growth Fund" meets the entries written with 국민성장펀드.
 from __future__ import annotations
 
 import re
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import NamedTuple, Protocol
 
 import snowballstemmer
@@ -265,6 +265,23 @@ class KiwiAnalyzer:
 
     def tokens_many(self, texts: list[str]) -> list[list[str]]:
         return [[t.form for t in terms] for terms in self.terms_many(texts)]
+
+    def similarity(self, word: str, other: str) -> float:
+        """How close two words are in meaning: the cosine of their embeddings in Kiwi's CoNg
+        language model (shipped in kiwipiepy-model), 0 for a word the model does not know."""
+        try:
+            return self.kiwi.morpheme_similarity(word, other)
+        except (KeyError, ValueError, RuntimeError):
+            return 0.0
+
+    @lru_cache(maxsize=4096)  # noqa: B019 (one analyzer per process; its words are few)
+    def nearest(self, word: str) -> frozenset[str]:
+        """The words closest in meaning to `word` in the whole language model (its 30 nearest
+        morphemes), empty for a word the model does not know."""
+        try:
+            return frozenset(m.form for m in self.kiwi.most_similar_morphemes(word, top_n=30))
+        except (KeyError, ValueError, RuntimeError):
+            return frozenset()
 
     def _select(self, morphemes) -> list[Term]:
         out: list[Term] = []

@@ -123,10 +123,6 @@ Document = FaqEntry | Passage
 class Glossary:
     terms: tuple[str, ...] = ()
     synonyms: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    strong_topic: tuple[str, ...] = ()
-    weak_topic: tuple[str, ...] = ()
-    offtopic: tuple[str, ...] = ()
-    smalltalk: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -271,7 +267,7 @@ def _load_categories(path: Path) -> dict[str, Category]:
 def _load_glossary(path: Path) -> Glossary:
     data = _read_yaml(path) or {}
     if not isinstance(data, dict):
-        raise KnowledgeError(path, None, "must be a mapping with terms, synonyms, topic ...")
+        raise KnowledgeError(path, None, "must be a mapping with terms and synonyms")
     line = _line(data)
     synonyms_node = data.get("synonyms") or {}
     if not isinstance(synonyms_node, dict):
@@ -281,17 +277,7 @@ def _load_glossary(path: Path) -> Glossary:
         for term, aliases in synonyms_node.items()
         if term != "__line__"
     }
-    topic = data.get("topic") or {}
-    if not isinstance(topic, dict):
-        raise KnowledgeError(path, line, "topic must have strong and weak lists")
-    return Glossary(
-        terms=_strings(data.get("terms"), path, line, "terms"),
-        synonyms=synonyms,
-        strong_topic=_strings(topic.get("strong"), path, _line(topic), "topic.strong"),
-        weak_topic=_strings(topic.get("weak"), path, _line(topic), "topic.weak"),
-        offtopic=_strings(data.get("offtopic"), path, line, "offtopic"),
-        smalltalk=_strings(data.get("smalltalk"), path, line, "smalltalk"),
-    )
+    return Glossary(terms=_strings(data.get("terms"), path, line, "terms"), synonyms=synonyms)
 
 
 def _load_faq_file(
@@ -397,6 +383,9 @@ def knowledge_files(root: Path) -> list[Path]:
         *(p for p in names if p.exists()),
         *sorted((root / "faq").glob("*.yaml")),
         *sorted((root / "policy").glob("*.md")),
+        # The decision's fitted models and their examples (bot/answering/model.py).
+        *sorted((root / "model").glob("*.json")),
+        *sorted((root / "model").glob("*.yaml")),
     ]
 
 

@@ -1,5 +1,11 @@
 """The BM25 index over FAQ entries and policy passages, and the query-side facts about a question.
 
+Two views of a question find candidates: its terms (BM25, with words the knowledge base never
+uses corrected to the known word they misspell or, failing that, related to the known word
+closest in meaning) and its letters (closeness to each FAQ question and alternate, which holds
+without spaces and with typos). Each hit carries the measurements the answering decision
+weighs; this module decides nothing.
+
 rank-bm25 computes the collection statistics (idf, document lengths); searching uses postings
 built from them, so that a query touches only the documents that contain its terms instead of
 scanning every document per term as `BM25Okapi.get_scores` does. Both give the same scores.
@@ -18,6 +24,7 @@ from rank_bm25 import BM25Okapi
 
 from index.analyzer import Analyzer, Term, make_analyzer
 from index.knowledge import Document, FaqEntry, KnowledgeBase, load_knowledge
+from index.letters import LetterMatcher, VocabularyCorrector
 
 MAX_QUERY_CHARS = 2000
 # How many BM25 candidates are re-ranked by how much of the question they cover.
@@ -26,13 +33,20 @@ RERANK_DEPTH = 20
 COVERAGE_STEP = 0.05
 # Verbs and adjectives say how a question is put more than what it asks about.
 PREDICATE_SHARE = 0.3
-# The asker's situation before 인데/는데 ("...회사인데") weighs this share of the question.
+# The asker's situation ("...회사인데", "저는 ... 담당하고 있습니다.") weighs this share.
 CONTEXT_SHARE = 0.5
-CONTEXT_CLAUSE = re.compile(r"[가-힣](?:인데|는데|은데|한데)(?:요)?[\s,.]")
 # Endings of Korean compound nouns: amount, money, rate, cost, quantity, number, day.
 NOUN_SUFFIXES = frozenset("액금률율비량수일")
-# An unknown word that is no topic word weighs this share of the rarest known word.
+# An unknown noun weighs this share of the rarest known word: it may name a fact we lack (금리)
+# or be only how the asker puts it (출범식, 해당); the decision weighs how much is unknown.
 UNKNOWN_SHARE = 0.5
+# How many candidates the letters view adds beside BM25's.
+LETTER_CANDIDATES = 5
+# A known word related in meaning (CoNg embeddings) stands in for an unknown one from this
+# cosine on; measured: 대출~융자 0.72, 출범~발족 0.79, 금리~이자 0.74, but 사무국~그린피스 0.76,
+# so the stand-in only counts with its similarity as weight and the decision sees how much of
+# the question rests on it.
+MIN_RELATED = 0.6
 
 
 @dataclass(frozen=True)
@@ -43,6 +57,12 @@ class Hit:
     coverage: float
     # The question's terms this document contains.
     matched: tuple[str, ...] = ()
+    # The closest single FAQ phrasing (question or alternate): share of the question's weight
+    # it contains, and share of its own terms' weight the question contains.
+    phrasing_coverage: float = 0.0
+    phrasing_recall: float = 0.0
+    # Letter n-gram cosine to the closest phrasing (0 for policy passages).
+    letters: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -55,19 +75,19 @@ class Query:
     weights: tuple[float, ...]
     # What kind of word each term is: noun, predicate or number.
     kinds: tuple[str, ...]
-    # Nouns the knowledge base never uses: facts we do not have, or another subject's words.
+    # Nouns the knowledge base never uses and no known word stands in for: facts we do not
+    # have, or another subject's words.
     unknown_terms: tuple[str, ...]
-    strong_topic: bool
-    weak_topic: bool
-    offtopic: bool
-    # A greeting, thanks or other small talk (안녕하세요, 고마워요, hello).
-    greeting: bool
-    # Share of the question's nouns that are unknown and no topic words either (WoW, 호드):
-    # high when the question is about something else that shares a word with us.
-    foreign_share: float = 0.0
-    # Topic words the knowledge base never uses (금리, 한도, 이메일): the question asks for a
-    # kind of fact we do not have.
-    missing_topic_terms: tuple[str, ...] = ()
+    # Words the asker wrote -> the known term that stands in for them, how close (0..1), and
+    # how: "typo" (letters) or "related" (meaning).
+    stand_ins: tuple[tuple[str, str, float, str], ...] = ()
+    # Per term, how much a document that has it is credited: 1 for a word as written, the
+    # closeness for a stand-in (a guess counts for less than the word itself).
+    credits: tuple[float, ...] = ()
+    # Share of the question's weight that is domain terms of the glossary (국민성장펀드, 분과).
+    domain_share: float = 0.0
+    # Letter closeness to every document (row of KnowledgeIndex.documents).
+    letters: np.ndarray | None = None
 
 
 class KnowledgeIndex:
@@ -100,17 +120,19 @@ class KnowledgeIndex:
         self._phrasings = self._group_phrasings(
             phrasings if phrasings is not None
             else _analyze_all(analyzer, phrasing_texts(knowledge)))
-        glossary = knowledge.glossary
-        self._strong = self._phrases(glossary.strong_topic)
-        self._weak = self._phrases(glossary.weak_topic)
-        self._offtopic = self._phrases(glossary.offtopic)
-        self._topic_terms = frozenset(
-            next(iter(p)) for p in (*self._strong, *self._weak) if len(p) == 1)
-        # The ones a compound can contain (마감 in 마감일); looked up for every unknown term.
-        self._topic_stems = tuple(t for t in self._topic_terms
-                                  if len(t) >= 2 and HANGUL_START.match(t))
-        self._greeting = _word_pattern(glossary.smalltalk)
-        self._offtopic_words = _word_pattern(glossary.offtopic)
+        self._letters = LetterMatcher(
+            phrasing_texts(knowledge),
+            [i for i, d in enumerate(self.documents) if isinstance(d, FaqEntry)
+             for _ in range(1 + len(d.alternates))],
+            len(self.documents))
+        vocabulary = sorted(t for t in self.idf if t != "\0")
+        self._corrector = VocabularyCorrector(vocabulary)
+        # The knowledge base's nouns, the targets of a stand-in by meaning.
+        self._nouns = tuple(t for t in vocabulary if len(t) >= 2 and HANGUL_START.match(t))
+        self._related: dict[str, tuple[str, float] | None] = {}
+        self._domain_terms = frozenset(
+            t.casefold() for term in knowledge.glossary.terms
+            for t in analyzer.tokens(term) or [term])
 
     @property
     def version(self) -> str:
@@ -133,24 +155,10 @@ class KnowledgeIndex:
             return term
         return term[:-1] if term[:-1] in self.idf else term
 
-    def is_topic_term(self, term: str) -> bool:
-        """Is this one of the glossary's topic words (strong or weak), or a compound of one
-        (마감일 of 마감)?
-
-        Only one-token topic words count: a part of a longer one (비 of 가입비) is not one.
-        """
-        if term in self._topic_terms:
-            return True
-        return self.idf.get(term) is None and any(t in term for t in self._topic_stems)
-
-    def _phrases(self, words: tuple[str, ...]) -> tuple[frozenset[str], ...]:
-        # A word the analyzer reads differently alone (주가 → 주/가) stands for itself.
-        return tuple(frozenset(self.analyzer.tokens(w) or [w]) for w in words)
-
     def weight(self, term: str, kind: str = "noun") -> float:
         """How much a term says about what is asked: its idf in the knowledge base.
 
-        A noun or number the knowledge base never uses weighs the most: it names something we
+        A noun or number the knowledge base never uses weighs much: it may name something we
         have no facts about (금리, 이메일, 2027). A verb or adjective it never uses weighs
         little: it is how the question is put (걸치다, 이뤄지다), not what it asks.
         """
@@ -158,128 +166,169 @@ class KnowledgeIndex:
         if kind == "predicate":
             return PREDICATE_SHARE * (0.3 * self._max_idf if idf is None else idf)
         if idf is None:
-            # A topic word we have no facts for (금리, 한도) is what the question is about; any
-            # other unknown word may be only how the asker puts it (출범식, 해당).
-            return self._max_idf if self.is_topic_term(term) else UNKNOWN_SHARE * self._max_idf
+            return UNKNOWN_SHARE * self._max_idf
         return max(idf, 0.05 * self._max_idf)
 
-    def parse(self, text: str) -> Query:
-        return self.parse_many([text])[0]
+    def fold(self, text: str) -> str:
+        """The text with the glossary's aliases written as their terms (국성펀드 -> 국민성장펀드),
+        as the analyzer reads it."""
+        folder = getattr(self.analyzer, "folder", None)
+        return folder.fold(text[:MAX_QUERY_CHARS]) if folder else text[:MAX_QUERY_CHARS]
 
-    def parse_many(self, texts: list[str]) -> list[Query]:
-        """Queries for several questions, analyzed in one call to the analyzer."""
+    def stand_in(self, word: str) -> tuple[str, float, str] | None:
+        """The known term an unknown word most likely means: its misspelling (대츨 -> 대출) or,
+        failing that, the knowledge base's noun closest in meaning (융자 -> 대출)."""
+        corrected = self._corrector.correct(word)
+        if corrected is not None:
+            return (*corrected, "typo")
+        if word not in self._related:
+            self._related[word] = self._closest_in_meaning(word)
+        related = self._related[word]
+        return (*related, "related") if related is not None else None
+
+    def _closest_in_meaning(self, word: str) -> tuple[str, float] | None:
+        """The knowledge base's noun closest in meaning, if each is among the other's nearest
+        words in the whole language model: 융자 and 대출 are, 심의회 and 보고대회 (0.81) are
+        not; a one-sided closeness is too often a neighbouring subject."""
+        similarity = getattr(self.analyzer, "similarity", None)
+        # A single syllable (년, 곳) has too many senses for its embedding to mean much.
+        if similarity is None or len(word) < 2 or not HANGUL_START.match(word):
+            return None
+        ranked = sorted(((similarity(word, noun), noun) for noun in self._nouns), reverse=True)
+        for score, noun in ranked[:3]:
+            if score < MIN_RELATED:
+                break
+            if word in self.analyzer.nearest(noun) and noun in self.analyzer.nearest(word):
+                return noun, score
+        return None
+
+    def parse(self, text: str, situation_end: int = 0) -> Query:
+        return self.parse_many([text], [situation_end])[0]
+
+    def parse_many(self, texts: list[str], situation_ends: list[int] | None = None
+                   ) -> list[Query]:
+        """Queries for several questions, analyzed in one call to the analyzer.
+
+        situation_ends: per text, where the asker's situation ends ("저희는 배터리 소재
+        회사인데, …"); its words weigh less than the question's. Each part is analyzed once.
+        """
         texts = [text[:MAX_QUERY_CHARS] for text in texts]
-        # "저희는 배터리 소재 회사인데, 대출도 되나요?": what comes before 인데/는데 is the
-        # asker's situation, what follows is the question; the situation's words weigh less.
-        # Each part is analyzed once; the split falls on a space, so the parts' terms are the
-        # whole text's.
-        splits = [_situation_end(text) for text in texts]
+        splits = [min(end, len(text)) for text, end in
+                  zip(texts, situation_ends or [0] * len(texts), strict=True)]
         parts = [part for text, end in zip(texts, splits, strict=True)
                  for part in ((text[:end], text[end:]) if end else (text,))]
         analyzed = iter(self.analyzer.terms_many(parts))
-        return [self._query(text, next(analyzed) if end else [], next(analyzed))
-                for text, end in zip(texts, splits, strict=True)]
+        letters = self._letters.similarities(texts)
+        return [self._query(text, next(analyzed) if end else [], next(analyzed), row)
+                for text, end, row in zip(texts, splits, letters, strict=True)]
 
-    def _query(self, text: str, situation: list[Term], question: list[Term]) -> Query:
+    def _query(self, text: str, situation: list[Term], question: list[Term],
+               letters: np.ndarray) -> Query:
         kinds: dict[str, str] = {}
-        for term in (*situation, *question):
-            kinds.setdefault(self._known_form(term.form), term.kind)
-        context_terms = ({self._known_form(t.form) for t in situation}
-                         - {self._known_form(t.form) for t in question})
+        closeness: dict[str, float] = {}
+        stand_ins = []
+        context_terms = set()
+        for in_situation, terms in ((True, situation), (False, question)):
+            for term in terms:
+                form = self._known_form(term.form)
+                if form not in self.idf and term.kind == "noun":
+                    found = self.stand_in(form)
+                    if found is not None:
+                        stand_ins.append((form, *found))
+                        form = found[0]
+                        closeness[form] = max(closeness.get(form, 0.0), found[1])
+                    else:
+                        closeness[form] = 1.0
+                else:
+                    closeness[form] = 1.0
+                kinds.setdefault(form, term.kind)
+                if in_situation:
+                    context_terms.add(form)
+                else:
+                    context_terms.discard(form)
         terms = tuple(kinds)
-        present = set(terms)
         weights = tuple(self.weight(t, kinds[t]) * (CONTEXT_SHARE if t in context_terms else 1)
                         for t in terms)
-        unknown = tuple(t for t in terms if t not in self.idf and kinds[t] != "predicate")
-        foreign = [t for t in unknown if not self.is_topic_term(t)]
-        nouns = [t for t in terms if kinds[t] != "predicate"]
-
-        def any_of(phrases: tuple[frozenset[str], ...]) -> bool:
-            return any(p <= present for p in phrases)
-
+        total = sum(weights) or 1.0
         return Query(
             text=text,
             terms=terms,
             weights=weights,
             kinds=tuple(kinds[t] for t in terms),
-            unknown_terms=unknown,
-            strong_topic=any_of(self._strong),
-            weak_topic=any_of(self._weak),
-            offtopic=any_of(self._offtopic) or _found(self._offtopic_words, text),
-            greeting=_found(self._greeting, text),
-            foreign_share=len(foreign) / (len(nouns) or 1),
-            missing_topic_terms=tuple(t for t in unknown if self.is_topic_term(t)),
+            unknown_terms=tuple(t for t in terms
+                                if t not in self.idf and kinds[t] != "predicate"),
+            stand_ins=tuple(stand_ins),
+            credits=tuple(closeness[t] for t in terms),
+            domain_share=math.fsum(w for t, w in zip(terms, weights, strict=True)
+                                   if t in self._domain_terms) / total,
+            letters=letters,
         )
 
-    def scores(self, terms: tuple[str, ...]) -> np.ndarray:
+    def _phrasing_match(self, weight_of: dict[str, float], phrasing: frozenset[str],
+                        total: float) -> tuple[float, float]:
+        """(share of the question's weight in the phrasing, share of the phrasing's weight in
+        the question)."""
+        shared = weight_of.keys() & phrasing
+        own = math.fsum(self.weight(t) for t in phrasing) or 1.0
+        return (math.fsum(weight_of[t] for t in shared) / total,
+                math.fsum(self.weight(t) for t in shared) / own)
+
+    def scores(self, terms: tuple[str, ...], credits: tuple[float, ...] | None = None
+               ) -> np.ndarray:
         scores = np.zeros(len(self.documents), dtype=np.float64)
-        for term in terms:
+        for term, credit in zip(terms, credits or (1.0,) * len(terms), strict=True):
             posting = self._postings.get(term)
             if posting is not None:
-                scores[posting[0]] += posting[1]
+                scores[posting[0]] += posting[1] * credit
         return scores
 
     def search(self, query: Query, limit: int = 5) -> list[Hit]:
-        """The best documents for a query, best first, each with its coverage of the query."""
-        if not query.terms:
-            return []
-        scores = self.scores(query.terms)
+        """The best documents for a query, best first, each with the measurements of how well
+        it matches (coverage, closest phrasing, letters)."""
+        credits = query.credits or (1.0,) * len(query.terms)
+        scores = (self.scores(query.terms, credits) if query.terms
+                  else np.zeros(len(self.documents)))
         candidates = np.flatnonzero(scores > 0)
-        if candidates.size == 0:
-            return []
         depth = max(limit, RERANK_DEPTH)
         if candidates.size > depth:
             candidates = candidates[np.argpartition(-scores[candidates], depth - 1)[:depth]]
-        weight_of = dict(zip(query.terms, query.weights, strict=True))
+        letters = query.letters if query.letters is not None else np.zeros(len(self.documents))
+        by_letters = np.argsort(-letters, kind="stable")[:LETTER_CANDIDATES]
+        candidates = np.union1d(candidates, by_letters[letters[by_letters] > 0])
+        if candidates.size == 0:
+            return []
+        total = sum(query.weights) or 1.0
+        # What a document earns for each term it has: its weight times the term's credit.
+        weight_of = {t: w * c for t, w, c in zip(query.terms, query.weights, credits, strict=True)}
         asked = weight_of.keys()
-        total = sum(query.weights)
         ranked = []
         for doc_id in candidates:
             present = self.bm25.doc_freqs[doc_id]
             # fsum: a set's order changes with the process's hash seed; the sum must not.
             covered = math.fsum(weight_of[t] for t in asked & present.keys()) / total
             # The closest single phrasing of an FAQ question: users ask the way others asked.
-            phrased = max((math.fsum(weight_of[t] for t in asked & phrasing) / total
-                           for phrasing in self._phrasings.get(doc_id, ())), default=0.0)
-            key = (_step(covered), _step(phrased), float(scores[doc_id]))
-            ranked.append((key, doc_id, covered))
+            phrased, recall = max(
+                (self._phrasing_match(weight_of, phrasing, total)
+                 for phrasing in self._phrasings.get(doc_id, ())), default=(0.0, 0.0))
+            # Ties in coverage go to the closer phrasing, in words and then in letters.
+            key = (_step(max(covered, float(letters[doc_id]))), _step(phrased),
+                   _step(float(letters[doc_id])), float(scores[doc_id]))
+            ranked.append((key, doc_id, covered, phrased, recall))
         ranked.sort(key=lambda r: r[0], reverse=True)
         return [
-            Hit(self.documents[doc_id], key[2], covered,
-                tuple(t for t in query.terms if t in self.bm25.doc_freqs[doc_id]))
-            for key, doc_id, covered in ranked[:limit]
+            Hit(self.documents[doc_id], float(scores[doc_id]), covered,
+                tuple(t for t in query.terms if t in self.bm25.doc_freqs[doc_id]),
+                phrasing_coverage=phrased, phrasing_recall=recall,
+                letters=float(letters[doc_id]))
+            for _, doc_id, covered, phrased, recall in ranked[:limit]
         ]
 
 
 HANGUL_START = re.compile(r"[가-힣]")
 
 
-def _situation_end(text: str) -> int:
-    """Where the asker's situation (…인데) ends and the question begins; 0 if it has none."""
-    split = CONTEXT_CLAUSE.search(text)
-    return split.end() if split else 0
-
-
-def _found(pattern: re.Pattern[str] | None, text: str) -> bool:
-    return bool(pattern and pattern.search(text[:MAX_QUERY_CHARS]))
-
-
 def _step(share: float) -> int:
     return int(share / COVERAGE_STEP + 1e-9)
-
-
-def _word_pattern(words: tuple[str, ...]) -> re.Pattern[str] | None:
-    """Words at a word start (Korean: no syllable before; Latin: a whole word)."""
-    if not words:
-        return None
-    parts = []
-    for word in sorted(words, key=len, reverse=True):
-        body = re.escape(word)
-        if re.fullmatch(r"[A-Za-z ]+", word):
-            parts.append(rf"(?<![A-Za-z]){body}(?![A-Za-z])")
-        else:
-            parts.append(rf"(?<![가-힣]){body}")
-    return re.compile("|".join(parts), re.IGNORECASE)
 
 
 def phrasing_texts(knowledge: KnowledgeBase) -> list[str]:

@@ -29,11 +29,6 @@ SMALL_KNOWLEDGE = {
         terms: [국민성장펀드]
         synonyms:
           국민성장펀드: [성장펀드, NGF]
-        topic:
-          strong: [국민성장펀드]
-          weak: [펀드, 대출]
-        offtopic: [수익률]
-        smalltalk: [안녕, hello]
         """,
     "faq/fund.yaml": """\
         category: fund
@@ -65,7 +60,9 @@ SMALL_KNOWLEDGE = {
 
 
 def write_knowledge(root: Path, files: dict[str, str] | None = None) -> Path:
-    """Write a knowledge folder; `files` overrides or adds files by relative path."""
+    """Write a knowledge folder; `files` overrides or adds files by relative path. The
+    decision's models are the project's (they weigh signals, not this folder's words)."""
+    shutil.copytree(KNOWLEDGE / "model", root / "model", dirs_exist_ok=True)
     for name, text in {**SMALL_KNOWLEDGE, **(files or {})}.items():
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)

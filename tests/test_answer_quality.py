@@ -33,7 +33,7 @@ def test_accuracy_per_kind_stays_above_the_floor(real_index: KnowledgeIndex) -> 
                                       "성장호르몬 주사 효과", "삼성전자 주가 얼마야"])
 def test_lexical_traps_are_neither_answered_nor_queued(question: str,
                                                        real_index: KnowledgeIndex) -> None:
-    assert answer(question, real_index).status == "smalltalk"
+    assert answer(question, real_index).status == "off_topic"
 
 
 @pytest.mark.parametrize("question", ["국성펀드 규모", "국민 성장 펀드 규모",

@@ -1,0 +1,206 @@
+"""Decide what to tell the user: an answer from the knowledge base, a follow-up, a pointer, or a
+reply in kind to small talk.
+
+`answer` is a pure function of the question and the index (with the models fitted for its
+knowledge folder): no Telegram, no database. How a question is decided:
+
+1. Search finds candidates by terms (BM25) and by letters (closeness to each FAQ phrasing).
+   A message that is one of an entry's listed phrasings (spaces and punctuation aside) is
+   answered with that entry.
+2. Otherwise the answer model turns each candidate's signals into the probability that it is
+   the right answer; the best is served when that probability clears the fitted threshold.
+3. Otherwise the topic model says whether the message is about the fund and the alliance
+   (declined and queued for the secretariat), about something else (a pointer), or small talk.
+4. A message with several questions is decided part by part (bot/answering/parts.py).
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+from threading import Lock
+from typing import Literal
+
+from bot.answering.candidates import Candidates, gather, parse, topic_text
+from bot.answering.model import ON_TOPIC, DecisionModels, load_models
+from bot.answering.parts import question_parts
+from index import Document, FaqEntry, Hit, KnowledgeIndex, Query
+from index.analyzer import detect_language
+
+# Letter closeness from which a message is one of the knowledge base's listed phrasings.
+LISTED = 0.999
+
+Status = Literal["answered", "unanswered", "off_topic", "smalltalk"]
+STATUSES: tuple[Status, ...] = ("answered", "unanswered", "off_topic", "smalltalk")
+
+
+@dataclass(frozen=True)
+class AnsweringRules:
+    """How answers are presented (the decision itself is the fitted model's).
+
+    suggestion_min_coverage: how much of the question a document must cover to be offered as
+        "did you mean".
+    """
+
+    suggestion_min_coverage: float = 0.34
+    max_suggestions: int = 3
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    status: Status
+    language: str
+    query: Query
+    hit: Hit | None = None
+    suggestions: tuple[Document, ...] = ()
+    # The answer model's probability that the served (or best) candidate is right.
+    probability: float = 0.0
+    # The topic model's probability that the message is about the fund or the alliance.
+    on_topic: float = 0.0
+    # The signals that pushed the decision most, with their push on the log-odds.
+    signals: tuple[tuple[str, float], ...] = ()
+    # For small talk: greeting | thanks | goodbye | acknowledgement.
+    intent: str | None = None
+    # A message with several questions: each part's own answer (this one stands for them all).
+    parts: tuple[Answer, ...] = ()
+
+    @property
+    def followup(self) -> bool:
+        """True when the secretariat should follow the question (or a part of it) up."""
+        if self.parts:
+            return any(p.status == "unanswered" for p in self.parts)
+        return self.status == "unanswered"
+
+    @property
+    def document(self) -> Document | None:
+        return self.hit.document if self.hit else None
+
+
+DEFAULT_RULES = AnsweringRules()
+
+_models: weakref.WeakKeyDictionary[KnowledgeIndex, DecisionModels] = (
+    weakref.WeakKeyDictionary())
+_models_lock = Lock()
+
+
+def models_of(index: KnowledgeIndex) -> DecisionModels:
+    """The fitted models of the index's knowledge folder, read once per index; raises
+    KnowledgeError when they are missing or broken (a reload then keeps the old index)."""
+    with _models_lock:
+        models = _models.get(index)
+        if models is None:
+            models = _models[index] = load_models(index.knowledge.root)
+        return models
+
+
+def answer(question: str, index: KnowledgeIndex, rules: AnsweringRules = DEFAULT_RULES) -> Answer:
+    """Answer from the knowledge base when the model trusts the best match, else decline,
+    point elsewhere or reply in kind."""
+    return answer_many([question], index, rules)[0]
+
+
+def answer_many(questions: list[str], index: KnowledgeIndex,
+                rules: AnsweringRules = DEFAULT_RULES) -> list[Answer]:
+    """`answer` for several questions, analyzed together (the same answers, less CPU)."""
+    splits = [question_parts(q) for q in questions]
+    texts = [*questions, *(part for parts in splits if len(parts) > 1 for part in parts)]
+    decided = iter(_decide_all(texts, index, rules))
+    whole = [next(decided) for _ in questions]
+    return [_combine(result, [next(decided) for _ in parts]) if len(parts) > 1 else result
+            for result, parts in zip(whole, splits, strict=True)]
+
+
+def _decide_all(texts: list[str], index: KnowledgeIndex, rules: AnsweringRules) -> list[Answer]:
+    models = models_of(index)
+    parsed = parse(texts, index)
+    rows = models.topic.probabilities([topic_text(text, queries[0], index)
+                                       for text, queries in zip(texts, parsed, strict=True)])
+    topics = [dict(zip(models.topic.classes, row.tolist(), strict=True)) for row in rows]
+    found = gather(parsed, [t[ON_TOPIC] for t in topics], index)
+    return [_decide(text, candidates, topic, models, rules)
+            for text, candidates, topic in zip(texts, found, topics, strict=True)]
+
+
+def _decide(question: str, candidates: Candidates, topic: dict[str, float],
+            models: DecisionModels, rules: AnsweringRules) -> Answer:
+    language = detect_language(question)
+    query, hits = candidates.query, candidates.hits
+    on_topic = topic[ON_TOPIC]
+    model = models.answer
+    best, best_p, signals = None, 0.0, ()
+    listed = [h for h in hits if h.letters >= LISTED]
+    if len(listed) == 1:
+        # The message is one of the entry's own listed phrasings (give or take spaces and
+        # punctuation): the knowledge base says what it means, nothing to guess.
+        best, best_p, signals = listed[0], 1.0, (("listed_phrasing", 1.0),)
+    elif candidates.found:
+        top, best_p, row = model.best(candidates.features)
+        best = candidates.found[top]
+        signals = tuple((name, round(push, 3))
+                        for name, push in model.accept.contributions(row)[:5])
+    common = {"probability": best_p, "on_topic": on_topic, "signals": signals}
+    if best is not None and best_p >= model.threshold:
+        related = _suggestions(hits, rules, exclude=best.document)
+        return Answer(question, "answered", language, query, best, related, **common)
+    if on_topic >= model.on_topic_threshold:
+        return Answer(question, "unanswered", language, query, None,
+                      _suggestions(hits, rules), **common)
+    others = {c: p for c, p in topic.items() if c != ON_TOPIC}
+    kind = max(others, key=others.__getitem__)
+    if kind == "off_topic":
+        return Answer(question, "off_topic", language, query, **common)
+    return Answer(question, "smalltalk", language, query, intent=kind, **common)
+
+
+def _combine(whole: Answer, parts: list[Answer]) -> Answer:
+    """One answer for a message of several questions: each part answered or queued.
+
+    Parts that are neither (a greeting before the question, the asker's situation) drop out;
+    when fewer than two questions remain, or they all come to the whole message's answer,
+    the whole message's answer stands.
+    """
+    asked = [p for p in parts if p.status in ("answered", "unanswered")]
+    answered_ids = {p.document.id for p in asked if p.document is not None}
+    if len(asked) < 2 or (whole.status == "answered" and len(answered_ids) <= 1
+                          and all(p.status == "answered" for p in asked)):
+        return whole
+    # The same entry answering two parts is said once.
+    distinct: list[Answer] = []
+    for part in asked:
+        if part.document is None or all(part.document is not d.document for d in distinct):
+            distinct.append(part)
+    lead = next((p for p in distinct if p.status == "answered"), distinct[0])
+    return Answer(whole.question, lead.status, whole.language, whole.query, lead.hit,
+                  lead.suggestions, lead.probability, whole.on_topic, lead.signals,
+                  parts=tuple(distinct))
+
+
+def answer_entry(entry: FaqEntry, index: KnowledgeIndex, rules: AnsweringRules = DEFAULT_RULES
+                 ) -> Answer:
+    """The answer for an FAQ entry the user picked from a button, with related questions."""
+    query = index.parse(entry.question)
+    hits = index.search(query, limit=rules.max_suggestions + 3)
+    related = _suggestions(hits, rules, exclude=entry)
+    return Answer(entry.question, "answered", "ko", query, Hit(entry, 0.0, 1.0), related,
+                  probability=1.0, on_topic=1.0)
+
+
+def _suggestions(hits: list[Hit], rules: AnsweringRules, exclude: Document | None = None
+                 ) -> tuple[Document, ...]:
+    """FAQ questions close to the asked one, offered as buttons ("did you mean")."""
+    picked: list[Document] = []
+    for hit in hits:
+        if not isinstance(hit.document, FaqEntry) or hit.document is exclude:
+            continue
+        if max(hit.coverage, hit.letters) < rules.suggestion_min_coverage:
+            continue
+        if all(hit.document is not p for p in picked):
+            picked.append(hit.document)
+        if len(picked) == rules.max_suggestions:
+            break
+    return tuple(picked)
+
+
+__all__ = ["DEFAULT_RULES", "STATUSES", "Answer", "AnsweringRules", "Status", "answer",
+           "answer_entry", "answer_many", "models_of"]

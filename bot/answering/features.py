@@ -1,0 +1,100 @@
+"""The measurements the decision weighs: one vector per (question, candidate document).
+
+Each feature is a signal that retrieval computed; none decides anything alone. The fitted
+model (bot/answering/model.py) weighs them, and `maxbot ask --json` shows the strongest.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+from index import Document, Hit, Passage, Query
+
+# What kind of fact a question asks for, and what an answer of that kind contains.
+ANSWER_KINDS = (
+    (re.compile(r"며칠|몇\s*일|날짜|일자|(?i:what\s+date)"),
+     re.compile(r"\d{1,2}\s*월\s*\d{1,2}\s*일|\d{4}-\d{2}-\d{2}")),
+    (re.compile(r"언제|몇\s*월|시점|시기|일정|(?i:\bwhen\b)"),
+     re.compile(r"\d{4}\s*년|\d{1,2}\s*월|\d{1,2}\s*일|연말|연초|상반기|하반기|분기|"
+                r"\d{4}|(?i:january|february|march|april|may|june|july|august|september|"
+                r"october|november|december)")),
+    (re.compile(r"얼마|몇\s*(조|억|원|%|퍼센트|개|명|곳|배)|금액|액수|(?i:how\s+(much|many))"),
+     re.compile(r"\d")),
+    # "How often": a schedule, not a date.
+    (re.compile(r"자주|몇\s*번|주기|빈도|(?i:how\s+often)"),
+     re.compile(r"매년|매월|매주|매일|분기마다|정기|수시|\d+\s*(번|회)|(?i:annual|monthly|weekly|"
+                r"regular)")),
+    # "Per company": a figure per unit, not a total.
+    (re.compile(r"(기업|회사|업체|곳|社)\s*당|(?i:per\s+(company|firm|business))"),
+     re.compile(r"(기업|회사|업체|곳)\s*당|(?i:per\s+(company|firm))")),
+)
+ASKS_PLACE = re.compile(r"어디|장소|위치|(?i:\bwhere\b)")
+ASKS_PERSON = re.compile(r"누구|누가|담당자|(?i:\bwho\b)")
+
+FEATURES = (
+    "coverage",            # share of the question's weight the document contains
+    "phrasing_coverage",   # ... that its closest FAQ phrasing contains
+    "phrasing_recall",     # share of that phrasing's own weight the question contains
+    "letters",             # letter n-gram cosine to the closest phrasing
+    "letters_margin",      # ... minus the best other document's
+    "coverage_margin",     # coverage minus the best other document's
+    "score",               # BM25, log-scaled
+    "matched_terms",       # how many of the question's terms the document has, log-scaled
+    "question_terms",      # how many terms the question has, log-scaled
+    "unknown_share",       # share of the question's weight no known word stands for (fully)
+    "stand_in_share",      # share resting on a corrected typo or a word related in meaning
+    "missing_max",         # the heaviest question term the document lacks, as a share
+    "missing_known",       # share of known terms (used elsewhere in the base) it lacks
+    "domain_share",        # share that is the glossary's domain terms
+    "kind_mismatch",       # asks for a date or figure the document does not hold
+    "asks_place",          # asks where
+    "asks_person",         # asks who
+    "passage",             # a policy passage rather than an FAQ entry
+    "on_topic",            # the topic model's probability that the message is about us
+)
+
+
+def answers_kind(question: str, document: Document) -> bool:
+    """Does the document hold the kind of fact the question asks for (a date, a figure)?"""
+    text = f"{document.answer}\n{document.answer_en or ''}"
+    return all(wants.search(text) for asks, wants in ANSWER_KINDS if asks.search(question))
+
+
+def candidate_features(query: Query, hit: Hit, hits: list[Hit], on_topic: float) -> np.ndarray:
+    """The feature vector (in FEATURES' order) of one candidate among the search's hits."""
+    others = [h for h in hits if h.document is not hit.document]
+    total = sum(query.weights) or 1.0
+    credits = query.credits or (1.0,) * len(query.terms)
+    unknown = (sum(w for t, w in zip(query.terms, query.weights, strict=True)
+                   if t in query.unknown_terms)
+               + sum(w * (1 - c) for w, c in zip(query.weights, credits, strict=True))) / total
+    stand_in_terms = {s[1] for s in query.stand_ins}
+    stand_in = sum(w for t, w in zip(query.terms, query.weights, strict=True)
+                   if t in stand_in_terms) / total
+    matched = set(hit.matched)
+    missing = [(t, w) for t, w in zip(query.terms, query.weights, strict=True)
+               if t not in matched]
+    return np.array([
+        hit.coverage,
+        hit.phrasing_coverage,
+        hit.phrasing_recall,
+        hit.letters,
+        hit.letters - max((h.letters for h in others), default=0.0),
+        hit.coverage - max((h.coverage for h in others), default=0.0),
+        math.log1p(hit.score),
+        math.log1p(len(hit.matched)),
+        math.log1p(len(query.terms)),
+        unknown,
+        stand_in,
+        max((w for _, w in missing), default=0.0) / total,
+        sum(w for t, w in missing if t not in query.unknown_terms) / total,
+        query.domain_share,
+        0.0 if answers_kind(query.text, hit.document) else 1.0,
+        1.0 if ASKS_PLACE.search(query.text) else 0.0,
+        1.0 if ASKS_PERSON.search(query.text) else 0.0,
+        1.0 if isinstance(hit.document, Passage) else 0.0,
+        on_topic,
+    ], dtype=np.float64)

@@ -1,0 +1,577 @@
+"""Fit the decision's two models on labelled questions (`maxbot fit`) and write them as JSON.
+
+Labelled questions:
+- the knowledge base's own FAQ questions and alternates, as written, without spaces and with
+  one syllable misspelt, each labelled with its own entry;
+- the project's question sets that are not kept blind (tests/eval/questions.yaml, holdout.yaml,
+  holdout3.yaml): `in` items label a candidate right when its reply holds the required facts;
+- small talk examples (knowledge/model/smalltalk.yaml) and everyday chat (chatbot-train.txt)
+  as not about us.
+
+Figures are cross-validated: every probability used to choose a threshold comes from a model
+that did not see that question (folds grouped by question).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GroupKFold, StratifiedKFold
+
+from bot.answering import Answer
+from bot.answering.candidates import Candidates, gather, parse, topic_text
+from bot.answering.features import FEATURES, answers_kind
+from bot.answering.model import (
+    ACCEPT_FEATURES,
+    ANSWER_FILE,
+    MODEL_DIR,
+    OFF_TOPIC,
+    ON_TOPIC,
+    SMALLTALK_FILE,
+    TOPIC_EXAMPLES_FILE,
+    TOPIC_FILE,
+)
+from bot.evaluation import EvalQuestion, load_questions
+from bot.replies import render_answer, to_plain_text
+from index import FaqEntry, KnowledgeIndex, Query
+
+HANGUL_TEXT = re.compile(r"[가-힣]")
+EVAL_DIR = Path(__file__).resolve().parents[2] / "tests" / "eval"
+TRAINING_SETS = ("questions.yaml", "holdout.yaml", "holdout3.yaml")
+CHATBOT_TRAIN = "chatbot-train.txt"
+# At most this share of the labelled questions may be served a wrong answer.
+WRONG_TARGET = 0.01
+# At most this share of off-topic messages may be queued for the secretariat.
+FALSE_QUEUE_TARGET = 0.004
+# ... and of off-topic questions that share our words.
+NEAR_QUEUE_TARGET = 0.04
+TOPIC_NGRAMS = (1, 3)
+# The answer model: this many trees of this depth (deeper or more trees measured no better in
+# cross-validation, and each costs time at every answer).
+TREES, DEPTH = 100, 3
+# How much more a question from the question sets weighs than an own-phrasing variant.
+REALISTIC_WEIGHT = 5.0
+FOLDS = 5
+REPEATS = 3
+SEED = 20261126
+
+
+@dataclass
+class Labelled:
+    """One labelled question: what must be served, if anything."""
+
+    text: str
+    # entry id that is right (own phrasings), or regexes the reply must match (question sets)
+    entry_id: str | None = None
+    must: tuple[str, ...] = ()
+    answerable: bool = False
+    on_topic: bool = False
+    # small talk intent or off_topic for messages not about us
+    topic_class: str = ON_TOPIC
+    realistic: bool = False  # from a question set (thresholds are chosen on these)
+    # Whether its search candidates teach the answer model (not for topic examples, whose
+    # answers nobody checked against the knowledge base).
+    for_answers: bool = True
+    # An off-topic example that shares our words (not everyday chat).
+    near: bool = False
+    # For an FAQ alternate: the fold whose index leaves it out (see held_out_indexes).
+    fold: int | None = None
+
+
+@dataclass
+class FitReport:
+    lines: list[str] = field(default_factory=list)
+
+    def say(self, line: str) -> None:
+        self.lines.append(line)
+
+
+# Vowels Korean typists confuse (neighbouring keys on the two-set keyboard, sounds that
+# merged): ㅏ/ㅓ, ㅐ/ㅔ, ㅑ/ㅕ, ㅗ/ㅜ, ㅛ/ㅠ, ㅡ/ㅜ, ㅢ/ㅣ, ㅚ/ㅙ/ㅞ, by medial number.
+CONFUSED_VOWELS = {0: (4,), 4: (0,), 1: (5,), 5: (1,), 2: (6,), 6: (2,), 8: (13,), 13: (8, 18),
+                   12: (17,), 17: (12,), 18: (13,), 19: (20,), 20: (19,), 11: (10, 15),
+                   10: (11, 15), 15: (10, 11)}
+
+
+def misspell(text: str, rng: random.Random) -> str:
+    """The text with one vowel of its longest Korean word confused (규모 -> 교모, 대출 -> 대츨)."""
+    words = re.findall(r"[가-힣]{2,}", text)
+    if not words:
+        return text
+    word = max(words, key=len)
+    i = rng.randrange(len(word))
+    code = ord(word[i]) - 0xAC00
+    initial, rest = divmod(code, 21 * 28)
+    medial, final = divmod(rest, 28)
+    medial = rng.choice(CONFUSED_VOWELS.get(medial, ((medial + 1) % 21,)))
+    typo = word[:i] + chr(0xAC00 + (initial * 21 + medial) * 28 + final) + word[i + 1:]
+    return text.replace(word, typo, 1)
+
+
+# Questions about an entry's subject that ask for a kind of fact its answer lacks: a date, a
+# figure, a schedule, a figure per company. They teach the answer model what a kind mismatch
+# means, which the question sets alone show too seldom.
+KIND_QUESTIONS = ("언제예요?", "얼마예요?", "몇 번 해요?", "기업당 얼마예요?")
+# ... and that ask for facts the knowledge base never holds (knowledge/README.md: rates,
+# limits, deadlines, forms, contacts): the entry's own words, plus what it cannot answer.
+FACET_QUESTIONS = ("신청 마감일은 언제예요?", "담당자 연락처 알려주세요", "금리는 몇 %예요?",
+                   "필요 서류는 뭐예요?", "수수료는 얼마예요?", "명단도 알려주세요")
+
+
+def labelled_questions(index: KnowledgeIndex, eval_dir: Path = EVAL_DIR) -> list[Labelled]:
+    rng = random.Random(SEED)
+    out: list[Labelled] = []
+    for entry in index.knowledge.entries:
+        for number, text in enumerate((entry.question, *entry.alternates)):
+            for variant in _variants(text, rng):
+                # As listed (users type a button's label or a listed wording, without spaces
+                # or with a typo) ...
+                out.append(Labelled(variant, entry_id=entry.id, answerable=True, on_topic=True))
+                # ... and, for an alternate, asked of an index that does not hold it
+                # (held_out_indexes), as a new wording would be.
+                if number:
+                    out.append(Labelled(variant, entry_id=entry.id, answerable=True,
+                                        on_topic=True, fold=_fold_of(entry, number - 1)))
+        out.extend(_unanswerable_variants(entry, index, rng))
+    for name in TRAINING_SETS:
+        for item in load_questions(eval_dir / name):
+            out.append(_from_eval(item))
+    folder = index.knowledge.root / MODEL_DIR
+    smalltalk = yaml.safe_load((folder / SMALLTALK_FILE).read_text(encoding="utf-8"))
+    for intent, examples in smalltalk.items():
+        out.extend(Labelled(str(e), topic_class=intent) for e in examples)
+    examples = yaml.safe_load((folder / TOPIC_EXAMPLES_FILE).read_text(encoding="utf-8"))
+    out.extend(Labelled(str(e), on_topic=True, for_answers=False)
+               for e in examples.get(ON_TOPIC) or ())
+    out.extend(Labelled(str(e), topic_class=OFF_TOPIC, near=True)
+               for e in examples.get(OFF_TOPIC) or ())
+    chat = (eval_dir / CHATBOT_TRAIN).read_text(encoding="utf-8").splitlines()
+    out.extend(Labelled(line, topic_class=OFF_TOPIC) for line in chat
+               if line.strip() and not line.startswith("#"))
+    return out
+
+
+def _variants(text: str, rng: random.Random) -> list[str]:
+    """A phrasing as written, without spaces (Korean only: English needs its spaces) and with
+    one vowel misspelt."""
+    variants = {text, misspell(text, rng), misspell(text, rng)}
+    if HANGUL_TEXT.search(text):
+        variants.add(re.sub(r"\s+", "", text))
+    return sorted(variants)  # a set's order follows the process's hash seed; the fit must not
+
+
+def _fold_of(entry: FaqEntry, number: int) -> int:
+    return (number + sum(map(ord, entry.id))) % FOLDS
+
+
+def held_out_indexes(index: KnowledgeIndex) -> list[KnowledgeIndex]:
+    """Per fold, the index without that fold's alternates."""
+    indexes = []
+    for fold in range(FOLDS):
+        entries = tuple(
+            dataclasses.replace(entry, alternates=tuple(
+                text for number, text in enumerate(entry.alternates)
+                if _fold_of(entry, number) != fold))
+            for entry in index.knowledge.entries)
+        knowledge = dataclasses.replace(index.knowledge, entries=entries)
+        indexes.append(KnowledgeIndex(knowledge, index.analyzer))
+    return indexes
+
+
+def _unanswerable_variants(entry: FaqEntry, index: KnowledgeIndex, rng: random.Random
+                           ) -> list[Labelled]:
+    """The entry's subject asked with a kind or a facet of fact that its answer lacks."""
+    subject = min((entry.question, *entry.alternates), key=len).rstrip("?？ ")
+    out = []
+    for question in KIND_QUESTIONS:
+        if not answers_kind(question, entry):
+            out.append(Labelled(f"{subject} {question}", on_topic=True))
+    facet = rng.choice(FACET_QUESTIONS)
+    # Only a facet with a word the knowledge base never uses is surely unanswerable.
+    if any(t not in index.idf for t in index.analyzer.tokens(facet)):
+        out.append(Labelled(f"{subject} {facet}", on_topic=True))
+    return out
+
+
+def _from_eval(item: EvalQuestion) -> Labelled:
+    answerable = item.kind in ("in", "mixed")
+    on_topic = item.kind != "off"
+    return Labelled(item.question, must=item.must if answerable else (), answerable=answerable,
+                    on_topic=on_topic, topic_class=ON_TOPIC if on_topic else OFF_TOPIC,
+                    realistic=True)
+
+
+# --- the topic model -------------------------------------------------------------------------
+
+
+def _topic_vectorizer() -> TfidfVectorizer:
+    return TfidfVectorizer(analyzer="char_wb", ngram_range=TOPIC_NGRAMS, sublinear_tf=True,
+                           min_df=2, dtype=np.float64)
+
+
+def _topic_classifier() -> LogisticRegression:
+    return LogisticRegression(C=4.0, max_iter=3000)
+
+
+# How much each group of examples weighs in the topic model, in total: the ten thousand lines
+# of everyday chat must not drown the few off-topic questions that share our words (주가,
+# 연금, 전세대출), which are the hard ones.
+GROUP_SHARES = {"on": 2.0, "near": 1.0, "chat": 1.0, "smalltalk": 1.0}
+
+
+def topic_weights(items: list[Labelled]) -> np.ndarray:
+    groups = [_weight_group(item) for item in items]
+    sizes = {g: groups.count(g) for g in set(groups)}
+    return np.array([GROUP_SHARES[g] / sizes[g] * len(items) for g in groups])
+
+
+def _weight_group(item: Labelled) -> str:
+    if item.topic_class == ON_TOPIC:
+        return "on"
+    if item.topic_class != OFF_TOPIC:
+        return "smalltalk"
+    return "near" if item.realistic or item.near else "chat"
+
+
+def fit_topic(texts: list[str], labels: list[str], weights: np.ndarray
+              ) -> tuple[TfidfVectorizer, LogisticRegression]:
+    vectorizer = _topic_vectorizer()
+    classifier = _topic_classifier().fit(vectorizer.fit_transform(texts), labels,
+                                         sample_weight=weights)
+    return vectorizer, classifier
+
+
+def out_of_fold_topic(texts: list[str], labels: list[str], weights: np.ndarray
+                      ) -> tuple[list[str], np.ndarray]:
+    """P(class) for every text from a model fitted without it."""
+    classes = sorted(set(labels))
+    probabilities = np.zeros((len(texts), len(classes)))
+    folds = StratifiedKFold(FOLDS, shuffle=True, random_state=SEED)
+    for train, test in folds.split(texts, labels):
+        vectorizer, classifier = fit_topic([texts[i] for i in train], [labels[i] for i in train],
+                                           weights[train])
+        rows = classifier.predict_proba(vectorizer.transform([texts[i] for i in test]))
+        for column, cls in enumerate(classifier.classes_):
+            probabilities[test, classes.index(cls)] = rows[:, column]
+    return classes, probabilities
+
+
+# --- the answer model ------------------------------------------------------------------------
+
+
+def _is_right(item: Labelled, answer: Answer, index: KnowledgeIndex) -> bool:
+    if not item.answerable or answer.document is None:
+        return False
+    if item.entry_id is not None:
+        return answer.document.id == item.entry_id
+    reply = to_plain_text(render_answer(answer, index.knowledge))
+    return all(re.search(p, reply) for p in item.must)
+
+
+def candidate_rows(items: list[Labelled], parsed: list[list[Query]], on_topic: np.ndarray,
+                   index: KnowledgeIndex) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Features, right/wrong and question number of every candidate of every question."""
+    folds = held_out_indexes(index)
+    by_index: dict[int, list[int]] = {}
+    for number, item in enumerate(items):
+        by_index.setdefault(-1 if item.fold is None else item.fold, []).append(number)
+    found: dict[int, Candidates] = {}
+    for fold, numbers in by_index.items():
+        searched = index if fold < 0 else folds[fold]
+        # A held-out index weighs terms by its own statistics: parse again there.
+        queries = ([parsed[n] for n in numbers] if fold < 0
+                   else parse([items[n].text for n in numbers], searched))
+        for n, candidates in zip(numbers, gather(queries, on_topic[numbers].tolist(), searched),
+                                 strict=True):
+            found[n] = candidates
+    features, right, group = [], [], []
+    for number, item in enumerate(items):
+        candidates = found[number]
+        verdicts: dict[int, bool] = {}
+        for hit, row in zip(candidates.found, candidates.features, strict=True):
+            key = id(hit.document)
+            if key not in verdicts:
+                served = Answer(item.text, "answered", "ko", candidates.query, hit)
+                verdicts[key] = _is_right(item, served, index)
+            features.append(row)
+            right.append(verdicts[key])
+            group.append(number)
+    return (np.asarray(features), np.asarray(right, dtype=bool), np.asarray(group))
+
+
+# More coverage, closeness or topic probability never makes an answer less likely to be right,
+# and more of the question unknown or missing, or a wrong kind of fact, never more likely:
+# the constraints keep the fitted trees to that where the labelled questions are few.
+RISING = {"coverage", "phrasing_coverage", "phrasing_recall", "letters", "letters_margin",
+          "coverage_margin", "on_topic"}
+FALLING = {"unknown_share", "missing_max", "missing_known", "kind_mismatch"}
+
+
+def _trees(monotonic: list[int]) -> HistGradientBoostingClassifier:
+    return HistGradientBoostingClassifier(max_iter=TREES, max_depth=DEPTH, learning_rate=0.1,
+                                          monotonic_cst=monotonic, early_stopping=False,
+                                          random_state=SEED)
+
+
+def _ranker() -> HistGradientBoostingClassifier:
+    return _trees([1 if f in RISING else -1 if f in FALLING else 0 for f in FEATURES])
+
+
+def _acceptor() -> HistGradientBoostingClassifier:
+    rising = RISING | {"rank_probability", "rank_margin"}
+    return _trees([1 if f in rising else -1 if f in FALLING else 0 for f in ACCEPT_FEATURES])
+
+
+def _accept_weights(realistic: np.ndarray) -> np.ndarray:
+    """The question sets' questions are how people really ask: they weigh more than the
+    variants of the knowledge base's own phrasings, which are many."""
+    return np.where(realistic, REALISTIC_WEIGHT, 1.0)
+
+
+def out_of_fold_ranks(features: np.ndarray, right: np.ndarray, group: np.ndarray
+                      ) -> np.ndarray:
+    probabilities = np.zeros(len(right))
+    for train, test in GroupKFold(FOLDS).split(features, right, group):
+        model = _ranker().fit(features[train], right[train])
+        probabilities[test] = model.predict_proba(features[test])[:, 1]
+    return probabilities
+
+
+def acceptance_rows(features: np.ndarray, right: np.ndarray, group: np.ndarray,
+                    ranked: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Per question with candidates: the best-ranked candidate's row, the ranker's
+    probability and margin (as AnswerModel.best builds it), whether it is right, and the
+    question's number."""
+    rows, oks, asked = [], [], []
+    for question in np.unique(group):
+        mine = np.flatnonzero(group == question)
+        order = mine[np.argsort(-ranked[mine], kind="stable")]
+        top = order[0]
+        margin = ranked[top] - (ranked[order[1]] if len(order) > 1 else 0.0)
+        rows.append(np.concatenate([features[top], [ranked[top], margin]]))
+        oks.append(bool(right[top]))
+        asked.append(int(question))
+    return np.asarray(rows), np.asarray(oks, dtype=bool), asked
+
+
+def out_of_fold_accept(rows: np.ndarray, right: np.ndarray, realistic: np.ndarray
+                       ) -> np.ndarray:
+    """Out-of-fold acceptance probabilities, averaged over REPEATS different fold splits: the
+    threshold rests on the few hardest questions, and one split's luck would move it."""
+    probabilities = np.zeros(len(right))
+    for repeat in range(REPEATS):
+        folds = StratifiedKFold(FOLDS, shuffle=True, random_state=SEED + repeat)
+        for train, test in folds.split(rows, right):
+            model = _acceptor().fit(rows[train], right[train],
+                                    sample_weight=_accept_weights(realistic[train]))
+            probabilities[test] += model.predict_proba(rows[test])[:, 1] / REPEATS
+    return probabilities
+
+
+def complete_trees(model: HistGradientBoostingClassifier, features: tuple[str, ...]
+                   ) -> dict[str, object]:
+    """The fitted trees as complete binary trees of depth DEPTH (see model.Trees)."""
+    trees = [_complete_tree(tree.nodes) for (tree,) in model._predictors]
+    return {"features": list(features), "depth": DEPTH, "trees": len(trees),
+            "feature": [t[0] for t in trees], "split": [t[1] for t in trees],
+            "values": [t[2] for t in trees],
+            "baseline": round(float(model._baseline_prediction.ravel()[0]), 9)}
+
+
+def _complete_tree(source: np.ndarray) -> tuple[list[int], list[float], list[float]]:
+    inner, nodes = 2 ** DEPTH - 1, 2 ** (DEPTH + 1) - 1
+    feature, split, value = [0] * inner, [0.0] * inner, [0.0] * nodes
+
+    def mean_value(i: int) -> float:
+        """A leaf's value, or the mean of the leaves below weighted by training rows."""
+        if source["is_leaf"][i]:
+            return float(source["value"][i])
+        left, right = source["left"][i], source["right"][i]
+        counts = source["count"][left], source["count"][right]
+        return (mean_value(left) * counts[0] + mean_value(right) * counts[1]) / sum(counts)
+
+    def fill(i: int, k: int) -> None:
+        value[k] = round(mean_value(i), 9)
+        if k >= inner:
+            return
+        if source["is_leaf"][i]:
+            feature[k], split[k] = 0, 1e300  # everything goes left, to a copy of the leaf
+            fill(i, 2 * k + 1)
+            fill(i, 2 * k + 2)
+        else:
+            feature[k] = int(source["feature_idx"][i])
+            split[k] = round(float(source["num_threshold"][i]), 9)
+            fill(source["left"][i], 2 * k + 1)
+            fill(source["right"][i], 2 * k + 2)
+
+    fill(0, 0)
+    return feature, split, value
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Per question: the best candidate's probability, whether it is right, whether any is."""
+
+    probability: float
+    right: bool
+
+
+def choose_threshold(outcomes: list[Outcome], target: float) -> float:
+    """The lowest probability from which at most `target` of the questions get a wrong answer."""
+    for threshold in np.round(np.arange(0.05, 0.995, 0.005), 3):
+        wrong = sum(o.probability >= threshold and not o.right for o in outcomes)
+        if wrong <= target * len(outcomes):
+            return float(threshold)
+    return 0.99
+
+
+def fit(index: KnowledgeIndex, eval_dir: Path = EVAL_DIR, target: float = WRONG_TARGET
+        ) -> tuple[dict, dict, FitReport]:
+    """Fit both models; returns (topic JSON, answer JSON, the cross-validated figures)."""
+    report = FitReport()
+    items = labelled_questions(index, eval_dir)
+    # Parsed once for the topic model (its input holds the content terms) and for the
+    # candidates (the own-phrasing variants are searched in their held-out index, parsed
+    # alike).
+    parsed = parse([item.text for item in items], index)
+    texts = [topic_text(item.text, queries[0], index)
+             for item, queries in zip(items, parsed, strict=True)]
+    labels = [item.topic_class for item in items]
+    weights = topic_weights(items)
+    classes, topic_oof = out_of_fold_topic(texts, labels, weights)
+    on_topic_oof = topic_oof[:, classes.index(ON_TOPIC)]
+
+    # The answer model sees only messages that may be about us (not the everyday chat, whose
+    # topic probability alone keeps it out), so that its rows are the hard cases.
+    chosen = [i for i, item in enumerate(items) if item.for_answers and (
+        item.topic_class == ON_TOPIC or item.realistic or i % 10 == 0)]
+    features, right, group = candidate_rows([items[i] for i in chosen],
+                                            [parsed[i] for i in chosen], on_topic_oof[chosen],
+                                            index)
+    rank_oof = out_of_fold_ranks(features, right, group)
+    accept_rows, accept_right, asked = acceptance_rows(features, right, group, rank_oof)
+    realistic_rows = np.array([items[chosen[q]].realistic for q in asked], dtype=bool)
+    accept_oof = out_of_fold_accept(accept_rows, accept_right, realistic_rows)
+    outcomes = [Outcome(0.0, False)] * len(chosen)
+    for q, p, ok in zip(asked, accept_oof, accept_right, strict=True):
+        outcomes[q] = Outcome(float(p), bool(ok))
+    realistic = [o for o, i in zip(outcomes, chosen, strict=True) if items[i].realistic]
+    threshold = choose_threshold(realistic, target)
+
+    on_topic_threshold = _on_topic_threshold(items, on_topic_oof)
+
+    vectorizer, classifier = fit_topic(texts, labels, weights)
+    ranker = _ranker().fit(features, right)
+    accept = _acceptor().fit(accept_rows, accept_right,
+                             sample_weight=_accept_weights(realistic_rows))
+
+    _report_figures(report, items, chosen, outcomes, on_topic_oof, threshold,
+                    on_topic_threshold)
+    _report_curve(report, realistic, [items[i] for i in chosen if items[i].realistic])
+    topic_json = {
+        "about": "Topic model (maxbot fit): P(class) = softmax(coef . tfidf(char_wb n-grams of "
+                 "the alias-folded text)) + intercept",
+        "classes": classifier.classes_.tolist(),
+        "ngram_range": list(TOPIC_NGRAMS),
+        "ngrams": vectorizer.get_feature_names_out().tolist(),
+        "idf": _rounded(vectorizer.idf_),
+        "coef": [_rounded(row) for row in classifier.coef_],
+        "intercept": _rounded(classifier.intercept_),
+    }
+    answer_json = {
+        "about": "Answer model (maxbot fit): the ranker's trees score each candidate, the "
+                 "acceptance trees the best one (with the ranker's probability and margin): "
+                 "P = logistic(baseline + the sum of each tree's leaf); serve from threshold; "
+                 "queue what is not answered from on_topic_threshold",
+        "threshold": threshold,
+        "on_topic_threshold": on_topic_threshold,
+        "figures": report.lines,
+        "ranker": complete_trees(ranker, FEATURES),
+        "accept": complete_trees(accept, ACCEPT_FEATURES),
+    }
+    return topic_json, answer_json, report
+
+
+def _on_topic_threshold(items: list[Labelled], on_topic: np.ndarray) -> float:
+    """The lowest P(on_topic) from which a message that is not answered is queued while at
+    most NEAR_QUEUE_TARGET of the question sets' off-topic questions and FALSE_QUEUE_TARGET
+    of everyday chat would be: a question of ours pointed away never reaches anyone, so the
+    threshold leans towards queueing."""
+    realistic = np.array([it.realistic for it in items])
+    about_us = np.array([it.on_topic for it in items])
+    near = realistic & ~about_us
+    chat = ~realistic & ~about_us
+    for threshold in np.round(np.arange(0.05, 0.995, 0.005), 3):
+        queued = on_topic >= threshold
+        if (queued[near].mean() if near.any() else 0) <= NEAR_QUEUE_TARGET and (
+                queued[chat].mean() if chat.any() else 0) <= FALSE_QUEUE_TARGET:
+            return float(threshold)
+    return 0.995
+
+
+def _report_curve(report: FitReport, outcomes: list[Outcome], items: list[Labelled]) -> None:
+    """What other thresholds would give on the question sets (cross-validated)."""
+    answerable = sum(it.answerable for it in items) or 1
+    report.say("  threshold: question sets' answerable answered right / all answered wrong")
+    for threshold in (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95):
+        served = [(o, it) for o, it in zip(outcomes, items, strict=True)
+                  if o.probability >= threshold]
+        right = sum(o.right for o, _ in served)
+        report.say(f"    {threshold:.2f}: {right / answerable:6.1%} / "
+                   f"{(len(served) - right) / len(items):5.1%}")
+
+
+def _report_figures(report: FitReport, items: list[Labelled], chosen: list[int],
+                    outcomes: list[Outcome], on_topic: np.ndarray, threshold: float,
+                    on_topic_threshold: float) -> None:
+    groups = {
+        "own phrasings": lambda it: it.entry_id is not None,
+        "question sets: in": lambda it: it.realistic and it.answerable,
+        "question sets: unknown": lambda it: it.realistic and it.on_topic and not it.answerable,
+        "question sets: off": lambda it: it.realistic and not it.on_topic,
+    }
+    report.say(f"cross-validated ({FOLDS} folds), answer threshold {threshold:.2f}, "
+               f"queue from P(on_topic) {on_topic_threshold:.2f}")
+    for name, member in groups.items():
+        mine = [(o, items[i], i) for o, i in zip(outcomes, chosen, strict=True)
+                if member(items[i])]
+        if not mine:
+            continue
+        served = [o for o, _, _ in mine if o.probability >= threshold]
+        right = sum(o.right for o in served)
+        queued = sum(o.probability < threshold and on_topic[i] >= on_topic_threshold
+                     for o, _, i in mine)
+        report.say(f"  {name:24} {len(mine):5}: answered right {right / len(mine):6.1%}, "
+                   f"wrong {(len(served) - right) / len(mine):5.1%}, queued "
+                   f"{queued / len(mine):6.1%}")
+    chat = [i for i, it in enumerate(items) if not it.on_topic and not it.realistic]
+    if chat:
+        queued = np.mean(on_topic[chat] >= on_topic_threshold)
+        report.say(f"  {'everyday chat':24} {len(chat):5}: queued {queued:6.1%}")
+
+
+def _rounded(values: np.ndarray) -> list[float]:
+    return [round(float(v), 6) for v in values]
+
+
+def write_models(root: Path, topic_json: dict, answer_json: dict) -> list[Path]:
+    folder = root / MODEL_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, data in ((TOPIC_FILE, topic_json), (ANSWER_FILE, answer_json)):
+        path = folder / name
+        path.write_text(json.dumps(data, ensure_ascii=False, indent=0 if name == TOPIC_FILE
+                                   else 2) + "\n", encoding="utf-8")
+        written.append(path)
+    return written
+

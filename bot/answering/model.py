@@ -1,0 +1,215 @@
+"""The fitted models the decision applies, read from `knowledge/model/` (written by `maxbot fit`).
+
+- the topic model: is a message about the fund and the alliance (on_topic), about something
+  else (off_topic), or small talk (greeting, thanks, goodbye, acknowledgement)? A logistic
+  regression over letter n-grams of the message.
+- the answer model: is this candidate document the right answer? Gradient-boosted trees over
+  the signals of bot/answering/features.py, with the threshold chosen by `maxbot fit` for at
+  most a target share of confident wrong answers.
+
+Both are plain numbers in JSON, so a reviewer can read them and `maxbot check` can validate
+them; applying them needs numpy only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from bot.answering.features import FEATURES
+from index import KnowledgeError
+
+MODEL_DIR = "model"
+TOPIC_FILE = "topic.json"
+ANSWER_FILE = "answer.json"
+SMALLTALK_FILE = "smalltalk.yaml"
+TOPIC_EXAMPLES_FILE = "topic_examples.yaml"
+ON_TOPIC, OFF_TOPIC = "on_topic", "off_topic"
+
+
+@dataclass(frozen=True)
+class TopicModel:
+    classes: tuple[str, ...]
+    vectorizer: TfidfVectorizer
+    coef: np.ndarray  # classes x n-grams
+    intercept: np.ndarray
+
+    def probabilities(self, texts: list[str]) -> np.ndarray:
+        """One row per text: the probability of each class (softmax)."""
+        logits = np.asarray(self.vectorizer.transform(texts) @ self.coef.T) + self.intercept
+        logits -= logits.max(axis=1, keepdims=True)
+        odds = np.exp(logits)
+        return odds / odds.sum(axis=1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class Trees:
+    """Gradient-boosted trees, each padded to a complete binary tree of one depth so that all
+    trees are walked at once with array indexing (a leaf above that depth passes everything
+    left to copies of itself).
+
+    Node i's children are 2i+1 (feature <= split) and 2i+2; `values` hold every node's value
+    (leaves last), so that a decision can be explained by what each split added.
+    """
+
+    features: tuple[str, ...]
+    depth: int
+    feature: np.ndarray    # trees x internal nodes
+    split: np.ndarray      # trees x internal nodes: go right above this value
+    values: np.ndarray     # trees x all nodes
+    baseline: float
+
+    def _paths(self, rows: np.ndarray) -> np.ndarray:
+        """Per row and tree, the node visited at each level (rows x trees x depth+1)."""
+        trees = np.arange(self.feature.shape[0])
+        node = np.zeros((rows.shape[0], trees.size), dtype=np.int64)
+        path = [node]
+        for _ in range(self.depth):
+            value = np.take_along_axis(rows, self.feature[trees, node], axis=1)
+            node = 2 * node + 1 + (value > self.split[trees, node])
+            path.append(node)
+        return np.stack(path, axis=2)
+
+    def probabilities(self, rows: np.ndarray) -> np.ndarray:
+        leaves = self._paths(rows)[:, :, -1]
+        trees = np.arange(self.feature.shape[0])
+        raw = self.baseline + self.values[trees, leaves].sum(axis=1)
+        return 1 / (1 + np.exp(-np.clip(raw, -700, 700)))
+
+    def contributions(self, row: np.ndarray) -> list[tuple[str, float]]:
+        """Each signal's push on the log-odds for one row (positive: towards yes), strongest
+        first: along each tree's path, what a split changed is its feature's."""
+        path = self._paths(row[None, :])[0]
+        trees = np.arange(self.feature.shape[0])[:, None]
+        gains = np.diff(self.values[trees, path], axis=1)
+        split = self.feature[trees, path[:, :-1]]
+        pushes = np.zeros(len(self.features))
+        np.add.at(pushes, split.ravel(), gains.ravel())
+        return sorted(zip(self.features, pushes.tolist(), strict=True),
+                      key=lambda p: abs(p[1]), reverse=True)
+
+
+# What the acceptance model adds to the best candidate's signals.
+ACCEPT_FEATURES = (*FEATURES, "rank_probability", "rank_margin")
+
+
+@dataclass(frozen=True)
+class AnswerModel:
+    """Two steps: the ranker scores every candidate (is this the right document?); the
+    acceptance model looks at the best one beside the runner-up and says whether to serve it.
+    The acceptance model is fitted on the decision actually made, one row per question, so
+    its probability is calibrated for it."""
+
+    ranker: Trees
+    accept: Trees
+    # Serve the best candidate from this acceptance probability on.
+    threshold: float
+    # A message that is not answered is queued for the secretariat from this P(on_topic) on.
+    on_topic_threshold: float
+
+    def best(self, features: np.ndarray) -> tuple[int, float, np.ndarray]:
+        """(the best candidate's row, the probability that serving it is right, the
+        acceptance model's input row)."""
+        ranked = self.ranker.probabilities(features)
+        order = np.argsort(-ranked, kind="stable")
+        top = int(order[0])
+        margin = ranked[top] - (ranked[order[1]] if len(order) > 1 else 0.0)
+        row = np.concatenate([features[top], [ranked[top], margin]])
+        return top, float(self.accept.probabilities(row[None, :])[0]), row
+
+
+@dataclass(frozen=True)
+class DecisionModels:
+    topic: TopicModel
+    answer: AnswerModel
+
+
+def load_models(root: Path | str) -> DecisionModels:
+    """Read and validate the fitted models of a knowledge folder; KnowledgeError on a fault."""
+    folder = Path(root) / MODEL_DIR
+    topic = _read_json(folder / TOPIC_FILE)
+    answer = _read_json(folder / ANSWER_FILE)
+    return DecisionModels(_topic_model(folder / TOPIC_FILE, topic),
+                          _answer_model(folder / ANSWER_FILE, answer))
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise KnowledgeError(path, None, "missing: run `maxbot fit` to write it") from exc
+    except json.JSONDecodeError as exc:
+        raise KnowledgeError(path, exc.lineno, f"invalid JSON: {exc.msg}") from exc
+    if not isinstance(data, dict):
+        raise KnowledgeError(path, 1, "must be a JSON object")
+    return data
+
+
+def _numbers(path: Path, data: dict[str, Any], key: str, shape: tuple[int, ...]) -> np.ndarray:
+    try:
+        array = np.asarray(data[key], dtype=np.float64)
+    except KeyError as exc:
+        raise KnowledgeError(path, None, f"has no {key!r}") from exc
+    except (TypeError, ValueError) as exc:
+        raise KnowledgeError(path, None, f"{key!r} must hold numbers only") from exc
+    if array.shape != shape or not np.all(np.isfinite(array)):
+        raise KnowledgeError(path, None,
+                             f"{key!r} must be finite numbers of shape {shape}, not {array.shape}")
+    return array
+
+
+def _topic_model(path: Path, data: dict[str, Any]) -> TopicModel:
+    classes = data.get("classes")
+    ngrams = data.get("ngrams")
+    if not isinstance(classes, list) or ON_TOPIC not in classes or OFF_TOPIC not in classes:
+        raise KnowledgeError(path, None, f"'classes' must list {ON_TOPIC} and {OFF_TOPIC}")
+    if not isinstance(ngrams, list) or not all(isinstance(g, str) for g in ngrams):
+        raise KnowledgeError(path, None, "'ngrams' must be a list of text")
+    span = data.get("ngram_range")
+    if not (isinstance(span, list) and len(span) == 2 and all(isinstance(n, int) for n in span)):
+        raise KnowledgeError(path, None, "'ngram_range' must be two whole numbers")
+    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(span), sublinear_tf=True,
+                                 vocabulary={g: i for i, g in enumerate(ngrams)})
+    vectorizer.idf_ = _numbers(path, data, "idf", (len(ngrams),))
+    return TopicModel(tuple(classes), vectorizer,
+                      _numbers(path, data, "coef", (len(classes), len(ngrams))),
+                      _numbers(path, data, "intercept", (len(classes),)))
+
+
+def _answer_model(path: Path, data: dict[str, Any]) -> AnswerModel:
+    numbers = {}
+    for key in ("threshold", "on_topic_threshold"):
+        value = data.get(key)
+        if not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise KnowledgeError(path, None, f"{key!r} must be a number between 0 and 1")
+        numbers[key] = float(value)
+    return AnswerModel(_trees(path, data.get("ranker"), "ranker", FEATURES),
+                       _trees(path, data.get("accept"), "accept", ACCEPT_FEATURES), **numbers)
+
+
+def _trees(path: Path, data: Any, name: str, features: tuple[str, ...]) -> Trees:
+    if not isinstance(data, dict):
+        raise KnowledgeError(path, None, f"{name!r} must be an object of trees")
+    if tuple(data.get("features") or ()) != features:
+        raise KnowledgeError(path, None,
+                             f"{name}: 'features' differ from the code's: run `maxbot fit`")
+    depth, count = data.get("depth"), data.get("trees")
+    if not isinstance(depth, int) or not 1 <= depth <= 8 or not isinstance(count, int):
+        raise KnowledgeError(path, None, f"{name}: 'depth' (1..8) and 'trees' must be whole "
+                             "numbers")
+    inner, nodes = 2 ** depth - 1, 2 ** (depth + 1) - 1
+    feature = _numbers(path, data, "feature", (count, inner))
+    if np.any((feature < 0) | (feature >= len(features)) | (feature != np.round(feature))):
+        raise KnowledgeError(path, None, f"{name}: 'feature' must hold feature numbers")
+    baseline = data.get("baseline")
+    if not isinstance(baseline, int | float) or not math.isfinite(baseline):
+        raise KnowledgeError(path, None, f"{name}: 'baseline' must be a number")
+    return Trees(features, depth, feature.astype(np.int64),
+                 _numbers(path, data, "split", (count, inner)),
+                 _numbers(path, data, "values", (count, nodes)), float(baseline))

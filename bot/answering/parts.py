@@ -1,0 +1,70 @@
+"""Where a message's questions are: the asker's situation before them, and several questions in
+one message.
+
+Company staff often write a paragraph about their company before the question ("저는 대구
+자동차 부품 2차 협력사에서 재무 담당하고 있습니다. … 알려주실 수 있나요?") or ask two
+things at once ("사무국은 어디 있고, 담당자 전화번호도 알려줄래요?"). The situation must not
+block the answer, and each question deserves its own answer or follow-up.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Sentence ends: a question or exclamation mark, a full stop before a space, a line break.
+SENTENCE_END = re.compile(r"(?<=[?!？])\s*|(?<=[.。])\s+|\n+")
+# Inside a sentence, two questions meet at a connective with a comma ("어디 있고, …") or at
+# 그리고 / 또 / 아울러 ("…, and also …").
+CONNECTIVE = re.compile(r"(?:(?<=[가-힣]고)|(?<=[가-힣]며)|(?<=면서)|(?<=[가-힣]구)),\s*|"
+                        r",?\s*(?:그리고|그리구|또한|아울러|(?i:and also|also,?))\s+")
+# How a Korean (or English) question or request ends: a question mark, an interrogative or
+# request ending.
+QUESTION_END = re.compile(
+    r"[?？]\s*$|(?:나요|까요|가요|는지|은지|는가|을까|니까|냐|니|죠|지요|래요|려나|나|까|가|요|"
+    r"줘|주세요|주실래요|싶어요|싶습니다|궁금합니다|궁금해요|궁금|알려|임|음)\W*$")
+# A question word anywhere: "사무국은 어디 있고, …" asks although it ends in a connective.
+QUESTION_WORD = re.compile(r"얼마|언제|어디|누구|누가|몇|무엇|뭐|무슨|어떤|어떻게|어느|왜|"
+                           r"(?i:\b(?:what|when|where|who|how|which|why)\b)")
+# The asker's situation before 인데/는데 ("저희는 배터리 소재 회사인데, 대출도 되나요?").
+SITUATION_CLAUSE = re.compile(r"[가-힣](?:인데|는데|은데|한데)(?:요)?[\s,.]")
+
+
+def sentences(text: str) -> list[str]:
+    return [s.strip() for s in SENTENCE_END.split(text) if s and s.strip()]
+
+
+def is_question(text: str) -> bool:
+    text = text.strip()
+    return bool(QUESTION_END.search(text) or QUESTION_WORD.search(text))
+
+
+def question_parts(text: str) -> list[str]:
+    """The questions of a message, each as its own text; the whole message when it holds one
+    question (or none that can be told apart)."""
+    parts = [p.strip() for sentence in sentences(text) for p in CONNECTIVE.split(sentence)
+             if p and p.strip()]
+    asked = [p for p in parts if is_question(p)]
+    return asked if len(asked) > 1 else [text]
+
+
+def situation_end(text: str) -> int:
+    """Where the asker's situation ends and the question begins; 0 when there is none.
+
+    The situation is every sentence before the last question sentence that follows
+    statements, or a clause ending in 인데/는데 before the question.
+    """
+    end = 0
+    position = 0
+    seen_statement = False
+    for sentence in sentences(text):
+        start = text.find(sentence, position)
+        position = start + len(sentence)
+        if is_question(sentence):
+            if seen_statement:
+                end = start
+            break
+        seen_statement = True
+    clause = SITUATION_CLAUSE.search(text, end)
+    if clause and clause.end() < len(text):
+        end = clause.end()
+    return end
