@@ -142,7 +142,7 @@ def phrasing_errors(index: KnowledgeIndex) -> list[str]:
         for text in (entry.question, *entry.alternates):
             owners.setdefault(" ".join(text.casefold().split()), []).append(entry.id)
             asked.append((entry, text))
-    errors = [f"phrasing {text!r} belongs to {', '.join(ids)}"
+    errors = [f"phrasing {text!r} belongs to {', '.join(sorted(set(ids)))}"
               for text, ids in owners.items() if len(set(ids)) > 1]
     results = answer_many([text for _, text in asked], index)
     for (entry, text), result in zip(asked, results, strict=True):

@@ -120,11 +120,11 @@ class KnowledgeIndex:
         self._phrasings = self._group_phrasings(
             phrasings if phrasings is not None
             else _analyze_all(analyzer, phrasing_texts(knowledge)))
-        self._letters = LetterMatcher(
-            phrasing_texts(knowledge),
-            [i for i, d in enumerate(self.documents) if isinstance(d, FaqEntry)
-             for _ in range(1 + len(d.alternates))],
-            len(self.documents))
+        # Each text as written and with its aliases folded (NGF, 국성펀드 -> 국민성장펀드):
+        # folding meets another alias, the text as written is safe from folding's guesses.
+        texts, owners = letter_texts(self.documents)
+        self._letters = LetterMatcher([*texts, *(self.fold(t) for t in texts)], owners * 2,
+                                      len(self.documents))
         vocabulary = sorted(t for t in self.idf if t != "\0")
         self._corrector = VocabularyCorrector(vocabulary)
         # The knowledge base's nouns, the targets of a stand-in by meaning.
@@ -187,9 +187,9 @@ class KnowledgeIndex:
         return (*related, "related") if related is not None else None
 
     def _closest_in_meaning(self, word: str) -> tuple[str, float] | None:
-        """The knowledge base's noun closest in meaning, if each is among the other's nearest
-        words in the whole language model: 융자 and 대출 are, 심의회 and 보고대회 (0.81) are
-        not; a one-sided closeness is too often a neighbouring subject."""
+        """The knowledge base's noun closest in meaning, if the asker's word is among that
+        noun's nearest words in the whole language model: 융자 is among 대출's, 심의회 is not
+        among 보고대회's although their cosine is 0.81 (a neighbouring subject)."""
         similarity = getattr(self.analyzer, "similarity", None)
         # A single syllable (년, 곳) has too many senses for its embedding to mean much.
         if similarity is None or len(word) < 2 or not HANGUL_START.match(word):
@@ -198,7 +198,7 @@ class KnowledgeIndex:
         for score, noun in ranked[:3]:
             if score < MIN_RELATED:
                 break
-            if word in self.analyzer.nearest(noun) and noun in self.analyzer.nearest(word):
+            if word in self.analyzer.nearest(noun):
                 return noun, score
         return None
 
@@ -218,7 +218,8 @@ class KnowledgeIndex:
         parts = [part for text, end in zip(texts, splits, strict=True)
                  for part in ((text[:end], text[end:]) if end else (text,))]
         analyzed = iter(self.analyzer.terms_many(parts))
-        letters = self._letters.similarities(texts)
+        letters = np.maximum(self._letters.similarities(texts),
+                             self._letters.similarities([self.fold(t) for t in texts]))
         return [self._query(text, next(analyzed) if end else [], next(analyzed), row)
                 for text, end, row in zip(texts, splits, letters, strict=True)]
 
@@ -329,6 +330,24 @@ HANGUL_START = re.compile(r"[가-힣]")
 
 def _step(share: float) -> int:
     return int(share / COVERAGE_STEP + 1e-9)
+
+
+SENTENCE = re.compile(r"(?<=[.!?다요])\s+|\n+")
+
+
+def letter_texts(documents: tuple[Document, ...]) -> tuple[list[str], list[int]]:
+    """What the letters view compares a question with, and the document of each: an FAQ
+    entry's question and alternates; a policy passage's heading and each of its sentences
+    (a question about a passage tends to echo one of them)."""
+    texts, owners = [], []
+    for number, document in enumerate(documents):
+        if isinstance(document, FaqEntry):
+            own = [document.question, *document.alternates]
+        else:
+            own = [document.heading, *(s for s in SENTENCE.split(document.text) if s.strip())]
+        texts.extend(own)
+        owners.extend([number] * len(own))
+    return texts, owners
 
 
 def phrasing_texts(knowledge: KnowledgeBase) -> list[str]:

@@ -228,7 +228,7 @@ async def test_html_report_shows_figures_chart_open_followups_and_terms(
 
     assert "기간 2025.11.03. – 2025.11.05." in html
     assert re.search(r'id="total-questions">8<', html)  # too_long is no question to answer
-    assert "답변 3 · 미답변 4 · 일상 대화 1" in html
+    assert "답변 3 · 미답변 4 · 주제 밖 0 · 일상 대화 1" in html
     assert re.search(r'id="answer-rate">43<', html)  # 3 of 7, small talk left out
     assert re.search(r'id="followups-opened">4<', html)
     assert "답변 1 · 종료 1 · 열림 2" in html

@@ -82,4 +82,5 @@ def test_maxbot_eval_runs_with_mecab() -> None:
         cwd=PROJECT, capture_output=True, text=True, timeout=300, check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1].startswith("all")
+    lines = done.stdout.splitlines()
+    assert lines[-2].startswith("all") and lines[-1].startswith("wrong")

@@ -120,11 +120,11 @@ class CountingIndex(KnowledgeIndex):
         self.__dict__.update(real.__dict__)
         self.calls: list[int] = []
 
-    def parse_many(self, texts: list[str]):
+    def parse_many(self, texts: list[str], situation_ends: list[int] | None = None):
         self.calls.append(len(texts))
         if len(self.calls) == 1:
             time.sleep(0.3)
-        return super().parse_many(texts)
+        return super().parse_many(texts, situation_ends)
 
 
 async def test_questions_waiting_to_be_answered_are_analyzed_together(

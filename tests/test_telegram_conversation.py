@@ -51,14 +51,33 @@ async def test_unanswerable_question_is_declined_with_reference_and_queued(bot: 
     assert followup.status == "open"
 
 
-async def test_small_talk_gets_a_pointer_and_nothing_is_queued(bot: RunningBot) -> None:
+async def test_small_talk_gets_a_reply_in_kind_off_topic_a_pointer_and_nothing_is_queued(
+        bot: RunningBot) -> None:
     user = bot.tg.user(104, "도윤")
-    for text in ("안녕하세요", "내일 비 와?"):
-        bot.tg.send_text(user, text)
-        reply = await bot.tg.wait_for_message(user)
-        assert "국민성장펀드" in reply.text and "예를 들어" in reply.text
-    assert [q.status for q in await bot.questions()] == ["smalltalk", "smalltalk"]
+    bot.tg.send_text(user, "안녕하세요")
+    greeting = await bot.tg.wait_for_message(user)
+    assert greeting.text.startswith("안녕하세요!") and "예를 들어" in greeting.text
+    bot.tg.send_text(user, "내일 비 와?")
+    pointer = await bot.tg.wait_for_message(user)
+    assert "답할 수 있는 범위가 아닙니다" in pointer.text and "예를 들어" in pointer.text
+    bot.tg.send_text(user, "감사합니다")
+    thanks = await bot.tg.wait_for_message(user)
+    assert thanks.text.startswith("천만에요") and "안녕하세요" not in thanks.text
+    assert [q.status for q in await bot.questions()] == ["smalltalk", "off_topic", "smalltalk"]
     assert await bot.followups() == []
+
+
+async def test_two_questions_in_one_message_get_one_reply_with_the_known_part_and_a_reference(
+        bot: RunningBot) -> None:
+    user = bot.tg.user(105, "지호")
+    bot.tg.send_text(user, "사무국은 어디 있고, 담당자 전화번호도 알려줄래요?")
+    reply = await bot.tg.wait_for_message(user)
+    assert "한국산업은행" in reply.text, "the part the knowledge base answers"
+    [followup] = await bot.followups()
+    assert f"접수번호 {followup.id}" in reply.text, "the part it does not, queued"
+    assert "확인된 답변이 없습니다" in reply.text
+    [row] = await bot.questions()
+    assert row.status == "answered" and followup.question_id == row.id
 
 
 async def test_topic_menu_lists_questions_and_a_question_button_shows_its_answer(

@@ -1,0 +1,173 @@
+"""How the bot understands what company staff write: its own phrasings, typos, missing spaces,
+their words for ours, the asker's situation, several questions at once, and the four outcomes.
+Everything runs on the real analyzer, the real index and the fitted models."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from bot.answering import STATUSES, answer, answer_many
+from bot.answering.model import load_models
+from bot.cli import main
+from bot.replies import render_answer, to_plain_text
+from index import KnowledgeError, KnowledgeIndex, load_index
+from tests.conftest import write_knowledge
+
+# Vowels a hurried typist confuses, by medial number (ㅏ/ㅓ, ㅐ/ㅔ, ㅗ/ㅜ, ㅑ/ㅕ, ㅡ/ㅜ, ㅢ/ㅣ).
+SWAPS = {0: 4, 4: 0, 1: 5, 5: 1, 8: 13, 13: 8, 2: 6, 6: 2, 18: 13, 20: 19, 19: 20}
+
+
+def one_typo(text: str) -> str | None:
+    """One vowel confused in the middle syllable of the longest Korean word (규모 -> 교모)."""
+    words = re.findall(r"[가-힣]{2,}", text)
+    if not words:
+        return None
+    word = max(words, key=len)
+    i = len(word) // 2
+    initial, rest = divmod(ord(word[i]) - 0xAC00, 588)
+    medial, final = divmod(rest, 28)
+    medial = SWAPS.get(medial, (medial + 1) % 21)
+    return text.replace(word, word[:i] + chr(0xAC00 + initial * 588 + medial * 28 + final) +
+                        word[i + 1:], 1)
+
+
+def test_every_own_phrasing_finds_its_entry_as_written_without_spaces_and_with_a_typo(
+        real_index: KnowledgeIndex) -> None:
+    cases: dict[str, list[tuple[str, str]]] = {"as written": [], "no spaces": [], "typo": []}
+    for entry in real_index.knowledge.entries:
+        for text in (entry.question, *entry.alternates):
+            cases["as written"].append((entry.id, text))
+            if " " in text.strip():
+                cases["no spaces"].append((entry.id, text.replace(" ", "")))
+            typo = one_typo(text)
+            if typo and typo != text:
+                cases["typo"].append((entry.id, typo))
+    found = {}
+    for form, pairs in cases.items():
+        results = answer_many([text for _, text in pairs], real_index)
+        found[form] = sum(r.status == "answered" and r.document.id == entry_id
+                          for (entry_id, _), r in zip(pairs, results, strict=True)) / len(pairs)
+    assert len(cases["as written"]) >= 600
+    assert found["as written"] == 1.0, found
+    assert found["no spaces"] >= 0.98, found
+    assert found["typo"] >= 0.85, found
+
+
+def test_check_reports_a_phrasing_two_entries_share(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    root = write_knowledge(tmp_path / "kb", {"faq/extra.yaml": """\
+        category: fund
+        entries:
+          - id: fund-dates
+            question: 펀드는 언제 시작하나요?
+            alternates: [펀드 규모]
+            answer: 2025년 12월에 시작했습니다.
+            sources: [S1]
+            as_of: 2025-12-04
+        """})
+    code = main(["check", "--knowledge-dir", str(root)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "phrasing '펀드 규모' belongs to fund-dates, fund-size" in out
+
+
+@pytest.mark.parametrize(("question", "entry_id"), [
+    ("사무굮 어디", "contact-secretariat"),           # ㄱ for ㄲ in 국
+    ("국민성장펀드규모얼마에요", "fund-size"),          # no spaces, 얼마에요
+    ("국민성장펀드 교모", "fund-size"),                 # 규모 -> 교모
+])
+def test_typos_and_missing_spaces_reach_the_entry(question: str, entry_id: str,
+                                                  real_index: KnowledgeIndex) -> None:
+    result = answer(question, real_index)
+    assert result.status == "answered" and result.document.id == entry_id
+
+
+def test_a_misspelt_word_is_read_as_the_known_word_and_a_short_one_is_left_alone(
+        real_index: KnowledgeIndex) -> None:
+    assert real_index.stand_in("대츨")[::2] == ("대출", "typo")
+    assert real_index.stand_in("사무굮")[::2] == ("사무국", "typo")
+    assert real_index.stand_in("몃") is None  # one syllable: too many neighbours
+
+
+def test_a_word_stands_in_for_ours_only_when_it_is_among_its_nearest_words(
+        small_knowledge: Path) -> None:
+    """Kiwi's CoNg model (shipped in kiwipiepy-model) relates 융자 to the knowledge base's 대출
+    (융자 is among 대출's nearest words); 심의회 is not among 보고대회's and stays unknown
+    although their cosine is 0.81."""
+    index = load_index(small_knowledge)
+    assert index.analyzer.kiwi.model_type == "cong"
+    stand_in = index.stand_in("융자")
+    assert stand_in is not None and stand_in[0] == "대출" and stand_in[2] == "related"
+    assert 0.6 <= stand_in[1] < 1
+    assert load_index(KNOWLEDGE).stand_in("심의회") is None
+
+
+def test_the_askers_situation_never_blocks_the_answer(real_index: KnowledgeIndex) -> None:
+    result = answer("저는 대구에 있는 자동차 부품 2차 협력사에서 재무를 맡고 있습니다. 직원은 "
+                    "120명이고 스마트공장 투자를 검토하고 있어요. 국민성장펀드 규모가 얼마인가요?",
+                    real_index)
+    assert result.status == "answered" and result.document.id == "fund-size"
+
+
+def test_two_answerable_questions_get_both_answers(real_index: KnowledgeIndex) -> None:
+    result = answer("국민성장펀드 규모는 얼마예요? 그리고 사무국은 어디에 있어요?", real_index)
+    assert {p.document.id for p in result.parts} == {"fund-size", "contact-secretariat"}
+    assert not result.followup
+    reply = to_plain_text(render_answer(result, real_index.knowledge))
+    assert "150조" in reply and "한국산업은행" in reply
+
+
+@pytest.mark.parametrize(("message", "status", "intent", "reply_starts"), [
+    ("감사합니다", "smalltalk", "thanks", "천만에요"),
+    ("안녕하세요", "smalltalk", "greeting", "안녕하세요!"),
+    ("안녕히 계세요", "smalltalk", "goodbye", "안녕히 가세요"),
+    ("주식 추천해줘", "off_topic", None, "죄송하지만 그 주제는"),
+    ("마감일이 언제예요?", "unanswered", None, "죄송합니다. 이 질문에는"),
+    ("문의처 알려주세요", "answered", None, "국민성장펀드 사무국은"),
+])
+def test_four_outcomes_each_with_its_reply(message: str, status: str, intent: str | None,
+                                          reply_starts: str, real_index: KnowledgeIndex) -> None:
+    result = answer(message, real_index)
+    assert (result.status, result.intent) == (status, intent)
+    assert result.followup == (status == "unanswered")
+    assert to_plain_text(render_answer(result, real_index.knowledge)).startswith(reply_starts)
+    assert result.status in STATUSES
+
+
+def test_ask_json_shows_the_probability_and_the_strongest_signals(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ask", "--json", "휴머노이드 분야 투자수요는 얼마인가요?", "국민성장펀드 규모"]) == 0
+    first, listed = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert first["status"] == "answered" and 0.5 < first["probability"] < 1
+    assert len(first["signals"]) == 5 and "on_topic" in first
+    assert listed["signals"] == {"listed_phrasing": 1.0}
+
+
+def test_a_broken_model_file_is_refused_with_its_path(
+        knowledge_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = knowledge_copy / "model" / "answer.json"
+    data = json.loads(model.read_text(encoding="utf-8"))
+    data["accept"]["split"] = data["accept"]["split"][1:]
+    model.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(KnowledgeError, match="answer.json"):
+        load_models(knowledge_copy)
+    assert main(["check", "--knowledge-dir", str(knowledge_copy)]) == 1
+    assert f"{model}: 'split' must be finite numbers of shape" in capsys.readouterr().out
+
+
+def test_fit_prints_cross_validated_figures_and_writes_models_that_answer(
+        knowledge_copy: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    (knowledge_copy / "model" / "answer.json").unlink(missing_ok=True)
+    monkeypatch.setenv("KNOWLEDGE_DIR", str(knowledge_copy))
+    assert main(["fit"]) == 0
+    out = capsys.readouterr().out
+    assert "cross-validated" in out and "question sets: in" in out
+    threshold = float(re.search(r"answer threshold (0\.\d+)", out).group(1))
+    models = load_models(knowledge_copy)
+    assert models.answer.threshold == threshold
+    assert answer("국민성장펀드 규모는?", load_index(knowledge_copy)).status == "answered"
