@@ -97,8 +97,11 @@ def period_stats(questions: list[Question], cases: list[FollowUpCase], index: Kn
     for question in asked:
         if question.status == "unanswered":
             query = index.parse(question.text)
-            # The things asked about: nouns, not verbs or bare numbers.
-            terms.update({t for t, kind in zip(query.terms, query.kinds, strict=True)
+            # The things asked about: nouns, not verbs or bare numbers, in the asker's words
+            # (금리, not the 이자 that stood in for it in the search).
+            written = {known: word for word, known, _, _ in query.stand_ins}
+            terms.update({written.get(t, t) for t, kind in zip(query.terms, query.kinds,
+                                                                strict=True)
                           if kind == "noun" and not t.isdigit()})
     statuses = Counter(c.followup.status for c in cases)
     return PeriodStats(

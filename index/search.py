@@ -143,10 +143,10 @@ class KnowledgeIndex:
 
     def _group_phrasings(self, analyzed: list[list[str]]
                          ) -> dict[int, tuple[frozenset[str], ...]]:
-        """Per FAQ entry, the terms of its question and of each alternate phrasing."""
+        """Per document, the terms of each of its phrasings (see document_phrasings)."""
         tokens = iter(analyzed)
-        return {i: tuple(frozenset(next(tokens)) for _ in range(1 + len(d.alternates)))
-                for i, d in enumerate(self.documents) if isinstance(d, FaqEntry)}
+        return {i: tuple(frozenset(next(tokens)) for _ in document_phrasings(d))
+                for i, d in enumerate(self.documents)}
 
     def _known_form(self, term: str) -> str:
         """An unknown compound noun whose stem the knowledge base uses stands for the stem:
@@ -335,24 +335,28 @@ def _step(share: float) -> int:
 SENTENCE = re.compile(r"(?<=[.!?다요])\s+|\n+")
 
 
+def document_phrasings(document: Document) -> list[str]:
+    """How a document may be asked for: an FAQ entry's question and alternates; a policy
+    passage's heading and each of its sentences (a question about a passage tends to echo one
+    of them)."""
+    if isinstance(document, FaqEntry):
+        return [document.question, *document.alternates]
+    return [document.heading, *(s for s in SENTENCE.split(document.text) if s.strip())]
+
+
 def letter_texts(documents: tuple[Document, ...]) -> tuple[list[str], list[int]]:
-    """What the letters view compares a question with, and the document of each: an FAQ
-    entry's question and alternates; a policy passage's heading and each of its sentences
-    (a question about a passage tends to echo one of them)."""
+    """Every phrasing of every document, and the document's number for each."""
     texts, owners = [], []
     for number, document in enumerate(documents):
-        if isinstance(document, FaqEntry):
-            own = [document.question, *document.alternates]
-        else:
-            own = [document.heading, *(s for s in SENTENCE.split(document.text) if s.strip())]
+        own = document_phrasings(document)
         texts.extend(own)
         owners.extend([number] * len(own))
     return texts, owners
 
 
 def phrasing_texts(knowledge: KnowledgeBase) -> list[str]:
-    """Every FAQ question and alternate, in entry order."""
-    return [text for e in knowledge.entries for text in (e.question, *e.alternates)]
+    """Every phrasing of every document, in document order."""
+    return [text for d in knowledge.documents for text in document_phrasings(d)]
 
 
 def _analyze_all(analyzer: Analyzer, texts: list[str]) -> list[list[str]]:

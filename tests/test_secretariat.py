@@ -158,7 +158,7 @@ async def test_stats_show_answer_rate_followups_and_unanswered_terms(desk: Runni
     tg.send_text(desk.member, "/stats 30", chat=desk.group)
     stats = await tg.wait_for_message(desk.group)
     assert "최근 30일" in stats.text
-    assert "질문 2건 (답변 1 · 미답변 1 · 일상 대화 0)" in stats.text
+    assert "질문 2건 (답변 1 · 미답변 1 · 주제 밖 0 · 일상 대화 0)" in stats.text
     assert "답변율 50%" in stats.text
     assert "접수 1 · 답변 1 · 종료 0 · 열림 0" in stats.text
     assert "금리 (1)" in stats.text

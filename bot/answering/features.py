@@ -11,7 +11,7 @@ import re
 
 import numpy as np
 
-from index import Document, Hit, Passage, Query
+from index import Document, Hit, Query
 
 # What kind of fact a question asks for, and what an answer of that kind contains.
 ANSWER_KINDS = (
@@ -52,9 +52,11 @@ FEATURES = (
     "kind_mismatch",       # asks for a date or figure the document does not hold
     "asks_place",          # asks where
     "asks_person",         # asks who
-    "passage",             # a policy passage rather than an FAQ entry
     "on_topic",            # the topic model's probability that the message is about us
 )
+# Not a signal: whether a document is an FAQ entry or a policy passage. Fitted, it learned
+# that passages are seldom the answer (the FAQ holds most facts), and a newly uploaded
+# document, which is only passages, then answered nothing.
 
 
 def answers_kind(question: str, document: Document) -> bool:
@@ -95,6 +97,5 @@ def candidate_features(query: Query, hit: Hit, hits: list[Hit], on_topic: float)
         0.0 if answers_kind(query.text, hit.document) else 1.0,
         1.0 if ASKS_PLACE.search(query.text) else 0.0,
         1.0 if ASKS_PERSON.search(query.text) else 0.0,
-        1.0 if isinstance(hit.document, Passage) else 0.0,
         on_topic,
     ], dtype=np.float64)
