@@ -19,10 +19,11 @@ from collections import defaultdict
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
-from telegram.ext import BasePersistence, PersistenceInput
+from telegram import Update
+from telegram.ext import Application, BasePersistence, ConversationHandler, PersistenceInput
 
 from bot.database import Database, upgrade_schema
-from bot.records import bot_states, save_bot_states
+from bot.records import bot_states, bot_states_of, save_bot_states
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,48 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
                     log.warning("unreadable state of conversation %s %s dropped", name, key)
         return conversations
 
+    # --- several processes -----------------------------------------------------------------
+
+    async def load_current(self, application: Application, update: Update) -> None:
+        """Before an update is handled: take the conversation states and user data of its chat
+        and user that another process changed, so that a running /check continues in
+        whichever process gets the next step (bot/inbox.py writes them back after it)."""
+        user, chat = update.effective_user, update.effective_chat
+        if user is None:
+            return
+        wanted: dict[Key, ConversationHandler | None] = {(USER, str(user.id)): None}
+        for group in application.handlers.values():
+            for handler in group:
+                key = _conversation_key(handler, chat.id if chat else None, user.id)
+                if key is not None:
+                    wanted[(CONVERSATION + handler.name, json.dumps(list(key)))] = handler
+        try:
+            async with self.database.session() as session:
+                stored = await bot_states_of(session, list(wanted))
+        except (SQLAlchemyError, OSError, TimeoutError):
+            return  # go on with what this process holds
+        for row, handler in wanted.items():
+            data = stored.get(row)
+            if data == self._stored.get(row) or row in self._pending:
+                continue  # nobody else changed it, or this process has newer data to write
+            try:
+                value = json.loads(data) if data is not None else None
+            except ValueError:
+                continue
+            if data is None:
+                self._stored.pop(row, None)
+            else:
+                self._stored[row] = data
+            if handler is None:
+                _replace_user_data(application.user_data[user.id], value or {})
+            else:
+                key = tuple(json.loads(row[1]))
+                conversations = handler._conversations  # PTB offers no public setter
+                if value is None:
+                    conversations.pop(key, None)
+                else:
+                    conversations.update_no_track({key: value})
+
     # --- writing --------------------------------------------------------------------------
 
     async def update_conversation(self, name: str, key: ConversationKey,
@@ -193,3 +236,30 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
                     self._stored.pop(row, None)
                 else:
                     self._stored[row] = data
+
+
+def _conversation_key(handler: object, chat_id: int | None, user_id: int
+                      ) -> tuple[int, ...] | None:
+    """The key python-telegram-bot files a persistent conversation's state under."""
+    if (not isinstance(handler, ConversationHandler) or not handler.persistent
+            or handler.per_message):
+        return None
+    key = []
+    if handler.per_chat:
+        if chat_id is None:
+            return None
+        key.append(chat_id)
+    if handler.per_user:
+        key.append(user_id)
+    return tuple(key)
+
+
+def _replace_user_data(data: dict, stored: dict) -> None:
+    """Make the JSON part of `data` what is stored; values only this process holds stay."""
+    for name in [n for n in data if isinstance(n, str) and n not in stored]:
+        try:
+            json.dumps(data[name], ensure_ascii=False)
+        except (TypeError, ValueError):
+            continue
+        del data[name]
+    data.update(stored)

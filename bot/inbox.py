@@ -1,0 +1,486 @@
+"""The inbox: every update is noted durably before Telegram can count it delivered, and marked
+done once handled; after a crash the updates left unfinished are handled first, each at most
+once, by whichever bot process is alive.
+
+How it hooks into python-telegram-bot 22 (checked against its source):
+
+- Polling: the Updater puts each fetched update on `application.update_queue` and confirms
+  them to Telegram only with the next getUpdates offset, after every put has returned
+  (telegram/ext/_updater.py, `polling_action_cb`). Webhook: the handler puts the update on
+  the same queue and answers HTTP 200 only after the put returned
+  (telegram/ext/_utils/webhookhandler.py). So `InboxQueue.put`, which returns once the update
+  is in the database (or the spool file while the database is away), gives "noted before
+  confirmed" for both.
+- `InboxProcessor`, the application's update processor, marks an update done when its
+  handlers are through, and at stop hands back what has not started.
+- `InboxRequest` marks an update "replying" just before the first message for it goes out.
+  After a crash an update in that state is not handled again (the user may have the reply;
+  Telegram has no idempotent send), one still "received" is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
+from telegram import Update
+from telegram._utils.defaultvalue import DEFAULT_NONE
+from telegram._utils.types import ODVInput
+from telegram.ext import Application, BaseUpdateProcessor
+from telegram.request import BaseRequest, RequestData
+
+from bot.database import Database
+from bot.models import utcnow
+from bot.records import (
+    InboxNote,
+    forget_done_updates,
+    inbox_owners,
+    mark_updates,
+    note_updates,
+    take_over_updates,
+)
+
+log = logging.getLogger(__name__)
+
+DATABASE_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
+# After a failed write, notes go straight to the spool for this long: a getUpdates batch of
+# 100 must not wait for 100 timeouts.
+DOWN_SECONDS = 5.0
+# At stop, handlers under way get this long to finish (the rest of the 8 s a container runtime
+# is asked to wait covers the last getUpdates, jobs and closing the database).
+HAND_BACK_GRACE = 4.0
+# Done updates are kept this long: Telegram redelivers an update for at most a day.
+KEEP_DONE = dt.timedelta(days=2)
+
+
+@dataclass
+class _Handling:
+    """The update a handler task is working on (set by InboxProcessor)."""
+
+    update_id: int
+    recovered: bool
+    replying: bool = False
+
+
+_HANDLING: ContextVar[_Handling | None] = ContextVar("inbox_handling", default=None)
+
+
+def is_recovered(update: Update) -> bool:
+    """Whether this update is handled again after its process stopped before replying: its
+    question may be stored already, but the user has had no reply."""
+    handling = _HANDLING.get()
+    return handling is not None and handling.update_id == update.update_id and handling.recovered
+
+
+class Inbox:
+    """Notes updates and their progress in the `inbox` table, in one transaction for all that
+    arrive together; while the database is away, in a spool file written to the database when
+    it is back."""
+
+    def __init__(self, database: Database, spool_path: Path) -> None:
+        self.database = database
+        self.spool_path = spool_path
+        self.owner = uuid.uuid4().hex
+        self.liveness = Liveness(database)
+        self.recovered: set[int] = set()
+        self._notes: list[tuple[InboxNote, asyncio.Future[bool]]] = []
+        self._marks: dict[int, str] = {}
+        self._mark_waiters: list[asyncio.Future[None]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._down_until = 0.0
+        self._replaying = False
+        self._forgot_at = 0.0
+
+    # --- noting and marking -------------------------------------------------------------
+
+    async def note(self, update: Update) -> bool:
+        """Note an update durably; whether it is new (to be handled) rather than noted before."""
+        note = InboxNote(update.update_id, update.to_json(), self.owner, utcnow())
+        noted: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._notes.append((note, noted))
+        self._wake()
+        # Shielded: a stopping Updater cancels its put, but the write must still finish or fail.
+        return await asyncio.shield(noted)
+
+    async def mark(self, update_id: int, state: str) -> None:
+        """Move an update on to `replying` or `done`, durably."""
+        self._marks[update_id] = max(self._marks.get(update_id, state), state,
+                                     key=("received", "replying", "done").index)
+        written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._mark_waiters.append(written)
+        self._wake()
+        await asyncio.shield(written)
+
+    async def flush(self) -> None:
+        """Wait for every note and mark under way to be written."""
+        while self._writer is not None and not self._writer.done():
+            await self._writer
+
+    def _wake(self) -> None:
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write_waiting())
+
+    async def _write_waiting(self) -> None:
+        while self._notes or self._marks:
+            notes, self._notes = self._notes, []
+            marks, self._marks = self._marks, {}
+            waiters, self._mark_waiters = self._mark_waiters, []
+            try:
+                new = await self._write([note for note, _ in notes], marks)
+            except Exception as exc:  # neither database nor disk: the update stays unconfirmed
+                log.exception("inbox: %d update(s) could not be noted", len(notes))
+                for future in [f for _, f in notes] + waiters:
+                    future.set_exception(exc)
+                continue
+            for note, noted in notes:
+                noted.set_result(note.update_id in new)
+            for written in waiters:
+                written.set_result(None)
+
+    async def _write(self, notes: list[InboxNote], marks: dict[int, str]) -> set[int]:
+        """Write to the database, or to the spool while the database is away or the spool
+        still holds lines (marks must follow the notes they mark); the ids noted now."""
+        if (time.monotonic() >= self._down_until and not self._replaying
+                and not self.spool_path.exists()):
+            try:
+                async with self.database.session() as session:
+                    new = await note_updates(session, notes)
+                    await mark_updates(session, marks)
+                    await session.commit()
+                return new
+            except DATABASE_ERRORS as exc:
+                log.warning("inbox: database unavailable (%s); noting in %s",
+                            type(exc).__name__, self.spool_path)
+                self._down_until = time.monotonic() + DOWN_SECONDS
+        self._spool(notes, marks)
+        return {note.update_id for note in notes}
+
+    def _spool(self, notes: list[InboxNote], marks: dict[int, str]) -> None:
+        # One write call with no await in between: a replay renaming the file never sees half.
+        lines = [json.dumps({"note": {"update_id": n.update_id, "payload": n.payload,
+                                      "owner": n.owner,
+                                      "received_at": n.received_at.isoformat()}},
+                            ensure_ascii=False) for n in notes]
+        lines += [json.dumps({"mark": [update_id, state]}) for update_id, state in marks.items()]
+        self.spool_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.spool_path.open("a", encoding="utf-8") as spool:
+            spool.write("".join(line + "\n" for line in lines))
+
+    # --- after a crash ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.liveness.hold(self.owner)
+
+    async def close(self) -> None:
+        await self.flush()
+        await self.liveness.release()
+
+    async def recover(self) -> list[str]:
+        """Write the spool to the database, take over the updates of processes that died, and
+        return those to handle again (JSON, oldest first). Those a dead process had begun to
+        reply to are marked done and logged instead: handled at most once."""
+        try:
+            await self._replay_spool()
+            await self.liveness.hold(self.owner)
+            async with self.database.session() as session:
+                owners = await inbox_owners(session, self.owner)
+            taken = []
+            for owner in owners:
+                if not await self.liveness.is_dead(owner):
+                    continue
+                async with self.database.session() as session:
+                    taken += await take_over_updates(session, owner, self.owner)
+                await self.liveness.forget(owner)
+            await self._forget_old()
+        except DATABASE_ERRORS as exc:
+            log.warning("inbox: recovery postponed (%s)", type(exc).__name__)
+            return []
+        again = []
+        for row in sorted(taken, key=lambda row: row.update_id):
+            if row.state == "replying":
+                log.warning("inbox: update %d was being replied to when its process stopped; "
+                            "not handled again (the reply may be missing)", row.update_id)
+                await self.mark(row.update_id, "done")
+            else:
+                again.append(row.payload)
+                self.recovered.add(row.update_id)
+        if again:
+            log.info("inbox: handling %d update(s) left unfinished by a stopped process",
+                     len(again))
+        return again
+
+    async def _replay_spool(self) -> None:
+        """Write the spooled notes and marks to the database, skipping (and logging) any line
+        that cannot be read, so one bad line never blocks the rest."""
+        if not self.spool_path.exists() or time.monotonic() < self._down_until:
+            return
+        taking = self.spool_path.with_suffix(".replaying")
+        self._replaying = True
+        try:
+            if not taking.exists():
+                self.spool_path.replace(taking)
+            notes, marks = _read_spool(taking)
+            async with self.database.session() as session:
+                await note_updates(session, notes)
+                await mark_updates(session, marks)
+                await session.commit()
+            taking.unlink()
+            log.info("inbox: %d spooled update(s) written to the database", len(notes))
+        finally:
+            self._replaying = False
+
+    async def _forget_old(self) -> None:
+        if time.monotonic() - self._forgot_at < 3600:
+            return
+        async with self.database.session() as session:
+            await forget_done_updates(session, utcnow() - KEEP_DONE)
+        self._forgot_at = time.monotonic()
+
+
+def _read_spool(path: Path) -> tuple[list[InboxNote], dict[int, str]]:
+    notes: dict[int, InboxNote] = {}
+    marks: dict[int, str] = {}
+    order = ("received", "replying", "done")
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            if "note" in entry:
+                n = entry["note"]
+                notes[int(n["update_id"])] = InboxNote(
+                    int(n["update_id"]), str(n["payload"]), str(n["owner"]),
+                    dt.datetime.fromisoformat(n["received_at"]))
+            else:
+                update_id, state = int(entry["mark"][0]), str(entry["mark"][1])
+                marks[update_id] = max(marks.get(update_id, state), state, key=order.index)
+        except (ValueError, KeyError, TypeError, IndexError):
+            log.error("inbox spool %s:%d: unreadable line skipped", path, number)
+    return list(notes.values()), marks
+
+
+class Liveness:
+    """Whether the process that owns inbox updates still lives: each holds a lock that the
+    kernel (SQLite: a lock file beside the database) or PostgreSQL (an advisory lock on its
+    own connection) releases the moment the process dies, SIGKILL included."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.postgres = not database.url.startswith("sqlite")
+        path = database.url.split(":///", 1)[-1]
+        self._folder = None if self.postgres or path in ("", ":memory:") else Path(path).parent
+        self._stem = Path(path).name
+        self._held: Any = None  # the lock file or the connection holding the lock
+
+    def _lock_file(self, owner: str) -> Path:
+        assert self._folder is not None
+        return self._folder / f"{self._stem}.inbox-{owner}.alive"
+
+    async def hold(self, owner: str) -> None:
+        """Hold this process's lock (again, if the database connection holding it was lost)."""
+        if self.postgres:
+            if self._held is not None:
+                try:
+                    await self._held.execute(text("SELECT 1"))
+                    await self._held.commit()
+                    return
+                except DATABASE_ERRORS:
+                    with contextlib.suppress(Exception):
+                        await self._held.close()
+                    self._held = None
+            connection: AsyncConnection = await self.database.engine.connect()
+            await connection.execute(text("SELECT pg_advisory_lock(:key)"),
+                                     {"key": _lock_key(owner)})
+            await connection.commit()  # the lock is the session's; no transaction stays open
+            self._held = connection
+        elif self._folder is not None and self._held is None:
+            self._folder.mkdir(parents=True, exist_ok=True)
+            lock = self._lock_file(owner).open("w")
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._held = lock
+
+    async def is_dead(self, owner: str) -> bool:
+        if self.postgres:
+            async with self.database.engine.connect() as connection:
+                free = (await connection.execute(text("SELECT pg_try_advisory_lock(:key)"),
+                                                 {"key": _lock_key(owner)})).scalar_one()
+                if free:
+                    await connection.execute(text("SELECT pg_advisory_unlock(:key)"),
+                                             {"key": _lock_key(owner)})
+                await connection.commit()
+                return bool(free)
+        if self._folder is None:
+            return True  # an in-memory database has one process
+        path = self._lock_file(owner)
+        if not path.exists():
+            return True
+        with path.open("a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            return True
+
+    async def forget(self, owner: str) -> None:
+        if self._folder is not None:
+            self._lock_file(owner).unlink(missing_ok=True)
+
+    async def release(self) -> None:
+        held, self._held = self._held, None
+        if held is None:
+            return
+        if self.postgres:
+            with contextlib.suppress(*DATABASE_ERRORS):
+                await held.close()
+        else:
+            Path(held.name).unlink(missing_ok=True)
+            held.close()
+
+
+def _lock_key(owner: str) -> int:
+    """The advisory lock key of an owner (60 bits of its random hex id)."""
+    return int(owner[:15], 16)
+
+
+class InboxQueue(asyncio.Queue):
+    """The application's update queue: `put` (the Updater's and the webhook's way in) returns
+    once the update is noted, and drops an update noted before. Updates taken over after a
+    crash come in by `put_nowait`, being noted already."""
+
+    def __init__(self, inbox: Inbox) -> None:
+        super().__init__()
+        self.inbox = inbox
+
+    async def put(self, item: Any) -> None:
+        if isinstance(item, Update) and not await self.inbox.note(item):
+            log.debug("update %d noted before; not handled again", item.update_id)
+            return
+        await super().put(item)
+
+
+class InboxProcessor(BaseUpdateProcessor):
+    """Runs up to `max_concurrent_updates` updates at once, marks each done when its handlers
+    are through, and at stop hands back the updates not started: they stay unfinished in the
+    inbox for the next start (of this or another process)."""
+
+    def __init__(self, inbox: Inbox, max_concurrent_updates: int) -> None:
+        super().__init__(max_concurrent_updates)
+        self.inbox = inbox
+        # Set by build_application: shares conversation states with other processes.
+        self.application: Application | None = None
+        self._running: set[asyncio.Task[Any]] = set()
+        self._handing_back = False
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        if not isinstance(update, Update):
+            await coroutine
+            return
+        if self._handing_back:
+            _close(coroutine)
+            log.debug("update %d handed back to the inbox", update.update_id)
+            return
+        handling = _Handling(update.update_id, update.update_id in self.inbox.recovered)
+        token = _HANDLING.set(handling)
+        task = asyncio.current_task()
+        assert task is not None
+        self._running.add(task)
+        try:
+            persistence = self.application.persistence if self.application else None
+            if persistence is not None and hasattr(persistence, "load_current"):
+                await persistence.load_current(self.application, update)
+            await coroutine
+            if persistence is not None:
+                # Written before the update counts as done, so that the next step of a
+                # running /check finds its state whichever process it reaches.
+                await self.application.update_persistence()
+        except asyncio.CancelledError:
+            if not self._handing_back:
+                raise
+            log.info("update %d handed back to the inbox at stop%s", update.update_id,
+                     " (its reply was being sent)" if handling.replying else "")
+            return
+        finally:
+            self._running.discard(task)
+            _HANDLING.reset(token)
+        self.inbox.recovered.discard(update.update_id)
+        await self.inbox.mark(update.update_id, "done")
+
+    def hand_back(self, grace: float = HAND_BACK_GRACE) -> None:
+        """Start no more updates; cancel those still running after `grace` seconds."""
+        self._handing_back = True
+        asyncio.get_running_loop().call_later(grace, self._cancel_running)
+
+    def _cancel_running(self) -> None:
+        for task in list(self._running):
+            task.cancel()
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+
+def _close(coroutine: Awaitable[Any]) -> None:
+    close = getattr(coroutine, "close", None)
+    if close is not None:
+        close()  # never started: no "was never awaited" warning
+
+
+class InboxApplication(Application):
+    """The Application whose stop hands back the work not done within the grace period
+    instead of handling every fetched update first (which took 45 s after a burst, past the
+    10 s a container runtime waits after SIGTERM)."""
+
+    async def stop(self) -> None:
+        if isinstance(self.update_processor, InboxProcessor):
+            self.update_processor.hand_back()
+        await super().stop()
+
+
+class InboxRequest(BaseRequest):
+    """The bot's requests, noting "replying" in the inbox before the first message for an
+    update goes out."""
+
+    def __init__(self, inner: BaseRequest, inbox: Inbox) -> None:
+        self._inner = inner
+        self._inbox = inbox
+
+    @property
+    def read_timeout(self) -> float | None:
+        return self._inner.read_timeout
+
+    async def initialize(self) -> None:
+        await self._inner.initialize()
+
+    async def shutdown(self) -> None:
+        await self._inner.shutdown()
+
+    async def do_request(self, url: str, method: str, request_data: RequestData | None = None,
+                         read_timeout: ODVInput[float] = DEFAULT_NONE,
+                         write_timeout: ODVInput[float] = DEFAULT_NONE,
+                         connect_timeout: ODVInput[float] = DEFAULT_NONE,
+                         pool_timeout: ODVInput[float] = DEFAULT_NONE) -> tuple[int, bytes]:
+        handling = _HANDLING.get()
+        # Bot API calls are POSTs; get* methods only read; file downloads are GETs.
+        if (handling is not None and not handling.replying and method == "POST"
+                and not url.rsplit("/", 1)[-1].lower().startswith("get")):
+            await self._inbox.mark(handling.update_id, "replying")
+            handling.replying = True
+        return await self._inner.do_request(url, method, request_data, read_timeout,
+                                            write_timeout, connect_timeout, pool_timeout)
