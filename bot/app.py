@@ -29,6 +29,9 @@ SPOOL_REPLAY_SECONDS = 30
 # How often each process looks for updates a stopped process left unfinished (and writes the
 # inbox spool when the database is back).
 INBOX_RECOVERY_SECONDS = 5
+# Telegram allows 30 messages a second; a little under, as its window and ours are not in step
+# (at 30 the stand-in's sliding window answered one 429 per burst).
+TELEGRAM_MESSAGES_PER_SECOND = 28
 
 
 class RedactingFormatter(logging.Formatter):
@@ -143,8 +146,13 @@ def build_application(settings: Settings, services: Services | None = None) -> A
                                          settings.persistence_interval_seconds))
     )
     if settings.rate_limiter:
-        # Keeps bursts inside Telegram's limits and retries after a 429's retry_after.
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=10))
+        # Keeps bursts inside Telegram's limits and retries after a 429's retry_after. One
+        # message every 1/30 s rather than 30 at once each second: a burst of 30 met Telegram's
+        # sliding window with 429s, and held that many replies in flight at once, each of which
+        # a crash leaves unknown (sent or not; bot/inbox.py).
+        builder = builder.rate_limiter(AIORateLimiter(
+            overall_max_rate=1, overall_time_period=1 / TELEGRAM_MESSAGES_PER_SECOND,
+            max_retries=10))
     application = builder.build()
     processor.application = application
     application.bot_data["services"] = services

@@ -465,10 +465,6 @@ async def save_bot_states(session: AsyncSession, changes: dict[tuple[str, str], 
 
 # --- the inbox of updates (bot/inbox.py) ----------------------------------------------------
 
-# The order an update's state moves in; a state never goes back.
-INBOX_STATES = ("received", "replying", "done")
-
-
 @dataclass(frozen=True)
 class InboxNote:
     """An update to note in the inbox; also the inbox spool's line format (with marks)."""
@@ -492,12 +488,13 @@ async def note_updates(session: AsyncSession, notes: list[InboxNote]) -> set[int
 
 
 async def mark_updates(session: AsyncSession, marks: dict[int, str]) -> None:
-    """Move updates on to a later state (replying, done); an earlier state never overwrites."""
-    for state in INBOX_STATES[1:]:
+    """Move updates to a state: `replying` from received, `received` back from replying (the
+    send failed for sure), `done` from either; done is final."""
+    before = {"replying": ["received"], "received": ["replying"], "done": ["received", "replying"]}
+    for state, earlier in before.items():
         ids = [update_id for update_id, s in marks.items() if s == state]
         if not ids:
             continue
-        earlier = INBOX_STATES[:INBOX_STATES.index(state)]
         values: dict[str, Any] = {"state": state}
         if state == "done":
             values["finished_at"] = utcnow()
