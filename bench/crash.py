@@ -92,15 +92,16 @@ class Burst:
 
 async def interrupted_burst(tg: BotApiStandIn, workdir: Path, database_url: str, users: int,
                             stop: signal.Signals = signal.SIGKILL, first_user: int = 500_000,
-                            timeout: float = 300.0) -> Burst:
+                            timeout: float = 300.0, **extra: str) -> Burst:
     """Start the bot, let `users` users ask at once, send `stop` to the bot when a third have
     their answer, start it again and wait until every question is done in its inbox; then
-    stop it with SIGTERM and count."""
-    bot = await start_bot(tg, workdir, database_url, "first.log")
+    stop it with SIGTERM and count. `extra`: more settings (WEBHOOK_URL, …)."""
+    bot = await start_bot(tg, workdir, database_url, "first.log", **extra)
     restarted = None
     try:
-        await tg.wait_until(lambda: tg.calls("getUpdates") or bot.returncode is not None,
-                            timeout=STARTUP_TIMEOUT)
+        await tg.wait_until(
+            lambda: tg.calls("getUpdates") or tg.webhook_url or bot.returncode is not None,
+            timeout=STARTUP_TIMEOUT)
         people: list[User] = [tg.user(first_user + n, f"사용자{n}") for n in range(users)]
         asked = {user.id: QUESTIONS[n % len(QUESTIONS)] for n, user in enumerate(people)}
         for user in people:
@@ -112,7 +113,7 @@ async def interrupted_burst(tg: BotApiStandIn, workdir: Path, database_url: str,
         await asyncio.wait_for(bot.wait(), timeout=60)
         burst = Burst(asked, stop_seconds=time.monotonic() - stopped_at)
 
-        restarted = await start_bot(tg, workdir, database_url, "restarted.log")
+        restarted = await start_bot(tg, workdir, database_url, "restarted.log", **extra)
         database = Database(database_url, workdir / "reader-spool.jsonl")
         try:
             await _wait_all_done(database, people, tg, restarted, timeout)
