@@ -52,6 +52,7 @@ from bot.records import (
     mark_updates,
     note_updates,
     take_over_updates,
+    unfinished_before,
 )
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,9 @@ HAND_BACK_GRACE = 4.0
 # Done updates are kept this long: Telegram redelivers an update for at most a day.
 KEEP_DONE = dt.timedelta(days=2)
 STATES = ("received", "replying", "done")
+# The longest an update waits for another process to finish the same user's earlier one (a
+# dead process's updates are taken over within INBOX_RECOVERY_SECONDS of bot/app.py).
+WAIT_FOR_EARLIER_SECONDS = 5.0
 # First replies in flight at once: enough for Telegram's 30 a second at a 100 ms round trip.
 FIRST_SENDS_IN_FLIGHT = 4
 
@@ -94,8 +98,9 @@ class Inbox:
     arrive together; while the database is away, in a spool file written to the database when
     it is back."""
 
-    def __init__(self, database: Database, spool_path: Path) -> None:
+    def __init__(self, database: Database, spool_path: Path, bot_id: int) -> None:
         self.database = database
+        self.bot_id = bot_id
         self.spool_path = spool_path
         self.owner = uuid.uuid4().hex
         self.liveness = Liveness(database)
@@ -112,7 +117,9 @@ class Inbox:
 
     async def note(self, update: Update) -> bool:
         """Note an update durably; whether it is new (to be handled) rather than noted before."""
-        note = InboxNote(update.update_id, update.to_json(), self.owner, utcnow())
+        user = update.effective_user
+        note = InboxNote(self.bot_id, update.update_id, update.to_json(), self.owner, utcnow(),
+                         user.id if user else None)
         noted: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._notes.append((note, noted))
         self._wake()
@@ -163,7 +170,7 @@ class Inbox:
             try:
                 async with self.database.session() as session:
                     new = await note_updates(session, notes)
-                    await mark_updates(session, marks)
+                    await mark_updates(session, self.bot_id, marks)
                     await session.commit()
                 return new
             except DATABASE_ERRORS as exc:
@@ -175,14 +182,35 @@ class Inbox:
 
     def _spool(self, notes: list[InboxNote], marks: dict[int, str]) -> None:
         # One write call with no await in between: a replay renaming the file never sees half.
-        lines = [json.dumps({"note": {"update_id": n.update_id, "payload": n.payload,
+        lines = [json.dumps({"note": {"bot_id": n.bot_id, "update_id": n.update_id,
+                                      "payload": n.payload,
                                       "owner": n.owner,
-                                      "received_at": n.received_at.isoformat()}},
+                                      "received_at": n.received_at.isoformat(),
+                                      "user_id": n.user_id}},
                             ensure_ascii=False) for n in notes]
-        lines += [json.dumps({"mark": [update_id, state]}) for update_id, state in marks.items()]
+        lines += [json.dumps({"mark": [self.bot_id, update_id, state]})
+                  for update_id, state in marks.items()]
         self.spool_path.parent.mkdir(parents=True, exist_ok=True)
         with self.spool_path.open("a", encoding="utf-8") as spool:
             spool.write("".join(line + "\n" for line in lines))
+
+    async def wait_for_earlier(self, update: Update) -> None:
+        """Wait (up to a few seconds) while another process is still handling an earlier
+        update of the same user: the next step of a /check must find the state the previous
+        step left, and a user may press the next button before that process wrote it."""
+        user = update.effective_user
+        if user is None:
+            return
+        deadline = time.monotonic() + WAIT_FOR_EARLIER_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                async with self.database.session() as session:
+                    if not await unfinished_before(session, self.bot_id, user.id,
+                                                   update.update_id, self.owner):
+                        return
+            except DATABASE_ERRORS:
+                return
+            await asyncio.sleep(0.05)
 
     # --- after a crash ------------------------------------------------------------------
 
@@ -201,13 +229,13 @@ class Inbox:
             await self._replay_spool()
             await self.liveness.hold(self.owner)
             async with self.database.session() as session:
-                owners = await inbox_owners(session, self.owner)
+                owners = await inbox_owners(session, self.bot_id, self.owner)
             taken = []
             for owner in owners:
                 if not await self.liveness.is_dead(owner):
                     continue
                 async with self.database.session() as session:
-                    taken += await take_over_updates(session, owner, self.owner)
+                    taken += await take_over_updates(session, self.bot_id, owner, self.owner)
                 await self.liveness.forget(owner)
             await self._forget_old()
         except DATABASE_ERRORS as exc:
@@ -239,8 +267,9 @@ class Inbox:
                 self.spool_path.replace(taking)
             notes, marks = _read_spool(taking)
             async with self.database.session() as session:
-                await note_updates(session, notes)
-                await mark_updates(session, marks)
+                for bot_id in {note.bot_id for note in notes} | set(marks):
+                    await note_updates(session, [n for n in notes if n.bot_id == bot_id])
+                    await mark_updates(session, bot_id, marks.get(bot_id, {}))
                 await session.commit()
             taking.unlink()
             log.info("inbox: %d spooled update(s) written to the database", len(notes))
@@ -255,9 +284,10 @@ class Inbox:
         self._forgot_at = time.monotonic()
 
 
-def _read_spool(path: Path) -> tuple[list[InboxNote], dict[int, str]]:
-    notes: dict[int, InboxNote] = {}
-    marks: dict[int, str] = {}
+def _read_spool(path: Path) -> tuple[list[InboxNote], dict[int, dict[int, str]]]:
+    """The notes, and the last mark of each update by bot id, in a spool file."""
+    notes: dict[tuple[int, int], InboxNote] = {}
+    marks: dict[int, dict[int, str]] = {}
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
@@ -265,13 +295,15 @@ def _read_spool(path: Path) -> tuple[list[InboxNote], dict[int, str]]:
             entry = json.loads(line)
             if "note" in entry:
                 n = entry["note"]
-                notes[int(n["update_id"])] = InboxNote(
-                    int(n["update_id"]), str(n["payload"]), str(n["owner"]),
-                    dt.datetime.fromisoformat(n["received_at"]))
+                notes[int(n["bot_id"]), int(n["update_id"])] = InboxNote(
+                    int(n["bot_id"]), int(n["update_id"]), str(n["payload"]), str(n["owner"]),
+                    dt.datetime.fromisoformat(n["received_at"]),
+                    int(n["user_id"]) if n.get("user_id") is not None else None)
             else:
-                update_id, state = int(entry["mark"][0]), str(entry["mark"][1])
-                if state in STATES and marks.get(update_id) != "done":
-                    marks[update_id] = state
+                bot_id, update_id, state = entry["mark"]
+                of_bot = marks.setdefault(int(bot_id), {})
+                if state in STATES and of_bot.get(int(update_id)) != "done":
+                    of_bot[int(update_id)] = str(state)
         except (ValueError, KeyError, TypeError, IndexError):
             log.error("inbox spool %s:%d: unreadable line skipped", path, number)
     return list(notes.values()), marks
@@ -406,6 +438,7 @@ class InboxProcessor(BaseUpdateProcessor):
         try:
             persistence = self.application.persistence if self.application else None
             if persistence is not None and hasattr(persistence, "load_current"):
+                await self.inbox.wait_for_earlier(update)
                 await persistence.load_current(self.application, update)
             await coroutine
             if persistence is not None:

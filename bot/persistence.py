@@ -65,6 +65,7 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
         # What the database holds (as far as this process wrote or read it) and what it will.
         self._stored: dict[Key, str] = {}
         self._pending: dict[Key, str | None] = {}
+        self._writing: dict[Key, str | None] = {}  # the round being written now
         self._write_lock = asyncio.Lock()
 
     # --- loading --------------------------------------------------------------------------
@@ -143,7 +144,7 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
             return  # go on with what this process holds
         for row, handler in wanted.items():
             data = stored.get(row)
-            if data == self._stored.get(row) or row in self._pending:
+            if data == self._stored.get(row) or row in self._pending or row in self._writing:
                 continue  # nobody else changed it, or this process has newer data to write
             try:
                 value = json.loads(data) if data is not None else None
@@ -222,6 +223,7 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
             if not self._pending:
                 return
             batch, self._pending = self._pending, {}
+            self._writing = batch
             try:
                 async with self.database.session() as session:
                     await save_bot_states(session, batch)
@@ -231,6 +233,8 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
                 for row, data in batch.items():
                     self._pending.setdefault(row, data)
                 return
+            finally:
+                self._writing = {}
             for row, data in batch.items():
                 if data is None:
                     self._stored.pop(row, None)

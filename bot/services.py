@@ -37,7 +37,10 @@ class Services:
     def __post_init__(self) -> None:
         self.limiter = QuestionLimiter(self.settings.user_questions_per_minute)
         spool = self.settings.spool_path
-        self.inbox = Inbox(self.database, spool.with_name(f"{spool.stem}.inbox{spool.suffix}"))
+        token = self.settings.telegram_bot_token
+        bot_id = int(token.get_secret_value().split(":")[0]) if token else 0
+        self.inbox = Inbox(self.database, spool.with_name(f"{spool.stem}.inbox{spool.suffix}"),
+                           bot_id)
         self.answerer = OffLoopAnswerer()
         self.reloader = KnowledgeReloader(self)
 
