@@ -111,6 +111,7 @@ class Inbox:
         self._writer: asyncio.Task[None] | None = None
         self._down_until = 0.0
         self._replaying = False
+        self._spooled: set[int] = set()
         self._forgot_at = 0.0
 
     # --- noting and marking -------------------------------------------------------------
@@ -165,8 +166,7 @@ class Inbox:
     async def _write(self, notes: list[InboxNote], marks: dict[int, str]) -> set[int]:
         """Write to the database, or to the spool while the database is away or the spool
         still holds lines (marks must follow the notes they mark); the ids noted now."""
-        if (time.monotonic() >= self._down_until and not self._replaying
-                and not self.spool_path.exists()):
+        if time.monotonic() >= self._down_until and not self._spool_pending():
             try:
                 async with self.database.session() as session:
                     new = await note_updates(session, notes)
@@ -178,7 +178,14 @@ class Inbox:
                             type(exc).__name__, self.spool_path)
                 self._down_until = time.monotonic() + DOWN_SECONDS
         self._spool(notes, marks)
-        return {note.update_id for note in notes}
+        # Without the database to ask, this process at least never handles one twice itself.
+        new = {note.update_id for note in notes} - self._spooled
+        self._spooled |= new
+        return new
+
+    def _spool_pending(self) -> bool:
+        return (self._replaying or self.spool_path.exists()
+                or self.spool_path.with_suffix(".replaying").exists())
 
     def _spool(self, notes: list[InboxNote], marks: dict[int, str]) -> None:
         # One write call with no await in between: a replay renaming the file never sees half.
@@ -258,9 +265,10 @@ class Inbox:
     async def _replay_spool(self) -> None:
         """Write the spooled notes and marks to the database, skipping (and logging) any line
         that cannot be read, so one bad line never blocks the rest."""
-        if not self.spool_path.exists() or time.monotonic() < self._down_until:
-            return
         taking = self.spool_path.with_suffix(".replaying")
+        if time.monotonic() < self._down_until or not (self.spool_path.exists()
+                                                       or taking.exists()):
+            return
         self._replaying = True
         try:
             if not taking.exists():
