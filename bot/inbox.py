@@ -45,6 +45,7 @@ from telegram.request import BaseRequest, RequestData
 
 from bot.database import Database
 from bot.models import utcnow
+from bot.persistence import DatabasePersistence, concerns_conversation
 from bot.records import (
     InboxNote,
     forget_done_updates,
@@ -444,15 +445,18 @@ class InboxProcessor(BaseUpdateProcessor):
         assert task is not None
         self._running.add(task)
         try:
-            persistence = self.application.persistence if self.application else None
-            if persistence is not None and hasattr(persistence, "load_current"):
+            application = self.application
+            persistence = application.persistence if application is not None else None
+            shared = (isinstance(persistence, DatabasePersistence)
+                      and concerns_conversation(application, update))
+            if shared:
                 await self.inbox.wait_for_earlier(update)
-                await persistence.load_current(self.application, update)
+                await persistence.load_current(application, update)
             await coroutine
-            if persistence is not None:
+            if shared:
                 # Written before the update counts as done, so that the next step of a
                 # running /check finds its state whichever process it reaches.
-                await self.application.update_persistence()
+                await application.update_persistence()
         except asyncio.CancelledError:
             if not self._handing_back:
                 raise

@@ -125,9 +125,10 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
     # --- several processes -----------------------------------------------------------------
 
     async def load_current(self, application: Application, update: Update) -> None:
-        """Before an update is handled: take the conversation states and user data of its chat
-        and user that another process changed, so that a running /check continues in
-        whichever process gets the next step (bot/inbox.py writes them back after it)."""
+        """Before an update a conversation may take: take the conversation states and user
+        data of its chat and user that another process changed, so that a running /check
+        continues in whichever process gets the next step (bot/inbox.py writes them back
+        after it). User data used outside a persistent conversation is not shared."""
         user, chat = update.effective_user, update.effective_chat
         if user is None:
             return
@@ -267,3 +268,18 @@ def _replace_user_data(data: dict, stored: dict) -> None:
             continue
         del data[name]
     data.update(stored)
+
+
+def concerns_conversation(application: Application, update: Update) -> bool:
+    """Whether a persistent conversation could take this update in some state: only then
+    must its state be shared with other processes (a plain question never is, and reading
+    the state for every question cost a quarter of the bot's throughput)."""
+    for group in application.handlers.values():
+        for handler in group:
+            if not isinstance(handler, ConversationHandler) or not handler.persistent:
+                continue
+            steps = [*handler.entry_points, *handler.fallbacks,
+                     *(step for steps in handler.states.values() for step in steps)]
+            if any(step.check_update(update) for step in steps):
+                return True
+    return False
