@@ -15,7 +15,13 @@ from telegram.request import HTTPXRequest
 from bot import admin, eligibility, secretariat, telegram
 from bot.answering import models_of
 from bot.database import Database, upgrade_schema
-from bot.inbox import InboxApplication, InboxProcessor, InboxQueue, InboxRequest
+from bot.inbox import (
+    InboxApplication,
+    InboxProcessor,
+    InboxQueue,
+    InboxRequest,
+    NotedBeforeConfirmed,
+)
 from bot.persistence import DatabasePersistence
 from bot.replies import KST
 from bot.services import Services
@@ -125,6 +131,7 @@ def build_application(settings: Settings, services: Services | None = None) -> A
     base = settings.telegram_base_url.rstrip("/")
     # Every update is noted in the inbox before Telegram counts it delivered (bot/inbox.py).
     inbox = services.inbox
+    queue = InboxQueue(inbox)
     processor = InboxProcessor(inbox, max_concurrent_updates=64)
     builder = (
         ApplicationBuilder()
@@ -132,11 +139,12 @@ def build_application(settings: Settings, services: Services | None = None) -> A
         .token(settings.token())
         .base_url(f"{base}/bot")
         .base_file_url(f"{base}/file/bot")
-        .update_queue(InboxQueue(inbox))
+        .update_queue(queue)
         # A small pool: httpcore scans every pooled connection per request.
         .request(InboxRequest(HTTPXRequest(connection_pool_size=16, read_timeout=15,
                                            write_timeout=15), inbox))
-        .get_updates_request(HTTPXRequest(connection_pool_size=2, read_timeout=40))
+        .get_updates_request(NotedBeforeConfirmed(
+            HTTPXRequest(connection_pool_size=2, read_timeout=40), queue))
         .concurrent_updates(processor)
         .post_init(_start_services)
         .post_shutdown(_stop_services)

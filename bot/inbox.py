@@ -28,7 +28,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,20 +113,40 @@ class Inbox:
         self._down_until = 0.0
         self._replaying = False
         self._spooled: set[int] = set()
+        # Updates whose note failed, with what to do once noted (see InboxQueue).
+        self._unnoted: list[tuple[Update, Callable[[asyncio.Future[bool]], None]]] = []
         self._forgot_at = 0.0
 
     # --- noting and marking -------------------------------------------------------------
 
     async def note(self, update: Update) -> bool:
         """Note an update durably; whether it is new (to be handled) rather than noted before."""
+        # Shielded: a stopping Updater cancels its put, but the write must still finish or fail.
+        return await asyncio.shield(self.note_soon(update))
+
+    def note_soon(self, update: Update) -> asyncio.Future[bool]:
+        """Start noting an update, together with the others that arrive meanwhile; the future
+        says whether it is new. `flush_notes` waits for all of them."""
         user = update.effective_user
         note = InboxNote(self.bot_id, update.update_id, update.to_json(), self.owner, utcnow(),
                          user.id if user else None)
         noted: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._notes.append((note, noted))
         self._wake()
-        # Shielded: a stopping Updater cancels its put, but the write must still finish or fail.
-        return await asyncio.shield(noted)
+        return noted
+
+    async def flush_notes(self) -> None:
+        """Wait until every update started by `note_soon` is noted. A note that failed (no
+        database and no disk) is tried again, every second, until it is: Telegram must never
+        hear an update confirmed that is not noted."""
+        while True:
+            await self.flush()
+            if not self._unnoted:
+                return
+            retry, self._unnoted = self._unnoted, []
+            for update, then in retry:
+                self.note_soon(update).add_done_callback(then)
+            await asyncio.sleep(1)
 
     async def mark(self, update_id: int, state: str) -> None:
         """Note durably that an update is `replying`, back to `received` (its send failed
@@ -403,19 +423,71 @@ def _lock_key(owner: str) -> int:
 
 
 class InboxQueue(asyncio.Queue):
-    """The application's update queue: `put` (the Updater's and the webhook's way in) returns
-    once the update is noted, and drops an update noted before. Updates taken over after a
-    crash come in by `put_nowait`, being noted already."""
+    """The application's update queue: an update reaches the handlers once it is noted, and
+    not at all if it was noted before. Updates taken over after a crash come in by
+    `put_nowait`, being noted already.
+
+    Webhook: `put` returns once the update is noted, and the HTTP 200 follows it. Polling:
+    `put` only starts the note, so that a getUpdates batch is noted in one transaction (one
+    each cost 40% of the bot's throughput), and `NotedBeforeConfirmed` waits for the notes
+    before the next getUpdates confirms the batch.
+    """
 
     def __init__(self, inbox: Inbox) -> None:
         super().__init__()
         self.inbox = inbox
+        self.polling = False  # set by NotedBeforeConfirmed when the first getUpdates goes out
+        self._stopping = False
 
     async def put(self, item: Any) -> None:
-        if isinstance(item, Update) and not await self.inbox.note(item):
+        if not isinstance(item, Update):
+            self._stopping = True  # the application's stop signal: nothing after it is taken
+            await super().put(item)
+        elif self.polling:
+            self.inbox.note_soon(item).add_done_callback(self._then_handle(item))
+        elif await self.inbox.note(item):
+            await super().put(item)
+        else:
             log.debug("update %d noted before; not handled again", item.update_id)
-            return
-        await super().put(item)
+
+    def _then_handle(self, update: Update) -> Callable[[asyncio.Future[bool]], None]:
+        def noted(future: asyncio.Future[bool]) -> None:
+            if future.exception() is not None:
+                self.inbox._unnoted.append((update, noted))
+            elif future.result() and not self._stopping:
+                # Stopping: it stays unfinished in the inbox for the next start.
+                self.put_nowait(update)
+        return noted
+
+
+class NotedBeforeConfirmed(BaseRequest):
+    """The getUpdates requests: each waits until the updates fetched before are noted, as it
+    confirms them to Telegram (its offset)."""
+
+    def __init__(self, inner: BaseRequest, queue: InboxQueue) -> None:
+        self._inner = inner
+        self._queue = queue
+
+    @property
+    def read_timeout(self) -> float | None:
+        return self._inner.read_timeout
+
+    async def initialize(self) -> None:
+        await self._inner.initialize()
+
+    async def shutdown(self) -> None:
+        await self._inner.shutdown()
+
+    async def do_request(self, url: str, method: str, request_data: RequestData | None = None,
+                         read_timeout: ODVInput[float] = DEFAULT_NONE,
+                         write_timeout: ODVInput[float] = DEFAULT_NONE,
+                         connect_timeout: ODVInput[float] = DEFAULT_NONE,
+                         pool_timeout: ODVInput[float] = DEFAULT_NONE) -> tuple[int, bytes]:
+        if url.rsplit("/", 1)[-1] == "getUpdates":
+            self._queue.polling = True
+            await self._queue.inbox.flush_notes()
+        return await self._inner.do_request(url, method, request_data, read_timeout,
+                                            write_timeout, connect_timeout, pool_timeout)
 
 
 class InboxProcessor(BaseUpdateProcessor):
