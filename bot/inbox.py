@@ -8,9 +8,10 @@ How it hooks into python-telegram-bot 22 (checked against its source):
   them to Telegram only with the next getUpdates offset, after every put has returned
   (telegram/ext/_updater.py, `polling_action_cb`). Webhook: the handler puts the update on
   the same queue and answers HTTP 200 only after the put returned
-  (telegram/ext/_utils/webhookhandler.py). So `InboxQueue.put`, which returns once the update
-  is in the database (or the spool file while the database is away), gives "noted before
-  confirmed" for both.
+  (telegram/ext/_utils/webhookhandler.py). So `InboxQueue` gives "noted before confirmed"
+  for both: for a webhook its `put` returns once the update is in the database (or the spool
+  file while the database is away); when polling, `NotedBeforeConfirmed` holds each
+  getUpdates request until the updates fetched before it are noted.
 - `InboxProcessor`, the application's update processor, marks an update done when its
   handlers are through, and at stop hands back what has not started.
 - `InboxRequest` marks an update "replying" just before the first message for it goes out.
