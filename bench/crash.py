@@ -175,7 +175,8 @@ async def crash_scenario(database_url: str | None, users: int,
 def run_crash_scenario(database_url: str | None, users: int) -> dict[str, int]:
     """SIGKILL mid-burst and restart: questions lost, users left without an answer, and
     replies users saw twice (all should be 0). `database_url`: a PostgreSQL server (a
-    throwaway database is made on it), or None for a fresh SQLite file."""
+    throwaway database is made on it), or None for a fresh SQLite file. Blocking (it runs
+    its own event loop): call it outside one, or `await crash_scenario(...)` inside."""
     burst = asyncio.run(crash_scenario(database_url, users))
     return {"questions_lost": burst.questions_lost,
             "users_without_answer": burst.users_without_answer,

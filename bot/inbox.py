@@ -307,10 +307,12 @@ class Inbox:
             self._replaying = False
 
     async def _forget_old(self) -> None:
+        """Once an hour: drop old done updates and dead processes' lock files."""
         if time.monotonic() - self._forgot_at < 3600:
             return
         async with self.database.session() as session:
             await forget_done_updates(session, utcnow() - KEEP_DONE)
+        await self.liveness.sweep()
         self._forgot_at = time.monotonic()
 
 
@@ -405,6 +407,17 @@ class Liveness:
     async def forget(self, owner: str) -> None:
         if self._folder is not None:
             self._lock_file(owner).unlink(missing_ok=True)
+
+    async def sweep(self) -> None:
+        """Remove the lock files of dead processes that left nothing to take over."""
+        if self._folder is None or not self._folder.exists():
+            return
+        own = Path(self._held.name) if self._held is not None else None
+        for path in self._folder.glob(f"{self._stem}.inbox-*.alive"):
+            if path != own:
+                owner = path.name.removeprefix(f"{self._stem}.inbox-").removesuffix(".alive")
+                if await self.is_dead(owner):
+                    path.unlink(missing_ok=True)
 
     async def release(self) -> None:
         held, self._held = self._held, None
