@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from typing import TextIO
@@ -14,6 +15,13 @@ from telegram.request import HTTPXRequest
 from bot import admin, eligibility, secretariat, telegram
 from bot.answering import models_of
 from bot.database import Database, upgrade_schema
+from bot.inbox import (
+    InboxApplication,
+    InboxProcessor,
+    InboxQueue,
+    InboxRequest,
+    NotedBeforeConfirmed,
+)
 from bot.persistence import DatabasePersistence
 from bot.replies import KST
 from bot.services import Services
@@ -24,6 +32,12 @@ log = logging.getLogger(__name__)
 
 TOKEN_IN_TEXT = re.compile(r"\d{3,}:[A-Za-z0-9_-]{20,}")
 SPOOL_REPLAY_SECONDS = 30
+# How often each process looks for updates a stopped process left unfinished (and writes the
+# inbox spool when the database is back).
+INBOX_RECOVERY_SECONDS = 5
+# Telegram allows 30 messages a second; a little under, as its window and ours are not in step
+# (at 30 the stand-in's sliding window answered one 429 per burst).
+TELEGRAM_MESSAGES_PER_SECOND = 28
 
 
 class RedactingFormatter(logging.Formatter):
@@ -50,7 +64,12 @@ async def _start_services(application: Application) -> None:
     services: Services = application.bot_data["services"]
     await asyncio.to_thread(upgrade_schema, services.settings.database_url)
     await services.database.replay_spool()
+    await services.inbox.start()
+    # Before the first getUpdates or webhook call: what a stopped process left is handled first.
+    await _recover_updates(application)
     if application.job_queue is not None:
+        application.job_queue.run_repeating(_recover_inbox, INBOX_RECOVERY_SECONDS,
+                                            first=INBOX_RECOVERY_SECONDS, name="inbox")
         application.job_queue.run_repeating(_replay_spool, SPOOL_REPLAY_SECONDS,
                                             first=SPOOL_REPLAY_SECONDS)
         digest_at = services.settings.digest_time.replace(tzinfo=KST)
@@ -64,6 +83,17 @@ async def _start_services(application: Application) -> None:
             _watch_knowledge(services), name="knowledge-watch"))
     log.info("serving knowledge version %s (%d documents)", services.index.version,
              len(services.index))
+
+
+async def _recover_updates(application: Application) -> None:
+    services: Services = application.bot_data["services"]
+    for payload in await services.inbox.recover():
+        update = Update.de_json(json.loads(payload), application.bot)
+        application.update_queue.put_nowait(update)  # noted already
+
+
+async def _recover_inbox(context: ContextTypes.DEFAULT_TYPE) -> None:
+    await _recover_updates(context.application)
 
 
 async def _sync_knowledge(context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -87,6 +117,7 @@ async def _stop_services(application: Application) -> None:
     services: Services = application.bot_data["services"]
     for task in services.background:
         task.cancel()
+    await services.inbox.close()
     await services.database.close()
     services.answerer.shutdown()
 
@@ -98,15 +129,23 @@ def build_application(settings: Settings, services: Services | None = None) -> A
         models_of(index)  # the decision's fitted models: refuse to start without them
         services = Services(settings, index, Database(settings.database_url, settings.spool_path))
     base = settings.telegram_base_url.rstrip("/")
+    # Every update is noted in the inbox before Telegram counts it delivered (bot/inbox.py).
+    inbox = services.inbox
+    queue = InboxQueue(inbox)
+    processor = InboxProcessor(inbox, max_concurrent_updates=64)
     builder = (
         ApplicationBuilder()
+        .application_class(InboxApplication)
         .token(settings.token())
         .base_url(f"{base}/bot")
         .base_file_url(f"{base}/file/bot")
+        .update_queue(queue)
         # A small pool: httpcore scans every pooled connection per request.
-        .request(HTTPXRequest(connection_pool_size=16, read_timeout=15, write_timeout=15))
-        .get_updates_request(HTTPXRequest(connection_pool_size=2, read_timeout=40))
-        .concurrent_updates(64)
+        .request(InboxRequest(HTTPXRequest(connection_pool_size=16, read_timeout=15,
+                                           write_timeout=15), inbox))
+        .get_updates_request(NotedBeforeConfirmed(
+            HTTPXRequest(connection_pool_size=2, read_timeout=40), queue))
+        .concurrent_updates(processor)
         .post_init(_start_services)
         .post_shutdown(_stop_services)
         # Conversations (the eligibility check) and user_data survive a restart: written to
@@ -115,9 +154,15 @@ def build_application(settings: Settings, services: Services | None = None) -> A
                                          settings.persistence_interval_seconds))
     )
     if settings.rate_limiter:
-        # Keeps bursts inside Telegram's limits and retries after a 429's retry_after.
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=10))
+        # Keeps bursts inside Telegram's limits and retries after a 429's retry_after. One
+        # message every 1/30 s rather than 30 at once each second: a burst of 30 met Telegram's
+        # sliding window with 429s, and held that many replies in flight at once, each of which
+        # a crash leaves unknown (sent or not; bot/inbox.py).
+        builder = builder.rate_limiter(AIORateLimiter(
+            overall_max_rate=1, overall_time_period=1 / TELEGRAM_MESSAGES_PER_SECOND,
+            max_retries=10))
     application = builder.build()
+    processor.application = application
     application.bot_data["services"] = services
     # The secretariat's desk first: its group replies and commands are not questions; then
     # the eligibility check, whose /check, /cancel and buttons are not questions either.

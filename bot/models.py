@@ -126,3 +126,25 @@ class BotState(SQLModel, table=True):
     key: str = Field(primary_key=True)
     data: str = Field(sa_column=Column(Text, nullable=False))
     updated_at: dt.datetime = _when(nullable=False)
+
+
+class InboxUpdate(SQLModel, table=True):
+    """An update from Telegram, noted before Telegram counts it delivered (bot/inbox.py).
+
+    `state` goes received -> replying (the first message for it is being sent) -> done. The
+    `owner` is the bot process handling it; when that process dies, another takes it over.
+    """
+
+    __tablename__ = "inbox"
+
+    # Update ids count per bot: two bots may share a database.
+    bot_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    update_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    # The update as Telegram sent it (JSON), to handle it again after a crash.
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    state: str = Field(default="received", index=True)
+    owner: str = Field(index=True)
+    # Who sent it: another process waits for a user's earlier update before the next one.
+    user_id: int | None = Field(default=None, sa_column=Column(BigInteger, index=True))
+    received_at: dt.datetime = _when(nullable=False)
+    finished_at: dt.datetime | None = _when(nullable=True)

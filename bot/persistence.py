@@ -19,10 +19,11 @@ from collections import defaultdict
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
-from telegram.ext import BasePersistence, PersistenceInput
+from telegram import Update
+from telegram.ext import Application, BasePersistence, ConversationHandler, PersistenceInput
 
 from bot.database import Database, upgrade_schema
-from bot.records import bot_states, save_bot_states
+from bot.records import bot_states, bot_states_of, save_bot_states
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
         # What the database holds (as far as this process wrote or read it) and what it will.
         self._stored: dict[Key, str] = {}
         self._pending: dict[Key, str | None] = {}
+        self._writing: dict[Key, str | None] = {}  # the round being written now
         self._write_lock = asyncio.Lock()
 
     # --- loading --------------------------------------------------------------------------
@@ -119,6 +121,49 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
                 except (TypeError, ValueError):
                     log.warning("unreadable state of conversation %s %s dropped", name, key)
         return conversations
+
+    # --- several processes -----------------------------------------------------------------
+
+    async def load_current(self, application: Application, update: Update) -> None:
+        """Before an update a conversation may take: take the conversation states and user
+        data of its chat and user that another process changed, so that a running /check
+        continues in whichever process gets the next step (bot/inbox.py writes them back
+        after it). User data used outside a persistent conversation is not shared."""
+        user, chat = update.effective_user, update.effective_chat
+        if user is None:
+            return
+        wanted: dict[Key, ConversationHandler | None] = {(USER, str(user.id)): None}
+        for group in application.handlers.values():
+            for handler in group:
+                key = _conversation_key(handler, chat.id if chat else None, user.id)
+                if key is not None:
+                    wanted[(CONVERSATION + handler.name, json.dumps(list(key)))] = handler
+        try:
+            async with self.database.session() as session:
+                stored = await bot_states_of(session, list(wanted))
+        except (SQLAlchemyError, OSError, TimeoutError):
+            return  # go on with what this process holds
+        for row, handler in wanted.items():
+            data = stored.get(row)
+            if data == self._stored.get(row) or row in self._pending or row in self._writing:
+                continue  # nobody else changed it, or this process has newer data to write
+            try:
+                value = json.loads(data) if data is not None else None
+            except ValueError:
+                continue
+            if data is None:
+                self._stored.pop(row, None)
+            else:
+                self._stored[row] = data
+            if handler is None:
+                _replace_user_data(application.user_data[user.id], value or {})
+            else:
+                key = tuple(json.loads(row[1]))
+                conversations = handler._conversations  # PTB offers no public setter
+                if value is None:
+                    conversations.pop(key, None)
+                else:
+                    conversations.update_no_track({key: value})
 
     # --- writing --------------------------------------------------------------------------
 
@@ -179,6 +224,7 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
             if not self._pending:
                 return
             batch, self._pending = self._pending, {}
+            self._writing = batch
             try:
                 async with self.database.session() as session:
                     await save_bot_states(session, batch)
@@ -188,8 +234,52 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
                 for row, data in batch.items():
                     self._pending.setdefault(row, data)
                 return
+            finally:
+                self._writing = {}
             for row, data in batch.items():
                 if data is None:
                     self._stored.pop(row, None)
                 else:
                     self._stored[row] = data
+
+
+def _conversation_key(handler: object, chat_id: int | None, user_id: int
+                      ) -> tuple[int, ...] | None:
+    """The key python-telegram-bot files a persistent conversation's state under."""
+    if (not isinstance(handler, ConversationHandler) or not handler.persistent
+            or handler.per_message):
+        return None
+    key = []
+    if handler.per_chat:
+        if chat_id is None:
+            return None
+        key.append(chat_id)
+    if handler.per_user:
+        key.append(user_id)
+    return tuple(key)
+
+
+def _replace_user_data(data: dict, stored: dict) -> None:
+    """Make the JSON part of `data` what is stored; values only this process holds stay."""
+    for name in [n for n in data if isinstance(n, str) and n not in stored]:
+        try:
+            json.dumps(data[name], ensure_ascii=False)
+        except (TypeError, ValueError):
+            continue
+        del data[name]
+    data.update(stored)
+
+
+def concerns_conversation(application: Application, update: Update) -> bool:
+    """Whether a persistent conversation could take this update in some state: only then
+    must its state be shared with other processes (a plain question never is, and reading
+    the state for every question cost a quarter of the bot's throughput)."""
+    for group in application.handlers.values():
+        for handler in group:
+            if not isinstance(handler, ConversationHandler) or not handler.persistent:
+                continue
+            steps = [*handler.entry_points, *handler.fallbacks,
+                     *(step for steps in handler.states.values() for step in steps)]
+            if any(step.check_update(update) for step in steps):
+                return True
+    return False

@@ -23,6 +23,7 @@ from bot.models import (
     BotState,
     FollowUp,
     FollowUpEvent,
+    InboxUpdate,
     KnowledgeState,
     Person,
     Question,
@@ -460,3 +461,100 @@ async def save_bot_states(session: AsyncSession, changes: dict[tuple[str, str], 
             index_elements=["kind", "key"],
             set_={"data": stmt.excluded.data, "updated_at": stmt.excluded.updated_at}))
     await session.commit()
+
+
+# --- the inbox of updates (bot/inbox.py) ----------------------------------------------------
+
+@dataclass(frozen=True)
+class InboxNote:
+    """An update to note in the inbox; also the inbox spool's line format (with marks)."""
+
+    bot_id: int
+    update_id: int
+    payload: str
+    owner: str
+    received_at: dt.datetime
+    user_id: int | None = None
+
+
+async def note_updates(session: AsyncSession, notes: list[InboxNote]) -> set[int]:
+    """Note updates unless noted before; the ids noted now (the others are redeliveries).
+    All of one bot."""
+    if not notes:
+        return set()
+    table = InboxUpdate.__table__
+    stmt = (_insert(session, InboxUpdate)
+            .on_conflict_do_nothing(index_elements=["bot_id", "update_id"])
+            .returning(table.c.update_id))
+    rows = {n.update_id: {"bot_id": n.bot_id, "update_id": n.update_id, "payload": n.payload,
+                          "state": "received", "owner": n.owner,
+                          "received_at": n.received_at, "user_id": n.user_id}
+            for n in notes}
+    return set((await session.exec(stmt, params=list(rows.values()))).scalars().all())
+
+
+async def mark_updates(session: AsyncSession, bot_id: int, marks: dict[int, str]) -> None:
+    """Move a bot's updates to a state: `replying` from received, `received` back from
+    replying (the send failed for sure), `done` from either; done is final."""
+    before = {"replying": ["received"], "received": ["replying"], "done": ["received", "replying"]}
+    for state, earlier in before.items():
+        ids = [update_id for update_id, s in marks.items() if s == state]
+        if not ids:
+            continue
+        values: dict[str, Any] = {"state": state}
+        if state == "done":
+            values["finished_at"] = utcnow()
+        await session.exec(update(InboxUpdate).where(
+            InboxUpdate.bot_id == bot_id, InboxUpdate.update_id.in_(ids),
+            InboxUpdate.state.in_(earlier)).values(**values))
+
+
+async def unfinished_before(session: AsyncSession, bot_id: int, user_id: int, update_id: int,
+                            but: str) -> bool:
+    """Whether a process other than `but` has an earlier update of this user unfinished."""
+    found = await session.exec(
+        select(InboxUpdate.update_id).where(
+            InboxUpdate.bot_id == bot_id, InboxUpdate.user_id == user_id,
+            InboxUpdate.update_id < update_id, InboxUpdate.state != "done",
+            InboxUpdate.owner != but).limit(1))
+    return found.first() is not None
+
+
+async def inbox_owners(session: AsyncSession, bot_id: int, but: str) -> list[str]:
+    """The processes of this bot other than `but` with updates not done."""
+    return list((await session.exec(
+        select(InboxUpdate.owner).where(InboxUpdate.bot_id == bot_id,
+                                        InboxUpdate.state != "done", InboxUpdate.owner != but)
+        .distinct())).scalars().all())
+
+
+async def take_over_updates(session: AsyncSession, bot_id: int, dead: str, new_owner: str
+                            ) -> list[InboxUpdate]:
+    """Make `new_owner` the owner of the updates `dead` left unfinished; those taken, oldest
+    first. Two processes taking over at once: one gets them all, the other none."""
+    table = InboxUpdate.__table__
+    taken = await session.exec(
+        update(InboxUpdate).where(InboxUpdate.bot_id == bot_id, InboxUpdate.owner == dead,
+                                  InboxUpdate.state != "done")
+        .values(owner=new_owner)
+        .returning(table.c.update_id, table.c.payload, table.c.state))
+    rows = [InboxUpdate(bot_id=bot_id, update_id=update_id, payload=payload, state=state,
+                        owner=new_owner, received_at=utcnow())
+            for update_id, payload, state in taken.all()]
+    await session.commit()
+    return sorted(rows, key=lambda row: row.update_id)
+
+
+async def forget_done_updates(session: AsyncSession, before: dt.datetime) -> None:
+    """Drop updates done before `before`: Telegram redelivers only the last day."""
+    await session.exec(delete(InboxUpdate).where(InboxUpdate.state == "done",
+                                                 InboxUpdate.finished_at < before))
+    await session.commit()
+
+
+async def bot_states_of(session: AsyncSession, keys: list[tuple[str, str]]) -> dict[
+        tuple[str, str], str]:
+    """The stored JSON of the given (kind, key) rows that exist."""
+    rows = await session.exec(select(BotState.kind, BotState.key, BotState.data)
+                              .where(tuple_(BotState.kind, BotState.key).in_(keys)))
+    return {(kind, key): data for kind, key, data in rows.all()}

@@ -13,6 +13,7 @@ from telegram.ext import ContextTypes
 
 from bot.answering import Answer, AnsweringRules, answer, answer_many
 from bot.database import Database
+from bot.inbox import Inbox
 from bot.reloading import KnowledgeReloader
 from bot.settings import Settings
 from index import KnowledgeIndex
@@ -26,6 +27,7 @@ class Services:
     index: KnowledgeIndex
     database: Database
     limiter: QuestionLimiter = field(init=False)
+    inbox: Inbox = field(init=False)
     answerer: OffLoopAnswerer = field(init=False)
 
     reloader: KnowledgeReloader = field(init=False)
@@ -34,6 +36,11 @@ class Services:
 
     def __post_init__(self) -> None:
         self.limiter = QuestionLimiter(self.settings.user_questions_per_minute)
+        spool = self.settings.spool_path
+        token = self.settings.telegram_bot_token
+        bot_id = int(token.get_secret_value().split(":")[0]) if token else 0
+        self.inbox = Inbox(self.database, spool.with_name(f"{spool.stem}.inbox{spool.suffix}"),
+                           bot_id)
         self.answerer = OffLoopAnswerer()
         self.reloader = KnowledgeReloader(self)
 

@@ -42,8 +42,8 @@ class Settings(BaseSettings):
     # How often each process checks the database for a knowledge version another activated.
     knowledge_sync_seconds: float = Field(default=30, gt=0)
     analyzer: str = "kiwi"
-    # How often changed conversation states and user data are written to the database (they
-    # are written at shutdown too); a crash loses at most this much of a running check.
+    # Conversation states and user data are written after each update that changed them
+    # (bot/inbox.py); this often for changes made outside one, and at shutdown.
     persistence_interval_seconds: float = Field(default=5, gt=0)
 
     # "Did you mean" buttons (the decision itself is fitted: knowledge/model/, `maxbot fit`)

@@ -33,6 +33,7 @@ from telegram.ext import (
 
 from bot import eligibility
 from bot.answering import Answer, answer_entry
+from bot.inbox import is_recovered
 from bot.models import Question, utcnow
 from bot.records import Asker, QuestionRecord, open_followup, set_feedback
 from bot.replies import render, render_answer
@@ -180,7 +181,7 @@ async def ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         status=result.status, entry_id=result.document.id if result.document else None,
         score=hit.score if hit else None, coverage=hit.coverage if hit else None,
         knowledge_version=index.version, wants_followup=result.followup, **base))
-    if recorded.duplicate:
+    if recorded.duplicate and not is_recovered(update):
         return  # a redelivered update: the user has had this reply already
     html = render_answer(result, index.knowledge, reference=recorded.followup_id,
                          queued=recorded.spooled and result.followup)

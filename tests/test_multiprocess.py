@@ -1,15 +1,25 @@
-"""Several bot processes behind a load balancer share one database and converge on the
-knowledge version an admin activated in any of them."""
+"""Several bot processes behind a load balancer share one database: they converge on the
+knowledge version an admin activated in any of them, handle each update once, continue each
+other's /check conversations, and take over the work of one that is killed."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import signal
 from pathlib import Path
 
+import pytest
+from sqlmodel import select
+
+from bench.crash import QUESTIONS, start_bot
+from bot.database import Database
+from bot.models import InboxUpdate, Question
+from tests.roundrobin import RoundRobin
 from tests.standin import BotApiStandIn
-from tests.test_run_command import start_maxbot
+from tests.test_eligibility import walk
+from tests.test_run_command import free_port, start_maxbot
 
 ADMIN = 9400
 
@@ -55,3 +65,83 @@ async def test_two_processes_converge_on_the_version_an_admin_reloads_in_one(
                 print(f"--- process {name} (exit {process.returncode})\n", log[-3000:])
                 assert process.returncode == 0
     shutil.rmtree(tmp_path / "a", ignore_errors=True)
+
+
+async def _inbox(database: Database) -> list[InboxUpdate]:
+    async with database.session() as session:
+        return list((await session.exec(select(InboxUpdate))).all())
+
+
+async def _all_done(database: Database, tg: BotApiStandIn, count: int) -> None:
+    """Until `count` updates are in the inbox and every one is done."""
+    async def done() -> bool:
+        rows = await _inbox(database)
+        return len(rows) >= count and all(row.state == "done" for row in rows)
+
+    while not await done():
+        with contextlib.suppress(TimeoutError):
+            await tg.wait_until(lambda: False, timeout=0.2)
+
+
+async def test_two_processes_behind_one_webhook_handle_each_update_once_share_a_check_and_take_over_from_a_killed_one(  # noqa: E501
+        tmp_path: Path, database_url: str) -> None:
+    if database_url.startswith("sqlite"):
+        pytest.skip("several processes on several machines share PostgreSQL")
+    ports = [free_port(), free_port()]
+    async with BotApiStandIn() as tg, RoundRobin(
+            [f"http://127.0.0.1:{port}" for port in ports]) as proxy:
+        shared = {"WEBHOOK_URL": f"{proxy.url}/telegram", "WEBHOOK_LISTEN": "127.0.0.1",
+                  "WEBHOOK_SECRET": "s3cret-header-value", "USER_QUESTIONS_PER_MINUTE": "1000"}
+        processes = []
+        for name, port in zip("ab", ports, strict=True):
+            (tmp_path / name).mkdir()
+            processes.append(await start_bot(tg, tmp_path / name, database_url, f"{name}.log",
+                                             WEBHOOK_PORT=str(port), **shared))
+        first, second = processes
+        logs = [tmp_path / "a" / "a.log", tmp_path / "b" / "b.log"]
+        database = Database(database_url, tmp_path / "reader-spool.jsonl")
+        try:
+            await tg.wait_until(lambda: all("Application started" in log.read_text()
+                                            for log in logs), timeout=120)
+
+            # Every update handled once, by one process or the other.
+            users = [tg.user(610_000 + n, f"동시{n}") for n in range(40)]
+            for n, user in enumerate(users):
+                tg.send_text(user, QUESTIONS[n % len(QUESTIONS)])
+            await _all_done(database, tg, len(users))
+            assert all(len(tg.messages_to(user)) == 1 for user in users)
+            assert len({row.owner for row in await _inbox(database)}) == 2, "both took a share"
+
+            # A running check goes on, whichever process gets the next step.
+            asker = tg.user(620_000, "최대표")
+            tg.send_text(asker, "/check")
+            step = await tg.wait_for_message(asker, timeout=30)
+            assert "1/6" in step.text
+            result = await walk(tg, asker, step, "field:ai", "purpose:equity", "size:1b-10b",
+                                "alliance:member", "sub-alliance:humanoid",
+                                "region:non-capital")
+            assert "지원 방식 확인 결과" in result.text and "분과: 휴머노이드" in result.text
+            steps = [backend for backend, _ in proxy.forwarded[-7:]]
+            assert len(set(steps)) == 2, "the steps went to both processes"
+
+            # One process killed mid-burst: the other answers the rest, each once.
+            burst = [tg.user(630_000 + n, f"폭주{n}") for n in range(60)]
+            for n, user in enumerate(burst):
+                tg.send_text(user, QUESTIONS[n % len(QUESTIONS)])
+            await tg.wait_until(lambda: sum(1 for u in burst if tg.messages_to(u)) >= 15,
+                                timeout=60)
+            first.kill()
+            await first.wait()
+            await _all_done(database, tg, len(users) + 7 + len(burst))
+            assert {u.id: len(tg.messages_to(u)) for u in burst} == {u.id: 1 for u in burst}
+            async with database.session() as session:
+                asked = (await session.exec(select(Question.person_id))).all()
+            assert sorted(asked) == sorted(u.id for u in users + burst)
+        finally:
+            await database.close()
+            for process, log in zip(processes, logs, strict=True):
+                if process.returncode is None:
+                    process.send_signal(signal.SIGTERM)
+                    await asyncio.wait_for(process.wait(), timeout=30)
+                print(f"--- {log.name} (exit {process.returncode})\n", log.read_text()[-3000:])
+        assert second.returncode == 0

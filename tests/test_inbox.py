@@ -1,0 +1,102 @@
+"""The inbox: a bot process killed or stopped in the middle of a burst loses no question and
+answers no one twice, polling and webhook alike (bot/inbox.py, bench/crash.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from bench.crash import interrupted_burst, start_bot
+from bot.database import Database
+from bot.models import Question
+from tests.standin import BotApiStandIn
+from tests.test_resilience import start_database, stop_database
+from tests.test_run_command import free_port
+
+
+@pytest.mark.parametrize("mode", ["polling", "webhook"])
+async def test_a_bot_killed_mid_burst_answers_every_user_exactly_once_after_a_restart(
+        tg: BotApiStandIn, tmp_path: Path, database_url: str, mode: str) -> None:
+    extra = {}
+    if mode == "webhook":
+        if not database_url.startswith("sqlite"):
+            pytest.skip("the webhook's way in is the same on both databases")
+        port = free_port()
+        extra = {"WEBHOOK_URL": f"http://127.0.0.1:{port}/telegram", "WEBHOOK_PORT": str(port),
+                 "WEBHOOK_LISTEN": "127.0.0.1", "WEBHOOK_SECRET": "s3cret-header-value"}
+    burst = await interrupted_burst(tg, tmp_path, database_url, users=60, stop=signal.SIGKILL,
+                                    **extra)
+
+    logs = (tmp_path / "first.log").read_text() + (tmp_path / "restarted.log").read_text()
+    assert burst.replies == {user: 1 for user in burst.asked}, logs[-3000:]
+    assert burst.stored == {user: [text] for user, text in burst.asked.items()}
+    assert burst.unfinished == 0
+    assert "left unfinished by a stopped process" in (tmp_path / "restarted.log").read_text()
+
+
+async def test_sigterm_mid_burst_stops_the_bot_within_8_seconds_and_hands_back_the_rest(
+        tg: BotApiStandIn, tmp_path: Path) -> None:
+    """A container runtime waits 10 s after SIGTERM; the updates not answered by then are
+    answered after the restart, once."""
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'crash.db'}"
+    # 200 replies still to go at SIGTERM take 7 s at Telegram's rate: more than the bot waits.
+    burst = await interrupted_burst(tg, tmp_path, database_url, users=300, stop=signal.SIGTERM)
+
+    assert burst.stop_seconds < 8
+    assert burst.replies == {user: 1 for user in burst.asked}
+    assert burst.stored == {user: [text] for user, text in burst.asked.items()}
+    assert "left unfinished by a stopped process" in (tmp_path / "restarted.log").read_text()
+
+
+async def test_an_update_noted_in_the_spool_while_the_database_is_down_is_answered_once_after_a_kill(  # noqa: E501
+        tg: BotApiStandIn, tmp_path: Path, database_url: str) -> None:
+    """The database is away: the update is noted in the inbox's spool file before Telegram
+    counts it delivered, and so is its reply. Killed before the database is back, the bot
+    starts again, writes the spool and does not answer twice."""
+    bot = await start_bot(tg, tmp_path, database_url, "first.log")
+    restarted = None
+    try:
+        await tg.wait_until(lambda: tg.calls("getUpdates"), timeout=120)
+        first, second, third = (tg.user(640_000 + n, f"사용자{n}") for n in range(3))
+        tg.send_text(first, "국민성장펀드 규모는?")
+        await tg.wait_for_message(first, timeout=30)
+
+        await stop_database(database_url, tmp_path)
+        try:
+            tg.send_text(second, "M.AX 얼라이언스 분과 알려줘")
+            await tg.wait_for_message(second, timeout=60)
+            assert (tmp_path / "spool.inbox.jsonl").exists()
+            bot.kill()
+            await bot.wait()
+        finally:
+            await start_database(database_url, tmp_path)
+
+        restarted = await start_bot(tg, tmp_path, database_url, "restarted.log")
+        tg.send_text(third, "초저리 대출 있나요")
+        await tg.wait_for_message(third, timeout=120)
+        database = Database(database_url, tmp_path / "reader-spool.jsonl")
+        try:
+            while (tmp_path / "spool.inbox.jsonl").exists() or len(await _questions(database)) < 3:
+                with contextlib.suppress(TimeoutError):
+                    await tg.wait_until(lambda: False, timeout=0.2)
+            assert sorted(await _questions(database)) == sorted(
+                [(first.id, "국민성장펀드 규모는?"), (second.id, "M.AX 얼라이언스 분과 알려줘"),
+                 (third.id, "초저리 대출 있나요")])
+        finally:
+            await database.close()
+        assert [len(tg.messages_to(user)) for user in (first, second, third)] == [1, 1, 1]
+    finally:
+        for process in (bot, restarted):
+            if process is not None and process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+                await asyncio.wait_for(process.wait(), timeout=30)
+
+
+async def _questions(database: Database) -> list[tuple[int, str]]:
+    async with database.session() as session:
+        return [(row.person_id, row.text) for row in (await session.exec(select(Question))).all()]
