@@ -8,14 +8,16 @@ import re
 from typing import TextIO
 
 from telegram import Update
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
+from telegram.ext import Application, ApplicationBuilder, ContextTypes
 from telegram.request import HTTPXRequest
 
 from bot import admin, eligibility, secretariat, telegram
 from bot.answering import models_of
 from bot.database import Database, upgrade_schema
 from bot.persistence import DatabasePersistence
+from bot.posting import FollowUpPoster
 from bot.replies import KST
+from bot.sending import RetryingRateLimiter
 from bot.services import Services
 from bot.settings import Settings
 from index import load_index
@@ -50,6 +52,8 @@ async def _start_services(application: Application) -> None:
     services: Services = application.bot_data["services"]
     await asyncio.to_thread(upgrade_schema, services.settings.database_url)
     await services.database.replay_spool()
+    if services.poster is not None:
+        services.poster.start(application.bot)
     if application.job_queue is not None:
         application.job_queue.run_repeating(_replay_spool, SPOOL_REPLAY_SECONDS,
                                             first=SPOOL_REPLAY_SECONDS)
@@ -80,13 +84,17 @@ async def _watch_knowledge(services: Services) -> None:
 
 
 async def _replay_spool(context: ContextTypes.DEFAULT_TYPE) -> None:
-    await context.bot_data["services"].database.replay_spool()
+    services: Services = context.bot_data["services"]
+    if await services.database.replay_spool() and services.poster is not None:
+        services.poster.poke()  # the replayed questions' follow-ups
 
 
 async def _stop_services(application: Application) -> None:
     services: Services = application.bot_data["services"]
     for task in services.background:
         task.cancel()
+    if services.poster is not None:
+        await services.poster.stop()
     await services.database.close()
     services.answerer.shutdown()
 
@@ -114,10 +122,13 @@ def build_application(settings: Settings, services: Services | None = None) -> A
         .persistence(DatabasePersistence(services.database,
                                          settings.persistence_interval_seconds))
     )
-    if settings.rate_limiter:
-        # Keeps bursts inside Telegram's limits and retries after a 429's retry_after.
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=10))
+    # Keeps bursts inside Telegram's limits, retries after a 429's retry_after, and retries
+    # transient failures (5xx, network, timeouts) for SEND_RETRY_SECONDS.
+    builder = builder.rate_limiter(RetryingRateLimiter(settings.send_retry_seconds,
+                                                       throttle=settings.rate_limiter))
     application = builder.build()
+    if services.poster is None:
+        services.poster = FollowUpPoster(services)
     application.bot_data["services"] = services
     # The secretariat's desk first: its group replies and commands are not questions; then
     # the eligibility check, whose /check, /cancel and buttons are not questions either.

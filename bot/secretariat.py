@@ -31,6 +31,7 @@ from bot.records import (
     FollowUpCase,
     add_event,
     close_followup,
+    failed_replies,
     followup_case,
     followup_for_group_message,
     followups_between,
@@ -38,6 +39,7 @@ from bot.records import (
     open_followups,
     questions_between,
     record_answer,
+    unposted_count,
 )
 from bot.replies import render
 from bot.reports import period_stats
@@ -114,25 +116,14 @@ def post_keyboard(followup_id: int) -> InlineKeyboardMarkup:
 
 
 async def post_followup(application: Application, followup_id: int) -> None:
-    """Post a new follow-up to the secretariat group (when one is configured)."""
+    """Have a new follow-up posted to the secretariat group: the poster (bot/posting.py)
+    posts every follow-up the group does not have yet, retrying until it does."""
     services: Services = application.bot_data["services"]
-    group = services.settings.secretariat_chat_id
-    if group is None:
-        return
-    try:
-        async with services.database.session() as session:
-            case = await followup_case(session, followup_id)
-            if case is None:
-                return
-            message = await application.bot.send_message(
-                group, _post_text(case, services.index), parse_mode="HTML",
-                reply_markup=post_keyboard(followup_id))
-            await add_event(session, followup_id, "posted", group_message_id=message.message_id)
-    except (TelegramError, SQLAlchemyError):
-        log.exception("follow-up %s not posted to the secretariat group", followup_id)
+    if services.poster is not None:
+        services.poster.poke()
 
 
-def _post_text(case: FollowUpCase, index: KnowledgeIndex) -> str:
+def post_text(case: FollowUpCase, index: KnowledgeIndex) -> str:
     """A question with the entries closest to it; a consultation request (from the
     eligibility check) with the answers and result the asker agreed to share."""
     if case.followup.reason == "consultation":
@@ -226,13 +217,16 @@ async def pending(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await update.callback_query.answer()
     async with services_of(context).database.session() as session:
         cases, total = await open_followups(session, offset, PAGE)
+        unposted = await unposted_count(session)
+        unsent, unsent_total = await failed_replies(session)
     buttons = []
     if offset > 0:
         buttons.append(InlineKeyboardButton("◀ 이전", callback_data=f"pg:{max(0, offset - PAGE)}"))
     if offset + PAGE < total:
         buttons.append(InlineKeyboardButton("다음 ▶", callback_data=f"pg:{offset + PAGE}"))
     text = render("pending", cases=cases, total=total, first=offset + 1,
-                  last=offset + len(cases))
+                  last=offset + len(cases), unposted=unposted, unsent=unsent,
+                  unsent_total=unsent_total)
     markup = InlineKeyboardMarkup([buttons]) if buttons else None
     if update.callback_query:
         await update.callback_query.edit_message_text(text, parse_mode="HTML",

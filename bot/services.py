@@ -8,6 +8,7 @@ import time
 from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from telegram.ext import ContextTypes
 
@@ -16,6 +17,9 @@ from bot.database import Database
 from bot.reloading import KnowledgeReloader
 from bot.settings import Settings
 from index import KnowledgeIndex
+
+if TYPE_CHECKING:
+    from bot.posting import FollowUpPoster
 
 
 @dataclass
@@ -29,6 +33,8 @@ class Services:
     answerer: OffLoopAnswerer = field(init=False)
 
     reloader: KnowledgeReloader = field(init=False)
+    # Posts follow-ups to the secretariat group (bot/posting.py); set by bot/app.py.
+    poster: FollowUpPoster | None = None
     # Long-running tasks of this process (the knowledge watcher), cancelled at shutdown.
     background: list[asyncio.Task] = field(default_factory=list)
 

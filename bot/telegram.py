@@ -34,10 +34,16 @@ from telegram.ext import (
 from bot import eligibility
 from bot.answering import Answer, answer_entry
 from bot.models import Question, utcnow
-from bot.records import Asker, QuestionRecord, open_followup, set_feedback
+from bot.records import (
+    Asker,
+    QuestionRecord,
+    open_followup,
+    record_reply_failure,
+    set_feedback,
+)
 from bot.replies import render, render_answer
 from bot.secretariat import post_followup
-from bot.services import services_of
+from bot.services import Services, services_of
 from bot.settings import Settings
 from index import FaqEntry, KnowledgeBase, KnowledgeIndex
 
@@ -182,13 +188,31 @@ async def ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         knowledge_version=index.version, wants_followup=result.followup, **base))
     if recorded.duplicate:
         return  # a redelivered update: the user has had this reply already
+    if recorded.followup_id is not None:
+        # The follow-up row is the promise: it is posted whether or not the reply gets out.
+        await post_followup(context.application, recorded.followup_id)
     html = render_answer(result, index.knowledge, reference=recorded.followup_id,
                          queued=recorded.spooled and result.followup)
-    await message.reply_html(html, reply_markup=answer_keyboard(result, recorded.question_id,
-                                                                index.knowledge),
-                             do_quote=message.chat.type != ChatType.PRIVATE)
-    if recorded.followup_id is not None:
-        await post_followup(context.application, recorded.followup_id)
+    try:
+        await message.reply_html(html, reply_markup=answer_keyboard(
+            result, recorded.question_id, index.knowledge),
+            do_quote=message.chat.type != ChatType.PRIVATE)
+    except TelegramError as exc:  # already tried again for SEND_RETRY_SECONDS
+        await _reply_failed(services, recorded.question_id, exc)
+
+
+async def _reply_failed(services: Services, question_id: int | None, error: TelegramError
+                        ) -> None:
+    """A reply that could not be sent: logged with its question, and listed in /pending so
+    that the secretariat can reach the asker another way."""
+    log.error("reply to question %s not sent: %s", question_id, error)
+    if question_id is None:
+        return  # spooled: the database is away, the log line is all there is
+    try:
+        async with services.database.session() as session:
+            await record_reply_failure(session, question_id, str(error))
+    except SQLAlchemyError:
+        log.exception("unsent reply to question %s not recorded", question_id)
 
 
 async def not_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
