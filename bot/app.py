@@ -54,6 +54,7 @@ async def _start_services(application: Application) -> None:
     await services.database.replay_spool()
     if services.poster is not None:
         services.poster.start(application.bot)
+        services.database.on_replayed = lambda _: services.poster.poke()
     if application.job_queue is not None:
         application.job_queue.run_repeating(_replay_spool, SPOOL_REPLAY_SECONDS,
                                             first=SPOOL_REPLAY_SECONDS)
@@ -84,9 +85,7 @@ async def _watch_knowledge(services: Services) -> None:
 
 
 async def _replay_spool(context: ContextTypes.DEFAULT_TYPE) -> None:
-    services: Services = context.bot_data["services"]
-    if await services.database.replay_spool() and services.poster is not None:
-        services.poster.poke()  # the replayed questions' follow-ups
+    await context.bot_data["services"].database.replay_spool()
 
 
 async def _stop_services(application: Application) -> None:

@@ -49,6 +49,9 @@ class Database:
         self._replay_lock = asyncio.Lock()
         self._waiting: list[tuple[QuestionRecord, asyncio.Future[Recorded]]] = []
         self._writer: asyncio.Task[None] | None = None
+        # Called with the number of questions a spool replay wrote (their follow-ups need
+        # posting): bot/app.py wakes the follow-up poster.
+        self.on_replayed: Callable[[int], None] | None = None
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -167,6 +170,8 @@ class Database:
             taking.unlink()
         if written:
             log.info("replayed %d spooled question(s)", written)
+            if self.on_replayed is not None:
+                self.on_replayed(written)
         return written
 
     async def _replay_chunk(self, chunk: list[tuple[int, str]]) -> int:

@@ -108,6 +108,11 @@ class FollowUpPoster:
             message = await bot.send_message(group, post_text(case, services.index),
                                              parse_mode="HTML",
                                              reply_markup=post_keyboard(followup_id))
+        except asyncio.CancelledError:
+            # Stopping: hand the follow-up back at once rather than after the lease.
+            async with services.database.session() as session:
+                await followup_post_failed(session, followup_id, "interrupted", utcnow())
+            raise
         except TelegramError as exc:
             retry = min(FIRST_RETRY * 2 ** case.followup.post_attempts, LONGEST_RETRY)
             async with services.database.session() as session:
