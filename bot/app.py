@@ -8,10 +8,16 @@ import re
 from typing import TextIO
 
 from telegram import Update
-from telegram.ext import Application, ApplicationBuilder, ContextTypes
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    ContextTypes,
+    TypeHandler,
+)
 from telegram.request import HTTPXRequest
 
-from bot import admin, eligibility, secretariat, telegram
+from bot import admin, eligibility, guards, secretariat, telegram
 from bot.answering import models_of
 from bot.database import Database, upgrade_schema
 from bot.persistence import DatabasePersistence
@@ -131,8 +137,10 @@ def build_application(settings: Settings, services: Services | None = None) -> A
     application.bot_data["services"] = services
     # The secretariat's desk first: its group replies and commands are not questions; then
     # the eligibility check, whose /check, /cancel and buttons are not questions either.
+    application.add_handler(TypeHandler(Update, guards.check_update), group=-1)
     application.add_handlers([*admin.handlers(), *secretariat.handlers(settings),
-                              *eligibility.handlers(), *telegram.handlers(settings)])
+                              *eligibility.handlers(), *telegram.handlers(settings),
+                              CallbackQueryHandler(guards.unknown_button)])
     application.add_error_handler(telegram.on_error)
     return application
 

@@ -219,6 +219,21 @@ async def _open_followups(session: AsyncSession, questions: list[tuple[int, dt.d
     return opened
 
 
+async def open_new_followup(session: AsyncSession, question_id: int, reason: str
+                            ) -> tuple[int, bool]:
+    """The follow-up of a question, and whether this call opened it (False: it was open)."""
+    table = FollowUp.__table__
+    stmt = (_insert(session, FollowUp)
+            .values(question_id=question_id, status="open", reason=reason, created_at=utcnow())
+            .on_conflict_do_nothing(index_elements=["question_id"]).returning(table.c.id))
+    opened = (await session.exec(stmt)).first()
+    await session.commit()
+    if opened is not None:
+        return opened[0], True
+    return (await session.exec(select(FollowUp.id).where(FollowUp.question_id == question_id))
+            ).scalar_one(), False
+
+
 async def record_consultation(session: AsyncSession, asker: Asker, chat_id: int,
                               message_id: int, text: str, details: str,
                               when: dt.datetime | None = None) -> Recorded:
@@ -365,11 +380,14 @@ async def record_answer(session: AsyncSession, followup_id: int, author_id: int,
 
 
 async def close_followup(session: AsyncSession, followup_id: int, by: int,
-                         kb_gap: bool = False) -> FollowUp | None:
-    """Close as needing no answer, or mark it a knowledge-base gap (it stays open then)."""
+                         kb_gap: bool = False) -> tuple[FollowUp | None, bool]:
+    """Close as needing no answer, or mark it a knowledge-base gap (it stays open then); the
+    follow-up, and whether this changed it (pressed twice, the second changes nothing)."""
     followup = await session.get(FollowUp, followup_id)
     if followup is None:
-        return None
+        return None, False
+    if (followup.kb_gap if kb_gap else followup.status == "closed"):
+        return followup, False
     if kb_gap:
         followup.kb_gap = True
     else:
@@ -378,7 +396,7 @@ async def close_followup(session: AsyncSession, followup_id: int, by: int,
         followup.closed_at = utcnow()
     session.add(followup)
     await add_event(session, followup_id, "gap" if kb_gap else "closed", by)
-    return followup
+    return followup, True
 
 
 async def open_followups(session: AsyncSession, offset: int = 0, limit: int = 10
