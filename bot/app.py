@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import sys
+import traceback
+from types import TracebackType
 from typing import TextIO
 
 from telegram import Update
+from telegram.error import InvalidToken
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -20,6 +24,7 @@ from telegram.request import HTTPXRequest
 from bot import admin, eligibility, guards, secretariat, telegram
 from bot.answering import models_of
 from bot.database import Database, upgrade_schema
+from bot.intake import CheckedUpdatesRequest, serve_webhook
 from bot.persistence import DatabasePersistence
 from bot.posting import FollowUpPoster
 from bot.replies import KST
@@ -42,12 +47,20 @@ class RedactingFormatter(logging.Formatter):
         return TOKEN_IN_TEXT.sub("<token>", super().format(record))
 
 
+def _print_redacted(kind: type[BaseException], error: BaseException,
+                    trace: TracebackType | None) -> None:
+    """Python's last word on an uncaught error, with any token blanked out like the log."""
+    text = "".join(traceback.format_exception(kind, error, trace))
+    sys.stderr.write(TOKEN_IN_TEXT.sub("<token>", text))
+
+
 def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
     handler = logging.StreamHandler(stream)
     handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    sys.excepthook = _print_redacted
     # One line per Bot API request is noise unless debugging; warnings still show.
     if logging.getLevelName(level) != logging.DEBUG:
         logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -118,7 +131,7 @@ def build_application(settings: Settings, services: Services | None = None) -> A
         .base_file_url(f"{base}/file/bot")
         # A small pool: httpcore scans every pooled connection per request.
         .request(HTTPXRequest(connection_pool_size=16, read_timeout=15, write_timeout=15))
-        .get_updates_request(HTTPXRequest(connection_pool_size=2, read_timeout=40))
+        .get_updates_request(CheckedUpdatesRequest(connection_pool_size=2, read_timeout=40))
         .concurrent_updates(64)
         .post_init(_start_services)
         .post_shutdown(_stop_services)
@@ -149,16 +162,15 @@ def run(settings: Settings) -> None:
     """Serve until SIGINT/SIGTERM: long polling, or a webhook when WEBHOOK_URL is set."""
     configure_logging(settings.log_level)
     application = build_application(settings)
-    if settings.webhook_url:
-        if settings.webhook_secret is None:
-            raise SystemExit("WEBHOOK_SECRET is not set; Telegram's secret-token header "
-                             "must be checked in webhook mode (see .env.example)")
-        path = settings.webhook_url.rstrip("/").rsplit("/", 1)[-1] or "telegram"
-        application.run_webhook(
-            listen=settings.webhook_listen, port=settings.webhook_port, url_path=path,
-            webhook_url=settings.webhook_url,
-            secret_token=settings.webhook_secret.get_secret_value(),
-            allowed_updates=Update.ALL_TYPES,
-        )
-    else:
-        application.run_polling(allowed_updates=Update.ALL_TYPES)
+    if settings.webhook_url and settings.webhook_secret is None:
+        raise SystemExit("WEBHOOK_SECRET is not set; Telegram's secret-token header "
+                         "must be checked in webhook mode (see .env.example)")
+    try:
+        if settings.webhook_url:
+            asyncio.run(serve_webhook(application, settings))
+        else:
+            application.run_polling(allowed_updates=Update.ALL_TYPES)
+    except InvalidToken:
+        # Its message quotes the token: never let it reach the terminal or a log collector.
+        raise SystemExit("Telegram refused TELEGRAM_BOT_TOKEN (revoked or mistyped); copy "
+                         "the current one from @BotFather (see .env.example)") from None
