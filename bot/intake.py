@@ -135,13 +135,14 @@ async def serve_webhook(application: Application, settings: Settings) -> None:
     try:
         if application.post_init:
             await application.post_init(application)
-        await application.bot.set_webhook(settings.webhook_url, secret_token=secret,
-                                          allowed_updates=Update.ALL_TYPES)
         await application.start()
         routes = tornado.web.Application([
             (rf"/{path}/?", UpdateReceiver, {"bot_application": application, "secret": secret})])
         server = HTTPServer(routes, max_body_size=MAX_BODY_BYTES)
         server.listen(settings.webhook_port, settings.webhook_listen)
+        # Listening first: Telegram may call as soon as it knows the address.
+        await application.bot.set_webhook(settings.webhook_url, secret_token=secret,
+                                          allowed_updates=Update.ALL_TYPES)
         log.info("webhook listening on %s:%s/%s", settings.webhook_listen,
                  settings.webhook_port, path)
         await stop.wait()

@@ -289,6 +289,7 @@ class _Query:
     user_id: int
     data: str | None
     answered: bool = False
+    update: JSON | None = None  # the callback_query payload, to deliver it again
 
 
 ChatRef = int | User | Group
@@ -801,7 +802,7 @@ class BotApiStandIn:
                 f"its buttons carry {datas!r}"
             )
         query_id = str(next(self._query_ids))
-        self._queries[query_id] = _Query(state.user.id, callback_data)
+        self._queries[query_id] = query_state = _Query(state.user.id, callback_data)
         query = {
             "id": query_id,
             "from": state.user.to_json(),
@@ -810,8 +811,16 @@ class BotApiStandIn:
             "chat_instance": str((self.bot_id * 1_000_003 + chat_id) % 10**18),
             "data": callback_data,
         }
+        query_state.update = query
         self._enqueue("callback_query", query)
         return query_id
+
+    def redeliver_press(self, query_id: str) -> None:
+        """Deliver a button press again, same callback query id, under a new update id (as
+        Telegram does when the bot did not confirm the update in time)."""
+        query = self._queries[query_id].update
+        assert query is not None
+        self._enqueue("callback_query", query)
 
     def inject_texts(
         self, count: int, *, users: int = 1, first_user_id: int = 1_000_000, text: str = "hello"
