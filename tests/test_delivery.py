@@ -188,3 +188,85 @@ async def test_telegram_flood_control_is_honoured_with_its_retry_after(
         [refused] = [r for r in tg.rejections if r.error_code == 429]
         [sent] = [r for r in tg.calls("sendMessage") if r.status == 200]
         assert "150조" in reply.text and sent.at - refused.at >= 1.0
+
+
+# --- at most once, where people see it ------------------------------------------------------
+
+
+async def settled(bot: RunningBot) -> None:
+    """Wait until the bot has fetched and finished every update (a redelivered one shows
+    nothing when handled right: this is the event to wait for)."""
+    app = bot.app
+    await bot.tg.wait_until(lambda: bot.tg.pending_updates == 0 and app.update_queue.empty()
+                            and app.update_processor.current_concurrent_updates == 0)
+
+
+async def test_a_secretariat_reply_delivered_twice_or_edited_reaches_the_asker_once(
+        tg, tmp_path: Path, real_index: KnowledgeIndex, database_url: str) -> None:
+    settings = bot_settings(tg, tmp_path, database_url=database_url, secretariat_chat_id=GROUP)
+    async with running_bot(tg, settings, real_index) as bot:
+        with_group(bot)
+        user = tg.user(37_001, "한번만")
+        tg.send_text(user, UNANSWERABLE)
+        await tg.wait_for_message(user)
+        post = await tg.wait_for_message(GROUP)
+        reply = tg.send_text(bot.member, "금리는 3월에 공지합니다.", chat=GROUP, reply_to=post)
+        answer = await tg.wait_for_message(user)
+        assert "금리는 3월에 공지합니다." in answer.text
+        await tg.wait_for_message(GROUP)  # the confirmation
+        tg.redeliver(reply)
+        await settled(bot)
+
+        tg.edit_text(reply, "금리는 4월에 공지합니다.")
+        corrected = await tg.wait_for_message(user)
+        assert corrected.kind == "edited" and corrected.message_id == answer.message_id
+        assert "4월" in corrected.text and "(추가)" not in corrected.text
+        assert "수정한 답변" in (await tg.wait_for_message(GROUP)).text
+        await settled(bot)
+        assert [m.kind for m in tg.messages_to(user)] == ["sent", "sent", "edited"]
+        [followup] = await bot.followups()
+        assert followup.status == "answered" and followup.answer == "금리는 3월에 공지합니다."
+
+
+async def test_send_to_secretariat_pressed_twice_or_delivered_twice_posts_once(
+        tg, tmp_path: Path, real_index: KnowledgeIndex, database_url: str) -> None:
+    settings = bot_settings(tg, tmp_path, database_url=database_url, secretariat_chat_id=GROUP)
+    async with running_bot(tg, settings, real_index) as bot:
+        with_group(bot)
+        user = tg.user(37_101, "두번")
+        tg.send_text(user, "국민성장펀드 규모는?")
+        answer = await tg.wait_for_message(user)
+        [down] = [data for text, data in answer.buttons if text == "👎"]
+        tg.press(user, answer, down)
+        thanks = await tg.wait_for_message(user)
+        [send] = [data for _, data in thanks.buttons]
+        first = tg.press(user, thanks, send)
+        tg.redeliver_press(first)
+        await tg.wait_for_message(user, lambda m: "접수번호" in (m.text or ""))
+        await tg.wait_until(lambda: posted_numbers(bot))
+        await settled(bot)
+        tg.press(user, (thanks.chat_id, thanks.message_id), send, forged=True)  # pressed again
+        await tg.wait_until(lambda: len(tg.callback_answers) == 3)
+        await settled(bot)
+        [followup] = await bot.followups()
+        assert posted_numbers(bot) == Counter({followup.id: 1})
+        assert len([m for m in tg.messages_to(user) if "접수번호" in (m.text or "")]) == 1
+        assert f"접수번호 {followup.id}" in tg.callback_answers[-1].text, "told it is sent"
+
+
+async def test_close_pressed_twice_tells_the_group_once(
+        tg, tmp_path: Path, real_index: KnowledgeIndex, database_url: str) -> None:
+    settings = bot_settings(tg, tmp_path, database_url=database_url, secretariat_chat_id=GROUP)
+    async with running_bot(tg, settings, real_index) as bot:
+        with_group(bot)
+        tg.send_text(tg.user(37_201, "종료"), UNANSWERABLE)
+        post = await tg.wait_for_message(GROUP)
+        [followup] = await bot.followups()
+        pressed = tg.press(bot.member, post, f"sc:{followup.id}")
+        assert "답변 없이 종료" in (await tg.wait_for_message(GROUP)).text
+        tg.redeliver_press(pressed)
+        tg.press(bot.member, post, f"sc:{followup.id}")
+        await tg.wait_until(lambda: len(tg.callback_answers) == 2)
+        await settled(bot)
+        assert tg.callback_answers[-1].text == "이미 종료된 문의입니다."
+        assert len([m for m in tg.messages_to(GROUP) if "답변 없이 종료" in (m.text or "")]) == 1
