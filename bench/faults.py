@@ -62,6 +62,7 @@ class Figures:
     unposted: int = 0  # follow-ups promised but never posted to the group
     duplicates: int = 0  # second replies to a question, second posts of a follow-up
     seconds: float = 0.0
+    peak_connections: int = 0  # the most database connections in use at once
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -96,12 +97,15 @@ def _tally(tg: BotApiStandIn, users: list, figures: Figures) -> None:
     figures.duplicates += sum(count - 1 for count in posted.values())
 
 
-async def _until_settled(tg: BotApiStandIn, users: list, figures: Figures,
+async def _until_settled(bot: RunningBot, users: list, figures: Figures,
                          patience: float) -> None:
     """Wait until nothing is missing, or nothing new arrived for `patience` seconds."""
+    tg = bot.tg
     last_change, seen = time.monotonic(), -1
     while True:
         _tally(tg, users, figures)
+        figures.peak_connections = max(figures.peak_connections,
+                                       bot.database.engine.pool.checkedout())
         if figures.unanswered == 0 and figures.unposted == 0:
             return
         arrived = len(tg.requests)
@@ -109,7 +113,7 @@ async def _until_settled(tg: BotApiStandIn, users: list, figures: Figures,
             last_change, seen = time.monotonic(), arrived
         elif time.monotonic() - last_change > patience:
             return
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.01)  # also samples the connections in use
 
 
 async def _with_bot(database_url: str, work: Callable[[RunningBot], Awaitable[Figures]],
@@ -133,7 +137,7 @@ async def burst(database_url: str, users: int, index: KnowledgeIndex,
         started = time.monotonic()
         for n, user in enumerate(people):
             tg.send_text(user, _question(n))
-        await _until_settled(tg, people, figures, patience)
+        await _until_settled(bot, people, figures, patience)
         figures.seconds = time.monotonic() - started
         return figures
 
@@ -161,7 +165,7 @@ async def api_outage(database_url: str, users: int, outage_seconds: float | None
             await asyncio.sleep(max(0.0, outage_seconds - (time.monotonic() - started)))
         failed = sum(1 for r in tg.rejections if r.error_code == 502)
         tg.heal()
-        await _until_settled(tg, people, figures, patience)
+        await _until_settled(bot, people, figures, patience)
         figures.seconds = time.monotonic() - started
         figures.notes.append(f"{failed} sendMessage calls refused with 502")
         return figures
@@ -237,7 +241,7 @@ def describe(report: Report) -> str:
         f"{report.database}:",
         f"  burst of {b.asked} questions ({b.seconds:.0f} s): follow-ups promised "
         f"{b.promised}, not posted {b.unposted}; askers without a reply {b.unanswered}; "
-        f"duplicates seen {b.duplicates}",
+        f"duplicates seen {b.duplicates}; peak database connections {b.peak_connections}",
         f"  Bot API failing ({o.asked} questions; {'; '.join(o.notes)}; {o.seconds:.0f} s): "
         f"replies lost {o.unanswered}; follow-ups promised {o.promised}, not posted "
         f"{o.unposted}; duplicates seen {o.duplicates}",
