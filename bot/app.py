@@ -142,9 +142,12 @@ def build_application(settings: Settings, services: Services | None = None) -> A
     )
     # Keeps bursts inside Telegram's limits, retries after a 429's retry_after, and retries
     # transient failures (5xx, network, timeouts) for SEND_RETRY_SECONDS.
-    builder = builder.rate_limiter(RetryingRateLimiter(settings.send_retry_seconds,
-                                                       throttle=settings.rate_limiter))
+    limiter = RetryingRateLimiter(settings.send_retry_seconds, throttle=settings.rate_limiter)
+    builder = builder.rate_limiter(limiter)
     application = builder.build()
+    # Sends are retried while the application runs; once it stops, a failing send fails at
+    # once instead of holding the stop for the rest of its window.
+    limiter.keep_trying = lambda: application.running
     if services.poster is None:
         services.poster = FollowUpPoster(services)
     application.bot_data["services"] = services

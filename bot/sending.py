@@ -40,6 +40,9 @@ class RetryingRateLimiter(AIORateLimiter):
         else:  # measuring the bot's own throughput: no throttling, failures still retried
             super().__init__(overall_max_rate=0, group_max_rate=0, max_retries=10)
         self.window = window
+        # Whether to go on retrying: bot/app.py makes it "while the application runs", so that
+        # stopping never waits out a retry window (a stop waits for the handlers).
+        self.keep_trying: Callable[[], bool] = lambda: True
 
     async def process_request(
         self,
@@ -60,12 +63,18 @@ class RetryingRateLimiter(AIORateLimiter):
                 raise
             except (NetworkError, RetryAfter) as exc:
                 wait = _retry_after(exc) + 0.1 if isinstance(exc, RetryAfter) else backoff
-                if time.monotonic() + wait > deadline:
+                if time.monotonic() + wait > deadline or not self.keep_trying():
                     raise
                 log.info("%s to chat %s failed (%s); trying again in %.1f s", endpoint,
                          data.get("chat_id"), exc, wait)
-                await asyncio.sleep(wait)
+                await self._pause(wait)
                 backoff = min(backoff * 2, LONGEST_BACKOFF_S)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but give up at once when the application stops."""
+        until = time.monotonic() + seconds
+        while (left := until - time.monotonic()) > 0 and self.keep_trying():
+            await asyncio.sleep(min(left, 0.25))
 
 
 def _retry_after(exc: RetryAfter) -> float:

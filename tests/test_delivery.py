@@ -4,6 +4,7 @@ askers, through bursts, Bot API failures, database outages and restarts."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -11,7 +12,10 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from sqlmodel import select
 
+from bot.database import Database
+from bot.models import Question
 from index import KnowledgeIndex
 from tests.harness import RunningBot, bot_settings, running_bot
 from tests.test_resilience import start_database, stop_database
@@ -270,3 +274,25 @@ async def test_close_pressed_twice_tells_the_group_once(
         await settled(bot)
         assert tg.callback_answers[-1].text == "이미 종료된 문의입니다."
         assert len([m for m in tg.messages_to(GROUP) if "답변 없이 종료" in (m.text or "")]) == 1
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_stopping_does_not_wait_out_a_send_that_keeps_failing(
+        tg, tmp_path: Path, real_index: KnowledgeIndex, database_url: str) -> None:
+    """A stop waits for the handlers: one retrying a send for SEND_RETRY_SECONDS (120) must
+    give up at once, and its reply is listed for the secretariat."""
+    settings = bot_settings(tg, tmp_path, database_url=database_url)
+    stack = contextlib.AsyncExitStack()
+    bot = await stack.enter_async_context(running_bot(tg, settings, real_index))
+    tg.fail("sendMessage", 502, "Bad Gateway")
+    tg.send_text(tg.user(38_001, "중단"), "국민성장펀드 규모는?")
+    await tg.wait_until(lambda: len(tg.rejections) >= 2)
+    await asyncio.wait_for(stack.aclose(), timeout=10)
+    database = Database(database_url, settings.spool_path)
+    try:
+        async with database.session() as session:
+            [question] = (await session.exec(select(Question))).all()
+    finally:
+        await database.close()
+    assert question.reply_failed_at is not None and "Bad Gateway" in question.reply_error
+    assert bot.app.running is False
