@@ -24,7 +24,7 @@ from telegram.request import HTTPXRequest
 from bot import admin, eligibility, guards, secretariat, telegram
 from bot.answering import models_of
 from bot.database import Database, upgrade_schema
-from bot.intake import CheckedUpdatesRequest, serve_webhook
+from bot.intake import CheckedUpdatesRequest, quiet_parse_failures, serve_webhook
 from bot.persistence import DatabasePersistence
 from bot.posting import FollowUpPoster
 from bot.replies import KST
@@ -61,6 +61,7 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
     root.handlers[:] = [handler]
     root.setLevel(level)
     sys.excepthook = _print_redacted
+    quiet_parse_failures()
     # One line per Bot API request is noise unless debugging; warnings still show.
     if logging.getLevelName(level) != logging.DEBUG:
         logging.getLogger("httpx").setLevel(logging.WARNING)
