@@ -314,7 +314,8 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not await _allowed(update, context, "stats"):
         return
     args = context.args or []
-    days = int(args[0]) if args and args[0].isdigit() and 0 < int(args[0]) <= 3650 else 7
+    asked = parse_id(args[0]) if args else None  # "²" is a digit to str.isdigit, not to int
+    days = asked if asked is not None and asked <= 3650 else 7
     since = utcnow() - dt.timedelta(days=days)
     services = services_of(context)
     async with services.database.session() as session:

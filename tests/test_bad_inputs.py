@@ -151,6 +151,8 @@ async def test_every_button_is_answered_even_stale_forged_or_oversized(
 
     tg.send_text(desk.member, f"/followup {too_big}", chat=GROUP)
     assert "사용법" in (await tg.wait_for_message(GROUP, lambda m: m.kind == "sent")).text
+    tg.send_text(desk.member, "/stats ²", chat=GROUP)  # a digit to str.isdigit, not to int
+    assert "최근 7일" in (await tg.wait_for_message(GROUP, lambda m: m.kind == "sent")).text
 
 
 async def test_webhook_requests_are_checked_before_their_body_is_read(
