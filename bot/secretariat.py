@@ -13,7 +13,15 @@ from pathlib import Path
 
 import yaml
 from sqlalchemy.exc import SQLAlchemyError
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters, Update, User
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    ReplyParameters,
+    Update,
+    User,
+)
 from telegram.constants import ChatMemberStatus
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import (
@@ -27,7 +35,7 @@ from telegram.ext import (
 )
 
 from bot.guards import ROW_ID_MAX, parse_id
-from bot.models import SentOnce, utcnow
+from bot.models import FollowUp, SentOnce, utcnow
 from bot.records import (
     FollowUpCase,
     add_event,
@@ -158,6 +166,10 @@ async def on_group_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     text = (message.text or message.caption or "").strip()
     async with services.database.session() as session:
         followup = await followup_for_group_message(session, reply_to.message_id)
+        if followup is None and (posted_id := _post_followup_id(reply_to)) is not None:
+            # A reply faster than the poster's record of its post: the post's buttons say
+            # which follow-up it is.
+            followup = await session.get(FollowUp, posted_id)
         if followup is None or not text:
             return
         case = await followup_case(session, followup.id)
@@ -203,6 +215,17 @@ async def on_group_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     async with services.database.session() as session:
         await add_event(session, followup.id, "delivered", message.from_user.id,
                         group_message_id=confirmation.message_id)
+
+
+def _post_followup_id(post: Message) -> int | None:
+    """The follow-up a post is about, from its buttons (see post_keyboard)."""
+    markup = post.reply_markup
+    for row in markup.inline_keyboard if markup else ():
+        for button in row:
+            data = button.callback_data
+            if isinstance(data, str) and data.startswith("sc:"):
+                return parse_id(data[3:])
+    return None
 
 
 async def _edit_delivered(update: Update, context: ContextTypes.DEFAULT_TYPE,
