@@ -80,20 +80,23 @@ def _posted(tg: BotApiStandIn) -> Counter[int]:
                    if (found := re.search(r"새 문의 #(\d+)", m.text or "")))
 
 
+# What a reply says when the question went to the secretariat: with its number, or queued
+# without one while the database was away (the number comes when the spool is replayed).
+PROMISE = re.compile(r"접수번호 \d+|질문을 접수했습니다")
+
+
 def _tally(tg: BotApiStandIn, users: list, figures: Figures) -> None:
-    promised: set[int] = set()
+    promised = 0
     figures.unanswered = figures.duplicates = 0
     for user in users:
         replies = [m for m in tg.messages_to(user) if m.kind == "sent"]
         if not replies:
             figures.unanswered += 1
         figures.duplicates += max(0, len(replies) - 1)
-        for reply in replies[:1]:
-            if found := re.search(r"접수번호 (\d+)", reply.text or ""):
-                promised.add(int(found.group(1)))
+        promised += sum(1 for reply in replies[:1] if PROMISE.search(reply.text or ""))
     posted = _posted(tg)
-    figures.promised = len(promised)
-    figures.unposted = len(promised - set(posted))
+    figures.promised = promised
+    figures.unposted = max(0, promised - len(posted))
     figures.duplicates += sum(count - 1 for count in posted.values())
 
 
