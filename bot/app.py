@@ -80,6 +80,8 @@ async def _start_services(application: Application) -> None:
                                             first=SPOOL_REPLAY_SECONDS)
         digest_at = services.settings.digest_time.replace(tzinfo=KST)
         application.job_queue.run_daily(secretariat.send_digest, digest_at, name="digest")
+        application.job_queue.run_repeating(guards.forget_old_presses, 86_400, first=60,
+                                            name="forget-presses")
         every = services.settings.knowledge_sync_seconds
         application.job_queue.run_repeating(_sync_knowledge, every, first=every,
                                             name="knowledge-sync")

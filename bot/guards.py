@@ -7,6 +7,7 @@ is handled once by its callback id, however often it is delivered; a press no ha
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -14,7 +15,8 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
-from bot.records import claim_send
+from bot.models import utcnow
+from bot.records import claim_send, forget_button_presses
 from bot.replies import render, to_plain_text
 from bot.services import services_of
 
@@ -54,6 +56,15 @@ async def check_update(update: object, context: ContextTypes.DEFAULT_TYPE) -> No
     if not first:
         log.info("button press %s delivered again; handled already", query.id)
         raise ApplicationHandlerStop
+
+
+async def forget_old_presses(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Daily: the presses Telegram can no longer deliver again need no record."""
+    try:
+        async with services_of(context).database.session() as session:
+            await forget_button_presses(session, utcnow() - dt.timedelta(days=2))
+    except SQLAlchemyError:
+        log.warning("old button presses not pruned (database unavailable)")
 
 
 async def unknown_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

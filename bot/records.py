@@ -544,6 +544,15 @@ async def sent_message(session: AsyncSession, key: str) -> SentOnce | None:
     return await session.get(SentOnce, key)
 
 
+async def forget_button_presses(session: AsyncSession, before: dt.datetime) -> int:
+    """Drop the record of button presses older than `before`: Telegram keeps an update for
+    a day at most, so an older press cannot come again. Replies stay (they can be edited)."""
+    removed = await session.exec(delete(SentOnce).where(SentOnce.key.startswith("callback:"),
+                                                        SentOnce.at < before))
+    await session.commit()
+    return removed.rowcount
+
+
 # --- the knowledge version every process serves --------------------------------------------
 
 
