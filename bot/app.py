@@ -62,10 +62,11 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
     root.setLevel(level)
     sys.excepthook = _print_redacted
     quiet_parse_failures()
-    # One line per Bot API request is noise unless debugging; warnings still show.
-    if logging.getLevelName(level) != logging.DEBUG:
-        logging.getLogger("httpx").setLevel(logging.WARNING)
-        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # One line per Bot API request is noise unless debugging; warnings still show. Set both
+    # ways, so that configuring again (DEBUG after INFO) is not left quieter than asked.
+    chatty = logging.WARNING if logging.getLevelName(level) != logging.DEBUG else logging.NOTSET
+    logging.getLogger("httpx").setLevel(chatty)
+    logging.getLogger("apscheduler").setLevel(chatty)
 
 
 async def _start_services(application: Application) -> None:
