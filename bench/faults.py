@@ -176,9 +176,10 @@ async def api_outage(database_url: str, users: int, outage_seconds: float | None
     return await _with_bot(database_url, work, index)
 
 
-def crash_scenario(database_url: str, users: int) -> dict[str, int] | None:
+def crash_scenario(database_url: str | None, users: int) -> dict[str, int] | None:
     """Questions lost after SIGKILL mid-burst: bench/crash.py (written separately) measures
-    it. None while that module is not there."""
+    it, on a PostgreSQL server or (None) a fresh SQLite file. None while that module is not
+    there."""
     try:
         crash = importlib.import_module("bench.crash")
     except ModuleNotFoundError:
@@ -232,9 +233,10 @@ async def measure(kind: str, postgres: str | None, users: int, outage_users: int
         outage_figures = await api_outage(url, outage_users, outage_seconds, index)
     crashed = None
     if crash:
-        # bench/crash.py: the other half of this benchmark, called here once it exists.
-        async with fresh_database(kind, postgres) as url:
-            crashed = await asyncio.to_thread(crash_scenario, url, users)
+        # bench/crash.py: the other half of this benchmark, called here once it exists. It
+        # makes its own database: a fresh SQLite file (None), or one on the server given.
+        server = None if kind == "sqlite" else postgres
+        crashed = await asyncio.to_thread(crash_scenario, server, users)
     return Report(kind, burst_figures, outage_figures, crashed)
 
 
