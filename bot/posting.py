@@ -114,7 +114,8 @@ class FollowUpPoster:
                 await followup_post_failed(session, followup_id, "interrupted", utcnow())
             raise
         except TelegramError as exc:
-            retry = min(FIRST_RETRY * 2 ** case.followup.post_attempts, LONGEST_RETRY)
+            # The exponent capped: an outage of hours must not overflow the wait.
+            retry = min(FIRST_RETRY * 2 ** min(case.followup.post_attempts, 10), LONGEST_RETRY)
             async with services.database.session() as session:
                 attempts = await followup_post_failed(session, followup_id, str(exc),
                                                       utcnow() + retry)
