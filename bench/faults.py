@@ -48,8 +48,8 @@ from tests.throwaway_db import create_database, drop_database
 ROOT = Path(__file__).resolve().parent.parent
 GROUP = -1001900
 MEMBER = 7_000_001
-ANSWERABLE = ("국민성장펀드 규모는?", "M.AX 얼라이언스 분과 알려줘")
-UNANSWERABLE = "대출 금리가 몇 %예요?"
+ANSWERABLE = ("국민성장펀드 규모는?", "M.AX 얼라이언스가 뭐예요?")
+UNANSWERABLE = "투자 한도가 기업당 얼마예요?"
 
 
 @dataclass

@@ -136,7 +136,7 @@ async def test_every_button_is_answered_even_stale_forged_or_oversized(
     too_big = "9" * 25
     for data in ("zz:1", "a:", f"fb:{too_big}:1", f"fu:{too_big}", "fb:2147483648:-1"):
         tg.press(user, answer, data, forged=True)
-    _, post = await ask_unanswerable(desk, tg.user(40_302, "문의"))
+    _, post = await ask_unanswerable(desk, tg.user(40_302, "문의"), "투자 한도가 기업당 얼마예요?")
     tg.press(desk.member, post, f"sc:{too_big}", forged=True)
     tg.press(desk.member, post, f"pg:{too_big}", forged=True)
     await tg.wait_until(lambda: len(tg.callback_answers) == 7)

@@ -22,7 +22,7 @@ from tests.test_resilience import start_database, stop_database
 
 GROUP = -1001700
 T = TypeVar("T")
-UNANSWERABLE = "대출 금리가 몇 %예요?"
+UNANSWERABLE = "투자 한도가 기업당 얼마예요?"
 
 
 async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 30.0) -> T:
