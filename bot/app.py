@@ -6,13 +6,23 @@ import asyncio
 import json
 import logging
 import re
+import sys
+import traceback
+from types import TracebackType
 from typing import TextIO
 
 from telegram import Update
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
+from telegram.error import InvalidToken
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    ContextTypes,
+    TypeHandler,
+)
 from telegram.request import HTTPXRequest
 
-from bot import admin, eligibility, secretariat, telegram
+from bot import admin, eligibility, guards, secretariat, telegram
 from bot.answering import models_of
 from bot.database import Database, upgrade_schema
 from bot.inbox import (
@@ -22,8 +32,11 @@ from bot.inbox import (
     InboxRequest,
     NotedBeforeConfirmed,
 )
+from bot.intake import CheckedUpdatesRequest, quiet_parse_failures, serve_webhook
 from bot.persistence import DatabasePersistence
+from bot.posting import FollowUpPoster
 from bot.replies import KST
+from bot.sending import RetryingRateLimiter
 from bot.services import Services
 from bot.settings import Settings
 from index import load_index
@@ -48,16 +61,26 @@ class RedactingFormatter(logging.Formatter):
         return TOKEN_IN_TEXT.sub("<token>", super().format(record))
 
 
+def _print_redacted(kind: type[BaseException], error: BaseException,
+                    trace: TracebackType | None) -> None:
+    """Python's last word on an uncaught error, with any token blanked out like the log."""
+    text = "".join(traceback.format_exception(kind, error, trace))
+    sys.stderr.write(TOKEN_IN_TEXT.sub("<token>", text))
+
+
 def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
     handler = logging.StreamHandler(stream)
     handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # One line per Bot API request is noise unless debugging; warnings still show.
-    if logging.getLevelName(level) != logging.DEBUG:
-        logging.getLogger("httpx").setLevel(logging.WARNING)
-        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    sys.excepthook = _print_redacted
+    quiet_parse_failures()
+    # One line per Bot API request is noise unless debugging; warnings still show. Set both
+    # ways, so that configuring again (DEBUG after INFO) is not left quieter than asked.
+    chatty = logging.WARNING if logging.getLevelName(level) != logging.DEBUG else logging.NOTSET
+    logging.getLogger("httpx").setLevel(chatty)
+    logging.getLogger("apscheduler").setLevel(chatty)
 
 
 async def _start_services(application: Application) -> None:
@@ -67,6 +90,9 @@ async def _start_services(application: Application) -> None:
     await services.inbox.start()
     # Before the first getUpdates or webhook call: what a stopped process left is handled first.
     await _recover_updates(application)
+    if services.poster is not None:
+        services.poster.start(application.bot)
+        services.database.on_replayed = lambda _: services.poster.poke()
     if application.job_queue is not None:
         application.job_queue.run_repeating(_recover_inbox, INBOX_RECOVERY_SECONDS,
                                             first=INBOX_RECOVERY_SECONDS, name="inbox")
@@ -74,6 +100,8 @@ async def _start_services(application: Application) -> None:
                                             first=SPOOL_REPLAY_SECONDS)
         digest_at = services.settings.digest_time.replace(tzinfo=KST)
         application.job_queue.run_daily(secretariat.send_digest, digest_at, name="digest")
+        application.job_queue.run_repeating(guards.forget_old_presses, 86_400, first=60,
+                                            name="forget-presses")
         every = services.settings.knowledge_sync_seconds
         application.job_queue.run_repeating(_sync_knowledge, every, first=every,
                                             name="knowledge-sync")
@@ -117,6 +145,8 @@ async def _stop_services(application: Application) -> None:
     services: Services = application.bot_data["services"]
     for task in services.background:
         task.cancel()
+    if services.poster is not None:
+        await services.poster.stop()
     await services.inbox.close()
     await services.database.close()
     services.answerer.shutdown()
@@ -144,7 +174,7 @@ def build_application(settings: Settings, services: Services | None = None) -> A
         .request(InboxRequest(HTTPXRequest(connection_pool_size=16, read_timeout=15,
                                            write_timeout=15), inbox))
         .get_updates_request(NotedBeforeConfirmed(
-            HTTPXRequest(connection_pool_size=2, read_timeout=40), queue))
+            CheckedUpdatesRequest(connection_pool_size=2, read_timeout=40), queue))
         .concurrent_updates(processor)
         .post_init(_start_services)
         .post_shutdown(_stop_services)
@@ -153,21 +183,28 @@ def build_application(settings: Settings, services: Services | None = None) -> A
         .persistence(DatabasePersistence(services.database,
                                          settings.persistence_interval_seconds))
     )
-    if settings.rate_limiter:
-        # Keeps bursts inside Telegram's limits and retries after a 429's retry_after. One
-        # message every 1/30 s rather than 30 at once each second: a burst of 30 met Telegram's
-        # sliding window with 429s, and held that many replies in flight at once, each of which
-        # a crash leaves unknown (sent or not; bot/inbox.py).
-        builder = builder.rate_limiter(AIORateLimiter(
-            overall_max_rate=1, overall_time_period=1 / TELEGRAM_MESSAGES_PER_SECOND,
-            max_retries=10))
+    # Keeps bursts inside Telegram's limits, retries after a 429's retry_after, and retries
+    # transient failures (5xx, network, timeouts) for SEND_RETRY_SECONDS. One message every
+    # 1/30 s rather than 30 at once each second: a burst of 30 met Telegram's sliding window
+    # with 429s, and held that many replies in flight at once, each of which a crash leaves
+    # unknown (sent or not; bot/inbox.py).
+    limiter = RetryingRateLimiter(settings.send_retry_seconds, throttle=settings.rate_limiter,
+                                  per_second=TELEGRAM_MESSAGES_PER_SECOND)
+    builder = builder.rate_limiter(limiter)
     application = builder.build()
     processor.application = application
+    # Sends are retried while the application runs; once it stops, a failing send fails at
+    # once instead of holding the stop for the rest of its window.
+    limiter.keep_trying = lambda: application.running
+    if services.poster is None:
+        services.poster = FollowUpPoster(services)
     application.bot_data["services"] = services
     # The secretariat's desk first: its group replies and commands are not questions; then
     # the eligibility check, whose /check, /cancel and buttons are not questions either.
+    application.add_handler(TypeHandler(Update, guards.check_update), group=-1)
     application.add_handlers([*admin.handlers(), *secretariat.handlers(settings),
-                              *eligibility.handlers(), *telegram.handlers(settings)])
+                              *eligibility.handlers(), *telegram.handlers(settings),
+                              CallbackQueryHandler(guards.unknown_button)])
     application.add_error_handler(telegram.on_error)
     return application
 
@@ -176,16 +213,15 @@ def run(settings: Settings) -> None:
     """Serve until SIGINT/SIGTERM: long polling, or a webhook when WEBHOOK_URL is set."""
     configure_logging(settings.log_level)
     application = build_application(settings)
-    if settings.webhook_url:
-        if settings.webhook_secret is None:
-            raise SystemExit("WEBHOOK_SECRET is not set; Telegram's secret-token header "
-                             "must be checked in webhook mode (see .env.example)")
-        path = settings.webhook_url.rstrip("/").rsplit("/", 1)[-1] or "telegram"
-        application.run_webhook(
-            listen=settings.webhook_listen, port=settings.webhook_port, url_path=path,
-            webhook_url=settings.webhook_url,
-            secret_token=settings.webhook_secret.get_secret_value(),
-            allowed_updates=Update.ALL_TYPES,
-        )
-    else:
-        application.run_polling(allowed_updates=Update.ALL_TYPES)
+    if settings.webhook_url and settings.webhook_secret is None:
+        raise SystemExit("WEBHOOK_SECRET is not set; Telegram's secret-token header "
+                         "must be checked in webhook mode (see .env.example)")
+    try:
+        if settings.webhook_url:
+            asyncio.run(serve_webhook(application, settings))
+        else:
+            application.run_polling(allowed_updates=Update.ALL_TYPES)
+    except InvalidToken:
+        # Its message quotes the token: never let it reach the terminal or a log collector.
+        raise SystemExit("Telegram refused TELEGRAM_BOT_TOKEN (revoked or mistyped); copy "
+                         "the current one from @BotFather (see .env.example)") from None

@@ -14,8 +14,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import event
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy import event, text
+from sqlalchemy.exc import (
+    DisconnectionError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -42,6 +49,9 @@ class Database:
         self._replay_lock = asyncio.Lock()
         self._waiting: list[tuple[QuestionRecord, asyncio.Future[Recorded]]] = []
         self._writer: asyncio.Task[None] | None = None
+        # Called with the number of questions a spool replay wrote (their follow-ups need
+        # posting): bot/app.py wakes the follow-up poster.
+        self.on_replayed: Callable[[int], None] | None = None
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -137,27 +147,86 @@ class Database:
                 return 0
             taking = self.spool_path.with_suffix(".replaying")
             self.spool_path.replace(taking)
-        lines = [line for line in taking.read_text(encoding="utf-8").splitlines() if line.strip()]
+        # Read as bytes and decoded per line: a torn or foreign line is one bad line, not an
+        # unreadable file.
+        numbered = [(n, line) for n, line in enumerate(
+            taking.read_bytes().decode("utf-8", "surrogateescape").splitlines(), 1)
+            if line.strip()]
+        done = 0  # lines written or set aside, from the start
         written = 0
         try:
-            for start in range(0, len(lines), WRITE_BATCH):
-                chunk = lines[start:start + WRITE_BATCH]
-                async with self.session() as session:
-                    await record_questions(session, [QuestionRecord.from_json(line)
-                                                     for line in chunk])
-                written += len(chunk)
-        except (SQLAlchemyError, OSError, TimeoutError) as exc:
-            log.warning("spool replay stopped after %d of %d (%s)", written, len(lines),
+            for start in range(0, len(numbered), WRITE_BATCH):
+                chunk = numbered[start:start + WRITE_BATCH]
+                written += await self._replay_chunk(chunk)
+                done += len(chunk)
+        except OUTAGE as exc:
+            log.warning("spool replay stopped after %d of %d (%s)", done, len(numbered),
                         type(exc).__name__)
         async with self._spool_lock:
-            rest = lines[written:]
+            rest = [line for _, line in numbered[done:]]
             if rest:
-                with self.spool_path.open("a", encoding="utf-8") as spool:
-                    spool.write("\n".join(rest) + "\n")
+                with self.spool_path.open("a", encoding="utf-8", errors="surrogateescape") as f:
+                    f.write("\n".join(rest) + "\n")
             taking.unlink()
         if written:
             log.info("replayed %d spooled question(s)", written)
+            if self.on_replayed is not None:
+                self.on_replayed(written)
         return written
+
+    async def _replay_chunk(self, chunk: list[tuple[int, str]]) -> int:
+        """Write one chunk of spool lines; a line that cannot be read or stored is set aside
+        in the rejected file and reported, and the others are written. Raises OUTAGE errors
+        (the database is away: the chunk stays in the spool)."""
+        records: list[tuple[int, str, QuestionRecord]] = []
+        for number, line in chunk:
+            try:
+                records.append((number, line, QuestionRecord.from_json(line)))
+            except (ValueError, TypeError, KeyError) as exc:
+                await self._set_aside(number, line, exc)
+        if not records:
+            return 0
+        try:
+            async with self.session() as session:
+                await record_questions(session, [record for _, _, record in records])
+            return len(records)
+        except OUTAGE:
+            raise
+        except (SQLAlchemyError, ValueError, TypeError) as exc:
+            if len(records) == 1:
+                await self._check_reachable()  # an outage the driver reports oddly stops here
+                number, line, _ = records[0]
+                await self._set_aside(number, line, exc)
+                return 0
+        # One line spoils its batch: write them one by one to find it.
+        written = 0
+        for number, line, _ in records:
+            written += await self._replay_chunk([(number, line)])
+        return written
+
+    async def _check_reachable(self) -> None:
+        try:
+            async with self.session() as session:
+                await session.exec(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            raise OperationalError("SELECT 1", None, exc) from exc
+
+    async def _set_aside(self, number: int, line: str, error: BaseException) -> None:
+        log.error("spool line %d cannot be stored (%s: %s); kept in %s", number,
+                  type(error).__name__, str(error)[:200], self.rejected_path)
+        async with self._spool_lock:
+            with self.rejected_path.open("a", encoding="utf-8", errors="surrogateescape") as f:
+                f.write(line + "\n")
+
+    @property
+    def rejected_path(self) -> Path:
+        """Spool lines that could not be stored, kept for a person to look at."""
+        return self.spool_path.with_suffix(".rejected.jsonl")
+
+
+# The database is away (as opposed to one record it refuses): stop and keep the rest.
+OUTAGE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout, OSError,
+          TimeoutError)
 
 
 def _create_engine(url: str, timeout: float) -> AsyncEngine:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Column, DateTime, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -50,6 +50,9 @@ class Question(SQLModel, table=True):
     # +1 for 👍, -1 for 👎, None until the user says.
     feedback: int | None = None
     asked_at: dt.datetime = _when(nullable=False, index=True)
+    # Set when the reply could not be sent within its retry window; /pending lists these.
+    reply_error: str | None = Field(default=None, sa_column=Column(Text))
+    reply_failed_at: dt.datetime | None = _when(nullable=True, index=True)
 
 
 class FollowUp(SQLModel, table=True):
@@ -70,6 +73,13 @@ class FollowUp(SQLModel, table=True):
     kb_gap: bool = False
     closed_by: int | None = Field(default=None, sa_column=Column(BigInteger))
     closed_at: dt.datetime | None = _when(nullable=True)
+    # Posting to the group is a job (bot/posting.py): until group_message_id is set, the
+    # follow-up is tried again after post_after (a claim while one process posts it, then a
+    # backoff after each failure).
+    post_attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False,
+                                                           server_default="0"))
+    post_error: str | None = Field(default=None, sa_column=Column(Text))
+    post_after: dt.datetime | None = _when(nullable=True)
 
 
 class FollowUpEvent(SQLModel, table=True):
@@ -148,3 +158,16 @@ class InboxUpdate(SQLModel, table=True):
     user_id: int | None = Field(default=None, sa_column=Column(BigInteger, index=True))
     received_at: dt.datetime = _when(nullable=False)
     finished_at: dt.datetime | None = _when(nullable=True)
+
+
+class SentOnce(SQLModel, table=True):
+    """Something people see, sent at most once by what caused it: a button press (its
+    callback id) or a secretariat reply (its message in the group), with the message it
+    became, so that an edit of the reply can edit that message instead of sending again."""
+
+    __tablename__ = "sent_once"
+
+    key: str = Field(primary_key=True)
+    chat_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    message_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    at: dt.datetime = _when(nullable=False)

@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ from bot.models import (
     KnowledgeState,
     Person,
     Question,
+    SentOnce,
     utcnow,
 )
 
@@ -34,6 +36,21 @@ log = logging.getLogger(__name__)
 
 # How long a write may take before the database counts as unavailable for this question.
 WRITE_TIMEOUT_S = 5.0
+
+
+# Characters no database we support can store: NUL (PostgreSQL text refuses it) and lone
+# UTF-16 surrogates (not encodable as UTF-8, which JSON and some clients still produce).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """`text` as given, with the characters a database would refuse replaced by U+FFFD: a
+    question with a NUL in it is stored like any other instead of failing its whole batch."""
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
+def _storable_or_none(text: str | None) -> str | None:
+    return None if text is None else storable(text)
 
 
 @dataclass(frozen=True)
@@ -64,7 +81,8 @@ class QuestionRecord:
     def to_json(self) -> str:
         data = dataclasses.asdict(self)
         data["asked_at"] = self.asked_at.isoformat()
-        return json.dumps(data, ensure_ascii=False)
+        # A lone surrogate would make the spool file unwritable as UTF-8.
+        return storable(json.dumps(data, ensure_ascii=False))
 
     @classmethod
     def from_json(cls, line: str) -> QuestionRecord:
@@ -99,8 +117,10 @@ async def upsert_person(session: AsyncSession, asker: Asker, seen: dt.datetime) 
 async def _upsert_people(session: AsyncSession, seen: list[tuple[Asker, dt.datetime]]) -> None:
     """Create or refresh the people who wrote: one statement for all of them."""
     latest = {asker.id: (asker, when) for asker, when in sorted(seen, key=lambda p: p[1])}
-    rows = [{"id": a.id, "first_name": a.first_name, "last_name": a.last_name,
-             "username": a.username, "language_code": a.language_code,
+    rows = [{"id": a.id, "first_name": storable(a.first_name),
+             "last_name": _storable_or_none(a.last_name),
+             "username": _storable_or_none(a.username),
+             "language_code": _storable_or_none(a.language_code),
              "first_seen": when, "last_seen": when} for a, when in latest.values()]
     stmt = _insert(session, Person)
     changed = {k: stmt.excluded[k] for k in ("first_name", "last_name", "username",
@@ -124,7 +144,7 @@ async def record_questions(session: AsyncSession, records: list[QuestionRecord]
     """
     await _upsert_people(session, [(r.asker, r.asked_at) for r in records])
     stored = await _insert_questions(session, [dict(
-        person_id=r.asker.id, chat_id=r.chat_id, message_id=r.message_id, text=r.text,
+        person_id=r.asker.id, chat_id=r.chat_id, message_id=r.message_id, text=storable(r.text),
         status=r.status, entry_id=r.entry_id, score=r.score, coverage=r.coverage,
         knowledge_version=r.knowledge_version, asked_at=r.asked_at) for r in records])
     wanted = [(question_id, r.asked_at)
@@ -200,6 +220,21 @@ async def _open_followups(session: AsyncSession, questions: list[tuple[int, dt.d
     return opened
 
 
+async def open_new_followup(session: AsyncSession, question_id: int, reason: str
+                            ) -> tuple[int, bool]:
+    """The follow-up of a question, and whether this call opened it (False: it was open)."""
+    table = FollowUp.__table__
+    stmt = (_insert(session, FollowUp)
+            .values(question_id=question_id, status="open", reason=reason, created_at=utcnow())
+            .on_conflict_do_nothing(index_elements=["question_id"]).returning(table.c.id))
+    opened = (await session.exec(stmt)).first()
+    await session.commit()
+    if opened is not None:
+        return opened[0], True
+    return (await session.exec(select(FollowUp.id).where(FollowUp.question_id == question_id))
+            ).scalar_one(), False
+
+
 async def record_consultation(session: AsyncSession, asker: Asker, chat_id: int,
                               message_id: int, text: str, details: str,
                               when: dt.datetime | None = None) -> Recorded:
@@ -210,12 +245,12 @@ async def record_consultation(session: AsyncSession, asker: Asker, chat_id: int,
     when = when or utcnow()
     await upsert_person(session, asker, when)
     question_id, duplicate = await _insert_question(
-        session, person_id=asker.id, chat_id=chat_id, message_id=message_id, text=text,
+        session, person_id=asker.id, chat_id=chat_id, message_id=message_id, text=storable(text),
         status="consultation", asked_at=when)
     followup_id = await open_followup(session, question_id, "consultation", when)
     if not duplicate:
         session.add(FollowUpEvent(followup_id=followup_id, kind="consultation",
-                                  author_id=asker.id, text=details, at=when))
+                                  author_id=asker.id, text=storable(details), at=when))
     await session.commit()
     return Recorded(question_id, followup_id, duplicate=duplicate)
 
@@ -303,12 +338,13 @@ async def _followup_cases(session: AsyncSession, followup_ids: list[int]) -> lis
 async def add_event(session: AsyncSession, followup_id: int, kind: str,
                     author_id: int | None = None, text: str | None = None,
                     group_message_id: int | None = None) -> FollowUpEvent:
-    event = FollowUpEvent(followup_id=followup_id, kind=kind, author_id=author_id, text=text,
+    event = FollowUpEvent(followup_id=followup_id, kind=kind, author_id=author_id,
+                          text=_storable_or_none(text),
                           group_message_id=group_message_id, at=utcnow())
     session.add(event)
     if kind == "posted" and group_message_id is not None:
         await session.exec(update(FollowUp).where(FollowUp.id == followup_id)
-                           .values(group_message_id=group_message_id))
+                           .values(group_message_id=group_message_id, post_error=None))
     await session.commit()
     return event
 
@@ -329,6 +365,7 @@ async def followup_for_group_message(session: AsyncSession, message_id: int) -> 
 async def record_answer(session: AsyncSession, followup_id: int, author_id: int,
                         text: str) -> FollowUpEvent:
     """A secretariat answer that reached the asker: the first answers it, later ones add."""
+    text = storable(text)
     followup = await session.get(FollowUp, followup_id)
     first = followup.status != "answered"
     if first:
@@ -344,11 +381,14 @@ async def record_answer(session: AsyncSession, followup_id: int, author_id: int,
 
 
 async def close_followup(session: AsyncSession, followup_id: int, by: int,
-                         kb_gap: bool = False) -> FollowUp | None:
-    """Close as needing no answer, or mark it a knowledge-base gap (it stays open then)."""
+                         kb_gap: bool = False) -> tuple[FollowUp | None, bool]:
+    """Close as needing no answer, or mark it a knowledge-base gap (it stays open then); the
+    follow-up, and whether this changed it (pressed twice, the second changes nothing)."""
     followup = await session.get(FollowUp, followup_id)
     if followup is None:
-        return None
+        return None, False
+    if (followup.kb_gap if kb_gap else followup.status == "closed"):
+        return followup, False
     if kb_gap:
         followup.kb_gap = True
     else:
@@ -357,7 +397,7 @@ async def close_followup(session: AsyncSession, followup_id: int, by: int,
         followup.closed_at = utcnow()
     session.add(followup)
     await add_event(session, followup_id, "gap" if kb_gap else "closed", by)
-    return followup
+    return followup, True
 
 
 async def open_followups(session: AsyncSession, offset: int = 0, limit: int = 10
@@ -371,6 +411,70 @@ async def open_followups(session: AsyncSession, offset: int = 0, limit: int = 10
         .order_by(FollowUp.created_at, FollowUp.id).offset(offset).limit(limit)
     )).scalars().all()
     return await followup_cases(session, list(ids)), total
+
+
+async def unposted_followups(session: AsyncSession, now: dt.datetime, limit: int = 50
+                             ) -> list[int]:
+    """Open follow-ups not yet in the secretariat group whose next try is due, oldest first."""
+    return list((await session.exec(
+        select(FollowUp.id)
+        .where(FollowUp.group_message_id.is_(None), FollowUp.status != "closed",
+               (FollowUp.post_after.is_(None)) | (FollowUp.post_after <= now))
+        .order_by(FollowUp.id).limit(limit)
+    )).scalars().all())
+
+
+async def claim_followup_post(session: AsyncSession, followup_id: int, now: dt.datetime,
+                              until: dt.datetime) -> bool:
+    """Take the posting of a follow-up until `until`, unless it is posted or another process
+    holds it: one post per follow-up even with several bot processes on one database."""
+    claimed = await session.exec(
+        update(FollowUp)
+        .where(FollowUp.id == followup_id, FollowUp.group_message_id.is_(None),
+               (FollowUp.post_after.is_(None)) | (FollowUp.post_after <= now))
+        .values(post_after=until))
+    await session.commit()
+    return claimed.rowcount == 1
+
+
+async def followup_post_failed(session: AsyncSession, followup_id: int, error: str,
+                               retry_at: dt.datetime) -> int:
+    """Note a failed post and when to try again; the number of attempts so far."""
+    await session.exec(
+        update(FollowUp).where(FollowUp.id == followup_id)
+        .values(post_attempts=FollowUp.post_attempts + 1, post_error=storable(error[:500]),
+                post_after=retry_at))
+    await session.commit()
+    return (await session.exec(select(FollowUp.post_attempts)
+                               .where(FollowUp.id == followup_id))).scalar_one()
+
+
+async def unposted_count(session: AsyncSession) -> int:
+    return (await session.exec(
+        select(func.count()).select_from(FollowUp)
+        .where(FollowUp.group_message_id.is_(None), FollowUp.status != "closed")
+    )).scalar_one()
+
+
+async def record_reply_failure(session: AsyncSession, question_id: int, error: str) -> None:
+    """The reply to a question could not be sent within its retry window."""
+    await session.exec(update(Question).where(Question.id == question_id)
+                       .values(reply_error=storable(error[:500]), reply_failed_at=utcnow()))
+    await session.commit()
+
+
+async def failed_replies(session: AsyncSession, limit: int = 5
+                         ) -> tuple[list[tuple[Question, Person | None]], int]:
+    """Questions whose reply never reached the asker, newest first; and how many in all."""
+    total = (await session.exec(
+        select(func.count()).select_from(Question).where(Question.reply_failed_at.is_not(None))
+    )).scalar_one()
+    rows = (await session.exec(
+        select(Question, Person).join(Person, Person.id == Question.person_id, isouter=True)
+        .where(Question.reply_failed_at.is_not(None))
+        .order_by(Question.reply_failed_at.desc(), Question.id.desc()).limit(limit)
+    )).all()
+    return [(question, person) for question, person in rows], total
 
 
 async def followups_between(session: AsyncSession, since: dt.datetime | None = None,
@@ -398,7 +502,7 @@ async def questions_between(session: AsyncSession, since: dt.datetime | None = N
 
 async def log_action(session: AsyncSession, person_id: int, action: str, detail: str = "",
                      allowed: bool = True) -> None:
-    session.add(AdminAction(person_id=person_id, action=action, detail=detail,
+    session.add(AdminAction(person_id=person_id, action=storable(action), detail=storable(detail),
                             allowed=allowed, at=utcnow()))
     await session.commit()
 
@@ -409,6 +513,45 @@ async def admin_actions(session: AsyncSession, since: dt.datetime | None = None
     if since is not None:
         stmt = stmt.where(AdminAction.at >= since)
     return list((await session.exec(stmt)).scalars().all())
+
+
+# --- sends made at most once --------------------------------------------------------------
+
+
+async def claim_send(session: AsyncSession, key: str) -> bool:
+    """Whether this is the first attempt to send what `key` names (a callback id, a group
+    message); the claim stays, so that a redelivered update or press sends nothing more."""
+    stmt = (_insert(session, SentOnce).values(key=key, at=utcnow())
+            .on_conflict_do_nothing(index_elements=["key"]).returning(SentOnce.__table__.c.key))
+    claimed = (await session.exec(stmt)).first() is not None
+    await session.commit()
+    return claimed
+
+
+async def release_send(session: AsyncSession, key: str) -> None:
+    """The send failed: let the next attempt try again."""
+    await session.exec(delete(SentOnce).where(SentOnce.key == key))
+    await session.commit()
+
+
+async def note_sent(session: AsyncSession, key: str, chat_id: int, message_id: int) -> None:
+    """The message a claimed send became (to edit it when its source is edited)."""
+    await session.exec(update(SentOnce).where(SentOnce.key == key)
+                       .values(chat_id=chat_id, message_id=message_id))
+    await session.commit()
+
+
+async def sent_message(session: AsyncSession, key: str) -> SentOnce | None:
+    return await session.get(SentOnce, key)
+
+
+async def forget_button_presses(session: AsyncSession, before: dt.datetime) -> int:
+    """Drop the record of button presses older than `before`: Telegram keeps an update for
+    a day at most, so an older press cannot come again. Replies stay (they can be edited)."""
+    removed = await session.exec(delete(SentOnce).where(SentOnce.key.startswith("callback:"),
+                                                        SentOnce.at < before))
+    await session.commit()
+    return removed.rowcount
 
 
 # --- the knowledge version every process serves --------------------------------------------

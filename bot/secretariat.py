@@ -13,7 +13,15 @@ from pathlib import Path
 
 import yaml
 from sqlalchemy.exc import SQLAlchemyError
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters, Update, User
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    ReplyParameters,
+    Update,
+    User,
+)
 from telegram.constants import ChatMemberStatus
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import (
@@ -26,18 +34,25 @@ from telegram.ext import (
     filters,
 )
 
-from bot.models import utcnow
+from bot.guards import ROW_ID_MAX, parse_id
+from bot.models import FollowUp, SentOnce, utcnow
 from bot.records import (
     FollowUpCase,
     add_event,
+    claim_send,
     close_followup,
+    failed_replies,
     followup_case,
     followup_for_group_message,
     followups_between,
     log_action,
+    note_sent,
     open_followups,
     questions_between,
     record_answer,
+    release_send,
+    sent_message,
+    unposted_count,
 )
 from bot.replies import render
 from bot.reports import period_stats
@@ -54,7 +69,8 @@ STATUS_LABELS = {"open": "열림", "answered": "답변 완료", "closed": "종�
 EVENT_LABELS = {"posted": "사무국 그룹에 게시", "answer": "답변 전달", "addition": "추가 답변 전달",
                 "delivery_failed": "전달 실패", "closed": "답변 없이 종료",
                 "gap": "지식베이스 공백 표시", "proposal": "FAQ 제안 작성",
-                "consultation": "상담 요청", "delivered": "그룹에 전달 확인"}
+                "consultation": "상담 요청", "delivered": "그룹에 전달 확인",
+                "edited": "답변 수정 전달"}
 
 
 def asker_name(case: FollowUpCase) -> str:
@@ -114,25 +130,14 @@ def post_keyboard(followup_id: int) -> InlineKeyboardMarkup:
 
 
 async def post_followup(application: Application, followup_id: int) -> None:
-    """Post a new follow-up to the secretariat group (when one is configured)."""
+    """Have a new follow-up posted to the secretariat group: the poster (bot/posting.py)
+    posts every follow-up the group does not have yet, retrying until it does."""
     services: Services = application.bot_data["services"]
-    group = services.settings.secretariat_chat_id
-    if group is None:
-        return
-    try:
-        async with services.database.session() as session:
-            case = await followup_case(session, followup_id)
-            if case is None:
-                return
-            message = await application.bot.send_message(
-                group, _post_text(case, services.index), parse_mode="HTML",
-                reply_markup=post_keyboard(followup_id))
-            await add_event(session, followup_id, "posted", group_message_id=message.message_id)
-    except (TelegramError, SQLAlchemyError):
-        log.exception("follow-up %s not posted to the secretariat group", followup_id)
+    if services.poster is not None:
+        services.poster.poke()
 
 
-def _post_text(case: FollowUpCase, index: KnowledgeIndex) -> str:
+def post_text(case: FollowUpCase, index: KnowledgeIndex) -> str:
     """A question with the entries closest to it; a consultation request (from the
     eligibility check) with the answers and result the asker agreed to share."""
     if case.followup.reason == "consultation":
@@ -151,7 +156,8 @@ def _near_misses(case: FollowUpCase, index: KnowledgeIndex) -> list[FaqEntry]:
 
 
 async def on_group_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A member replies to a follow-up's post: deliver it to the asker."""
+    """A member replies to a follow-up's post: deliver it to the asker, once per reply
+    message however often it arrives; an edit of the reply edits what the asker received."""
     message = update.effective_message
     reply_to = message.reply_to_message
     if reply_to is None or reply_to.from_user is None or reply_to.from_user.id != context.bot.id:
@@ -160,21 +166,39 @@ async def on_group_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     text = (message.text or message.caption or "").strip()
     async with services.database.session() as session:
         followup = await followup_for_group_message(session, reply_to.message_id)
+        if followup is None and (posted_id := _post_followup_id(reply_to)) is not None:
+            # A reply faster than the poster's record of its post: the post's buttons say
+            # which follow-up it is.
+            followup = await session.get(FollowUp, posted_id)
         if followup is None or not text:
             return
         case = await followup_case(session, followup.id)
     if not await _allowed(update, context, "answer_followup"):
         return
+    key = f"secretariat-reply:{message.chat_id}:{message.message_id}"
+    if update.edited_message is not None:
+        async with services.database.session() as session:
+            sent = await sent_message(session, key)
+        if sent is not None:
+            await _edit_delivered(update, context, case, sent, text)
+            return
+    async with services.database.session() as session:
+        if not await claim_send(session, key):
+            return  # this reply reached the asker already (a redelivered update)
     addition = case.followup.status == "answered"
     try:
-        await context.bot.send_message(
+        delivered = await context.bot.send_message(
             case.question.chat_id,
             render("secretariat_answer", followup_id=followup.id, question=case.question.text,
-                   answer=text, addition=addition),
+                   answer=text, addition=addition, edited=False),
             parse_mode="HTML",
             reply_parameters=ReplyParameters(case.question.message_id,
                                              allow_sending_without_reply=True))
-    except (Forbidden, BadRequest) as exc:
+    except TelegramError as exc:
+        async with services.database.session() as session:
+            await release_send(session, key)  # a later edit or redelivery may try again
+        if not isinstance(exc, Forbidden | BadRequest):
+            raise  # transient, and retried for SEND_RETRY_SECONDS already: on_error says so
         reason = "사용자가 봇을 차단함" if isinstance(exc, Forbidden) else exc.message
         async with services.database.session() as session:
             await add_event(session, followup.id, "delivery_failed", message.from_user.id,
@@ -183,6 +207,7 @@ async def on_group_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
                                         reason=reason))
         return
     async with services.database.session() as session:
+        await note_sent(session, key, delivered.chat_id, delivered.message_id)
         await record_answer(session, followup.id, message.from_user.id, text)
     confirmation = await message.reply_html(render(
         "secretariat_delivered", followup_id=followup.id, asker_name=asker_name(case),
@@ -192,23 +217,61 @@ async def on_group_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
                         group_message_id=confirmation.message_id)
 
 
+def _post_followup_id(post: Message) -> int | None:
+    """The follow-up a post is about, from its buttons (see post_keyboard)."""
+    markup = post.reply_markup
+    for row in markup.inline_keyboard if markup else ():
+        for button in row:
+            data = button.callback_data
+            if isinstance(data, str) and data.startswith("sc:"):
+                return parse_id(data[3:])
+    return None
+
+
+async def _edit_delivered(update: Update, context: ContextTypes.DEFAULT_TYPE,
+                          case: FollowUpCase, sent: SentOnce, text: str) -> None:
+    """A member edited a reply the asker has: correct the asker's copy in place."""
+    if sent.message_id is None:
+        return  # still being sent, or its sender died mid-way: nothing to edit yet
+    try:
+        await context.bot.edit_message_text(
+            render("secretariat_answer", followup_id=case.followup.id,
+                   question=case.question.text, answer=text, addition=False, edited=True),
+            chat_id=sent.chat_id, message_id=sent.message_id, parse_mode="HTML")
+    except BadRequest as exc:
+        if "not modified" in exc.message:
+            return  # an edit of something else than the text (or the same text again)
+        raise
+    async with services_of(context).database.session() as session:
+        await add_event(session, case.followup.id, "edited", update.effective_user.id, text)
+    await update.effective_message.reply_html(render(
+        "secretariat_edit_delivered", followup_id=case.followup.id,
+        asker_name=asker_name(case)))
+
+
 async def on_post_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Buttons on a follow-up's post: close it, mark a gap, or propose an FAQ entry."""
     query = update.callback_query
     if not await _allowed(update, context, f"button:{query.data}"):
         return
     kind, raw_id = query.data.split(":")
-    followup_id = int(raw_id)
+    followup_id = parse_id(raw_id)
+    if followup_id is None:
+        await query.answer(render("followup_missing"), show_alert=True)
+        return
     if kind == "sf":
         await query.answer()
         await _propose_faq(update, context, followup_id)
         return
     services = services_of(context)
     async with services.database.session() as session:
-        followup = await close_followup(session, followup_id, query.from_user.id,
-                                        kb_gap=kind == "sg")
+        followup, changed = await close_followup(session, followup_id, query.from_user.id,
+                                                 kb_gap=kind == "sg")
     if followup is None:
-        await query.answer("없는 문의입니다.", show_alert=True)
+        await query.answer(render("followup_missing"), show_alert=True)
+        return
+    if not changed:  # pressed again, or by a second member: the group was told already
+        await query.answer(render("followup_unchanged", kb_gap=kind == "sg"))
         return
     await query.answer()
     await query.message.reply_html(render("secretariat_closed", followup_id=followup_id,
@@ -222,17 +285,20 @@ async def pending(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     offset = 0
     if update.callback_query:
-        offset = int(update.callback_query.data.split(":")[1])
+        offset = min(int(update.callback_query.data.split(":")[1][:10]), ROW_ID_MAX)
         await update.callback_query.answer()
     async with services_of(context).database.session() as session:
         cases, total = await open_followups(session, offset, PAGE)
+        unposted = await unposted_count(session)
+        unsent, unsent_total = await failed_replies(session)
     buttons = []
     if offset > 0:
         buttons.append(InlineKeyboardButton("◀ 이전", callback_data=f"pg:{max(0, offset - PAGE)}"))
     if offset + PAGE < total:
         buttons.append(InlineKeyboardButton("다음 ▶", callback_data=f"pg:{offset + PAGE}"))
     text = render("pending", cases=cases, total=total, first=offset + 1,
-                  last=offset + len(cases))
+                  last=offset + len(cases), unposted=unposted, unsent=unsent,
+                  unsent_total=unsent_total)
     markup = InlineKeyboardMarkup([buttons]) if buttons else None
     if update.callback_query:
         await update.callback_query.edit_message_text(text, parse_mode="HTML",
@@ -243,9 +309,7 @@ async def pending(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 def _followup_number(context: ContextTypes.DEFAULT_TYPE) -> int | None:
     args = context.args or []
-    if len(args) != 1 or not args[0].lstrip("#").isdigit():
-        return None
-    return int(args[0].lstrip("#"))
+    return parse_id(args[0]) if len(args) == 1 else None
 
 
 async def show_followup(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -273,7 +337,8 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not await _allowed(update, context, "stats"):
         return
     args = context.args or []
-    days = int(args[0]) if args and args[0].isdigit() and 0 < int(args[0]) <= 3650 else 7
+    asked = parse_id(args[0]) if args else None  # "²" is a digit to str.isdigit, not to int
+    days = asked if asked is not None and asked <= 3650 else 7
     since = utcnow() - dt.timedelta(days=days)
     services = services_of(context)
     async with services.database.session() as session:
@@ -299,11 +364,12 @@ async def _propose_faq(update: Update, context: ContextTypes.DEFAULT_TYPE,
     services = services_of(context)
     async with services.database.session() as session:
         case = await followup_case(session, followup_id)
-        if case is None or not case.followup.answer:
-            await update.effective_message.reply_html(render(
-                "tofaq_refused", followup_id=followup_id, missing=case is None))
-            return
-        path = write_faq_proposal(case, services.settings.knowledge_dir, services.index)
+    if case is None or not case.followup.answer:
+        await update.effective_message.reply_html(render(
+            "tofaq_refused", followup_id=followup_id, missing=case is None))
+        return
+    path = write_faq_proposal(case, services.settings.knowledge_dir, services.index)
+    async with services.database.session() as session:
         await add_event(session, followup_id, "proposal", update.effective_user.id, str(path))
     await update.effective_message.reply_html(render(
         "tofaq_written", followup_id=followup_id,

@@ -8,6 +8,7 @@ import time
 from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from telegram.ext import ContextTypes
 
@@ -17,6 +18,9 @@ from bot.inbox import Inbox
 from bot.reloading import KnowledgeReloader
 from bot.settings import Settings
 from index import KnowledgeIndex
+
+if TYPE_CHECKING:
+    from bot.posting import FollowUpPoster
 
 
 @dataclass
@@ -31,6 +35,8 @@ class Services:
     answerer: OffLoopAnswerer = field(init=False)
 
     reloader: KnowledgeReloader = field(init=False)
+    # Posts follow-ups to the secretariat group (bot/posting.py); set by bot/app.py.
+    poster: FollowUpPoster | None = None
     # Long-running tasks of this process (the knowledge watcher), cancelled at shutdown.
     background: list[asyncio.Task] = field(default_factory=list)
 

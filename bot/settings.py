@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     rate_limiter: bool = True
     user_questions_per_minute: int = Field(default=10, ge=1)
     max_question_chars: int = Field(default=1000, ge=10)
+    # How long a failing send (5xx, network, timeout, 429) is tried again before it counts
+    # as failed: a question's reply is then listed in /pending, a follow-up post retried.
+    send_retry_seconds: float = Field(default=120, ge=0)
 
     # Storage and knowledge
     database_url: str = "sqlite+aiosqlite:///var/maxbot.db"

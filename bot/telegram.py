@@ -7,6 +7,7 @@ blocks the others.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Iterable
@@ -33,12 +34,19 @@ from telegram.ext import (
 
 from bot import eligibility
 from bot.answering import Answer, answer_entry
+from bot.guards import parse_id
 from bot.inbox import is_recovered
 from bot.models import Question, utcnow
-from bot.records import Asker, QuestionRecord, open_followup, set_feedback
-from bot.replies import render, render_answer
+from bot.records import (
+    Asker,
+    QuestionRecord,
+    open_new_followup,
+    record_reply_failure,
+    set_feedback,
+)
+from bot.replies import render, render_answer, to_plain_text
 from bot.secretariat import post_followup
-from bot.services import services_of
+from bot.services import Services, services_of
 from bot.settings import Settings
 from index import FaqEntry, KnowledgeBase, KnowledgeIndex
 
@@ -183,13 +191,31 @@ async def ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         knowledge_version=index.version, wants_followup=result.followup, **base))
     if recorded.duplicate and not is_recovered(update):
         return  # a redelivered update: the user has had this reply already
+    if recorded.followup_id is not None:
+        # The follow-up row is the promise: it is posted whether or not the reply gets out.
+        await post_followup(context.application, recorded.followup_id)
     html = render_answer(result, index.knowledge, reference=recorded.followup_id,
                          queued=recorded.spooled and result.followup)
-    await message.reply_html(html, reply_markup=answer_keyboard(result, recorded.question_id,
-                                                                index.knowledge),
-                             do_quote=message.chat.type != ChatType.PRIVATE)
-    if recorded.followup_id is not None:
-        await post_followup(context.application, recorded.followup_id)
+    try:
+        await message.reply_html(html, reply_markup=answer_keyboard(
+            result, recorded.question_id, index.knowledge),
+            do_quote=message.chat.type != ChatType.PRIVATE)
+    except TelegramError as exc:  # already tried again for SEND_RETRY_SECONDS
+        await _reply_failed(services, recorded.question_id, exc)
+
+
+async def _reply_failed(services: Services, question_id: int | None, error: TelegramError
+                        ) -> None:
+    """A reply that could not be sent: logged with its question, and listed in /pending so
+    that the secretariat can reach the asker another way."""
+    log.error("reply to question %s not sent: %s", question_id, error)
+    if question_id is None:
+        return  # spooled: the database is away, the log line is all there is
+    try:
+        async with services.database.session() as session:
+            await record_reply_failure(session, question_id, str(error))
+    except SQLAlchemyError:
+        log.exception("unsent reply to question %s not recorded", question_id)
 
 
 async def not_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -238,12 +264,15 @@ async def show_topic(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
 async def feedback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """👍 / 👎 on an answer; 👎 offers to send the question to the secretariat."""
     query = update.callback_query
-    _, question_id, value = query.data.split(":")
+    _, raw_id, value = query.data.split(":")
+    question_id = parse_id(raw_id)
     services = services_of(context)
+    question = None
     try:
-        async with services.database.session() as session:
-            question = await set_feedback(session, int(question_id), query.from_user.id,
-                                          int(value))
+        if question_id is not None:
+            async with services.database.session() as session:
+                question = await set_feedback(session, question_id, query.from_user.id,
+                                              int(value))
     except SQLAlchemyError:
         log.exception("feedback not stored")
         await query.answer(render("unavailable"), show_alert=True)
@@ -261,26 +290,32 @@ async def feedback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def request_followup(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """After a 👎: open a follow-up for the question."""
+    """After a 👎: open a follow-up for the question, once however often it is pressed."""
     query = update.callback_query
-    question_id = int(query.data.split(":")[1])
+    question_id = parse_id(query.data.split(":")[1])
     services = services_of(context)
+    opened: tuple[int, bool] | None = None
     try:
         async with services.database.session() as session:
-            question = await session.get(Question, question_id)
-            if question is None or question.person_id != query.from_user.id:
-                await query.answer("질문하신 분만 보낼 수 있습니다.", show_alert=True)
-                return
-            followup_id = await open_followup(session, question_id, "feedback")
-            await session.commit()
+            question = await session.get(Question, question_id) if question_id else None
+            if question is not None and question.person_id == query.from_user.id:
+                opened = await open_new_followup(session, question.id, "feedback")
     except SQLAlchemyError:
         log.exception("follow-up not opened")
         await query.answer(render("unavailable"), show_alert=True)
         return
+    if opened is None:
+        await query.answer("질문하신 분만 보낼 수 있습니다.", show_alert=True)
+        return
+    followup_id, new = opened
+    if not new:  # pressed again: the secretariat has it already
+        await query.answer(to_plain_text(render("followup_sent", reference=followup_id)),
+                           show_alert=True)
+        return
     await query.answer()
+    await post_followup(context.application, followup_id)
     await query.edit_message_reply_markup(None)
     await query.message.reply_html(render("followup_sent", reference=followup_id))
-    await post_followup(context.application, followup_id)
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -295,6 +330,13 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         user = update.effective_user.id if update.effective_user else None
         where = f" update={update.update_id} chat={chat} user={user}"
     log.error("error %s while handling%s", error_id, where, exc_info=context.error)
+    if isinstance(update, Update) and update.callback_query is not None:
+        # Stop the button's spinner: a press is answered whatever happened (unless it was
+        # answered already, or is too old to answer).
+        with contextlib.suppress(TelegramError):
+            await update.callback_query.answer(to_plain_text(render("error", error_id=error_id)),
+                                               show_alert=True)
+        return
     if isinstance(update, Update) and update.effective_message is not None:
         if isinstance(context.error, Forbidden):
             return  # the user blocked the bot: nobody to tell

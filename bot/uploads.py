@@ -666,11 +666,11 @@ def _pending(context: ContextTypes.DEFAULT_TYPE) -> PendingUpload | None:
 
 
 async def _audit(update: Update, context: ContextTypes.DEFAULT_TYPE, action: str,
-                 detail: str) -> None:
+                 detail: str, allowed: bool = True) -> None:
     services = services_of(context)
     try:
         async with services.database.session() as session:
-            await log_action(session, update.effective_user.id, action, detail[:500], True)
+            await log_action(session, update.effective_user.id, action, detail[:500], allowed)
     except SQLAlchemyError:
         log.exception("audit log not written for %s", action)
 
@@ -684,6 +684,10 @@ async def received(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     message = update.effective_message
     user = update.effective_user
     if user is None or user.id not in services.settings.admin_user_ids:
+        # Anyone may send a file; a document to an admin-only feature is a refused attempt.
+        document = message.document
+        await _audit(update, context, "upload", f"{document.file_name or ''} "
+                     f"({document.file_size or '?'} bytes)", allowed=False)
         await not_text(update, context)
         return ConversationHandler.END
     document = message.document

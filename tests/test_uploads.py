@@ -253,7 +253,12 @@ async def test_what_is_not_an_admins_readable_document_writes_nothing(live: Runn
     assert snapshot(root) == before and live.services.index.version == version
     assert await upload_actions(live) == [
         *[(ADMIN, "upload"), (ADMIN, "upload_cancelled")] * 2,
+        (live.user.id, "upload"),  # the refused attempt of someone who is no admin
         *[(ADMIN, "upload"), (ADMIN, "upload_refused")] * 5]
+    async with live.database.session() as session:
+        refused = (await session.exec(select(AdminAction).where(
+            AdminAction.person_id == live.user.id))).all()
+    assert [(a.allowed, a.detail) for a in refused] == [(False, "정책.md (15 bytes)")]
 
 
 async def test_an_upload_that_breaks_the_knowledge_base_is_undone(live: RunningBot) -> None:

@@ -277,10 +277,19 @@ class _Chat:
 
 
 @dataclass
+class _Fault:
+    code: int
+    description: str
+    parameters: JSON | None
+    remaining: int | None
+
+
+@dataclass
 class _Query:
     user_id: int
     data: str | None
     answered: bool = False
+    update: JSON | None = None  # the callback_query payload, to deliver it again
 
 
 ChatRef = int | User | Group
@@ -447,6 +456,8 @@ class BotApiStandIn:
         self._global_limiter: Limiter | None = global_limit.make() if global_limit else None
         self._chat_limiters: dict[int, Limiter] = {}
         self._change: asyncio.Future[None] | None = None
+        # method (lower case) -> the injected fault and how many more calls it answers
+        self._faults: dict[str, _Fault] = {}
 
         self.requests: deque[RequestRecord] = deque(maxlen=log_limit)
         self.rejections: list[Rejection] = []
@@ -760,6 +771,8 @@ class BotApiStandIn:
         user: User | int,
         message: BotMessage | tuple[int, int],
         callback_data: str,
+        *,
+        forged: bool = False,
     ) -> str:
         """Press an inline button on a bot message; returns the callback query id.
 
@@ -782,13 +795,14 @@ class BotApiStandIn:
             raise ValueError("only the owner of a private chat can press buttons in it")
         rows = (current.get("reply_markup") or {}).get("inline_keyboard") or []
         datas = [b.get("callback_data") for row in rows for b in row]
-        if callback_data not in datas:
+        # A forged press carries data the keyboard never had (a modified client can send it).
+        if callback_data not in datas and not forged:
             raise ValueError(
                 f"message {message_id} has no button with callback_data {callback_data!r}; "
                 f"its buttons carry {datas!r}"
             )
         query_id = str(next(self._query_ids))
-        self._queries[query_id] = _Query(state.user.id, callback_data)
+        self._queries[query_id] = query_state = _Query(state.user.id, callback_data)
         query = {
             "id": query_id,
             "from": state.user.to_json(),
@@ -797,8 +811,16 @@ class BotApiStandIn:
             "chat_instance": str((self.bot_id * 1_000_003 + chat_id) % 10**18),
             "data": callback_data,
         }
+        query_state.update = query
         self._enqueue("callback_query", query)
         return query_id
+
+    def redeliver_press(self, query_id: str) -> None:
+        """Deliver a button press again, same callback query id, under a new update id (as
+        Telegram does when the bot did not confirm the update in time)."""
+        query = self._queries[query_id].update
+        assert query is not None
+        self._enqueue("callback_query", query)
 
     def inject_texts(
         self, count: int, *, users: int = 1, first_user_id: int = 1_000_000, text: str = "hello"
@@ -820,6 +842,47 @@ class BotApiStandIn:
             "first_update_id": first_update,
             "last_update_id": last_update,
         }
+
+    def enqueue_update(self, kind: str, payload: JSON) -> int:
+        """Queue any update exactly as given, however malformed (no sender, an unknown shape,
+        a field of the wrong type): what a bot must survive. Returns its update id."""
+        self._enqueue(kind, payload)
+        assert self._last_enqueued_id is not None
+        return self._last_enqueued_id
+
+    # ------------------------------------------------------------------ test side: faults
+
+    def fail(
+        self,
+        method: str,
+        code: int = 502,
+        description: str = "Bad Gateway",
+        *,
+        times: int | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        """Answer calls of ``method`` with an error, as Telegram does when it has trouble (5xx)
+        or floods (429 with ``retry_after``): every call until ``heal()``, or the next ``times``
+        calls. Failed calls are logged in ``rejections`` like any other."""
+        parameters = {"retry_after": retry_after} if retry_after is not None else None
+        self._faults[method.lower()] = _Fault(code, description, parameters, times)
+
+    def heal(self, method: str | None = None) -> None:
+        """End injected faults: of one method, or all."""
+        if method is None:
+            self._faults.clear()
+        else:
+            self._faults.pop(method.lower(), None)
+
+    def _check_fault(self, method: str) -> None:
+        fault = self._faults.get(method.lower())
+        if fault is None:
+            return
+        if fault.remaining is not None:
+            fault.remaining -= 1
+            if fault.remaining <= 0:
+                del self._faults[method.lower()]
+        raise ApiError(fault.code, fault.description, fault.parameters)
 
     # ------------------------------------------------------------------ test side: inspection
 
@@ -1146,6 +1209,7 @@ class BotApiStandIn:
             if entry is None:
                 raise ApiError(404, "Not Found")
             params, files = self._parse_request(handler.request)
+            self._check_fault(method)
             result = entry[1](_Params(params), files, handler)
             if inspect.isawaitable(result):
                 result = await result
