@@ -84,8 +84,6 @@ class Query:
     # Per term, how much a document that has it is credited: 1 for a word as written, the
     # closeness for a stand-in (a guess counts for less than the word itself).
     credits: tuple[float, ...] = ()
-    # Share of the question's weight that is domain terms of the glossary (국민성장펀드, 분과).
-    domain_share: float = 0.0
     # Letter closeness to every document (row of KnowledgeIndex.documents).
     letters: np.ndarray | None = None
 
@@ -130,9 +128,6 @@ class KnowledgeIndex:
         # The knowledge base's nouns, the targets of a stand-in by meaning.
         self._nouns = tuple(t for t in vocabulary if len(t) >= 2 and HANGUL_START.match(t))
         self._related: dict[str, tuple[str, float] | None] = {}
-        self._domain_terms = frozenset(
-            t.casefold() for term in knowledge.glossary.terms
-            for t in analyzer.tokens(term) or [term])
 
     @property
     def version(self) -> str:
@@ -250,7 +245,6 @@ class KnowledgeIndex:
         terms = tuple(kinds)
         weights = tuple(self.weight(t, kinds[t]) * (CONTEXT_SHARE if t in context_terms else 1)
                         for t in terms)
-        total = sum(weights) or 1.0
         return Query(
             text=text,
             terms=terms,
@@ -260,8 +254,6 @@ class KnowledgeIndex:
                                 if t not in self.idf and kinds[t] != "predicate"),
             stand_ins=tuple(stand_ins),
             credits=tuple(closeness[t] for t in terms),
-            domain_share=math.fsum(w for t, w in zip(terms, weights, strict=True)
-                                   if t in self._domain_terms) / total,
             letters=letters,
         )
 

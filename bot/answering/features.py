@@ -48,13 +48,14 @@ FEATURES = (
     "stand_in_share",      # share resting on a corrected typo or a word related in meaning
     "missing_max",         # the heaviest question term the document lacks, as a share
     "missing_known",       # share of known terms (used elsewhere in the base) it lacks
-    "domain_share",        # share that is the glossary's domain terms
     "kind_mismatch",       # asks for a date or figure the document does not hold
     "asks_place",          # asks where
     "asks_person",         # asks who
     "on_topic",            # the topic model's probability that the message is about us
 )
-# Not a signal: whether a document is an FAQ entry or a policy passage. Fitted, it learned
+# Not signals: the share of glossary terms in the question, which pushed an uploaded
+# document's answer below the threshold for naming a glossary term (AI), and whether a
+# document is an FAQ entry or a policy passage. Fitted, the latter taught
 # that passages are seldom the answer (the FAQ holds most facts), and a newly uploaded
 # document, which is only passages, then answered nothing.
 
@@ -93,7 +94,6 @@ def candidate_features(query: Query, hit: Hit, hits: list[Hit], on_topic: float)
         stand_in,
         max((w for _, w in missing), default=0.0) / total,
         sum(w for t, w in missing if t not in query.unknown_terms) / total,
-        query.domain_share,
         0.0 if answers_kind(query.text, hit.document) else 1.0,
         1.0 if ASKS_PLACE.search(query.text) else 0.0,
         1.0 if ASKS_PERSON.search(query.text) else 0.0,
