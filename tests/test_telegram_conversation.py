@@ -70,7 +70,7 @@ async def test_small_talk_gets_a_reply_in_kind_off_topic_a_pointer_and_nothing_i
 async def test_two_questions_in_one_message_get_one_reply_with_the_known_part_and_a_reference(
         bot: RunningBot) -> None:
     user = bot.tg.user(105, "지호")
-    bot.tg.send_text(user, "사무국은 어디 있고, 담당자 전화번호도 알려줄래요?")
+    bot.tg.send_text(user, "국민성장펀드 사무국은 어디 있고, 담당자 전화번호도 알려줄래요?")
     reply = await bot.tg.wait_for_message(user)
     assert "한국산업은행" in reply.text, "the part the knowledge base answers"
     [followup] = await bot.followups()
