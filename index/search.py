@@ -137,11 +137,15 @@ class KnowledgeIndex:
         return len(self.documents)
 
     def _group_phrasings(self, analyzed: list[list[str]]
-                         ) -> dict[int, tuple[frozenset[str], ...]]:
-        """Per document, the terms of each of its phrasings (see document_phrasings)."""
+                         ) -> dict[int, tuple[tuple[frozenset[str], float], ...]]:
+        """Per document, the terms of each of its phrasings (see document_phrasings) and
+        their total weight, which every question's recall of the phrasing divides by."""
         tokens = iter(analyzed)
-        return {i: tuple(frozenset(next(tokens)) for _ in document_phrasings(d))
-                for i, d in enumerate(self.documents)}
+        grouped = {}
+        for i, document in enumerate(self.documents):
+            terms = [frozenset(next(tokens)) for _ in document_phrasings(document)]
+            grouped[i] = tuple((t, math.fsum(self.weight(w) for w in t) or 1.0) for t in terms)
+        return grouped
 
     def _known_form(self, term: str) -> str:
         """An unknown compound noun whose stem the knowledge base uses stands for the stem:
@@ -258,11 +262,10 @@ class KnowledgeIndex:
         )
 
     def _phrasing_match(self, weight_of: dict[str, float], phrasing: frozenset[str],
-                        total: float) -> tuple[float, float]:
-        """(share of the question's weight in the phrasing, share of the phrasing's weight in
-        the question)."""
+                        own: float, total: float) -> tuple[float, float]:
+        """(share of the question's weight in the phrasing, share of the phrasing's weight
+        `own` in the question)."""
         shared = weight_of.keys() & phrasing
-        own = math.fsum(self.weight(t) for t in phrasing) or 1.0
         return (math.fsum(weight_of[t] for t in shared) / total,
                 math.fsum(self.weight(t) for t in shared) / own)
 
@@ -301,8 +304,8 @@ class KnowledgeIndex:
             covered = math.fsum(weight_of[t] for t in asked & present.keys()) / total
             # The closest single phrasing of an FAQ question: users ask the way others asked.
             phrased, recall = max(
-                (self._phrasing_match(weight_of, phrasing, total)
-                 for phrasing in self._phrasings.get(doc_id, ())), default=(0.0, 0.0))
+                (self._phrasing_match(weight_of, phrasing, own, total)
+                 for phrasing, own in self._phrasings.get(doc_id, ())), default=(0.0, 0.0))
             # Ties in coverage go to the closer phrasing, in words and then in letters.
             key = (_step(max(covered, float(letters[doc_id]))), _step(phrased),
                    _step(float(letters[doc_id])), float(scores[doc_id]))
