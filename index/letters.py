@@ -14,6 +14,8 @@ from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from index.tfidf import TfidfRows
+
 # Hangul syllables are laid out arithmetically: (initial * 21 + medial) * 28 + final.
 _SYLLABLE_BASE, _SYLLABLES = 0xAC00, 11172
 _INITIALS = "ㄱㄲㄴㄷㄸㄹㅁㅂㅃㅅㅆㅇㅈㅉㅊㅋㅌㅍㅎ"
@@ -47,23 +49,36 @@ class LetterMatcher:
 
     def __init__(self, texts: list[str], owners: list[int], size: int) -> None:
         self.size = size
-        self._owners = np.asarray(owners, dtype=np.int64)
-        self._vectorizer = TfidfVectorizer(analyzer="char", ngram_range=NGRAMS,
-                                           sublinear_tf=True, dtype=np.float32)
-        if texts:
-            self._matrix = self._vectorizer.fit_transform([jamo(t) for t in texts]).T.tocsr()
-        else:
-            self._matrix = None
+        vectorizer = TfidfVectorizer(analyzer="char", ngram_range=NGRAMS, sublinear_tf=True,
+                                     dtype=np.float32)
+        self._rows: TfidfRows | None = None
+        if not texts:
+            return
+        letters = [jamo(t) for t in texts]
+        matrix = vectorizer.fit_transform(letters)
+        # Each owner's distinct texts (a text repeated, e.g. as written and with its aliases
+        # folded, counts towards the idf but is compared once), grouped by owner so that
+        # each owner's best is one reduction.
+        distinct = sorted({(owner, text): row for row, (owner, text)
+                           in enumerate(zip(owners, letters, strict=True))}.items())
+        matrix = matrix[[row for _, row in distinct]]
+        grouped = np.asarray([owner for (owner, _), _ in distinct], dtype=np.int64)
+        self._group_starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])
+        self._group_owners = grouped[self._group_starts]
+        self._rows = TfidfRows(vectorizer)
+        # By n-gram: a question's cosines are the weighted sum of its n-grams' columns.
+        self._by_ngram = matrix.tocsc()
 
     def similarities(self, texts: list[str]) -> np.ndarray:
         """One row per text: per owner (0..size-1), the cosine to its closest known text."""
         best = np.zeros((len(texts), self.size), dtype=np.float32)
-        if self._matrix is None or not texts:
+        if self._rows is None:
             return best
-        asked = self._vectorizer.transform([jamo(t) for t in texts])
-        cosines = (asked @ self._matrix).toarray()
-        for row in range(len(texts)):
-            np.maximum.at(best[row], self._owners, cosines[row])
+        for row, text in enumerate(texts):
+            columns, weights = self._rows.row(jamo(text))
+            if columns.size:
+                cosines = self._by_ngram[:, columns] @ weights
+                best[row, self._group_owners] = np.maximum.reduceat(cosines, self._group_starts)
         return best
 
 

@@ -217,8 +217,13 @@ class KnowledgeIndex:
         parts = [part for text, end in zip(texts, splits, strict=True)
                  for part in ((text[:end], text[end:]) if end else (text,))]
         analyzed = iter(self.analyzer.terms_many(parts))
-        letters = np.maximum(self._letters.similarities(texts),
-                             self._letters.similarities([self.fold(t) for t in texts]))
+        letters = self._letters.similarities(texts)
+        folded = [(row, self.fold(text)) for row, text in enumerate(texts)]
+        folded = [(row, text) for row, text in folded if text != texts[row]]
+        if folded:
+            rows = [row for row, _ in folded]
+            letters[rows] = np.maximum(letters[rows],
+                                       self._letters.similarities([t for _, t in folded]))
         return [self._query(text, next(analyzed) if end else [], next(analyzed), row)
                 for text, end, row in zip(texts, splits, letters, strict=True)]
 
@@ -289,8 +294,7 @@ class KnowledgeIndex:
         if candidates.size > depth:
             candidates = candidates[np.argpartition(-scores[candidates], depth - 1)[:depth]]
         letters = query.letters if query.letters is not None else np.zeros(len(self.documents))
-        by_letters = np.argsort(-letters, kind="stable")[:LETTER_CANDIDATES]
-        candidates = np.union1d(candidates, by_letters[letters[by_letters] > 0])
+        candidates = np.union1d(candidates, _best(letters, LETTER_CANDIDATES))
         if candidates.size == 0:
             return []
         total = sum(query.weights) or 1.0
@@ -321,6 +325,17 @@ class KnowledgeIndex:
 
 
 HANGUL_START = re.compile(r"[가-힣]")
+
+
+def _best(values: np.ndarray, count: int) -> np.ndarray:
+    """The positions of the `count` largest positive values, ties to the earlier position (as
+    a stable sort would choose), without sorting them all."""
+    if values.size > count:
+        kth = np.partition(values, values.size - count)[values.size - count]
+        positions = np.flatnonzero(values >= max(kth, np.nextafter(0, 1)))
+    else:
+        positions = np.flatnonzero(values > 0)
+    return positions[np.argsort(-values[positions], kind="stable")][:count]
 
 
 def _step(share: float) -> int:

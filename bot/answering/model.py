@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from bot.answering.features import FEATURES
 from index import KnowledgeError
+from index.tfidf import TfidfRows
 
 MODEL_DIR = "model"
 TOPIC_FILE = "topic.json"
@@ -39,10 +40,19 @@ class TopicModel:
     vectorizer: TfidfVectorizer
     coef: np.ndarray  # classes x n-grams
     intercept: np.ndarray
+    _rows: TfidfRows = field(init=False, repr=False)
+    _coef_by_ngram: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_rows", TfidfRows(self.vectorizer))
+        object.__setattr__(self, "_coef_by_ngram", np.ascontiguousarray(self.coef.T))
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
         """One row per text: the probability of each class (softmax)."""
-        logits = np.asarray(self.vectorizer.transform(texts) @ self.coef.T) + self.intercept
+        logits = np.tile(self.intercept, (len(texts), 1))
+        for row, text in enumerate(texts):
+            columns, weights = self._rows.row(text)
+            logits[row] += weights @ self._coef_by_ngram[columns]
         logits -= logits.max(axis=1, keepdims=True)
         odds = np.exp(logits)
         return odds / odds.sum(axis=1, keepdims=True)
