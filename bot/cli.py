@@ -157,7 +157,7 @@ def cmd_fit(opts: argparse.Namespace, settings: Settings) -> int:
     from bot.answering.fit import fit, write_models
 
     index = load_index(settings.knowledge_dir, settings.analyzer)
-    topic, answer_model, report = fit(index)
+    topic, answer_model, report = fit(index, show_errors=opts.errors)
     print("\n".join(report.lines))
     if opts.dry_run:
         return 0
@@ -331,6 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit = sub.add_parser("fit", help="fit the decision's models on the labelled questions, "
                          "print cross-validated figures and write knowledge/model/")
     fit.add_argument("--dry-run", action="store_true", help="print the figures, write nothing")
+    fit.add_argument("--errors", action="store_true",
+                     help="also list the question sets' questions the cross-validated "
+                          "decision serves wrong or leaves unanswered")
     sub.add_parser("run", help="run the Telegram bot (polling, or webhook if WEBHOOK_URL)")
     sub.add_parser("reindex", help="validate and index knowledge/, make it the version every "
                    "running bot serves")

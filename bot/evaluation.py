@@ -57,10 +57,16 @@ class EvalReport:
 
     @property
     def confidently_wrong(self) -> list[Verdict]:
-        """Replies that served an FAQ answer which is not the right one: worse than a decline."""
+        """Replies that served an FAQ answer which is not the right one: worse than a decline.
+
+        A reply to several questions that answers some and says the rest went to the
+        secretariat is incomplete, not wrong, when what it answers is one of the facts asked
+        for (it matches a `must`)."""
         return [v for v in self.verdicts if v.answer.status == "answered" and not v.correct
                 and not (v.item.kind == "mixed" and not v.answer.followup
-                         and not [p for p in v.item.must if not re.search(p, v.reply)])]
+                         and not [p for p in v.item.must if not re.search(p, v.reply)])
+                and not (v.answer.parts and v.answer.followup
+                         and any(re.search(p, v.reply) for p in v.item.must))]
 
     @property
     def failures(self) -> list[Verdict]:

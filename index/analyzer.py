@@ -207,6 +207,11 @@ def user_words(glossary: Glossary) -> set[str]:
             if t.strip() and not any(c.isspace() for c in t)}
 
 
+# The forms a coordinating particle takes (and 이고/고 joining two questions): a message
+# without any is not analyzed for them.
+COORDINATING = re.compile(r"[가-힣A-Za-z0-9](?:이랑|랑|하고|와|과|고|및)\s|\s및\s")
+
+
 class KiwiAnalyzer:
     """Kiwi morphological analysis with the glossary's terms as user words."""
 
@@ -265,6 +270,18 @@ class KiwiAnalyzer:
 
     def tokens_many(self, texts: list[str]) -> list[list[str]]:
         return [[t.form for t in terms] for terms in self.terms_many(texts)]
+
+    def coordinations(self, text: str) -> list[tuple[int, int]]:
+        """Where coordinating particles join two things asked about ("출범일이랑 마감일",
+        "위치와 전화번호"): (start, end) in the text. Kiwi tells them (JC) from the same
+        forms in other roles ("펀드와 관련된")."""
+        if not COORDINATING.search(text):
+            return []
+        tokens = self.kiwi.tokenize(text)
+        # ... and the copula's connective, which joins two predications ("어디고 … 얼마예요").
+        return [(t.start, t.end) for before, t in zip([None, *tokens], tokens, strict=False)
+                if t.tag == "JC" or (t.tag == "EC" and t.form in ("고", "며")
+                                     and before is not None and before.tag == "VCP")]
 
     def similarity(self, word: str, other: str) -> float:
         """How close two words are in meaning: the cosine of their embeddings in Kiwi's CoNg

@@ -63,6 +63,12 @@ class Hit:
     phrasing_recall: float = 0.0
     # Letter n-gram cosine to the closest phrasing (0 for policy passages).
     letters: float = 0.0
+    # Share of the question's weight in what the document itself says (an FAQ entry's
+    # question and answer, not the alternates it may be asked by), and the heaviest question
+    # term it does not say, as a share: a question about its subject that asks for another
+    # fact (the rate of a loan whose size it gives) shares the subject's words only.
+    said_coverage: float = 0.0
+    unsaid_max: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,13 @@ class KnowledgeIndex:
         self._phrasings = self._group_phrasings(
             phrasings if phrasings is not None
             else _analyze_all(analyzer, phrasing_texts(knowledge)))
+        # What each document itself says: an FAQ entry's question and answer (its alternates
+        # are how it may be asked, not what it answers); a passage's whole text.
+        faq = [i for i, d in enumerate(self.documents) if isinstance(d, FaqEntry)]
+        answers = iter(_analyze_all(analyzer, [_said_text(self.documents[i]) for i in faq]))
+        said = {i: frozenset(next(answers)) for i in faq}
+        self._said = tuple(said.get(i) or frozenset(doc)
+                           for i, doc in enumerate(self.bm25.doc_freqs))
         # Each text as written and with its aliases folded (NGF, 국성펀드 -> 국민성장펀드):
         # folding meets another alias, the text as written is safe from folding's guesses.
         texts, owners = letter_texts(self.documents)
@@ -306,6 +319,8 @@ class KnowledgeIndex:
             present = self.bm25.doc_freqs[doc_id]
             # fsum: a set's order changes with the process's hash seed; the sum must not.
             covered = math.fsum(weight_of[t] for t in asked & present.keys()) / total
+            unsaid = sorted(weight_of[t] for t in asked - self._said[doc_id])
+            answered = 1 - math.fsum(unsaid) / total
             # The closest single phrasing of an FAQ question: users ask the way others asked.
             phrased, recall = max(
                 (self._phrasing_match(weight_of, phrasing, own, total)
@@ -313,14 +328,15 @@ class KnowledgeIndex:
             # Ties in coverage go to the closer phrasing, in words and then in letters.
             key = (_step(max(covered, float(letters[doc_id]))), _step(phrased),
                    _step(float(letters[doc_id])), float(scores[doc_id]))
-            ranked.append((key, doc_id, covered, phrased, recall))
+            ranked.append((key, doc_id, covered, phrased, recall, answered,
+                           (unsaid[-1] if unsaid else 0.0) / total))
         ranked.sort(key=lambda r: r[0], reverse=True)
         return [
             Hit(self.documents[doc_id], float(scores[doc_id]), covered,
                 tuple(t for t in query.terms if t in self.bm25.doc_freqs[doc_id]),
                 phrasing_coverage=phrased, phrasing_recall=recall,
-                letters=float(letters[doc_id]))
-            for _, doc_id, covered, phrased, recall in ranked[:limit]
+                letters=float(letters[doc_id]), said_coverage=answered, unsaid_max=unsaid_max)
+            for _, doc_id, covered, phrased, recall, answered, unsaid_max in ranked[:limit]
         ]
 
 
@@ -367,6 +383,10 @@ def letter_texts(documents: tuple[Document, ...]) -> tuple[list[str], list[int]]
 def phrasing_texts(knowledge: KnowledgeBase) -> list[str]:
     """Every phrasing of every document, in document order."""
     return [text for d in knowledge.documents for text in document_phrasings(d)]
+
+
+def _said_text(entry: FaqEntry) -> str:
+    return "\n".join((entry.question, entry.answer, entry.answer_en or ""))
 
 
 def _analyze_all(analyzer: Analyzer, texts: list[str]) -> list[list[str]]:

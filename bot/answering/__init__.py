@@ -29,6 +29,7 @@ from index.analyzer import detect_language
 
 # Letter closeness from which a message is one of the knowledge base's listed phrasings.
 LISTED = 0.999
+LISTED_SIGNAL = (("listed_phrasing", 1.0),)
 
 Status = Literal["answered", "unanswered", "off_topic", "smalltalk"]
 STATUSES: tuple[Status, ...] = ("answered", "unanswered", "off_topic", "smalltalk")
@@ -103,19 +104,31 @@ def answer(question: str, index: KnowledgeIndex, rules: AnsweringRules = DEFAULT
 def answer_many(questions: list[str], index: KnowledgeIndex,
                 rules: AnsweringRules = DEFAULT_RULES) -> list[Answer]:
     """`answer` for several questions, analyzed together (the same answers, less CPU)."""
-    splits = [question_parts(q) for q in questions]
+    coordinations = getattr(index.analyzer, "coordinations", None)
+    splits = [question_parts(q, coordinations) for q in questions]
     texts = [*questions, *(part for parts in splits if len(parts) > 1 for part in parts)]
-    decided = iter(_decide_all(texts, index, rules))
+    # A part is read as part of its message: "대출 금리 알려주세요" after "국민성장펀드 규모랑"
+    # asks about the fund's loans, not any bank's.
+    wholes = [*range(len(questions)),
+              *(n for n, parts in enumerate(splits) if len(parts) > 1 for _ in parts)]
+    decided = iter(_decide_all(texts, wholes, index, rules))
     whole = [next(decided) for _ in questions]
     return [_combine(result, [next(decided) for _ in parts]) if len(parts) > 1 else result
             for result, parts in zip(whole, splits, strict=True)]
 
 
-def _decide_all(texts: list[str], index: KnowledgeIndex, rules: AnsweringRules) -> list[Answer]:
+def _decide_all(texts: list[str], wholes: list[int], index: KnowledgeIndex,
+                rules: AnsweringRules) -> list[Answer]:
+    """Decide each text; wholes[i] is the text whose message text i is part of (itself for a
+    whole message): a part about us in a message about us is about us."""
     models = models_of(index)
     parsed = parse(texts, index)
     rows = models.topic.probabilities([topic_text(text, queries[0], index)
                                        for text, queries in zip(texts, parsed, strict=True)])
+    on_topic = models.topic.classes.index(ON_TOPIC)
+    for i, whole in enumerate(wholes):
+        if rows[whole, on_topic] > rows[i, on_topic]:
+            rows[i] = rows[whole]
     topics = [dict(zip(models.topic.classes, row.tolist(), strict=True)) for row in rows]
     found = gather(parsed, [t[ON_TOPIC] for t in topics], index)
     return [_decide(text, candidates, topic, models, rules)
@@ -133,7 +146,7 @@ def _decide(question: str, candidates: Candidates, topic: dict[str, float],
     if len(listed) == 1:
         # The message is one of the entry's own listed phrasings (give or take spaces and
         # punctuation): the knowledge base says what it means, nothing to guess.
-        best, best_p, signals = listed[0], 1.0, (("listed_phrasing", 1.0),)
+        best, best_p, signals = listed[0], 1.0, LISTED_SIGNAL
     elif candidates.found:
         top, best_p, row = model.best(candidates.features)
         best = candidates.found[top]
@@ -162,6 +175,10 @@ def _combine(whole: Answer, parts: list[Answer]) -> Answer:
     """
     asked = [p for p in parts if p.status in ("answered", "unanswered")]
     answered_ids = {p.document.id for p in asked if p.document is not None}
+    if whole.signals[:1] == LISTED_SIGNAL:
+        # The message is a listed phrasing: "KEIT와 사무국은 어떻게 협력하나요?" asks one
+        # thing of two parties.
+        return whole
     if len(asked) < 2 or (whole.status == "answered" and len(answered_ids) <= 1
                           and all(p.status == "answered" for p in asked)):
         return whole

@@ -23,6 +23,9 @@ ANSWER_KINDS = (
                 r"october|november|december)")),
     (re.compile(r"얼마|몇\s*(조|억|원|%|퍼센트|개|명|곳|배)|금액|액수|(?i:how\s+(much|many))"),
      re.compile(r"\d")),
+    # A share: a percentage, not any figure.
+    (re.compile(r"몇\s*(%|퍼센트|프로)|비율|(?i:percent|what\s+share)"),
+     re.compile(r"\d\s*%|퍼센트|(?i:percent)")),
     # "How often": a schedule, not a date.
     (re.compile(r"자주|몇\s*번|주기|빈도|(?i:how\s+often)"),
      re.compile(r"매년|매월|매주|매일|분기마다|정기|수시|\d+\s*(번|회)|(?i:annual|monthly|weekly|"
@@ -48,6 +51,8 @@ FEATURES = (
     "stand_in_share",      # share resting on a corrected typo or a word related in meaning
     "missing_max",         # the heaviest question term the document lacks, as a share
     "missing_known",       # share of known terms (used elsewhere in the base) it lacks
+    "said_coverage",       # share of the question's weight in the entry's question and answer
+    "unsaid_max",          # the heaviest question term they do not say, as a share
     "kind_mismatch",       # asks for a date or figure the document does not hold
     "asks_place",          # asks where
     "asks_person",         # asks who
@@ -94,6 +99,8 @@ def candidate_features(query: Query, hit: Hit, hits: list[Hit], on_topic: float)
         stand_in,
         max((w for _, w in missing), default=0.0) / total,
         sum(w for t, w in missing if t not in query.unknown_terms) / total,
+        hit.said_coverage,
+        hit.unsaid_max,
         0.0 if answers_kind(query.text, hit.document) else 1.0,
         1.0 if ASKS_PLACE.search(query.text) else 0.0,
         1.0 if ASKS_PERSON.search(query.text) else 0.0,

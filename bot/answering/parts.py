@@ -10,6 +10,7 @@ block the answer, and each question deserves its own answer or follow-up.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 # Sentence ends: a question or exclamation mark, a full stop before a space, a line break.
 SENTENCE_END = re.compile(r"(?<=[?!？])\s*|(?<=[.。])\s+|\n+")
@@ -38,13 +39,61 @@ def is_question(text: str) -> bool:
     return bool(QUESTION_END.search(text) or QUESTION_WORD.search(text))
 
 
-def question_parts(text: str) -> list[str]:
+# Two things asked with one predicate: "출범일이랑 신청 마감일은 언제예요?" (a coordinating
+# particle, found by the analyzer) or "AI에는 얼마, 반도체에는 얼마 배정됐어요?" (a comma
+# between questions).
+COMMA = re.compile(r",\s*")
+Coordinations = Callable[[str], list[tuple[int, int]]]
+
+
+def question_parts(text: str, coordinations: Coordinations | None = None) -> list[str]:
     """The questions of a message, each as its own text; the whole message when it holds one
-    question (or none that can be told apart)."""
-    parts = [p.strip() for sentence in sentences(text) for p in CONNECTIVE.split(sentence)
-             if p and p.strip()]
-    asked = [p for p in parts if is_question(p)]
+    question (or none that can be told apart).
+
+    coordinations: where the analyzer found coordinating particles in a text (start, end);
+    the things they join share the clause's question ("출범일이랑 마감일은 언제예요?" asks when
+    of both).
+    """
+    asked = []
+    for sentence in sentences(text):
+        for clause in CONNECTIVE.split(sentence):
+            for piece in _comma_questions(clause):
+                conjuncts = _conjuncts(piece, coordinations) if coordinations else [piece]
+                if is_question(piece):
+                    asked.extend(conjuncts)
     return asked if len(asked) > 1 else [text]
+
+
+def _comma_questions(clause: str) -> list[str]:
+    """The clause cut at commas where what comes before is a question of its own."""
+    pieces, pending = [], ""
+    for piece in COMMA.split(clause.strip()):
+        pending = f"{pending}, {piece}" if pending else piece
+        if is_question(pending):
+            pieces.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        if pieces:
+            pieces[-1] = f"{pieces[-1]}, {pending}"
+        else:
+            pieces.append(pending.strip())
+    return pieces
+
+
+# Shorter than this, what a particle joins is a pronoun or a fragment, not a thing asked about.
+MIN_CONJUNCT = 2
+
+
+def _conjuncts(piece: str, coordinations: Coordinations) -> list[str]:
+    """The piece cut at its coordinating particles, the particles dropped."""
+    out, start = [], 0
+    for begin, end in coordinations(piece):
+        left = piece[start:begin].strip()
+        if len(left) >= MIN_CONJUNCT and len(piece[end:].strip()) >= MIN_CONJUNCT:
+            out.append(left)
+            start = end
+    out.append(piece[start:].strip())
+    return out
 
 
 def situation_end(text: str) -> int:
