@@ -33,8 +33,8 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from bot.database import Database
-from bot.models import InboxUpdate, Question
+from bot.storage.database import Database
+from bot.storage.models import InboxUpdate, Question
 from tests.standin import BotApiStandIn, User
 from tests.throwaway_db import create_database, drop_database
 

@@ -14,10 +14,10 @@ from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler, ContextTypes
 
 from bot import uploads
-from bot.records import active_knowledge, log_action, most_disliked
 from bot.reloading import ReloadFailed
 from bot.replies import render
 from bot.services import services_of
+from bot.storage.records import active_knowledge, log_action, most_disliked
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,6 @@ from telegram.request import HTTPXRequest
 
 from bot import admin, eligibility, guards, secretariat, telegram
 from bot.answering import models_of
-from bot.database import Database, upgrade_schema
 from bot.inbox import (
     InboxApplication,
     InboxProcessor,
@@ -33,12 +32,13 @@ from bot.inbox import (
     NotedBeforeConfirmed,
 )
 from bot.intake import CheckedUpdatesRequest, quiet_parse_failures, serve_webhook
-from bot.persistence import DatabasePersistence
 from bot.posting import FollowUpPoster
 from bot.replies import KST
 from bot.sending import RetryingRateLimiter
 from bot.services import Services
 from bot.settings import Settings
+from bot.storage.database import Database, upgrade_schema
+from bot.storage.persistence import DatabasePersistence
 from index import load_index
 
 log = logging.getLogger(__name__)

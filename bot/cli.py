@@ -225,9 +225,9 @@ def cmd_export(opts: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_reindex(opts: argparse.Namespace, settings: Settings) -> int:
     """Validate and index knowledge/, then make it the version every running bot serves."""
-    from bot.database import with_database
-    from bot.records import activate_knowledge, active_knowledge, log_action
     from bot.reloading import compare, fingerprints
+    from bot.storage.database import with_database
+    from bot.storage.records import activate_knowledge, active_knowledge, log_action
 
     index = _open_index(settings)
     prints = fingerprints(index.knowledge)
@@ -255,8 +255,8 @@ def cmd_reindex(opts: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_audit(opts: argparse.Namespace, settings: Settings) -> int:
     """Admin and secretariat actions, refused attempts included."""
-    from bot.database import with_database
-    from bot.records import admin_actions
+    from bot.storage.database import with_database
+    from bot.storage.records import admin_actions
 
     since = dt.datetime.combine(opts.since, dt.time(), dt.UTC) if opts.since else None
 

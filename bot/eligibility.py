@@ -4,7 +4,7 @@
 option and rule comes from knowledge/eligibility.yaml (index/eligibility.py reads it), every
 word from the eligibility_* templates. Each step can be skipped, /cancel ends the check, and a
 bot restart does not lose it: the conversation state and the answers are persisted in the
-database (bot/persistence.py). The result can go to the secretariat as a consultation
+database (bot/storage/persistence.py). The result can go to the secretariat as a consultation
 request, which arrives in its group like a follow-up and is answered the same way.
 
 Callback data: ck:start, ck:a:<step>:<option>, ck:k:<step> (skip), ck:consult, ck:send,
@@ -29,11 +29,11 @@ from telegram.ext import (
 )
 from telegram.warnings import PTBUserWarning
 
-from bot.models import utcnow
-from bot.records import Recorded, record_consultation
 from bot.replies import render, to_plain_text
 from bot.secretariat import post_followup
 from bot.services import services_of
+from bot.storage.models import utcnow
+from bot.storage.records import Recorded, record_consultation
 from index.eligibility import EligibilityRules, Step
 
 log = logging.getLogger(__name__)

@@ -22,13 +22,13 @@ from typing import TextIO
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.database import Database, safe_url, with_database
-from bot.models import Person, Question, utcnow
-from bot.records import FollowUpCase, followups_between, open_followups, questions_between
 from bot.replies import KST, _environment
 from bot.reports import DayFigures, PeriodStats, daily_figures, period_stats
 from bot.secretariat import STATUS_LABELS, asker_name
 from bot.settings import Settings
+from bot.storage.database import Database, safe_url, with_database
+from bot.storage.models import Person, Question, utcnow
+from bot.storage.records import FollowUpCase, followups_between, open_followups, questions_between
 
 QUESTION_LABELS = {"answered": "답변", "unanswered": "미답변", "off_topic": "주제 밖",
                    "smalltalk": "일상 대화",

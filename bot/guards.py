@@ -15,10 +15,10 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
-from bot.models import utcnow
-from bot.records import claim_send, forget_button_presses
 from bot.replies import render, to_plain_text
 from bot.services import services_of
+from bot.storage.models import utcnow
+from bot.storage.records import claim_send, forget_button_presses
 
 log = logging.getLogger(__name__)
 

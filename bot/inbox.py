@@ -44,10 +44,10 @@ from telegram._utils.types import ODVInput
 from telegram.ext import Application, BaseUpdateProcessor
 from telegram.request import BaseRequest, RequestData
 
-from bot.database import Database
-from bot.models import utcnow
-from bot.persistence import DatabasePersistence, concerns_conversation
-from bot.records import (
+from bot.storage.database import Database
+from bot.storage.models import utcnow
+from bot.storage.persistence import DatabasePersistence, concerns_conversation
+from bot.storage.records import (
     InboxNote,
     forget_done_updates,
     inbox_owners,

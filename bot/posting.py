@@ -21,8 +21,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from telegram import Bot
 from telegram.error import TelegramError
 
-from bot.models import utcnow
-from bot.records import (
+from bot.storage.models import utcnow
+from bot.storage.records import (
     add_event,
     claim_followup_post,
     followup_case,

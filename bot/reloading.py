@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.answering import models_of
-from bot.records import activate_knowledge, active_knowledge
+from bot.storage.records import activate_knowledge, active_knowledge
 from index import (
     FaqEntry,
     KnowledgeBase,

@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from bot.answering import STATUSES
-from bot.models import Question
-from bot.records import FollowUpCase
 from bot.replies import KST
+from bot.storage.models import Question
+from bot.storage.records import FollowUpCase
 from index import KnowledgeIndex
 
 # What counts as a question to answer: what the bot decided (bot.answering.STATUSES), not

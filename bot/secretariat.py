@@ -35,8 +35,12 @@ from telegram.ext import (
 )
 
 from bot.guards import ROW_ID_MAX, parse_id
-from bot.models import FollowUp, SentOnce, utcnow
-from bot.records import (
+from bot.replies import render
+from bot.reports import period_stats
+from bot.services import Services, services_of
+from bot.settings import Settings
+from bot.storage.models import FollowUp, SentOnce, utcnow
+from bot.storage.records import (
     FollowUpCase,
     add_event,
     claim_send,
@@ -54,10 +58,6 @@ from bot.records import (
     sent_message,
     unposted_count,
 )
-from bot.replies import render
-from bot.reports import period_stats
-from bot.services import Services, services_of
-from bot.settings import Settings
 from index import FaqEntry, KnowledgeIndex
 
 log = logging.getLogger(__name__)

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 from telegram.ext import ContextTypes
 
 from bot.answering import Answer, AnsweringRules, answer, answer_many
-from bot.database import Database
 from bot.inbox import Inbox
 from bot.reloading import KnowledgeReloader
 from bot.settings import Settings
+from bot.storage.database import Database
 from index import KnowledgeIndex
 
 if TYPE_CHECKING:

@@ -36,18 +36,18 @@ from bot import eligibility
 from bot.answering import Answer, answer_entry
 from bot.guards import parse_id
 from bot.inbox import is_recovered
-from bot.models import Question, utcnow
-from bot.records import (
+from bot.replies import render, render_answer, to_plain_text
+from bot.secretariat import post_followup
+from bot.services import Services, services_of
+from bot.settings import Settings
+from bot.storage.models import Question, utcnow
+from bot.storage.records import (
     Asker,
     QuestionRecord,
     open_new_followup,
     record_reply_failure,
     set_feedback,
 )
-from bot.replies import render, render_answer, to_plain_text
-from bot.secretariat import post_followup
-from bot.services import Services, services_of
-from bot.settings import Settings
 from index import FaqEntry, KnowledgeBase, KnowledgeIndex
 
 log = logging.getLogger(__name__)

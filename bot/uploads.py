@@ -39,10 +39,10 @@ from telegram.ext import (
 )
 from telegram.warnings import PTBUserWarning
 
-from bot.records import log_action
 from bot.reloading import ReloadFailed
 from bot.replies import KST, render
 from bot.services import services_of
+from bot.storage.records import log_action
 from bot.telegram import not_text
 from index.knowledge import HEADING, Category, KnowledgeError, Source, split_passages
 

@@ -12,10 +12,10 @@ from sqlmodel import select
 from telegram.ext import Application
 
 from bot.app import build_application
-from bot.database import Database
-from bot.models import FollowUp, Question
 from bot.services import Services
 from bot.settings import Settings
+from bot.storage.database import Database
+from bot.storage.models import FollowUp, Question
 from index import KnowledgeIndex
 from tests.standin import BotApiStandIn
 

@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import select
 
 from bot.cli import main
-from bot.models import BotState, FollowUpEvent
+from bot.storage.models import BotState, FollowUpEvent
 from tests.conftest import write_knowledge
 from tests.harness import RunningBot, bot_settings, running_bot
 from tests.standin import BotApiStandIn

@@ -18,10 +18,16 @@ import numpy as np
 import pytest
 
 from bot import cli
-from bot.database import Database, upgrade_schema
-from bot.models import FollowUp
-from bot.records import Asker, QuestionRecord, close_followup, record_answer, record_question
 from bot.replies import KST
+from bot.storage.database import Database, upgrade_schema
+from bot.storage.models import FollowUp
+from bot.storage.records import (
+    Asker,
+    QuestionRecord,
+    close_followup,
+    record_answer,
+    record_question,
+)
 from tests.conftest import write_knowledge
 
 CHROMIUM = Path("/usr/bin/chromium")

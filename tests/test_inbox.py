@@ -12,8 +12,8 @@ import pytest
 from sqlmodel import select
 
 from bench.crash import interrupted_burst, start_bot
-from bot.database import Database
-from bot.models import Question
+from bot.storage.database import Database
+from bot.storage.models import Question
 from tests.standin import BotApiStandIn
 from tests.test_resilience import start_database, stop_database
 from tests.test_run_command import free_port

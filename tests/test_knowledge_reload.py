@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from bot.models import AdminAction, KnowledgeState
+from bot.storage.models import AdminAction, KnowledgeState
 from index import load_index
 from tests.conftest import LIVE_ADMIN
 from tests.harness import RunningBot, bot_settings, running_bot

@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import select, update
 
 from bot.answering import answer
-from bot.models import AdminAction, FollowUp, FollowUpEvent
+from bot.storage.models import AdminAction, FollowUp, FollowUpEvent
 from index import load_index, load_knowledge
 from tests.harness import RunningBot, bot_settings, running_bot
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from sqlmodel import select
 
-from bot.models import AdminAction
+from bot.storage.models import AdminAction
 from bot.uploads import (
     MAX_UPLOAD_BYTES,
     Section,

@@ -26,7 +26,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.records import QuestionRecord, Recorded, record_questions
+from bot.storage.records import QuestionRecord, Recorded, record_questions
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -22,8 +22,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from telegram import Update
 from telegram.ext import Application, BasePersistence, ConversationHandler, PersistenceInput
 
-from bot.database import Database, upgrade_schema
-from bot.records import bot_states, bot_states_of, save_bot_states
+from bot.storage.database import Database, upgrade_schema
+from bot.storage.records import bot_states, bot_states_of, save_bot_states
 
 log = logging.getLogger(__name__)
 

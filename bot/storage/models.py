@@ -1,6 +1,6 @@
 """The tables: who writes, what they asked, and the secretariat's follow-ups.
 
-Schema changes go through Alembic migrations in bot/migrations/, applied at start.
+Schema changes go through Alembic migrations in bot/storage/migrations/, applied at start.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ class KnowledgeState(SQLModel, table=True):
 
 class BotState(SQLModel, table=True):
     """python-telegram-bot's persisted data as JSON: the states of persistent conversations
-    (the eligibility check), user_data and chat_data. Written by bot/persistence.py."""
+    (the eligibility check), user_data and chat_data. Written by bot/storage/persistence.py."""
 
     __tablename__ = "bot_state"
 

@@ -1,7 +1,7 @@
 """Reads and writes of the bot's records: people, questions, follow-ups, the audit log.
 
-Every function takes an AsyncSession (bot/database.py opens them) and returns domain objects;
-handlers never write SQL.
+Every function takes an AsyncSession (bot/storage/database.py opens them) and returns domain
+objects; handlers never write SQL.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.models import (
+from bot.storage.models import (
     AdminAction,
     BotState,
     FollowUp,
@@ -139,7 +139,7 @@ async def record_questions(session: AsyncSession, records: list[QuestionRecord]
     follow-ups of those that need one; what became of each, in order.
 
     One statement per table whatever the number of questions: under load, the questions
-    waiting for the database are written together (bot/database.py), and a transaction per
+    waiting for the database are written together (bot/storage/database.py), and a transaction per
     question cost more than the rest of answering it (bench/telegram_throughput.py).
     """
     await _upsert_people(session, [(r.asker, r.asked_at) for r in records])
@@ -582,7 +582,7 @@ async def most_disliked(session: AsyncSession, limit: int = 5) -> list[tuple[str
     return [(entry_id, count) for entry_id, count in rows.all()]
 
 
-# --- python-telegram-bot's persisted state (bot/persistence.py) ----------------------------
+# --- python-telegram-bot's persisted state (bot/storage/persistence.py) --------------------
 
 
 async def bot_states(session: AsyncSession) -> list[BotState]:
