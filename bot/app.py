@@ -24,17 +24,17 @@ from telegram.request import HTTPXRequest
 
 from bot import admin, eligibility, guards, secretariat, telegram
 from bot.answering import models_of
-from bot.inbox import (
+from bot.delivery.inbox import (
     InboxApplication,
     InboxProcessor,
     InboxQueue,
     InboxRequest,
     NotedBeforeConfirmed,
 )
-from bot.intake import CheckedUpdatesRequest, quiet_parse_failures, serve_webhook
-from bot.posting import FollowUpPoster
+from bot.delivery.intake import CheckedUpdatesRequest, quiet_parse_failures, serve_webhook
+from bot.delivery.posting import FollowUpPoster
+from bot.delivery.sending import RetryingRateLimiter
 from bot.replies import KST
-from bot.sending import RetryingRateLimiter
 from bot.services import Services
 from bot.settings import Settings
 from bot.storage.database import Database, upgrade_schema
@@ -159,7 +159,8 @@ def build_application(settings: Settings, services: Services | None = None) -> A
         models_of(index)  # the decision's fitted models: refuse to start without them
         services = Services(settings, index, Database(settings.database_url, settings.spool_path))
     base = settings.telegram_base_url.rstrip("/")
-    # Every update is noted in the inbox before Telegram counts it delivered (bot/inbox.py).
+    # Every update is noted in the inbox before Telegram counts it delivered
+    # (bot/delivery/inbox.py).
     inbox = services.inbox
     queue = InboxQueue(inbox)
     processor = InboxProcessor(inbox, max_concurrent_updates=64)
@@ -187,7 +188,7 @@ def build_application(settings: Settings, services: Services | None = None) -> A
     # transient failures (5xx, network, timeouts) for SEND_RETRY_SECONDS. One message every
     # 1/30 s rather than 30 at once each second: a burst of 30 met Telegram's sliding window
     # with 429s, and held that many replies in flight at once, each of which a crash leaves
-    # unknown (sent or not; bot/inbox.py).
+    # unknown (sent or not; bot/delivery/inbox.py).
     limiter = RetryingRateLimiter(settings.send_retry_seconds, throttle=settings.rate_limiter,
                                   per_second=TELEGRAM_MESSAGES_PER_SECOND)
     builder = builder.rate_limiter(limiter)

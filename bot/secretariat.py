@@ -130,7 +130,7 @@ def post_keyboard(followup_id: int) -> InlineKeyboardMarkup:
 
 
 async def post_followup(application: Application, followup_id: int) -> None:
-    """Have a new follow-up posted to the secretariat group: the poster (bot/posting.py)
+    """Have a new follow-up posted to the secretariat group: the poster (bot/delivery/posting.py)
     posts every follow-up the group does not have yet, retrying until it does."""
     services: Services = application.bot_data["services"]
     if services.poster is not None:

@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING
 from telegram.ext import ContextTypes
 
 from bot.answering import Answer, AnsweringRules, answer, answer_many
-from bot.inbox import Inbox
+from bot.delivery.inbox import Inbox
 from bot.reloading import KnowledgeReloader
 from bot.settings import Settings
 from bot.storage.database import Database
 from index import KnowledgeIndex
 
 if TYPE_CHECKING:
-    from bot.posting import FollowUpPoster
+    from bot.delivery.posting import FollowUpPoster
 
 
 @dataclass
@@ -35,7 +35,7 @@ class Services:
     answerer: OffLoopAnswerer = field(init=False)
 
     reloader: KnowledgeReloader = field(init=False)
-    # Posts follow-ups to the secretariat group (bot/posting.py); set by bot/app.py.
+    # Posts follow-ups to the secretariat group (bot/delivery/posting.py); set by bot/app.py.
     poster: FollowUpPoster | None = None
     # Long-running tasks of this process (the knowledge watcher), cancelled at shutdown.
     background: list[asyncio.Task] = field(default_factory=list)

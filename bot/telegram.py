@@ -34,8 +34,8 @@ from telegram.ext import (
 
 from bot import eligibility
 from bot.answering import Answer, answer_entry
+from bot.delivery.inbox import is_recovered
 from bot.guards import parse_id
-from bot.inbox import is_recovered
 from bot.replies import render, render_answer, to_plain_text
 from bot.secretariat import post_followup
 from bot.services import Services, services_of

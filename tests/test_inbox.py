@@ -1,5 +1,5 @@
 """The inbox: a bot process killed or stopped in the middle of a burst loses no question and
-answers no one twice, polling and webhook alike (bot/inbox.py, bench/crash.py)."""
+answers no one twice, polling and webhook alike (bot/delivery/inbox.py, bench/crash.py)."""
 
 from __future__ import annotations
 

@@ -73,7 +73,7 @@ class FollowUp(SQLModel, table=True):
     kb_gap: bool = False
     closed_by: int | None = Field(default=None, sa_column=Column(BigInteger))
     closed_at: dt.datetime | None = _when(nullable=True)
-    # Posting to the group is a job (bot/posting.py): until group_message_id is set, the
+    # Posting to the group is a job (bot/delivery/posting.py): until group_message_id is set, the
     # follow-up is tried again after post_after (a claim while one process posts it, then a
     # backoff after each failure).
     post_attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False,
@@ -139,7 +139,7 @@ class BotState(SQLModel, table=True):
 
 
 class InboxUpdate(SQLModel, table=True):
-    """An update from Telegram, noted before Telegram counts it delivered (bot/inbox.py).
+    """An update from Telegram, noted before Telegram counts it delivered (bot/delivery/inbox.py).
 
     `state` goes received -> replying (the first message for it is being sent) -> done. The
     `owner` is the bot process handling it; when that process dies, another takes it over.

@@ -127,7 +127,7 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
     async def load_current(self, application: Application, update: Update) -> None:
         """Before an update a conversation may take: take the conversation states and user
         data of its chat and user that another process changed, so that a running /check
-        continues in whichever process gets the next step (bot/inbox.py writes them back
+        continues in whichever process gets the next step (bot/delivery/inbox.py writes them back
         after it). User data used outside a persistent conversation is not shared."""
         user, chat = update.effective_user, update.effective_chat
         if user is None:

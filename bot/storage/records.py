@@ -606,7 +606,7 @@ async def save_bot_states(session: AsyncSession, changes: dict[tuple[str, str], 
     await session.commit()
 
 
-# --- the inbox of updates (bot/inbox.py) ----------------------------------------------------
+# --- the inbox of updates (bot/delivery/inbox.py) ------------------------------------------
 
 @dataclass(frozen=True)
 class InboxNote:

@@ -3,7 +3,7 @@ call that fails for a passing reason (5xx, network, timeout, 429) tried again wi
 
 A call that still fails when its window is over raises as before; the caller decides what
 that means (a question's reply is noted for the secretariat, a follow-up post is retried
-later by bot/posting.py).
+later by bot/delivery/posting.py).
 """
 
 from __future__ import annotations
