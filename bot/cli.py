@@ -207,13 +207,13 @@ def cmd_run(opts: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_followups(opts: argparse.Namespace, settings: Settings) -> int:
-    from bot.export import list_followups
+    from bot.reports.export import list_followups
 
     return list_followups(settings, status=opts.status, since=opts.since, as_json=opts.json)
 
 
 def cmd_export(opts: argparse.Namespace, settings: Settings) -> int:
-    from bot.export import export
+    from bot.reports.export import export
 
     fmt = opts.format or opts.out.suffix.lstrip(".").lower()
     if fmt not in ("csv", "xlsx", "html"):

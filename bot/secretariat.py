@@ -36,7 +36,7 @@ from telegram.ext import (
 
 from bot.guards import ROW_ID_MAX, parse_id
 from bot.replies import render
-from bot.reports import period_stats
+from bot.reports.stats import period_stats
 from bot.services import Services, services_of
 from bot.settings import Settings
 from bot.storage.models import FollowUp, SentOnce, utcnow
