@@ -22,7 +22,7 @@ from telegram.ext import (
 )
 from telegram.request import HTTPXRequest
 
-from bot import admin, eligibility, guards, secretariat, telegram
+from bot import eligibility
 from bot.answering import models_of
 from bot.delivery.inbox import (
     InboxApplication,
@@ -34,6 +34,7 @@ from bot.delivery.inbox import (
 from bot.delivery.intake import CheckedUpdatesRequest, quiet_parse_failures, serve_webhook
 from bot.delivery.posting import FollowUpPoster
 from bot.delivery.sending import RetryingRateLimiter
+from bot.handlers import admin, guards, questions, secretariat
 from bot.replies import KST
 from bot.services import Services
 from bot.settings import Settings
@@ -204,9 +205,9 @@ def build_application(settings: Settings, services: Services | None = None) -> A
     # the eligibility check, whose /check, /cancel and buttons are not questions either.
     application.add_handler(TypeHandler(Update, guards.check_update), group=-1)
     application.add_handlers([*admin.handlers(), *secretariat.handlers(settings),
-                              *eligibility.handlers(), *telegram.handlers(settings),
+                              *eligibility.handlers(), *questions.handlers(settings),
                               CallbackQueryHandler(guards.unknown_button)])
-    application.add_error_handler(telegram.on_error)
+    application.add_error_handler(questions.on_error)
     return application
 
 

@@ -29,8 +29,8 @@ from telegram.ext import (
 )
 from telegram.warnings import PTBUserWarning
 
+from bot.handlers.secretariat import post_followup
 from bot.replies import render, to_plain_text
-from bot.secretariat import post_followup
 from bot.services import services_of
 from bot.storage.models import utcnow
 from bot.storage.records import Recorded, record_consultation
@@ -217,7 +217,7 @@ async def consult(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str | N
 
 async def send(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str | int | None:
     """Consent given: record the request as a follow-up and post it to the secretariat."""
-    from bot.telegram import asker_of  # bot.telegram imports this module
+    from bot.handlers.questions import asker_of  # bot.telegram imports this module
 
     query = update.callback_query
     current = await _finished_check(query, context)

@@ -203,7 +203,7 @@ async def test_tofaq_refuses_a_followup_without_an_answer(desk: RunningBot) -> N
 
 async def test_the_daily_digest_lists_followups_open_for_more_than_a_day(
         desk: RunningBot) -> None:
-    from bot.secretariat import send_digest
+    from bot.handlers.secretariat import send_digest
 
     tg = desk.tg
     for n, user_id in enumerate((7601, 7602)):

@@ -11,8 +11,7 @@ import pytest
 import yaml
 from sqlmodel import select
 
-from bot.storage.models import AdminAction
-from bot.uploads import (
+from bot.handlers.uploads import (
     MAX_UPLOAD_BYTES,
     Section,
     UploadRefused,
@@ -27,6 +26,7 @@ from bot.uploads import (
     source_entry,
     write_upload,
 )
+from bot.storage.models import AdminAction
 from index import KnowledgeIndex, build_index, load_knowledge
 from index.knowledge import Category, Source, split_passages
 from tests.harness import RunningBot, bot_settings, running_bot

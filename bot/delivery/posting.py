@@ -90,7 +90,10 @@ class FollowUpPoster:
         return len(due)
 
     async def _post(self, bot: Bot, followup_id: int) -> None:
-        from bot.secretariat import post_keyboard, post_text  # secretariat wakes the poster
+        from bot.handlers.secretariat import (  # secretariat wakes the poster
+            post_keyboard,
+            post_text,
+        )
 
         services = self.services
         group = services.settings.secretariat_chat_id

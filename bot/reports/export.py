@@ -22,9 +22,9 @@ from typing import TextIO
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.handlers.secretariat import STATUS_LABELS, asker_name
 from bot.replies import KST, _environment
 from bot.reports.stats import DayFigures, PeriodStats, daily_figures, period_stats
-from bot.secretariat import STATUS_LABELS, asker_name
 from bot.settings import Settings
 from bot.storage.database import Database, safe_url, with_database
 from bot.storage.models import Person, Question, utcnow

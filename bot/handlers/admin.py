@@ -1,5 +1,5 @@
 """Admin commands: refresh the knowledge the bot serves and look at its state, and add policy
-documents by sending them (bot/uploads.py).
+documents by sending them (bot/handlers/uploads.py).
 
 Only ADMIN_USER_IDS may use them; every attempt is recorded in the audit log.
 """
@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler, ContextTypes
 
-from bot import uploads
+from bot.handlers import uploads
 from bot.reloading import ReloadFailed
 from bot.replies import render
 from bot.services import services_of

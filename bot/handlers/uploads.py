@@ -39,11 +39,11 @@ from telegram.ext import (
 )
 from telegram.warnings import PTBUserWarning
 
+from bot.handlers.questions import not_text
 from bot.reloading import ReloadFailed
 from bot.replies import KST, render
 from bot.services import services_of
 from bot.storage.records import log_action
-from bot.telegram import not_text
 from index.knowledge import HEADING, Category, KnowledgeError, Source, split_passages
 
 log = logging.getLogger(__name__)
@@ -678,7 +678,7 @@ async def _audit(update: Update, context: ContextTypes.DEFAULT_TYPE, action: str
 async def received(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     """A document in a private chat: an admin's starts an upload; anyone else's is refused as
     before."""
-    from bot.admin import is_admin  # bot.admin imports this module for its handlers
+    from bot.handlers.admin import is_admin  # bot.admin imports this module for its handlers
 
     services = services_of(context)
     message = update.effective_message

@@ -35,9 +35,9 @@ from telegram.ext import (
 from bot import eligibility
 from bot.answering import Answer, answer_entry
 from bot.delivery.inbox import is_recovered
-from bot.guards import parse_id
+from bot.handlers.guards import parse_id
+from bot.handlers.secretariat import post_followup
 from bot.replies import render, render_answer, to_plain_text
-from bot.secretariat import post_followup
 from bot.services import Services, services_of
 from bot.settings import Settings
 from bot.storage.models import Question, utcnow

@@ -34,7 +34,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.guards import ROW_ID_MAX, parse_id
+from bot.handlers.guards import ROW_ID_MAX, parse_id
 from bot.replies import render
 from bot.reports.stats import period_stats
 from bot.services import Services, services_of
