@@ -11,7 +11,7 @@ import pytest
 import yaml
 from sqlmodel import select
 
-from bot.handlers.uploads import (
+from bot.documents.conversion import (
     MAX_UPLOAD_BYTES,
     Section,
     UploadRefused,
