@@ -11,15 +11,17 @@ import pytest
 import yaml
 from sqlmodel import select
 
+from bot.documents.caption import parse_caption
 from bot.documents.conversion import (
     MAX_UPLOAD_BYTES,
     Section,
     UploadRefused,
     convert,
-    free_path,
     looks_like_heading,
+)
+from bot.documents.policy import (
+    free_path,
     new_source_id,
-    parse_caption,
     policy_markdown,
     policy_path,
     slugify,

@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler, ContextTypes
 
-from bot.documents import conversion as uploads
+from bot.handlers import uploads
 from bot.reloading import ReloadFailed
 from bot.replies import render
 from bot.services import services_of
