@@ -40,7 +40,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from index import KnowledgeIndex, load_index
+from bot.knowledge import load_index
+from index import KnowledgeIndex
 from tests.harness import RunningBot, bot_settings, running_bot
 from tests.standin import BotApiStandIn
 from tests.throwaway_db import create_database, drop_database

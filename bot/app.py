@@ -22,7 +22,6 @@ from telegram.ext import (
 )
 from telegram.request import HTTPXRequest
 
-from bot import eligibility
 from bot.answering import models_of
 from bot.delivery.inbox import (
     InboxApplication,
@@ -34,13 +33,14 @@ from bot.delivery.inbox import (
 from bot.delivery.intake import CheckedUpdatesRequest, quiet_parse_failures, serve_webhook
 from bot.delivery.posting import FollowUpPoster
 from bot.delivery.sending import RetryingRateLimiter
+from bot.eligibility import conversation as eligibility_check
 from bot.handlers import admin, guards, questions, secretariat
+from bot.knowledge import load_index
 from bot.replies import KST
 from bot.services import Services
 from bot.settings import Settings
 from bot.storage.database import Database, upgrade_schema
 from bot.storage.persistence import DatabasePersistence
-from index import load_index
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ def build_application(settings: Settings, services: Services | None = None) -> A
     # the eligibility check, whose /check, /cancel and buttons are not questions either.
     application.add_handler(TypeHandler(Update, guards.check_update), group=-1)
     application.add_handlers([*admin.handlers(), *secretariat.handlers(settings),
-                              *eligibility.handlers(), *questions.handlers(settings),
+                              *eligibility_check.handlers(), *questions.handlers(settings),
                               CallbackQueryHandler(guards.unknown_button)])
     application.add_error_handler(questions.on_error)
     return application

@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bot.answering import Answer, answer, answer_many, models_of
+from bot.knowledge import load_index, load_knowledge
 from bot.replies import render_answer, to_plain_text
 from bot.settings import Settings
-from index import KnowledgeError, KnowledgeIndex, KnowledgeInvalid, load_index, load_knowledge
+from index import KnowledgeError, KnowledgeIndex, KnowledgeInvalid
 
 
 def _open_index(settings: Settings, analyzer: str | None = None) -> KnowledgeIndex:

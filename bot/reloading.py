@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.answering import models_of
+from bot.knowledge import load_knowledge
 from bot.storage.records import activate_knowledge, active_knowledge
 from index import (
     FaqEntry,
@@ -29,7 +30,6 @@ from index import (
     KnowledgeError,
     KnowledgeIndex,
     KnowledgeInvalid,
-    load_knowledge,
 )
 from index.analyzer import Analyzer, make_analyzer
 from index.knowledge import Glossary, knowledge_files, knowledge_version

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from index import KnowledgeIndex, load_index
+from bot.knowledge import load_index
+from index import KnowledgeIndex
 
 PROJECT = Path(__file__).resolve().parent.parent
 KNOWLEDGE = PROJECT / "knowledge"

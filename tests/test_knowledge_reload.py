@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
+from bot.knowledge import load_index
 from bot.storage.models import AdminAction, KnowledgeState
-from index import load_index
 from tests.conftest import LIVE_ADMIN
 from tests.harness import RunningBot, bot_settings, running_bot
 

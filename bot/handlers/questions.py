@@ -32,9 +32,10 @@ from telegram.ext import (
     filters,
 )
 
-from bot import eligibility
 from bot.answering import Answer, answer_entry
 from bot.delivery.inbox import is_recovered
+from bot.eligibility.conversation import start_button
+from bot.eligibility.loading import rules_of
 from bot.handlers.guards import parse_id
 from bot.handlers.secretariat import post_followup
 from bot.replies import render, render_answer, to_plain_text
@@ -72,10 +73,10 @@ def entry_buttons(entries: Iterable[FaqEntry]) -> list[list[InlineKeyboardButton
 def answer_keyboard(result: Answer, question_id: int | None,
                     knowledge: KnowledgeBase | None = None) -> InlineKeyboardMarkup | None:
     rows = entry_buttons([d for d in result.suggestions if isinstance(d, FaqEntry)])
-    rules = knowledge.eligibility if knowledge is not None else None
+    rules = rules_of(knowledge) if knowledge is not None else None
     if (rules is not None and result.status == "answered" and result.document is not None
             and result.document.id in rules.offer_check_for):
-        rows.append([eligibility.start_button()])  # "does it apply to us?": walk them through
+        rows.append([start_button()])  # "does it apply to us?": walk them through
     if result.status == "answered" and question_id is not None:
         rows.append([InlineKeyboardButton("👍", callback_data=f"fb:{question_id}:1"),
                      InlineKeyboardButton("👎", callback_data=f"fb:{question_id}:-1")])
@@ -122,8 +123,8 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
               for c in index.knowledge.categories.values()
               if any(e.category == c.key for e in index.knowledge.entries)]
     rows = entry_buttons(examples) + [topics[i:i + 2] for i in range(0, len(topics), 2)]
-    if index.knowledge.eligibility is not None:
-        rows.append([eligibility.start_button()])
+    if rules_of(index.knowledge) is not None:
+        rows.append([start_button()])
     name = update.effective_user.first_name if update.effective_user else None
     await update.effective_message.reply_html(
         render("welcome", name=name), reply_markup=InlineKeyboardMarkup(rows))

@@ -472,7 +472,8 @@ def export(settings: Settings, fmt: str, since: dt.date, until: dt.date | None, 
         return 2
     index = None
     if fmt == "html":
-        from index import KnowledgeInvalid, load_index
+        from bot.knowledge import load_index
+        from index import KnowledgeInvalid
 
         try:
             index = load_index(settings.knowledge_dir, settings.analyzer)

@@ -1,7 +1,7 @@
 """The guided eligibility check: a few button steps, then the support methods that may fit.
 
 /check (or the button on /start and under the eligibility FAQ answer) starts it. Every step,
-option and rule comes from knowledge/eligibility.yaml (index/eligibility.py reads it), every
+option and rule comes from knowledge/eligibility.yaml (bot/eligibility/loading.py reads it), every
 word from the eligibility_* templates. Each step can be skipped, /cancel ends the check, and a
 bot restart does not lose it: the conversation state and the answers are persisted in the
 database (bot/storage/persistence.py). The result can go to the secretariat as a consultation
@@ -29,12 +29,13 @@ from telegram.ext import (
 )
 from telegram.warnings import PTBUserWarning
 
+from bot.eligibility.loading import rules_of
+from bot.eligibility.rules import EligibilityRules, Step
 from bot.handlers.secretariat import post_followup
 from bot.replies import render, to_plain_text
 from bot.services import services_of
 from bot.storage.models import utcnow
 from bot.storage.records import Recorded, record_consultation
-from index.eligibility import EligibilityRules, Step
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,8 @@ START = "ck:start"
 BUTTON_TEXT_CHARS = 40
 
 
-def rules_of(context: ContextTypes.DEFAULT_TYPE) -> EligibilityRules | None:
-    return services_of(context).index.knowledge.eligibility
+def _served_rules(context: ContextTypes.DEFAULT_TYPE) -> EligibilityRules | None:
+    return rules_of(services_of(context).index.knowledge)
 
 
 def start_button() -> InlineKeyboardButton:
@@ -90,7 +91,7 @@ def _step_view(rules: EligibilityRules, step: Step, answers: dict[str, str | Non
 
 async def begin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str | int:
     """/check or a "check" button: a fresh check, from its first step."""
-    rules = rules_of(context)
+    rules = _served_rules(context)
     if update.callback_query:
         await update.callback_query.answer()
     message = update.effective_message
@@ -108,7 +109,7 @@ async def begin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str | int
 async def choose(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str | None:
     """An option or 건너뛰기 on the current step: record it, show the next step or the result."""
     query = update.callback_query
-    rules = rules_of(context)
+    rules = _served_rules(context)
     state = context.user_data.get(DATA)
     parts = query.data.split(":")
     step_key = parts[2] if len(parts) > 2 else ""
@@ -185,7 +186,7 @@ async def _finished_check(query: CallbackQuery, context: ContextTypes.DEFAULT_TY
                           ) -> tuple[EligibilityRules, dict] | None:
     """The rules and the answers of the check a result button belongs to; None (and a
     pop-up saying the check is over) when there is none any more."""
-    rules = rules_of(context)
+    rules = _served_rules(context)
     state = context.user_data.get(DATA)
     if rules is None or state is None:
         await _alert(query, "stale")

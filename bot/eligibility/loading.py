@@ -1,186 +1,72 @@
-"""The guided eligibility check as data: steps, options, and rules from answers to methods.
+"""Read and check knowledge/eligibility.yaml: the guided check's steps, methods and rules,
+validated against the FAQ entries they cite, every error with its line.
 
-`knowledge/eligibility.yaml` holds every step, option and rule; this module only reads it,
-validates it against the FAQ entries it cites, and evaluates a set of answers. Nothing here
-knows which answer leads where.
+bot/knowledge.py reads the rules together with the rest of the knowledge folder, so that
+`maxbot check` and /reload list the errors of both at once; `rules_of(knowledge)` gives them.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
-from index.knowledge import KnowledgeError, _line, _read_yaml, _text
+from bot.eligibility.rules import (
+    KEY,
+    LABEL_CHARS,
+    SKIPPED,
+    EligibilityRules,
+    Method,
+    OpenQuestion,
+    Option,
+    Rule,
+    Step,
+)
+from index import KnowledgeBase
+from index.reading import KnowledgeError, KnowledgeInvalid, line_of, read_yaml, required_text
 
-# Keys travel in Telegram button data ("ck:a:<step>:<option>", 64 bytes at most).
-KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
-# Matches a step that was skipped or not asked.
-SKIPPED = "skipped"
-LABEL_CHARS = 40
+RULES_FILE = "eligibility.yaml"
 
-
-@dataclass(frozen=True)
-class Option:
-    key: str
-    label: str
-
-
-@dataclass(frozen=True)
-class Step:
-    key: str
-    label: str
-    question: str
-    options: tuple[Option, ...]
-    hint: str | None = None
-    # Asked only when every listed step's answer is one of the listed options.
-    ask_if: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    line: int = 1
-
-    def option(self, key: str | None) -> Option | None:
-        return next((o for o in self.options if o.key == key), None)
+_rules: dict[int, EligibilityRules | None] = {}
+_rules_lock = threading.Lock()
 
 
-@dataclass(frozen=True)
-class Method:
-    key: str
-    label: str
-    entries: tuple[str, ...]
-    line: int = 1
+def rules_of(knowledge: KnowledgeBase) -> EligibilityRules | None:
+    """The guided check's rules of the knowledge folder, read once per knowledge base (with
+    it, by bot/knowledge.py); None when the folder has no eligibility.yaml. Raises
+    KnowledgeInvalid when the file is broken."""
+    with _rules_lock:
+        if id(knowledge) not in _rules:
+            errors: list[KnowledgeError] = []
+            rules = read_rules(knowledge, errors)
+            if errors:
+                raise KnowledgeInvalid(errors)
+            _remember(knowledge, rules)
+        return _rules[id(knowledge)]
 
 
-@dataclass(frozen=True)
-class Rule:
-    """When every condition holds, `methods` fit for `reason`, backed by `entries`."""
-
-    when: tuple[tuple[str, tuple[str, ...]], ...]
-    methods: tuple[str, ...]
-    reason: str
-    entries: tuple[str, ...]
-    line: int = 1
-
-    def applies(self, answers: Mapping[str, str | None]) -> bool:
-        return _holds(self.when, answers)
+def remember_rules(knowledge: KnowledgeBase, rules: EligibilityRules | None) -> None:
+    """The rules read together with `knowledge`: what rules_of gives for it."""
+    with _rules_lock:
+        _remember(knowledge, rules)
 
 
-@dataclass(frozen=True)
-class OpenQuestion:
-    """Something the sources do not settle yet, shown when its conditions hold."""
-
-    text: str
-    when: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    methods: tuple[str, ...] = ()
-    entries: tuple[str, ...] = ()
-    line: int = 1
+def _remember(knowledge: KnowledgeBase, rules: EligibilityRules | None) -> None:
+    # By identity (a knowledge base holds dicts: it has no hash); forgotten with it.
+    if id(knowledge) not in _rules:
+        weakref.finalize(knowledge, _rules.pop, id(knowledge), None)
+    _rules[id(knowledge)] = rules
 
 
-@dataclass(frozen=True)
-class Fit:
-    """Methods that fit, and why: one group per set of methods the matching rules named."""
-
-    methods: tuple[Method, ...]
-    reasons: tuple[str, ...]
-    entries: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Note:
-    reason: str
-    entries: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    fits: tuple[Fit, ...]
-    notes: tuple[Note, ...]
-    open_questions: tuple[OpenQuestion, ...]
-    fallback: bool
-
-    @property
-    def methods(self) -> tuple[Method, ...]:
-        seen: dict[str, Method] = {}
-        for fit in self.fits:
-            for method in fit.methods:
-                seen.setdefault(method.key, method)
-        return tuple(seen.values())
-
-    @property
-    def entries(self) -> tuple[str, ...]:
-        """Every FAQ entry behind the result, in the order shown, once each."""
-        ids = [i for fit in self.fits for i in fit.entries]
-        ids += [i for note in self.notes for i in note.entries]
-        ids += [i for q in self.open_questions for i in q.entries]
-        return tuple(dict.fromkeys(ids))
-
-
-@dataclass(frozen=True)
-class EligibilityRules:
-    path: Path
-    steps: tuple[Step, ...]
-    methods: dict[str, Method]
-    rules: tuple[Rule, ...]
-    fallback: Rule | None
-    open_questions: tuple[OpenQuestion, ...]
-    offer_check_for: tuple[str, ...] = ()
-    never_say: tuple[str, ...] = field(default=())
-
-    def step(self, key: str | None) -> Step | None:
-        return next((s for s in self.steps if s.key == key), None)
-
-    def asked(self, step: Step, answers: Mapping[str, str | None]) -> bool:
-        """Whether `step` is asked given the answers so far."""
-        return _holds(step.ask_if, answers)
-
-    def next_step(self, answers: Mapping[str, str | None]) -> Step | None:
-        """The first step not answered (or skipped) yet that is asked; None when done."""
-        for step in self.steps:
-            if step.key not in answers and self.asked(step, answers):
-                return step
+def read_rules(knowledge: KnowledgeBase, errors: list[KnowledgeError]
+               ) -> EligibilityRules | None:
+    """The rules of the folder `knowledge` was read from, checked against its FAQ entries;
+    None without the file. Every problem is added to `errors`."""
+    path = knowledge.root / RULES_FILE
+    if not path.exists():
         return None
-
-    def position(self, step: Step, answers: Mapping[str, str | None]) -> tuple[int, int]:
-        """(number of this step, steps in all) as far as the answers so far tell."""
-        shown = [s for s in self.steps if s.key in answers or s is step
-                 or all(k not in answers or (answers[k] or SKIPPED) in allowed
-                        for k, allowed in s.ask_if)]
-        return shown.index(step) + 1, len(shown)
-
-    def evaluate(self, answers: Mapping[str, str | None]) -> Outcome:
-        """Apply every rule to the answers (step key -> option key, None when skipped)."""
-        answers = {k: v for k, v in answers.items() if self._valid(k, v)}
-        matched = [r for r in self.rules if r.applies(answers)]
-        with_methods = [r for r in matched if r.methods]
-        fallback = not with_methods and self.fallback is not None
-        if fallback:
-            with_methods = [self.fallback]
-        groups: dict[tuple[str, ...], list[Rule]] = {}
-        for rule in with_methods:
-            groups.setdefault(rule.methods, []).append(rule)
-        fits = tuple(
-            Fit(tuple(self.methods[m] for m in keys),
-                tuple(r.reason for r in rules),
-                tuple(dict.fromkeys(i for r in rules for i in r.entries)))
-            for keys, rules in groups.items())
-        fitting = {m for keys in groups for m in keys}
-        notes = tuple(Note(r.reason, r.entries) for r in matched if not r.methods)
-        questions = tuple(q for q in self.open_questions if _holds(q.when, answers)
-                          and (not q.methods or fitting & set(q.methods)))
-        return Outcome(fits, notes, questions, fallback)
-
-    def _valid(self, step_key: str, option_key: str | None) -> bool:
-        """Answers to steps or options a reload removed are dropped."""
-        step = self.step(step_key)
-        return step is not None and (option_key is None or step.option(option_key) is not None)
-
-
-def _holds(conditions: tuple[tuple[str, tuple[str, ...]], ...],
-           answers: Mapping[str, str | None]) -> bool:
-    return all((answers.get(step) or SKIPPED) in allowed for step, allowed in conditions)
-
-
-# --- loading ---------------------------------------------------------------------------------
+    return load_eligibility(path, {entry.id for entry in knowledge.entries}, errors)
 
 
 class _Collect:
@@ -199,7 +85,7 @@ def load_eligibility(path: Path, entry_ids: set[str],
     """Read and validate the rules file against the FAQ entry ids; every problem is added to
     `errors` with its line, and then None is returned."""
     try:
-        data = _read_yaml(path)
+        data = read_yaml(path)
     except KnowledgeError as exc:
         errors.append(exc)
         return None
@@ -208,7 +94,7 @@ def load_eligibility(path: Path, entry_ids: set[str],
                                      "rules"))
         return None
     out = _Collect(path)
-    top = _line(data)
+    top = line_of(data)
     _known_keys(data, TOP_KEYS, out, "the file")
     for key in ("steps", "methods", "rules"):
         if not data.get(key):
@@ -245,7 +131,7 @@ def _known_keys(node: dict[str, Any], allowed: set[str], out: _Collect, what: st
     """A misspelt key would silently drop a condition or a list: refuse it."""
     unknown = [str(k) for k in node if k != "__line__" and str(k) not in allowed]
     if unknown:
-        out.add(_line(node), f"{what}: unknown key {', '.join(map(repr, unknown))} "
+        out.add(line_of(node), f"{what}: unknown key {', '.join(map(repr, unknown))} "
                 f"(expected {', '.join(sorted(allowed))})")
 
 
@@ -262,17 +148,17 @@ def _keyed(node: Any, out: _Collect, what: str, line: int | None) -> str | None:
         return None
     key = node.get("key")
     if key is None or not KEY.match(str(key)):
-        out.add(_line(node), f"{what} key {key!r} must be 1-20 lowercase letters, digits and '-'")
+        out.add(line_of(node), f"{what} key {key!r} must be 1-20 lowercase letters, digits and '-'")
         return None
     if str(key) == SKIPPED:
-        out.add(_line(node), f"{what} key {SKIPPED!r} is reserved")
+        out.add(line_of(node), f"{what} key {SKIPPED!r} is reserved")
         return None
     return str(key)
 
 
 def _required_text(node: dict[str, Any], key: str, out: _Collect, what: str) -> str | None:
     try:
-        return _text(node, key, out.path, what)
+        return required_text(node, key, out.path, what)
     except KnowledgeError as exc:
         out.errors.append(exc)
         return None
@@ -287,34 +173,34 @@ def _steps(nodes: Any, out: _Collect, line: int | None) -> list[Step]:
         what = f"step {key!r}"
         _known_keys(node, {"key", "label", "question", "hint", "ask_if", "options"}, out, what)
         if any(s.key == key for s in steps):
-            out.add(_line(node), f"duplicate step key {key!r}")
+            out.add(line_of(node), f"duplicate step key {key!r}")
             continue
         label = _required_text(node, "label", out, what)
         question = _required_text(node, "question", out, what)
         options: list[Option] = []
-        for option_node in _list(node.get("options") or [], out, _line(node), f"{what}: options"):
-            option_key = _keyed(option_node, out, f"{what}: option", _line(node))
+        for option_node in _list(node.get("options") or [], out, line_of(node), f"{what}: options"):
+            option_key = _keyed(option_node, out, f"{what}: option", line_of(node))
             if option_key is None:
                 continue
             _known_keys(option_node, {"key", "label"}, out, f"{what}: option {option_key!r}")
             option_label = _required_text(option_node, "label", out,
                                           f"{what}: option {option_key!r}")
             if any(o.key == option_key for o in options):
-                out.add(_line(option_node), f"{what}: duplicate option {option_key!r}")
+                out.add(line_of(option_node), f"{what}: duplicate option {option_key!r}")
             elif option_label is not None:
                 if len(option_label) > LABEL_CHARS:
-                    out.add(_line(option_node), f"{what}: option {option_key!r} label is longer "
+                    out.add(line_of(option_node), f"{what}: option {option_key!r} label is longer "
                             f"than {LABEL_CHARS} characters (a button shows no more)")
                 options.append(Option(option_key, option_label))
         if not node.get("options"):
-            out.add(_line(node), f"{what} has no options")
-        ask_if = _conditions(node.get("ask_if"), {s.key: s for s in steps}, out, _line(node),
+            out.add(line_of(node), f"{what} has no options")
+        ask_if = _conditions(node.get("ask_if"), {s.key: s for s in steps}, out, line_of(node),
                              f"{what}: ask_if", later_hint=True)
         hint = node.get("hint")
         if label is not None and question is not None:
             steps.append(Step(key, label, question, tuple(options),
                               " ".join(str(hint).split()) if hint else None, ask_if,
-                              _line(node) or 1))
+                              line_of(node) or 1))
     return steps
 
 
@@ -326,7 +212,7 @@ def _conditions(node: Any, steps: dict[str, Step], out: _Collect, line: int | No
     if not isinstance(node, dict):
         out.add(line, f"{what} must map step keys to option keys")
         return ()
-    line = _line(node) or line
+    line = line_of(node) or line
     conditions = []
     for step_key, allowed in node.items():
         if step_key == "__line__":
@@ -377,17 +263,17 @@ def _methods(node: Any, entry_ids: set[str], out: _Collect,
         if key == "__line__":
             continue
         if not KEY.match(str(key)):
-            out.add(_line(node), f"method key {key!r} must be 1-20 lowercase letters, digits "
+            out.add(line_of(node), f"method key {key!r} must be 1-20 lowercase letters, digits "
                     "and '-'")
             continue
         if not isinstance(value, dict):
-            out.add(_line(node), f"method {key!r} needs a label and entries")
+            out.add(line_of(node), f"method {key!r} needs a label and entries")
             continue
         _known_keys(value, {"label", "entries"}, out, f"method {key!r}")
         label = _required_text(value, "label", out, f"method {key!r}")
-        entries = _ids(value.get("entries"), entry_ids, out, _line(value), f"method {key!r}")
+        entries = _ids(value.get("entries"), entry_ids, out, line_of(value), f"method {key!r}")
         if label is not None:
-            methods[str(key)] = Method(str(key), label, entries, _line(value) or 1)
+            methods[str(key)] = Method(str(key), label, entries, line_of(value) or 1)
     return methods
 
 
@@ -396,7 +282,7 @@ def _rule(node: Any, steps: dict[str, Step], methods: dict[str, Method], entry_i
     if not isinstance(node, dict):
         out.add(None, f"each {what} must be a mapping with reason and entries")
         return None
-    line = _line(node)
+    line = line_of(node)
     _known_keys(node, {"when", "methods", "reason", "entries"}, out, what)
     reason = _required_text(node, "reason", out, what)
     when = _conditions(node.get("when"), steps, out, line, f"{what}: when")
@@ -422,7 +308,7 @@ def _open_question(node: Any, steps: dict[str, Step], methods: dict[str, Method]
     if not isinstance(node, dict):
         out.add(None, "each open question must be a mapping with text")
         return None
-    line = _line(node)
+    line = line_of(node)
     _known_keys(node, {"text", "when", "methods", "entries"}, out, "open question")
     text = _required_text(node, "text", out, "open question")
     when = _conditions(node.get("when"), steps, out, line, "open question: when")
@@ -445,7 +331,7 @@ def _never_say(node: Any, out: _Collect, line: int | None) -> tuple[str, ...]:
         return ()
     value = node.get("never_say") or []
     if not isinstance(value, list):
-        out.add(_line(node), "wording.never_say must be a list of phrases")
+        out.add(line_of(node), "wording.never_say must be a list of phrases")
         return ()
     return tuple(str(v).strip() for v in value if str(v).strip())
 
