@@ -35,8 +35,8 @@ from sqlmodel import select
 
 from bot.storage.database import Database
 from bot.storage.models import InboxUpdate, Question
-from tests.standin import BotApiStandIn, User
-from tests.throwaway_db import create_database, drop_database
+from testing.standin import BotApiStandIn, User
+from testing.throwaway_db import create_database, drop_database
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT = 120.0

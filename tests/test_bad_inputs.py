@@ -15,9 +15,9 @@ from bot.storage.database import Database, upgrade_schema
 from bot.storage.models import AdminAction, Question
 from bot.storage.records import Asker, QuestionRecord, record_question, utcnow
 from index import KnowledgeIndex
+from testing.harness import RunningBot, bot_settings, running_bot
+from testing.standin import BotApiStandIn
 from tests import test_secretariat
-from tests.harness import RunningBot, bot_settings, running_bot
-from tests.standin import BotApiStandIn
 from tests.test_run_command import free_port, start_maxbot, stop_maxbot
 from tests.test_secretariat import GROUP, ask_unanswerable
 

@@ -9,10 +9,10 @@ from sqlmodel import select
 
 from bot.cli import main
 from bot.storage.models import BotState, FollowUpEvent
+from testing.harness import RunningBot, bot_settings, running_bot
+from testing.standin import BotApiStandIn
+from testing.standin.records import BotMessage
 from tests.conftest import write_knowledge
-from tests.harness import RunningBot, bot_settings, running_bot
-from tests.standin import BotApiStandIn
-from tests.standin.records import BotMessage
 
 GROUP = -1001600
 

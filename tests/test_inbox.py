@@ -14,7 +14,7 @@ from sqlmodel import select
 from bench.crash import interrupted_burst, start_bot
 from bot.storage.database import Database
 from bot.storage.models import Question
-from tests.standin import BotApiStandIn
+from testing.standin import BotApiStandIn
 from tests.test_resilience import start_database, stop_database
 from tests.test_run_command import free_port
 

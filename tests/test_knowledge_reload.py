@@ -10,8 +10,8 @@ from sqlmodel import select
 
 from bot.knowledge import load_index
 from bot.storage.models import AdminAction, KnowledgeState
+from testing.harness import RunningBot, bot_settings, running_bot
 from tests.conftest import LIVE_ADMIN
-from tests.harness import RunningBot, bot_settings, running_bot
 
 
 def rewrite(path: Path, old: str, new: str) -> None:

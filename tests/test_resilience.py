@@ -14,8 +14,8 @@ import pytest
 
 from bot.app import configure_logging
 from index import KnowledgeIndex
+from testing.harness import bot_settings, running_bot
 from tests.conftest import POSTGRES_CTL
-from tests.harness import bot_settings, running_bot
 
 LOCKS: dict[str, sqlite3.Connection] = {}
 

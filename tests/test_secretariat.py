@@ -12,7 +12,7 @@ from sqlmodel import select, update
 from bot.answering import answer
 from bot.storage.models import AdminAction, FollowUp, FollowUpEvent
 from index import load_index, load_knowledge
-from tests.harness import RunningBot, bot_settings, running_bot
+from testing.harness import RunningBot, bot_settings, running_bot
 
 GROUP = -1001500
 ADMIN = 9001

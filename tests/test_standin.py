@@ -32,7 +32,7 @@ from telegram.ext import (
     filters,
 )
 
-from tests.standin import (
+from testing.standin import (
     BotApiStandIn,
     BotMessage,
     EntityParseError,
@@ -544,7 +544,7 @@ async def test_json_bodies_and_reply_parameters(tg: BotApiStandIn) -> None:
 @pytest.mark.asyncio
 async def test_separate_process_control_endpoint() -> None:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.standin", "--port", "0", "--token", "42:bench",
+        sys.executable, "-m", "testing.standin", "--port", "0", "--token", "42:bench",
         stdout=asyncio.subprocess.PIPE,
         cwd=str(Path(__file__).resolve().parent.parent),
     )  # fmt: skip

@@ -31,7 +31,7 @@ from bot.documents.policy import (
 from bot.storage.models import AdminAction
 from index import KnowledgeIndex, build_index, load_knowledge
 from index.knowledge import Category, Source, split_passages
-from tests.harness import RunningBot, bot_settings, running_bot
+from testing.harness import RunningBot, bot_settings, running_bot
 
 ADMIN = 9100
 USER = 9200

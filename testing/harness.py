@@ -17,7 +17,7 @@ from bot.settings import Settings
 from bot.storage.database import Database
 from bot.storage.models import FollowUp, Question
 from index import KnowledgeIndex
-from tests.standin import BotApiStandIn
+from testing.standin import BotApiStandIn
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Run the stand-in as its own process, for benchmarks.
 
-    python -m tests.standin --port 8081 --token 123:abc
+    python -m testing.standin --port 8081 --token 123:abc
 
 Prints ``listening on http://127.0.0.1:<port>`` once ready.  Besides the Bot API it serves:
 
@@ -21,7 +21,7 @@ from .server import DEFAULT_TOKEN, BotApiStandIn
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m tests.standin", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m testing.standin", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--token", default=DEFAULT_TOKEN)
