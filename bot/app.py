@@ -34,7 +34,7 @@ from bot.delivery.intake import CheckedUpdatesRequest, quiet_parse_failures, ser
 from bot.delivery.posting import FollowUpPoster
 from bot.delivery.sending import RetryingRateLimiter
 from bot.eligibility import conversation as eligibility_check
-from bot.handlers import admin, guards, questions, secretariat
+from bot.handlers import admin, guards, questions, secretariat, uploads
 from bot.knowledge import load_index
 from bot.replies import KST
 from bot.services import Services
@@ -204,7 +204,10 @@ def build_application(settings: Settings, services: Services | None = None) -> A
     # The secretariat's desk first: its group replies and commands are not questions; then
     # the eligibility check, whose /check, /cancel and buttons are not questions either.
     application.add_handler(TypeHandler(Update, guards.check_update), group=-1)
-    application.add_handlers([*admin.handlers(), *secretariat.handlers(settings),
+    # Documents in private chats: an admin's is an upload, anyone else's is refused as before
+    # (the upload conversation hands those to questions.not_text).
+    application.add_handlers([*admin.handlers(), *uploads.handlers(),
+                              *secretariat.handlers(settings),
                               *eligibility_check.handlers(), *questions.handlers(settings),
                               CallbackQueryHandler(guards.unknown_button)])
     application.add_error_handler(questions.on_error)

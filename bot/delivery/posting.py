@@ -15,12 +15,15 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 from telegram import Bot
 from telegram.error import TelegramError
 
+from bot.followups import post_keyboard, post_text
+from bot.settings import Settings
+from bot.storage.database import Database
 from bot.storage.models import utcnow
 from bot.storage.records import (
     add_event,
@@ -29,9 +32,7 @@ from bot.storage.records import (
     followup_post_failed,
     unposted_followups,
 )
-
-if TYPE_CHECKING:
-    from bot.services import Services
+from index import KnowledgeIndex
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,18 @@ FIRST_RETRY = dt.timedelta(seconds=2)
 LONGEST_RETRY = dt.timedelta(minutes=5)
 
 
+class PosterServices(Protocol):
+    """What the poster reads of the bot's services (bot/services.py, which holds the poster)."""
+
+    settings: Settings
+    database: Database
+    index: KnowledgeIndex
+
+
 class FollowUpPoster:
     """Posts every follow-up not yet in the secretariat group, one at a time."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: PosterServices) -> None:
         self.services = services
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -90,11 +99,6 @@ class FollowUpPoster:
         return len(due)
 
     async def _post(self, bot: Bot, followup_id: int) -> None:
-        from bot.handlers.secretariat import (  # secretariat wakes the poster
-            post_keyboard,
-            post_text,
-        )
-
         services = self.services
         group = services.settings.secretariat_chat_id
         now = utcnow()

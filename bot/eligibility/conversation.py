@@ -31,9 +31,8 @@ from telegram.warnings import PTBUserWarning
 
 from bot.eligibility.loading import rules_of
 from bot.eligibility.rules import EligibilityRules, Step
-from bot.handlers.secretariat import post_followup
 from bot.replies import render, to_plain_text
-from bot.services import services_of
+from bot.services import asker_of, post_followup, services_of
 from bot.storage.models import utcnow
 from bot.storage.records import Recorded, record_consultation
 
@@ -218,8 +217,6 @@ async def consult(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str | N
 
 async def send(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str | int | None:
     """Consent given: record the request as a follow-up and post it to the secretariat."""
-    from bot.handlers.questions import asker_of  # bot.telegram imports this module
-
     query = update.callback_query
     current = await _finished_check(query, context)
     if current is None:

@@ -1,5 +1,5 @@
-"""Admin commands: refresh the knowledge the bot serves and look at its state, and add policy
-documents by sending them (bot/handlers/uploads.py).
+"""Admin commands: refresh the knowledge the bot serves and look at its state. Admins also add
+policy documents by sending them (bot/handlers/uploads.py, which asks is_admin here).
 
 Only ADMIN_USER_IDS may use them; every attempt is recorded in the audit log.
 """
@@ -13,7 +13,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler, ContextTypes
 
-from bot.handlers import uploads
 from bot.reloading import ReloadFailed
 from bot.replies import render
 from bot.services import services_of
@@ -75,7 +74,4 @@ def handlers() -> list[BaseHandler]:
     return [
         CommandHandler("reload", reload_knowledge),
         CommandHandler("kb", knowledge_state),
-        # Documents in private chats: an admin's is an upload, anyone else's is refused as
-        # before (the conversation hands those to bot.telegram.not_text).
-        *uploads.handlers(),
     ]

@@ -19,7 +19,6 @@ from telegram import (
     Message,
     MessageEntity,
     Update,
-    User,
 )
 from telegram.constants import ChatType
 from telegram.error import Forbidden, TelegramError
@@ -37,13 +36,11 @@ from bot.delivery.inbox import is_recovered
 from bot.eligibility.conversation import start_button
 from bot.eligibility.loading import rules_of
 from bot.handlers.guards import parse_id
-from bot.handlers.secretariat import post_followup
 from bot.replies import render, render_answer, to_plain_text
-from bot.services import Services, services_of
+from bot.services import Services, asker_of, post_followup, services_of
 from bot.settings import Settings
 from bot.storage.models import Question, utcnow
 from bot.storage.records import (
-    Asker,
     QuestionRecord,
     open_new_followup,
     record_reply_failure,
@@ -54,11 +51,6 @@ from index import FaqEntry, KnowledgeBase, KnowledgeIndex
 log = logging.getLogger(__name__)
 
 BUTTON_TEXT_CHARS = 40
-
-
-def asker_of(user: User) -> Asker:
-    return Asker(user.id, user.first_name or "", user.last_name, user.username,
-                 user.language_code)
 
 
 def _button_text(text: str) -> str:

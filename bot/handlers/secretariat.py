@@ -25,7 +25,6 @@ from telegram import (
 from telegram.constants import ChatMemberStatus
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import (
-    Application,
     BaseHandler,
     CallbackQueryHandler,
     CommandHandler,
@@ -34,6 +33,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.followups import EVENT_LABELS, STATUS_LABELS, asker_name, near_misses, post_keyboard
 from bot.handlers.guards import ROW_ID_MAX, parse_id
 from bot.replies import render
 from bot.reports.stats import period_stats
@@ -58,26 +58,13 @@ from bot.storage.records import (
     sent_message,
     unposted_count,
 )
-from index import FaqEntry, KnowledgeIndex
+from index import KnowledgeIndex
 
 log = logging.getLogger(__name__)
 
 PAGE = 5
 MEMBER_STATUSES = {ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR,
                    ChatMemberStatus.MEMBER, ChatMemberStatus.RESTRICTED}
-STATUS_LABELS = {"open": "열림", "answered": "답변 완료", "closed": "종료"}
-EVENT_LABELS = {"posted": "사무국 그룹에 게시", "answer": "답변 전달", "addition": "추가 답변 전달",
-                "delivery_failed": "전달 실패", "closed": "답변 없이 종료",
-                "gap": "지식베이스 공백 표시", "proposal": "FAQ 제안 작성",
-                "consultation": "상담 요청", "delivered": "그룹에 전달 확인",
-                "edited": "답변 수정 전달"}
-
-
-def asker_name(case: FollowUpCase) -> str:
-    person = case.person
-    if person is None:
-        return str(case.question.person_id)
-    return " ".join(p for p in (person.first_name, person.last_name) if p) or str(person.id)
 
 
 def _member_name(user: User) -> str:
@@ -120,39 +107,6 @@ async def _allowed(update: Update, context: ContextTypes.DEFAULT_TYPE, action: s
         elif update.effective_message:
             await update.effective_message.reply_html(render("secretariat_refused"))
     return allowed
-
-
-def post_keyboard(followup_id: int) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[
-        InlineKeyboardButton("답변 불필요·종료", callback_data=f"sc:{followup_id}"),
-        InlineKeyboardButton("지식베이스 공백", callback_data=f"sg:{followup_id}"),
-    ], [InlineKeyboardButton("FAQ 제안 만들기", callback_data=f"sf:{followup_id}")]])
-
-
-async def post_followup(application: Application, followup_id: int) -> None:
-    """Have a new follow-up posted to the secretariat group: the poster (bot/delivery/posting.py)
-    posts every follow-up the group does not have yet, retrying until it does."""
-    services: Services = application.bot_data["services"]
-    if services.poster is not None:
-        services.poster.poke()
-
-
-def post_text(case: FollowUpCase, index: KnowledgeIndex) -> str:
-    """A question with the entries closest to it; a consultation request (from the
-    eligibility check) with the answers and result the asker agreed to share."""
-    if case.followup.reason == "consultation":
-        details = next((e.text for e in case.events if e.kind == "consultation" and e.text),
-                       case.question.text)
-        return render("eligibility_consultation_post", case=case, asker_name=asker_name(case),
-                      details=details)
-    return render("secretariat_post", case=case, asker_name=asker_name(case),
-                  near_misses=_near_misses(case, index))
-
-
-def _near_misses(case: FollowUpCase, index: KnowledgeIndex) -> list[FaqEntry]:
-    """The FAQ entries closest to the question, however far: where the secretariat looks."""
-    hits = index.search(index.parse(case.question.text), limit=8)
-    return [h.document for h in hits if isinstance(h.document, FaqEntry)][:3]
 
 
 async def on_group_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -379,7 +333,7 @@ async def _propose_faq(update: Update, context: ContextTypes.DEFAULT_TYPE,
 
 def write_faq_proposal(case: FollowUpCase, knowledge_dir: Path, index: KnowledgeIndex) -> Path:
     """Write knowledge/review/followup-N.yaml: a valid FAQ file an admin reviews and moves."""
-    near = _near_misses(case, index)
+    near = near_misses(case, index)
     category = near[0].category if near else "contact"
     answered = case.followup.answered_at or utcnow()
     entry = {

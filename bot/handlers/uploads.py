@@ -56,6 +56,7 @@ from bot.documents.policy import (
     source_ids_on_disk,
     write_upload,
 )
+from bot.handlers.admin import is_admin
 from bot.handlers.questions import not_text
 from bot.reloading import ReloadFailed
 from bot.replies import KST, render
@@ -100,8 +101,6 @@ async def _audit(update: Update, context: ContextTypes.DEFAULT_TYPE, action: str
 async def received(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     """A document in a private chat: an admin's starts an upload; anyone else's is refused as
     before."""
-    from bot.handlers.admin import is_admin  # bot.admin imports this module for its handlers
-
     services = services_of(context)
     message = update.effective_message
     user = update.effective_user

@@ -22,7 +22,7 @@ from typing import TextIO
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.handlers.secretariat import STATUS_LABELS, asker_name
+from bot.followups import STATUS_LABELS, asker_name
 from bot.replies import KST, _environment
 from bot.reports.stats import DayFigures, PeriodStats, daily_figures, period_stats
 from bot.settings import Settings
