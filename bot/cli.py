@@ -208,7 +208,7 @@ def cmd_run(opts: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_followups(opts: argparse.Namespace, settings: Settings) -> int:
-    from bot.reports.export import list_followups
+    from bot.reports.listing import list_followups
 
     return list_followups(settings, status=opts.status, since=opts.since, as_json=opts.json)
 

@@ -215,7 +215,7 @@ async def test_followups_lists_by_status_as_json_and_text(filled: Filled, capsys
 
 
 def _columns(text: str) -> int:
-    from bot.reports.export import display_width
+    from bot.reports.listing import display_width
 
     return display_width(text)
 
@@ -268,7 +268,7 @@ async def test_html_report_shows_figures_chart_open_followups_and_terms(
 
 
 def test_chart_reads_with_one_day_and_ninety() -> None:
-    from bot.reports.export import daily_chart
+    from bot.reports.charts import daily_chart
     from bot.reports.stats import DayFigures
 
     start = dt.date(2025, 9, 1)
