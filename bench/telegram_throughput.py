@@ -1,5 +1,7 @@
 """Telegram throughput: the real bot against a bare python-telegram-bot echo bot, end to end.
 
+One script over 400 lines on purpose: its processes, phases and report read as one procedure.
+
     python -m bench.telegram_throughput [--updates 2000] [--users 200] [--runs 3]
 
 Everything runs as separate processes on loopback: the Bot API stand-in (`python -m

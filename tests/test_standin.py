@@ -1,5 +1,7 @@
 """End-to-end tests of the Bot API stand-in, driving a real python-telegram-bot Application.
 
+One file over 400 lines on purpose: one behaviour area, the stand-in's whole Bot API surface.
+
 The tiny echo bot below is defined here on purpose (not imported from ``bot``): these tests are
 about the stand-in answering PTB exactly like Telegram would, including the failures.
 """

@@ -17,6 +17,8 @@ How it hooks into python-telegram-bot 22 (checked against its source):
 - `InboxRequest` marks an update "replying" just before the first message for it goes out.
   After a crash an update in that state is not handled again (the user may have the reply;
   Telegram has no idempotent send), one still "received" is.
+
+One module over 400 lines on purpose: the store and its hooks share the state of one promise.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 Every function takes an AsyncSession (bot/storage/database.py opens them) and returns domain
 objects; handlers never write SQL.
+
+One module over 400 lines on purpose: every read and write of the database in one place.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 """Text formatting the way the Telegram Bot API applies it.
 
+One module over 400 lines on purpose: the HTML and MarkdownV2 parsers follow tdlib's one file.
+
 The parsers below follow tdlib's ``td/telegram/MessageEntity.cpp`` (which the Bot API server
 uses): same tag set, same attribute grammar, same error texts ("Unsupported start tag ...",
 "Unmatched end tag ...", "Character '.' is reserved ..."), byte offsets counted in UTF-8 and

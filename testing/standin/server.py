@@ -1,5 +1,7 @@
 """BotApiStandIn: a loopback Telegram Bot API server for end-to-end tests of a bot.
 
+One class over 400 lines: every Bot API method reads and changes the same users, chats, queues.
+
 The server runs on tornado (already present through python-telegram-bot's ``webhooks`` extra)
 inside the caller's asyncio loop, so a test can drive users, the bot and the "Telegram" side
 from one coroutine without threads.  State changes are plain synchronous code on that loop,
