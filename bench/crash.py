@@ -33,10 +33,10 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from bot.database import Database
-from bot.models import InboxUpdate, Question
-from tests.standin import BotApiStandIn, User
-from tests.throwaway_db import create_database, drop_database
+from bot.storage.database import Database
+from bot.storage.models import InboxUpdate, Question
+from testing.standin import BotApiStandIn, User
+from testing.throwaway_db import create_database, drop_database
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT = 120.0

@@ -4,7 +4,7 @@ must be 0.
     python -m bench.faults [--users 100] [--outage-users 20] [--outage-seconds 20]
                            [--postgres postgresql+asyncpg://user@host/db]
 
-Per database (SQLite, and PostgreSQL when a server is given), the real bot (tests/harness.py)
+Per database (SQLite, and PostgreSQL when a server is given), the real bot (testing/harness.py)
 runs against the Bot API stand-in, which keeps Telegram's flood limits, with a secretariat
 group:
 
@@ -40,10 +40,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from index import KnowledgeIndex, load_index
-from tests.harness import RunningBot, bot_settings, running_bot
-from tests.standin import BotApiStandIn
-from tests.throwaway_db import create_database, drop_database
+from bot.knowledge import load_index
+from index import KnowledgeIndex
+from testing.harness import RunningBot, bot_settings, running_bot
+from testing.standin import BotApiStandIn
+from testing.throwaway_db import create_database, drop_database
 
 ROOT = Path(__file__).resolve().parent.parent
 GROUP = -1001900

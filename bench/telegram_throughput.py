@@ -1,11 +1,13 @@
 """Telegram throughput: the real bot against a bare python-telegram-bot echo bot, end to end.
 
+One script over 400 lines on purpose: its processes, phases and report read as one procedure.
+
     python -m bench.telegram_throughput [--updates 2000] [--users 200] [--runs 3]
 
 Everything runs as separate processes on loopback: the Bot API stand-in (`python -m
-tests.standin`, rate limits off), and per run one bot process, either a bare PTB echo bot with the
+testing.standin`, rate limits off), and per run one bot process, either a bare PTB echo bot with the
 same HTTP settings as `bot.app.build_application`, or the real bot built by `build_application`
-and started the way tests/harness.py starts it. For each run the benchmark
+and started the way testing/harness.py starts it. For each run the benchmark
 
 1. warms the bot up with a few updates (first-call costs are not part of the numbers),
 2. bursts N text updates from M users at once through POST /_standin/inject and measures the
@@ -45,7 +47,7 @@ from typing import Any
 
 import httpx
 
-from tests.throwaway_db import asyncpg_dsn, create_database, drop_database
+from testing.throwaway_db import asyncpg_dsn, create_database, drop_database
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456789:BenchTokenBenchTokenBenchToken00"
@@ -129,7 +131,7 @@ def _real_application(base_url: str, token: str, database: Path,
 
 
 async def _serve_child(application: Any) -> None:
-    """Start like tests/harness.py (initialize, post_init, poll, start); stop on SIGTERM."""
+    """Start like testing/harness.py (initialize, post_init, poll, start); stop on SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -487,7 +489,7 @@ async def one_run(kind: str, number: int, opts: Options, procs: Processes) -> Ru
     rundir = opts.workdir / f"{kind}-{number}"
     rundir.mkdir(parents=True)
     standin, found = await procs.start(
-        [sys.executable, "-m", "tests.standin", "--port", "0", "--token", TOKEN,
+        [sys.executable, "-m", "testing.standin", "--port", "0", "--token", TOKEN,
          "--global-limit", "0", "--no-chat-limits"],
         rundir / "standin.log", re.compile(r"listening on (http://\S+)"), 30,
         cpus=PINNED["standin"] if opts.pin else None)

@@ -22,24 +22,25 @@ from telegram.ext import (
 )
 from telegram.request import HTTPXRequest
 
-from bot import admin, eligibility, guards, secretariat, telegram
 from bot.answering import models_of
-from bot.database import Database, upgrade_schema
-from bot.inbox import (
+from bot.delivery.inbox import (
     InboxApplication,
     InboxProcessor,
     InboxQueue,
     InboxRequest,
     NotedBeforeConfirmed,
 )
-from bot.intake import CheckedUpdatesRequest, quiet_parse_failures, serve_webhook
-from bot.persistence import DatabasePersistence
-from bot.posting import FollowUpPoster
+from bot.delivery.intake import CheckedUpdatesRequest, quiet_parse_failures, serve_webhook
+from bot.delivery.posting import FollowUpPoster
+from bot.delivery.sending import RetryingRateLimiter
+from bot.eligibility import conversation as eligibility_check
+from bot.handlers import admin, guards, questions, secretariat, uploads
+from bot.knowledge import load_index
 from bot.replies import KST
-from bot.sending import RetryingRateLimiter
 from bot.services import Services
 from bot.settings import Settings
-from index import load_index
+from bot.storage.database import Database, upgrade_schema
+from bot.storage.persistence import DatabasePersistence
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,8 @@ def build_application(settings: Settings, services: Services | None = None) -> A
         models_of(index)  # the decision's fitted models: refuse to start without them
         services = Services(settings, index, Database(settings.database_url, settings.spool_path))
     base = settings.telegram_base_url.rstrip("/")
-    # Every update is noted in the inbox before Telegram counts it delivered (bot/inbox.py).
+    # Every update is noted in the inbox before Telegram counts it delivered
+    # (bot/delivery/inbox.py).
     inbox = services.inbox
     queue = InboxQueue(inbox)
     processor = InboxProcessor(inbox, max_concurrent_updates=64)
@@ -187,7 +189,7 @@ def build_application(settings: Settings, services: Services | None = None) -> A
     # transient failures (5xx, network, timeouts) for SEND_RETRY_SECONDS. One message every
     # 1/30 s rather than 30 at once each second: a burst of 30 met Telegram's sliding window
     # with 429s, and held that many replies in flight at once, each of which a crash leaves
-    # unknown (sent or not; bot/inbox.py).
+    # unknown (sent or not; bot/delivery/inbox.py).
     limiter = RetryingRateLimiter(settings.send_retry_seconds, throttle=settings.rate_limiter,
                                   per_second=TELEGRAM_MESSAGES_PER_SECOND)
     builder = builder.rate_limiter(limiter)
@@ -202,10 +204,13 @@ def build_application(settings: Settings, services: Services | None = None) -> A
     # The secretariat's desk first: its group replies and commands are not questions; then
     # the eligibility check, whose /check, /cancel and buttons are not questions either.
     application.add_handler(TypeHandler(Update, guards.check_update), group=-1)
-    application.add_handlers([*admin.handlers(), *secretariat.handlers(settings),
-                              *eligibility.handlers(), *telegram.handlers(settings),
+    # Documents in private chats: an admin's is an upload, anyone else's is refused as before
+    # (the upload conversation hands those to questions.not_text).
+    application.add_handlers([*admin.handlers(), *uploads.handlers(),
+                              *secretariat.handlers(settings),
+                              *eligibility_check.handlers(), *questions.handlers(settings),
                               CallbackQueryHandler(guards.unknown_button)])
-    application.add_error_handler(telegram.on_error)
+    application.add_error_handler(questions.on_error)
     return application
 
 

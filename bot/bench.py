@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from bot.answering import answer, answer_many
+from bot.knowledge import load_knowledge
 from bot.replies import render_answer
 from bot.settings import Settings
-from index import KnowledgeIndex, Passage, load_knowledge, make_analyzer
+from index import KnowledgeIndex, Passage, make_analyzer
 
 
 def _rss_mb() -> float:

@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bot.answering import Answer, answer, answer_many, models_of
+from bot.knowledge import load_index, load_knowledge
 from bot.replies import render_answer, to_plain_text
 from bot.settings import Settings
-from index import KnowledgeError, KnowledgeIndex, KnowledgeInvalid, load_index, load_knowledge
+from index import KnowledgeError, KnowledgeIndex, KnowledgeInvalid
 
 
 def _open_index(settings: Settings, analyzer: str | None = None) -> KnowledgeIndex:
@@ -207,13 +208,13 @@ def cmd_run(opts: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_followups(opts: argparse.Namespace, settings: Settings) -> int:
-    from bot.export import list_followups
+    from bot.reports.listing import list_followups
 
     return list_followups(settings, status=opts.status, since=opts.since, as_json=opts.json)
 
 
 def cmd_export(opts: argparse.Namespace, settings: Settings) -> int:
-    from bot.export import export
+    from bot.reports.export import export
 
     fmt = opts.format or opts.out.suffix.lstrip(".").lower()
     if fmt not in ("csv", "xlsx", "html"):
@@ -225,9 +226,9 @@ def cmd_export(opts: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_reindex(opts: argparse.Namespace, settings: Settings) -> int:
     """Validate and index knowledge/, then make it the version every running bot serves."""
-    from bot.database import with_database
-    from bot.records import activate_knowledge, active_knowledge, log_action
     from bot.reloading import compare, fingerprints
+    from bot.storage.database import with_database
+    from bot.storage.records import activate_knowledge, active_knowledge, log_action
 
     index = _open_index(settings)
     prints = fingerprints(index.knowledge)
@@ -255,8 +256,8 @@ def cmd_reindex(opts: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_audit(opts: argparse.Namespace, settings: Settings) -> int:
     """Admin and secretariat actions, refused attempts included."""
-    from bot.database import with_database
-    from bot.records import admin_actions
+    from bot.storage.database import with_database
+    from bot.storage.records import admin_actions
 
     since = dt.datetime.combine(opts.since, dt.time(), dt.UTC) if opts.since else None
 

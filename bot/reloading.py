@@ -17,19 +17,20 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.answering import models_of
-from bot.records import activate_knowledge, active_knowledge
+from bot.knowledge import load_knowledge
+from bot.storage.database import Database
+from bot.storage.records import activate_knowledge, active_knowledge
 from index import (
     FaqEntry,
     KnowledgeBase,
     KnowledgeError,
     KnowledgeIndex,
     KnowledgeInvalid,
-    load_knowledge,
 )
 from index.analyzer import Analyzer, make_analyzer
 from index.knowledge import Glossary, knowledge_files, knowledge_version
@@ -139,11 +140,19 @@ def rebuild(current: KnowledgeIndex) -> KnowledgeIndex:
     return index
 
 
+class ReloaderServices(Protocol):
+    """What the reloader reads and swaps of the bot's services (bot/services.py, which holds
+    the reloader)."""
+
+    index: KnowledgeIndex
+    database: Database
+
+
 @dataclass
 class KnowledgeReloader:
     """Serializes reloads, swaps the served index, and keeps processes on one version."""
 
-    services: Any  # bot.services.Services (an import here would be circular)
+    services: ReloaderServices
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def reload(self, by: int | None = None, activate: bool = True

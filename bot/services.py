@@ -1,4 +1,5 @@
-"""What the handlers share: settings, the served index, the database, the per-user limit."""
+"""What the handlers share: settings, the served index, the database, the per-user limit,
+who is asking, and waking the follow-up poster."""
 
 from __future__ import annotations
 
@@ -8,19 +9,18 @@ import time
 from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from telegram.ext import ContextTypes
+from telegram import User
+from telegram.ext import Application, ContextTypes
 
 from bot.answering import Answer, AnsweringRules, answer, answer_many
-from bot.database import Database
-from bot.inbox import Inbox
+from bot.delivery.inbox import Inbox
+from bot.delivery.posting import FollowUpPoster
 from bot.reloading import KnowledgeReloader
 from bot.settings import Settings
+from bot.storage.database import Database
+from bot.storage.records import Asker
 from index import KnowledgeIndex
-
-if TYPE_CHECKING:
-    from bot.posting import FollowUpPoster
 
 
 @dataclass
@@ -35,7 +35,7 @@ class Services:
     answerer: OffLoopAnswerer = field(init=False)
 
     reloader: KnowledgeReloader = field(init=False)
-    # Posts follow-ups to the secretariat group (bot/posting.py); set by bot/app.py.
+    # Posts follow-ups to the secretariat group (bot/delivery/posting.py); set by bot/app.py.
     poster: FollowUpPoster | None = None
     # Long-running tasks of this process (the knowledge watcher), cancelled at shutdown.
     background: list[asyncio.Task] = field(default_factory=list)
@@ -167,5 +167,19 @@ class QuestionLimiter:
 
 def services_of(context: ContextTypes.DEFAULT_TYPE) -> Services:
     return context.bot_data["services"]
+
+
+def asker_of(user: User) -> Asker:
+    """Who asks, as the records keep them."""
+    return Asker(user.id, user.first_name or "", user.last_name, user.username,
+                 user.language_code)
+
+
+async def post_followup(application: Application, followup_id: int) -> None:
+    """Have a new follow-up posted to the secretariat group: the poster (bot/delivery/posting.py)
+    posts every follow-up the group does not have yet, retrying until it does."""
+    services: Services = application.bot_data["services"]
+    if services.poster is not None:
+        services.poster.poke()
 
 

@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     knowledge_sync_seconds: float = Field(default=30, gt=0)
     analyzer: str = "kiwi"
     # Conversation states and user data are written after each update that changed them
-    # (bot/inbox.py); this often for changes made outside one, and at shutdown.
+    # (bot/delivery/inbox.py); this often for changes made outside one, and at shutdown.
     persistence_interval_seconds: float = Field(default=5, gt=0)
 
     # "Did you mean" buttons (the decision itself is fitted: knowledge/model/, `maxbot fit`)

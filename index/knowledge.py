@@ -12,39 +12,14 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import yaml
-
-if TYPE_CHECKING:
-    from index.eligibility import EligibilityRules
+from index.reading import KnowledgeError, KnowledgeInvalid, line_of, read_yaml, required_text
 
 # Ids travel in Telegram button data (64 bytes at most, with a short prefix).
 ENTRY_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,59}$")
 FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.DOTALL)
 HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
-
-
-class KnowledgeError(Exception):
-    """A problem in one knowledge file, with the place to fix it."""
-
-    def __init__(self, path: Path | str, line: int | None, message: str) -> None:
-        self.path = Path(path)
-        self.line = line
-        self.message = message
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        place = f"{self.path}:{self.line}" if self.line else str(self.path)
-        return f"{place}: {self.message}"
-
-
-class KnowledgeInvalid(Exception):
-    """The knowledge base has errors; `errors` lists every one of them."""
-
-    def __init__(self, errors: list[KnowledgeError]) -> None:
-        self.errors = errors
-        super().__init__("\n".join(str(e) for e in errors))
 
 
 @dataclass(frozen=True)
@@ -136,8 +111,6 @@ class KnowledgeBase:
     entries: tuple[FaqEntry, ...]
     passages: tuple[Passage, ...]
     glossary: Glossary
-    # The guided check's steps and rules (eligibility.yaml); None when the file is absent.
-    eligibility: EligibilityRules | None = None
 
     @property
     def documents(self) -> tuple[Document, ...]:
@@ -149,54 +122,10 @@ class KnowledgeBase:
         return [doc for doc in self.documents if doc.as_of < limit]
 
 
-# --- YAML with line numbers ------------------------------------------------------------------
-
-
-class _LineLoader(yaml.SafeLoader):
-    """A safe loader that remembers the line of every mapping as the key `__line__`."""
-
-
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
-    mapping = loader.construct_mapping(node, deep=True)
-    mapping["__line__"] = node.start_mark.line + 1
-    return mapping
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def _read_yaml(path: Path, text: str | None = None, line_offset: int = 0) -> Any:
-    try:
-        raw = path.read_text(encoding="utf-8") if text is None else text
-        return yaml.load(raw, Loader=_LineLoader)
-    except UnicodeDecodeError as exc:
-        raise KnowledgeError(path, None, f"not UTF-8 text ({exc.reason})") from exc
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 + line_offset if mark else None
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise KnowledgeError(path, line, f"invalid YAML: {problem}") from exc
-    except yaml.YAMLError as exc:
-        raise KnowledgeError(path, None, f"invalid YAML: {exc}") from exc
-
-
-def _line(node: Any) -> int | None:
-    return node.get("__line__") if isinstance(node, dict) else None
-
-
-def _text(node: dict[str, Any], key: str, path: Path, what: str) -> str:
-    value = node.get(key)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise KnowledgeError(path, _line(node), f"{what} has no {key}")
-    if not isinstance(value, str | int | float):
-        raise KnowledgeError(path, _line(node), f"{what}: {key} must be text")
-    return " ".join(str(value).split()) if key != "answer" else str(value).strip()
-
-
 def _date(node: dict[str, Any], key: str, path: Path, what: str) -> dt.date:
     value = node.get(key)
     if value is None:
-        raise KnowledgeError(path, _line(node), f"{what} has no {key} date")
+        raise KnowledgeError(path, line_of(node), f"{what} has no {key} date")
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
@@ -205,7 +134,7 @@ def _date(node: dict[str, Any], key: str, path: Path, what: str) -> dt.date:
         return dt.date.fromisoformat(str(value))
     except ValueError as exc:
         msg = f"{what}: {key} {value!r} is not a date (YYYY-MM-DD)"
-        raise KnowledgeError(path, _line(node), msg) from exc
+        raise KnowledgeError(path, line_of(node), msg) from exc
 
 
 def _source_ids(
@@ -214,12 +143,12 @@ def _source_ids(
     value = node.get("sources", node.get("source"))
     ids = [value] if isinstance(value, str) else value
     if not ids or not isinstance(ids, list):
-        raise KnowledgeError(path, _line(node), f"{what} has no sources")
+        raise KnowledgeError(path, line_of(node), f"{what} has no sources")
     unknown = [str(i) for i in ids if str(i) not in sources]
     if unknown:
         known = ", ".join(sources) or "none"
         msg = f"{what}: unknown source {', '.join(unknown)} (sources.yaml has {known})"
-        raise KnowledgeError(path, _line(node), msg)
+        raise KnowledgeError(path, line_of(node), msg)
     return tuple(str(i) for i in ids)
 
 
@@ -236,21 +165,21 @@ def _strings(value: Any, path: Path, line: int | None, what: str) -> tuple[str, 
 
 def _entries(path: Path, what: str, expected: str) -> Iterator[tuple[str, dict[str, Any]]]:
     """The (key, mapping) pairs of a file that maps keys to mappings (sources, categories)."""
-    data = _read_yaml(path)
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise KnowledgeError(path, None, f"must map {what} keys to {expected}")
     for key, node in data.items():
         if key == "__line__":
             continue
         if not isinstance(node, dict):
-            raise KnowledgeError(path, _line(data), f"{what} {key} must have {expected}")
+            raise KnowledgeError(path, line_of(data), f"{what} {key} must have {expected}")
         yield str(key), node
 
 
 def _load_sources(path: Path) -> dict[str, Source]:
     return {
-        key: Source(id=key, title=_text(node, "title", path, f"source {key}"),
-                    publisher=_text(node, "publisher", path, f"source {key}"),
+        key: Source(id=key, title=required_text(node, "title", path, f"source {key}"),
+                    publisher=required_text(node, "publisher", path, f"source {key}"),
                     date=_date(node, "date", path, f"source {key}"))
         for key, node in _entries(path, "source", "title, publisher and date")
     }
@@ -258,22 +187,22 @@ def _load_sources(path: Path) -> dict[str, Source]:
 
 def _load_categories(path: Path) -> dict[str, Category]:
     return {
-        key: Category(key, _text(node, "ko", path, f"category {key}"),
-                      _text(node, "en", path, f"category {key}"))
+        key: Category(key, required_text(node, "ko", path, f"category {key}"),
+                      required_text(node, "en", path, f"category {key}"))
         for key, node in _entries(path, "category", "ko and en labels")
     }
 
 
 def _load_glossary(path: Path) -> Glossary:
-    data = _read_yaml(path) or {}
+    data = read_yaml(path) or {}
     if not isinstance(data, dict):
         raise KnowledgeError(path, None, "must be a mapping with terms and synonyms")
-    line = _line(data)
+    line = line_of(data)
     synonyms_node = data.get("synonyms") or {}
     if not isinstance(synonyms_node, dict):
         raise KnowledgeError(path, line, "synonyms must map a term to its aliases")
     synonyms = {
-        str(term): _strings(aliases, path, _line(synonyms_node), f"synonyms of {term}")
+        str(term): _strings(aliases, path, line_of(synonyms_node), f"synonyms of {term}")
         for term, aliases in synonyms_node.items()
         if term != "__line__"
     }
@@ -285,9 +214,9 @@ def _load_faq_file(
     errors: list[KnowledgeError],
 ) -> list[FaqEntry]:
     """The valid entries of one FAQ file; each invalid entry adds an error and is skipped."""
-    data = _read_yaml(path)
+    data = read_yaml(path)
     if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
-        raise KnowledgeError(path, _line(data), "an FAQ file needs a list of entries")
+        raise KnowledgeError(path, line_of(data), "an FAQ file needs a list of entries")
     entries = []
     for node in data["entries"]:
         try:
@@ -300,28 +229,28 @@ def _load_faq_file(
 def _faq_entry(node: Any, path: Path, file_node: dict[str, Any], sources: dict[str, Source],
                categories: dict[str, Category]) -> FaqEntry:
     if not isinstance(node, dict):
-        raise KnowledgeError(path, _line(file_node), "each entry must be a mapping")
+        raise KnowledgeError(path, line_of(file_node), "each entry must be a mapping")
     raw_id = node.get("id")
     what = f"entry {raw_id!r}" if raw_id else "an entry"
     if not raw_id or not ENTRY_ID.match(str(raw_id)):
         msg = f"{what}: id must be 1-60 lowercase letters, digits and '-'"
-        raise KnowledgeError(path, _line(node), msg)
+        raise KnowledgeError(path, line_of(node), msg)
     category = str(node.get("category") or file_node.get("category") or "")
     if category not in categories:
         msg = f"{what}: category {category!r} is not in categories.yaml"
-        raise KnowledgeError(path, _line(node), msg)
+        raise KnowledgeError(path, line_of(node), msg)
     answer_en = node.get("answer_en")
     return FaqEntry(
         id=str(raw_id),
-        question=_text(node, "question", path, what),
-        alternates=_strings(node.get("alternates"), path, _line(node), f"{what}: alternates"),
-        answer=_text(node, "answer", path, what),
+        question=required_text(node, "question", path, what),
+        alternates=_strings(node.get("alternates"), path, line_of(node), f"{what}: alternates"),
+        answer=required_text(node, "answer", path, what),
         answer_en=str(answer_en).strip() if answer_en else None,
         category=category,
         sources=_source_ids(node, path, what, sources),
         as_of=_date(node, "as_of", path, what),
         path=path,
-        line=_line(node) or 1,
+        line=line_of(node) or 1,
     )
 
 
@@ -331,12 +260,12 @@ def split_passages(path: Path, text: str, sources: dict[str, Source],
     match = FRONT_MATTER.match(text)
     if not match:
         raise KnowledgeError(path, 1, "a policy document starts with front matter (--- ... ---)")
-    meta = _read_yaml(path, match.group(1), line_offset=1)
+    meta = read_yaml(path, match.group(1), line_offset=1)
     if not isinstance(meta, dict):
         raise KnowledgeError(path, 2, "front matter must be a mapping with title, sources, as_of")
     meta["__line__"] = 1
     what = "front matter"
-    title = _text(meta, "title", path, what)
+    title = required_text(meta, "title", path, what)
     ids = _source_ids(meta, path, what, sources)
     as_of = _date(meta, "as_of", path, what)
     category = str(meta.get("category") or "")
@@ -377,6 +306,7 @@ def split_passages(path: Path, text: str, sources: dict[str, Source],
 
 def knowledge_files(root: Path) -> list[Path]:
     """Every file that makes up the knowledge base, in a stable order."""
+    # eligibility.yaml: the guided check's rules, which the bot reads (bot/eligibility/).
     names = [root / n for n in ("sources.yaml", "categories.yaml", "glossary.yaml",
                                 "eligibility.yaml")]
     return [
@@ -402,10 +332,20 @@ def knowledge_version(files: Iterable[Path], root: Path) -> str:
 
 def load_knowledge(root: Path | str) -> KnowledgeBase:
     """Read and validate every file under `root`; raise KnowledgeInvalid listing all errors."""
-    root = Path(root)
-    if not root.is_dir():
-        raise KnowledgeInvalid([KnowledgeError(root, None, "knowledge folder not found")])
     errors: list[KnowledgeError] = []
+    knowledge = read_knowledge(Path(root), errors)
+    if knowledge is None or errors:
+        raise KnowledgeInvalid(errors)
+    return knowledge
+
+
+def read_knowledge(root: Path, errors: list[KnowledgeError]) -> KnowledgeBase | None:
+    """What can be read under `root`, every problem added to `errors` (so that a reader of
+    further files, such as the bot's eligibility rules, can add its own and all are listed
+    at once). None when `root` is no folder; refuse the result when `errors` is not empty."""
+    if not root.is_dir():
+        errors.append(KnowledgeError(root, None, "knowledge folder not found"))
+        return None
 
     def attempt(loader: Any, *args: Any, default: Any) -> Any:
         try:
@@ -444,13 +384,6 @@ def load_knowledge(root: Path | str) -> KnowledgeBase:
         seen.setdefault(entry.id, entry)
     if not entries and not passages and not errors:
         errors.append(KnowledgeError(root, None, "no FAQ entries or policy documents found"))
-    eligibility = None
-    if (root / "eligibility.yaml").exists():
-        from index.eligibility import load_eligibility
-
-        eligibility = load_eligibility(root / "eligibility.yaml", set(seen), errors)
-    if errors:
-        raise KnowledgeInvalid(errors)
 
     files = knowledge_files(root)
     return KnowledgeBase(
@@ -461,5 +394,4 @@ def load_knowledge(root: Path | str) -> KnowledgeBase:
         entries=tuple(entries),
         passages=tuple(passages),
         glossary=glossary,
-        eligibility=eligibility,
     )

@@ -18,8 +18,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import NamedTuple
 
-from index.analyzer import KiwiAnalyzer, SynonymFolder, Term
 from index.knowledge import Glossary
+from index.terms import SynonymFolder, Term, TermSelector
 
 # mecab-ko-dic gives an inflected chunk (받을 VV+ETM, 예요 VCP+EF) with its morphemes in
 # `expression` (받/VV/*+을/ETM/*): split it so that the stem is a term, as Kiwi's would be.
@@ -51,10 +51,10 @@ class MecabAnalyzer:
 
     def __init__(self, glossary: Glossary) -> None:
         self.glossary = glossary
-        # Kiwi's selection rules (tags, stopwords, English stems and aliases, two-digit years)
-        # live in KiwiAnalyzer._select; its Kiwi loads on first use only, so never here.
-        self._rules = KiwiAnalyzer(glossary)
-        self.folder: SynonymFolder = self._rules.folder
+        # Kiwi's selection rules (tags, stopwords, English stems and aliases, two-digit years),
+        # shared with KiwiAnalyzer in index/terms.py.
+        self.folder = SynonymFolder(glossary)
+        self.selector = TermSelector(glossary, self.folder)
 
     @cached_property
     def mecab(self):
@@ -77,7 +77,7 @@ class MecabAnalyzer:
         return out
 
     def terms(self, text: str) -> list[Term]:
-        return self._rules._select(self.morphemes(self.folder.fold(text)))
+        return self.selector.select(self.morphemes(self.folder.fold(text)))
 
     def tokens(self, text: str) -> list[str]:
         return [t.form for t in self.terms(text)]

@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 from rank_bm25 import BM25Okapi
 
-from index.analyzer import Analyzer, Term, make_analyzer
+from index.analyzer import Analyzer, make_analyzer
 from index.knowledge import Document, FaqEntry, KnowledgeBase, load_knowledge
 from index.letters import LetterMatcher, VocabularyCorrector
+from index.terms import Term
 
 MAX_QUERY_CHARS = 2000
 # How many BM25 candidates are re-ranked by how much of the question they cover.

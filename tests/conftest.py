@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from index import KnowledgeIndex, load_index
+from bot.knowledge import load_index
+from index import KnowledgeIndex
 
 PROJECT = Path(__file__).resolve().parent.parent
 KNOWLEDGE = PROJECT / "knowledge"
@@ -90,7 +91,7 @@ def real_index() -> KnowledgeIndex:
 @pytest.fixture
 async def tg():
     """The Bot API stand-in on loopback, with Telegram's real limits."""
-    from tests.standin import BotApiStandIn
+    from testing.standin import BotApiStandIn
 
     async with BotApiStandIn() as standin:
         yield standin
@@ -110,7 +111,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path):
     if not POSTGRES_URL:
         pytest.skip("no PostgreSQL server in this run: set MAXBOT_TEST_POSTGRES_URL "
                     "(bash .ci/run starts one)")
-    from tests.throwaway_db import create_database, drop_database
+    from testing.throwaway_db import create_database, drop_database
 
     name = f"maxbot_test_{uuid.uuid4().hex[:10]}"
     url = await create_database(POSTGRES_URL, name)
@@ -123,7 +124,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path):
 @pytest.fixture
 async def bot(tg, tmp_path: Path, real_index: KnowledgeIndex, database_url: str):
     """The real bot, polling the stand-in, with a fresh database (SQLite and PostgreSQL)."""
-    from tests.harness import bot_settings, running_bot
+    from testing.harness import bot_settings, running_bot
 
     settings = bot_settings(tg, tmp_path, database_url=database_url)
     async with running_bot(tg, settings, real_index) as running:
@@ -137,7 +138,7 @@ LIVE_ADMIN = 9100
 @pytest.fixture
 async def live(tg, tmp_path: Path, knowledge_copy: Path, database_url: str):
     """The bot serving a writable copy of the knowledge base, with one admin and one user."""
-    from tests.harness import bot_settings, running_bot
+    from testing.harness import bot_settings, running_bot
 
     settings = bot_settings(tg, tmp_path, database_url=database_url, knowledge_dir=knowledge_copy,
                             admin_user_ids=frozenset({LIVE_ADMIN}))

@@ -11,13 +11,13 @@ import httpx
 from sqlmodel import select
 
 from bot.app import configure_logging
-from bot.database import Database, upgrade_schema
-from bot.models import AdminAction, Question
-from bot.records import Asker, QuestionRecord, record_question, utcnow
+from bot.storage.database import Database, upgrade_schema
+from bot.storage.models import AdminAction, Question
+from bot.storage.records import Asker, QuestionRecord, record_question, utcnow
 from index import KnowledgeIndex
+from testing.harness import RunningBot, bot_settings, running_bot
+from testing.standin import BotApiStandIn
 from tests import test_secretariat
-from tests.harness import RunningBot, bot_settings, running_bot
-from tests.standin import BotApiStandIn
 from tests.test_run_command import free_port, start_maxbot, stop_maxbot
 from tests.test_secretariat import GROUP, ask_unanswerable
 
@@ -71,7 +71,7 @@ async def test_a_poisoned_spool_line_is_set_aside_and_the_rest_is_stored(
                      encoding="utf-8")
     database = Database(database_url, spool)
     try:
-        with caplog.at_level(logging.ERROR, logger="bot.database"):
+        with caplog.at_level(logging.ERROR, logger="bot.storage.database"):
             assert await database.replay_spool() == 3
         async with database.session() as session:
             stored = sorted((await session.exec(select(Question.text))).all())

@@ -14,10 +14,10 @@ from typing import TypeVar
 import pytest
 from sqlmodel import select
 
-from bot.database import Database
-from bot.models import Question
+from bot.storage.database import Database
+from bot.storage.models import Question
 from index import KnowledgeIndex
-from tests.harness import RunningBot, bot_settings, running_bot
+from testing.harness import RunningBot, bot_settings, running_bot
 from tests.test_resilience import start_database, stop_database
 
 GROUP = -1001700

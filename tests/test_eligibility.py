@@ -8,11 +8,11 @@ import pytest
 from sqlmodel import select
 
 from bot.cli import main
-from bot.models import BotState, FollowUpEvent
+from bot.storage.models import BotState, FollowUpEvent
+from testing.harness import RunningBot, bot_settings, running_bot
+from testing.standin import BotApiStandIn
+from testing.standin.records import BotMessage
 from tests.conftest import write_knowledge
-from tests.harness import RunningBot, bot_settings, running_bot
-from tests.standin import BotApiStandIn
-from tests.standin.records import BotMessage
 
 GROUP = -1001600
 

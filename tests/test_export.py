@@ -18,10 +18,16 @@ import numpy as np
 import pytest
 
 from bot import cli
-from bot.database import Database, upgrade_schema
-from bot.models import FollowUp
-from bot.records import Asker, QuestionRecord, close_followup, record_answer, record_question
 from bot.replies import KST
+from bot.storage.database import Database, upgrade_schema
+from bot.storage.models import FollowUp
+from bot.storage.records import (
+    Asker,
+    QuestionRecord,
+    close_followup,
+    record_answer,
+    record_question,
+)
 from tests.conftest import write_knowledge
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -209,7 +215,7 @@ async def test_followups_lists_by_status_as_json_and_text(filled: Filled, capsys
 
 
 def _columns(text: str) -> int:
-    from bot.export import display_width
+    from bot.reports.listing import display_width
 
     return display_width(text)
 
@@ -262,8 +268,8 @@ async def test_html_report_shows_figures_chart_open_followups_and_terms(
 
 
 def test_chart_reads_with_one_day_and_ninety() -> None:
-    from bot.export import daily_chart
-    from bot.reports import DayFigures
+    from bot.reports.charts import daily_chart
+    from bot.reports.stats import DayFigures
 
     start = dt.date(2025, 9, 1)
     one = daily_chart([DayFigures(start, 4, 3, 1)])

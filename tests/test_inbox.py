@@ -1,5 +1,5 @@
 """The inbox: a bot process killed or stopped in the middle of a burst loses no question and
-answers no one twice, polling and webhook alike (bot/inbox.py, bench/crash.py)."""
+answers no one twice, polling and webhook alike (bot/delivery/inbox.py, bench/crash.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 from sqlmodel import select
 
 from bench.crash import interrupted_burst, start_bot
-from bot.database import Database
-from bot.models import Question
-from tests.standin import BotApiStandIn
+from bot.storage.database import Database
+from bot.storage.models import Question
+from testing.standin import BotApiStandIn
 from tests.test_resilience import start_database, stop_database
 from tests.test_run_command import free_port
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from bot.models import AdminAction, KnowledgeState
-from index import load_index
+from bot.knowledge import load_index
+from bot.storage.models import AdminAction, KnowledgeState
+from testing.harness import RunningBot, bot_settings, running_bot
 from tests.conftest import LIVE_ADMIN
-from tests.harness import RunningBot, bot_settings, running_bot
 
 
 def rewrite(path: Path, old: str, new: str) -> None:

@@ -14,10 +14,10 @@ import pytest
 from sqlmodel import select
 
 from bench.crash import QUESTIONS, start_bot
-from bot.database import Database
-from bot.models import InboxUpdate, Question
+from bot.storage.database import Database
+from bot.storage.models import InboxUpdate, Question
+from testing.standin import BotApiStandIn
 from tests.roundrobin import RoundRobin
-from tests.standin import BotApiStandIn
 from tests.test_eligibility import walk
 from tests.test_run_command import free_port, start_maxbot
 

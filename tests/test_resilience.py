@@ -14,8 +14,8 @@ import pytest
 
 from bot.app import configure_logging
 from index import KnowledgeIndex
+from testing.harness import bot_settings, running_bot
 from tests.conftest import POSTGRES_CTL
-from tests.harness import bot_settings, running_bot
 
 LOCKS: dict[str, sqlite3.Connection] = {}
 
@@ -151,7 +151,7 @@ async def test_an_internal_error_is_logged_with_context_and_the_user_told_plainl
     settings = bot_settings(tg, tmp_path)
     async with running_bot(tg, settings, FailingIndex(real_index)):
         user = tg.user(202, "서아")
-        with caplog.at_level(logging.ERROR, logger="bot.telegram"):
+        with caplog.at_level(logging.ERROR, logger="bot.handlers.questions"):
             tg.send_text(user, "국민성장펀드 규모는?")
             reply = await tg.wait_for_message(user)
         assert "오류가 발생했습니다" in reply.text
@@ -245,7 +245,7 @@ async def test_a_bug_in_recording_is_reported_to_the_asker_and_the_writer_goes_o
         tg, tmp_path: Path, real_index: KnowledgeIndex, monkeypatch) -> None:
     """Questions wait on a shared writer: a bug there must reach each waiting asker as the
     usual error reply, never leave them hanging, and the next question must be stored."""
-    from bot import database
+    from bot.storage import database
 
     real = database.record_questions
     async with running_bot(tg, bot_settings(tg, tmp_path), real_index) as running:

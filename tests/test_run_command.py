@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.standin import BotApiStandIn
+from testing.standin import BotApiStandIn
 
 PROJECT = Path(__file__).resolve().parent.parent
 

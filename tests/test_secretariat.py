@@ -10,9 +10,9 @@ import pytest
 from sqlmodel import select, update
 
 from bot.answering import answer
-from bot.models import AdminAction, FollowUp, FollowUpEvent
+from bot.storage.models import AdminAction, FollowUp, FollowUpEvent
 from index import load_index, load_knowledge
-from tests.harness import RunningBot, bot_settings, running_bot
+from testing.harness import RunningBot, bot_settings, running_bot
 
 GROUP = -1001500
 ADMIN = 9001
@@ -203,7 +203,7 @@ async def test_tofaq_refuses_a_followup_without_an_answer(desk: RunningBot) -> N
 
 async def test_the_daily_digest_lists_followups_open_for_more_than_a_day(
         desk: RunningBot) -> None:
-    from bot.secretariat import send_digest
+    from bot.handlers.secretariat import send_digest
 
     tg = desk.tg
     for n, user_id in enumerate((7601, 7602)):

@@ -1,5 +1,7 @@
 """End-to-end tests of the Bot API stand-in, driving a real python-telegram-bot Application.
 
+One file over 400 lines on purpose: one behaviour area, the stand-in's whole Bot API surface.
+
 The tiny echo bot below is defined here on purpose (not imported from ``bot``): these tests are
 about the stand-in answering PTB exactly like Telegram would, including the failures.
 """
@@ -32,7 +34,7 @@ from telegram.ext import (
     filters,
 )
 
-from tests.standin import (
+from testing.standin import (
     BotApiStandIn,
     BotMessage,
     EntityParseError,
@@ -544,7 +546,7 @@ async def test_json_bodies_and_reply_parameters(tg: BotApiStandIn) -> None:
 @pytest.mark.asyncio
 async def test_separate_process_control_endpoint() -> None:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.standin", "--port", "0", "--token", "42:bench",
+        sys.executable, "-m", "testing.standin", "--port", "0", "--token", "42:bench",
         stdout=asyncio.subprocess.PIPE,
         cwd=str(Path(__file__).resolve().parent.parent),
     )  # fmt: skip

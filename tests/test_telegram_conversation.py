@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.harness import RunningBot
+from testing.harness import RunningBot
 
 
 def callback_data(message, prefix: str) -> list[str]:
@@ -188,7 +188,7 @@ async def test_a_redelivered_update_is_recorded_and_answered_once(bot: RunningBo
 
 
 async def test_a_user_asking_too_fast_is_asked_to_slow_down(tg, tmp_path, real_index) -> None:
-    from tests.harness import bot_settings, running_bot
+    from testing.harness import bot_settings, running_bot
 
     settings = bot_settings(tg, tmp_path, user_questions_per_minute=3)
     async with running_bot(tg, settings, real_index) as bot:

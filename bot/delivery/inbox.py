@@ -1,0 +1,637 @@
+"""The inbox: every update is noted durably before Telegram can count it delivered, and marked
+done once handled; after a crash the updates left unfinished are handled first, each at most
+once, by whichever bot process is alive.
+
+How it hooks into python-telegram-bot 22 (checked against its source):
+
+- Polling: the Updater puts each fetched update on `application.update_queue` and confirms
+  them to Telegram only with the next getUpdates offset, after every put has returned
+  (telegram/ext/_updater.py, `polling_action_cb`). Webhook: the handler puts the update on
+  the same queue and answers HTTP 200 only after the put returned
+  (telegram/ext/_utils/webhookhandler.py). So `InboxQueue` gives "noted before confirmed"
+  for both: for a webhook its `put` returns once the update is in the database (or the spool
+  file while the database is away); when polling, `NotedBeforeConfirmed` holds each
+  getUpdates request until the updates fetched before it are noted.
+- `InboxProcessor`, the application's update processor, marks an update done when its
+  handlers are through, and at stop hands back what has not started.
+- `InboxRequest` marks an update "replying" just before the first message for it goes out.
+  After a crash an update in that state is not handled again (the user may have the reply;
+  Telegram has no idempotent send), one still "received" is.
+
+One module over 400 lines on purpose: the store and its hooks share the state of one promise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
+from telegram import Update
+from telegram._utils.defaultvalue import DEFAULT_NONE
+from telegram._utils.types import ODVInput
+from telegram.ext import Application, BaseUpdateProcessor
+from telegram.request import BaseRequest, RequestData
+
+from bot.storage.database import Database
+from bot.storage.models import utcnow
+from bot.storage.persistence import DatabasePersistence, concerns_conversation
+from bot.storage.records import (
+    InboxNote,
+    forget_done_updates,
+    inbox_owners,
+    mark_updates,
+    note_updates,
+    take_over_updates,
+    unfinished_before,
+)
+
+log = logging.getLogger(__name__)
+
+DATABASE_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
+# After a failed write, notes go straight to the spool for this long: a getUpdates batch of
+# 100 must not wait for 100 timeouts.
+DOWN_SECONDS = 5.0
+# At stop, handlers under way get this long to finish (the rest of the 8 s a container runtime
+# is asked to wait covers the last getUpdates, jobs and closing the database).
+HAND_BACK_GRACE = 4.0
+# Done updates are kept this long: Telegram redelivers an update for at most a day.
+KEEP_DONE = dt.timedelta(days=2)
+STATES = ("received", "replying", "done")
+# The longest an update waits for another process to finish the same user's earlier one (a
+# dead process's updates are taken over within INBOX_RECOVERY_SECONDS of bot/app.py).
+WAIT_FOR_EARLIER_SECONDS = 5.0
+# First replies in flight at once: enough for Telegram's 30 a second at a 100 ms round trip.
+FIRST_SENDS_IN_FLIGHT = 4
+
+
+@dataclass
+class _Handling:
+    """The update a handler task is working on (set by InboxProcessor)."""
+
+    update_id: int
+    recovered: bool
+    replying: bool = False
+
+
+_HANDLING: ContextVar[_Handling | None] = ContextVar("inbox_handling", default=None)
+
+
+def is_recovered(update: Update) -> bool:
+    """Whether this update is handled again after its process stopped before replying: its
+    question may be stored already, but the user has had no reply."""
+    handling = _HANDLING.get()
+    return handling is not None and handling.update_id == update.update_id and handling.recovered
+
+
+class Inbox:
+    """Notes updates and their progress in the `inbox` table, in one transaction for all that
+    arrive together; while the database is away, in a spool file written to the database when
+    it is back."""
+
+    def __init__(self, database: Database, spool_path: Path, bot_id: int) -> None:
+        self.database = database
+        self.bot_id = bot_id
+        self.spool_path = spool_path
+        self.owner = uuid.uuid4().hex
+        self.liveness = Liveness(database)
+        self.recovered: set[int] = set()
+        self._notes: list[tuple[InboxNote, asyncio.Future[bool]]] = []
+        self._marks: dict[int, str] = {}
+        self._mark_waiters: list[asyncio.Future[None]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._down_until = 0.0
+        self._replaying = False
+        self._spooled: set[int] = set()
+        # Updates whose note failed, with what to do once noted (see InboxQueue).
+        self._unnoted: list[tuple[Update, Callable[[asyncio.Future[bool]], None]]] = []
+        self._forgot_at = 0.0
+
+    # --- noting and marking -------------------------------------------------------------
+
+    async def note(self, update: Update) -> bool:
+        """Note an update durably; whether it is new (to be handled) rather than noted before."""
+        # Shielded: a stopping Updater cancels its put, but the write must still finish or fail.
+        return await asyncio.shield(self.note_soon(update))
+
+    def note_soon(self, update: Update) -> asyncio.Future[bool]:
+        """Start noting an update, together with the others that arrive meanwhile; the future
+        says whether it is new. `flush_notes` waits for all of them."""
+        user = update.effective_user
+        note = InboxNote(self.bot_id, update.update_id, update.to_json(), self.owner, utcnow(),
+                         user.id if user else None)
+        noted: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._notes.append((note, noted))
+        self._wake()
+        return noted
+
+    async def flush_notes(self) -> None:
+        """Wait until every update started by `note_soon` is noted. A note that failed (no
+        database and no disk) is tried again, every second, until it is: Telegram must never
+        hear an update confirmed that is not noted."""
+        while True:
+            await self.flush()
+            if not self._unnoted:
+                return
+            retry, self._unnoted = self._unnoted, []
+            for update, then in retry:
+                self.note_soon(update).add_done_callback(then)
+            await asyncio.sleep(1)
+
+    async def mark(self, update_id: int, state: str) -> None:
+        """Note durably that an update is `replying`, back to `received` (its send failed
+        for sure), or `done`."""
+        if self._marks.get(update_id) != "done":  # marks come in order; done is final
+            self._marks[update_id] = state
+        written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._mark_waiters.append(written)
+        self._wake()
+        await asyncio.shield(written)
+
+    async def flush(self) -> None:
+        """Wait for every note and mark under way to be written."""
+        while self._writer is not None and not self._writer.done():
+            await self._writer
+
+    def _wake(self) -> None:
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write_waiting())
+
+    async def _write_waiting(self) -> None:
+        while self._notes or self._marks:
+            notes, self._notes = self._notes, []
+            marks, self._marks = self._marks, {}
+            waiters, self._mark_waiters = self._mark_waiters, []
+            try:
+                new = await self._write([note for note, _ in notes], marks)
+            except Exception as exc:  # neither database nor disk: the update stays unconfirmed
+                log.exception("inbox: %d update(s) could not be noted", len(notes))
+                for future in [f for _, f in notes] + waiters:
+                    future.set_exception(exc)
+                continue
+            for note, noted in notes:
+                noted.set_result(note.update_id in new)
+            for written in waiters:
+                written.set_result(None)
+
+    async def _write(self, notes: list[InboxNote], marks: dict[int, str]) -> set[int]:
+        """Write to the database, or to the spool while the database is away or the spool
+        still holds lines (marks must follow the notes they mark); the ids noted now."""
+        if time.monotonic() >= self._down_until and not self._spool_pending():
+            try:
+                async with self.database.session() as session:
+                    new = await note_updates(session, notes)
+                    await mark_updates(session, self.bot_id, marks)
+                    await session.commit()
+                return new
+            except DATABASE_ERRORS as exc:
+                log.warning("inbox: database unavailable (%s); noting in %s",
+                            type(exc).__name__, self.spool_path)
+                self._down_until = time.monotonic() + DOWN_SECONDS
+        self._spool(notes, marks)
+        # Without the database to ask, this process at least never handles one twice itself.
+        new = {note.update_id for note in notes} - self._spooled
+        self._spooled |= new
+        return new
+
+    def _spool_pending(self) -> bool:
+        return (self._replaying or self.spool_path.exists()
+                or self.spool_path.with_suffix(".replaying").exists())
+
+    def _spool(self, notes: list[InboxNote], marks: dict[int, str]) -> None:
+        # One write call with no await in between: a replay renaming the file never sees half.
+        lines = [json.dumps({"note": {"bot_id": n.bot_id, "update_id": n.update_id,
+                                      "payload": n.payload,
+                                      "owner": n.owner,
+                                      "received_at": n.received_at.isoformat(),
+                                      "user_id": n.user_id}},
+                            ensure_ascii=False) for n in notes]
+        lines += [json.dumps({"mark": [self.bot_id, update_id, state]})
+                  for update_id, state in marks.items()]
+        self.spool_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.spool_path.open("a", encoding="utf-8") as spool:
+            spool.write("".join(line + "\n" for line in lines))
+
+    async def wait_for_earlier(self, update: Update) -> None:
+        """Wait (up to a few seconds) while another process is still handling an earlier
+        update of the same user: the next step of a /check must find the state the previous
+        step left, and a user may press the next button before that process wrote it."""
+        user = update.effective_user
+        if user is None:
+            return
+        deadline = time.monotonic() + WAIT_FOR_EARLIER_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                async with self.database.session() as session:
+                    if not await unfinished_before(session, self.bot_id, user.id,
+                                                   update.update_id, self.owner):
+                        return
+            except DATABASE_ERRORS:
+                return
+            await asyncio.sleep(0.05)
+
+    # --- after a crash ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.liveness.hold(self.owner)
+
+    async def close(self) -> None:
+        await self.flush()
+        await self.liveness.release()
+
+    async def recover(self) -> list[str]:
+        """Write the spool to the database, take over the updates of processes that died, and
+        return those to handle again (JSON, oldest first). Those a dead process had begun to
+        reply to are marked done and logged instead: handled at most once."""
+        try:
+            await self._replay_spool()
+            await self.liveness.hold(self.owner)
+            async with self.database.session() as session:
+                owners = await inbox_owners(session, self.bot_id, self.owner)
+            taken = []
+            for owner in owners:
+                if not await self.liveness.is_dead(owner):
+                    continue
+                async with self.database.session() as session:
+                    taken += await take_over_updates(session, self.bot_id, owner, self.owner)
+                await self.liveness.forget(owner)
+            await self._forget_old()
+        except DATABASE_ERRORS as exc:
+            log.warning("inbox: recovery postponed (%s)", type(exc).__name__)
+            return []
+        again = []
+        for row in sorted(taken, key=lambda row: row.update_id):
+            if row.state == "replying":
+                log.warning("inbox: update %d was being replied to when its process stopped; "
+                            "not handled again (the reply may be missing)", row.update_id)
+                await self.mark(row.update_id, "done")
+            else:
+                again.append(row.payload)
+                self.recovered.add(row.update_id)
+        if again:
+            log.info("inbox: handling %d update(s) left unfinished by a stopped process",
+                     len(again))
+        return again
+
+    async def _replay_spool(self) -> None:
+        """Write the spooled notes and marks to the database, skipping (and logging) any line
+        that cannot be read, so one bad line never blocks the rest."""
+        taking = self.spool_path.with_suffix(".replaying")
+        if time.monotonic() < self._down_until or not (self.spool_path.exists()
+                                                       or taking.exists()):
+            return
+        self._replaying = True
+        try:
+            if not taking.exists():
+                self.spool_path.replace(taking)
+            notes, marks = _read_spool(taking)
+            async with self.database.session() as session:
+                for bot_id in {note.bot_id for note in notes} | set(marks):
+                    await note_updates(session, [n for n in notes if n.bot_id == bot_id])
+                    await mark_updates(session, bot_id, marks.get(bot_id, {}))
+                await session.commit()
+            taking.unlink()
+            log.info("inbox: %d spooled update(s) written to the database", len(notes))
+        finally:
+            self._replaying = False
+
+    async def _forget_old(self) -> None:
+        """Once an hour: drop old done updates and dead processes' lock files."""
+        if time.monotonic() - self._forgot_at < 3600:
+            return
+        async with self.database.session() as session:
+            await forget_done_updates(session, utcnow() - KEEP_DONE)
+        await self.liveness.sweep()
+        self._forgot_at = time.monotonic()
+
+
+def _read_spool(path: Path) -> tuple[list[InboxNote], dict[int, dict[int, str]]]:
+    """The notes, and the last mark of each update by bot id, in a spool file."""
+    notes: dict[tuple[int, int], InboxNote] = {}
+    marks: dict[int, dict[int, str]] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            if "note" in entry:
+                n = entry["note"]
+                notes[int(n["bot_id"]), int(n["update_id"])] = InboxNote(
+                    int(n["bot_id"]), int(n["update_id"]), str(n["payload"]), str(n["owner"]),
+                    dt.datetime.fromisoformat(n["received_at"]),
+                    int(n["user_id"]) if n.get("user_id") is not None else None)
+            else:
+                bot_id, update_id, state = entry["mark"]
+                of_bot = marks.setdefault(int(bot_id), {})
+                if state in STATES and of_bot.get(int(update_id)) != "done":
+                    of_bot[int(update_id)] = str(state)
+        except (ValueError, KeyError, TypeError, IndexError):
+            log.error("inbox spool %s:%d: unreadable line skipped", path, number)
+    return list(notes.values()), marks
+
+
+class Liveness:
+    """Whether the process that owns inbox updates still lives: each holds a lock that the
+    kernel (SQLite: a lock file beside the database) or PostgreSQL (an advisory lock on its
+    own connection) releases the moment the process dies, SIGKILL included."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.postgres = not database.url.startswith("sqlite")
+        path = database.url.split(":///", 1)[-1]
+        self._folder = None if self.postgres or path in ("", ":memory:") else Path(path).parent
+        self._stem = Path(path).name
+        self._held: Any = None  # the lock file or the connection holding the lock
+
+    def _lock_file(self, owner: str) -> Path:
+        assert self._folder is not None
+        return self._folder / f"{self._stem}.inbox-{owner}.alive"
+
+    async def hold(self, owner: str) -> None:
+        """Hold this process's lock (again, if the database connection holding it was lost)."""
+        if self.postgres:
+            if self._held is not None:
+                try:
+                    await self._held.execute(text("SELECT 1"))
+                    await self._held.commit()
+                    return
+                except DATABASE_ERRORS:
+                    with contextlib.suppress(Exception):
+                        await self._held.close()
+                    self._held = None
+            connection: AsyncConnection = await self.database.engine.connect()
+            await connection.execute(text("SELECT pg_advisory_lock(:key)"),
+                                     {"key": _lock_key(owner)})
+            await connection.commit()  # the lock is the session's; no transaction stays open
+            self._held = connection
+        elif self._folder is not None and self._held is None:
+            self._folder.mkdir(parents=True, exist_ok=True)
+            lock = self._lock_file(owner).open("w")
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._held = lock
+
+    async def is_dead(self, owner: str) -> bool:
+        if self.postgres:
+            async with self.database.engine.connect() as connection:
+                free = (await connection.execute(text("SELECT pg_try_advisory_lock(:key)"),
+                                                 {"key": _lock_key(owner)})).scalar_one()
+                if free:
+                    await connection.execute(text("SELECT pg_advisory_unlock(:key)"),
+                                             {"key": _lock_key(owner)})
+                await connection.commit()
+                return bool(free)
+        if self._folder is None:
+            return True  # an in-memory database has one process
+        path = self._lock_file(owner)
+        if not path.exists():
+            return True
+        with path.open("a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            return True
+
+    async def forget(self, owner: str) -> None:
+        if self._folder is not None:
+            self._lock_file(owner).unlink(missing_ok=True)
+
+    async def sweep(self) -> None:
+        """Remove the lock files of dead processes that left nothing to take over."""
+        if self._folder is None or not self._folder.exists():
+            return
+        own = Path(self._held.name) if self._held is not None else None
+        for path in self._folder.glob(f"{self._stem}.inbox-*.alive"):
+            if path != own:
+                owner = path.name.removeprefix(f"{self._stem}.inbox-").removesuffix(".alive")
+                if await self.is_dead(owner):
+                    path.unlink(missing_ok=True)
+
+    async def release(self) -> None:
+        held, self._held = self._held, None
+        if held is None:
+            return
+        if self.postgres:
+            with contextlib.suppress(*DATABASE_ERRORS):
+                await held.close()
+        else:
+            Path(held.name).unlink(missing_ok=True)
+            held.close()
+
+
+def _lock_key(owner: str) -> int:
+    """The advisory lock key of an owner (60 bits of its random hex id)."""
+    return int(owner[:15], 16)
+
+
+class InboxQueue(asyncio.Queue):
+    """The application's update queue: an update reaches the handlers once it is noted, and
+    not at all if it was noted before. Updates taken over after a crash come in by
+    `put_nowait`, being noted already.
+
+    Webhook: `put` returns once the update is noted, and the HTTP 200 follows it. Polling:
+    `put` only starts the note, so that a getUpdates batch is noted in one transaction (one
+    each cost 40% of the bot's throughput), and `NotedBeforeConfirmed` waits for the notes
+    before the next getUpdates confirms the batch.
+    """
+
+    def __init__(self, inbox: Inbox) -> None:
+        super().__init__()
+        self.inbox = inbox
+        self.polling = False  # set by NotedBeforeConfirmed when the first getUpdates goes out
+        self._stopping = False
+
+    async def put(self, item: Any) -> None:
+        if not isinstance(item, Update):
+            self._stopping = True  # the application's stop signal: nothing after it is taken
+            await super().put(item)
+        elif self.polling:
+            self.inbox.note_soon(item).add_done_callback(self._then_handle(item))
+        elif await self.inbox.note(item):
+            await super().put(item)
+        else:
+            log.debug("update %d noted before; not handled again", item.update_id)
+
+    def _then_handle(self, update: Update) -> Callable[[asyncio.Future[bool]], None]:
+        def noted(future: asyncio.Future[bool]) -> None:
+            if future.exception() is not None:
+                self.inbox._unnoted.append((update, noted))
+            elif future.result() and not self._stopping:
+                # Stopping: it stays unfinished in the inbox for the next start.
+                self.put_nowait(update)
+        return noted
+
+
+class NotedBeforeConfirmed(BaseRequest):
+    """The getUpdates requests: each waits until the updates fetched before are noted, as it
+    confirms them to Telegram (its offset)."""
+
+    def __init__(self, inner: BaseRequest, queue: InboxQueue) -> None:
+        self._inner = inner
+        self._queue = queue
+
+    @property
+    def read_timeout(self) -> float | None:
+        return self._inner.read_timeout
+
+    async def initialize(self) -> None:
+        await self._inner.initialize()
+
+    async def shutdown(self) -> None:
+        await self._inner.shutdown()
+
+    async def do_request(self, url: str, method: str, request_data: RequestData | None = None,
+                         read_timeout: ODVInput[float] = DEFAULT_NONE,
+                         write_timeout: ODVInput[float] = DEFAULT_NONE,
+                         connect_timeout: ODVInput[float] = DEFAULT_NONE,
+                         pool_timeout: ODVInput[float] = DEFAULT_NONE) -> tuple[int, bytes]:
+        if url.rsplit("/", 1)[-1] == "getUpdates":
+            self._queue.polling = True
+            await self._queue.inbox.flush_notes()
+        return await self._inner.do_request(url, method, request_data, read_timeout,
+                                            write_timeout, connect_timeout, pool_timeout)
+
+
+class InboxProcessor(BaseUpdateProcessor):
+    """Runs up to `max_concurrent_updates` updates at once, marks each done when its handlers
+    are through, and at stop hands back the updates not started: they stay unfinished in the
+    inbox for the next start (of this or another process)."""
+
+    def __init__(self, inbox: Inbox, max_concurrent_updates: int) -> None:
+        super().__init__(max_concurrent_updates)
+        self.inbox = inbox
+        # Set by build_application: shares conversation states with other processes.
+        self.application: Application | None = None
+        self._running: set[asyncio.Task[Any]] = set()
+        self._handing_back = False
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        if not isinstance(update, Update):
+            await coroutine
+            return
+        if self._handing_back:
+            _close(coroutine)
+            log.debug("update %d handed back to the inbox", update.update_id)
+            return
+        handling = _Handling(update.update_id, update.update_id in self.inbox.recovered)
+        token = _HANDLING.set(handling)
+        task = asyncio.current_task()
+        assert task is not None
+        self._running.add(task)
+        try:
+            application = self.application
+            persistence = application.persistence if application is not None else None
+            shared = (isinstance(persistence, DatabasePersistence)
+                      and concerns_conversation(application, update))
+            if shared:
+                await self.inbox.wait_for_earlier(update)
+                await persistence.load_current(application, update)
+            await coroutine
+            if shared:
+                # Written before the update counts as done, so that the next step of a
+                # running /check finds its state whichever process it reaches.
+                await application.update_persistence()
+        except asyncio.CancelledError:
+            if not self._handing_back:
+                raise
+            log.info("update %d handed back to the inbox at stop%s", update.update_id,
+                     " (its reply was being sent)" if handling.replying else "")
+            return
+        finally:
+            self._running.discard(task)
+            _HANDLING.reset(token)
+        self.inbox.recovered.discard(update.update_id)
+        await self.inbox.mark(update.update_id, "done")
+
+    def hand_back(self, grace: float = HAND_BACK_GRACE) -> None:
+        """Start no more updates; cancel those still running after `grace` seconds."""
+        self._handing_back = True
+        asyncio.get_running_loop().call_later(grace, self._cancel_running)
+
+    def _cancel_running(self) -> None:
+        for task in list(self._running):
+            task.cancel()
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+
+def _close(coroutine: Awaitable[Any]) -> None:
+    close = getattr(coroutine, "close", None)
+    if close is not None:
+        close()  # never started: no "was never awaited" warning
+
+
+class InboxApplication(Application):
+    """The Application whose stop hands back the work not done within the grace period
+    instead of handling every fetched update first (which took 45 s after a burst, past the
+    10 s a container runtime waits after SIGTERM)."""
+
+    async def stop(self) -> None:
+        if isinstance(self.update_processor, InboxProcessor):
+            self.update_processor.hand_back()
+        await super().stop()
+
+
+class InboxRequest(BaseRequest):
+    """The bot's requests, noting "replying" in the inbox before the first message for an
+    update goes out."""
+
+    def __init__(self, inner: BaseRequest, inbox: Inbox) -> None:
+        self._inner = inner
+        self._inbox = inbox
+        self._first_sends = asyncio.Semaphore(FIRST_SENDS_IN_FLIGHT)
+
+    @property
+    def read_timeout(self) -> float | None:
+        return self._inner.read_timeout
+
+    async def initialize(self) -> None:
+        await self._inner.initialize()
+
+    async def shutdown(self) -> None:
+        await self._inner.shutdown()
+
+    async def do_request(self, url: str, method: str, request_data: RequestData | None = None,
+                         read_timeout: ODVInput[float] = DEFAULT_NONE,
+                         write_timeout: ODVInput[float] = DEFAULT_NONE,
+                         connect_timeout: ODVInput[float] = DEFAULT_NONE,
+                         pool_timeout: ODVInput[float] = DEFAULT_NONE) -> tuple[int, bytes]:
+        handling = _HANDLING.get()
+        # Bot API calls are POSTs; get* methods only read; file downloads are GETs.
+        if (handling is None or handling.replying or method != "POST"
+                or url.rsplit("/", 1)[-1].lower().startswith("get")):
+            return await self._inner.do_request(url, method, request_data, read_timeout,
+                                                write_timeout, connect_timeout, pool_timeout)
+        # A crash between the mark and Telegram's answer leaves a reply unknown (sent or not).
+        # Few at a time keeps that to a few replies; after a 429 the rate limiter releases
+        # every request it held back at once (33 in flight, 20 replies lost to one SIGKILL).
+        async with self._first_sends:
+            await self._inbox.mark(handling.update_id, "replying")
+            handling.replying = True
+            code, body = await self._inner.do_request(url, method, request_data, read_timeout,
+                                                      write_timeout, connect_timeout,
+                                                      pool_timeout)
+            if not 200 <= code < 300:
+                # Refused (a 429, say): nothing reached the user, so after a crash the update
+                # is handled again. A network error stays unknown: handled at most once.
+                await self._inbox.mark(handling.update_id, "received")
+                handling.replying = False
+        return code, body

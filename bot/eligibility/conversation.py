@@ -1,0 +1,304 @@
+"""The guided eligibility check: a few button steps, then the support methods that may fit.
+
+/check (or the button on /start and under the eligibility FAQ answer) starts it. Every step,
+option and rule comes from knowledge/eligibility.yaml (bot/eligibility/loading.py reads it), every
+word from the eligibility_* templates. Each step can be skipped, /cancel ends the check, and a
+bot restart does not lose it: the conversation state and the answers are persisted in the
+database (bot/storage/persistence.py). The result can go to the secretariat as a consultation
+request, which arrives in its group like a follow-up and is answered the same way.
+
+Callback data: ck:start, ck:a:<step>:<option>, ck:k:<step> (skip), ck:consult, ck:send,
+ck:keep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+
+from sqlalchemy.exc import SQLAlchemyError
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import TelegramError
+from telegram.ext import (
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    ConversationHandler,
+)
+from telegram.warnings import PTBUserWarning
+
+from bot.eligibility.loading import rules_of
+from bot.eligibility.rules import EligibilityRules, Step
+from bot.replies import render, to_plain_text
+from bot.services import asker_of, post_followup, services_of
+from bot.storage.models import utcnow
+from bot.storage.records import Recorded, record_consultation
+
+log = logging.getLogger(__name__)
+
+ASKING, RESULT, CONSENT = "asking", "result", "consent"
+# context.user_data[DATA]: {"answers": {step: option or None}, "message_id": the check's message}
+DATA = "eligibility"
+START = "ck:start"
+BUTTON_TEXT_CHARS = 40
+
+
+def _served_rules(context: ContextTypes.DEFAULT_TYPE) -> EligibilityRules | None:
+    return rules_of(services_of(context).index.knowledge)
+
+
+def start_button() -> InlineKeyboardButton:
+    return InlineKeyboardButton(_label("start"), callback_data=START)
+
+
+def _label(kind: str) -> str:
+    return to_plain_text(render("eligibility_button", kind=kind))
+
+
+def _button_text(text: str) -> str:
+    return text if len(text) <= BUTTON_TEXT_CHARS else text[: BUTTON_TEXT_CHARS - 1] + "…"
+
+
+def answered(rules: EligibilityRules, answers: dict[str, str | None]
+             ) -> list[tuple[str, str | None]]:
+    """(step label, chosen label or None when skipped), in step order, for the steps asked."""
+    laid_out = []
+    for step in rules.steps:
+        if step.key in answers:
+            option = step.option(answers[step.key])
+            laid_out.append((step.label, option.label if option else None))
+    return laid_out
+
+
+# --- the steps --------------------------------------------------------------------------------
+
+
+def _step_view(rules: EligibilityRules, step: Step, answers: dict[str, str | None]
+               ) -> tuple[str, InlineKeyboardMarkup]:
+    number, total = rules.position(step, answers)
+    text = render("eligibility_step", step=step, number=number, total=total,
+                  answered=answered(rules, answers))
+    buttons = [InlineKeyboardButton(_button_text(o.label), callback_data=f"ck:a:{step.key}:{o.key}")
+               for o in step.options]
+    rows = [buttons[i:i + 2] for i in range(0, len(buttons), 2)]
+    rows.append([InlineKeyboardButton(_label("skip"),
+                                      callback_data=f"ck:k:{step.key}")])
+    return text, InlineKeyboardMarkup(rows)
+
+
+async def begin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str | int:
+    """/check or a "check" button: a fresh check, from its first step."""
+    rules = _served_rules(context)
+    if update.callback_query:
+        await update.callback_query.answer()
+    message = update.effective_message
+    if rules is None:
+        await message.reply_html(render("eligibility_unavailable"))
+        return ConversationHandler.END
+    answers: dict[str, str | None] = {}
+    step = rules.next_step(answers)
+    text, markup = _step_view(rules, step, answers)
+    sent = await message.reply_html(text, reply_markup=markup)
+    context.user_data[DATA] = {"answers": answers, "message_id": sent.message_id}
+    return ASKING
+
+
+async def choose(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str | None:
+    """An option or 건너뛰기 on the current step: record it, show the next step or the result."""
+    query = update.callback_query
+    rules = _served_rules(context)
+    state = context.user_data.get(DATA)
+    parts = query.data.split(":")
+    step_key = parts[2] if len(parts) > 2 else ""
+    option_key = parts[3] if parts[1] == "a" and len(parts) > 3 else None
+    if rules is None or state is None or query.message.message_id != state.get("message_id"):
+        await _alert(query, "stale")
+        return None
+    answers = state["answers"]
+    current = rules.next_step(answers)
+    if rules.step(step_key) is None:  # a reload took the step away
+        await _alert(query, "changed")
+        return None
+    if current is None or current.key != step_key:
+        await _alert(query, "old_step")
+        return None
+    if option_key is not None and current.option(option_key) is None:
+        await _alert(query, "changed")
+        return None
+    answers[step_key] = option_key
+    await query.answer()
+    following = rules.next_step(answers)
+    if following is not None:
+        text, markup = _step_view(rules, following, answers)
+        await query.edit_message_text(text, parse_mode="HTML", reply_markup=markup)
+        return ASKING
+    text, markup = _result_view(context, rules, answers)
+    await query.edit_message_text(text, parse_mode="HTML", reply_markup=markup)
+    return RESULT
+
+
+async def _alert(query: CallbackQuery, kind: str) -> None:
+    await query.answer(to_plain_text(render("eligibility_alert", kind=kind)), show_alert=True)
+
+
+# --- the result -------------------------------------------------------------------------------
+
+
+def _result_view(context: ContextTypes.DEFAULT_TYPE, rules: EligibilityRules,
+                 answers: dict[str, str | None]) -> tuple[str, InlineKeyboardMarkup]:
+    knowledge = services_of(context).index.knowledge
+    outcome = rules.evaluate(answers)
+    entries = {e.id: e for e in knowledge.entries}
+    shown = [entries[i] for i in outcome.entries if i in entries]
+    numbers = {e.id: n for n, e in enumerate(shown, start=1)}
+    can_consult = services_of(context).settings.secretariat_chat_id is not None
+    text = render("eligibility_result", answered=answered(rules, answers), outcome=outcome,
+                  numbers=numbers, can_consult=can_consult)
+    rows = [[InlineKeyboardButton(_button_text(f"{numbers[e.id]}. {e.question}"),
+                                  callback_data=f"a:{e.id}")] for e in shown]
+    if can_consult:
+        rows.append([InlineKeyboardButton(_label("consult"),
+                                          callback_data="ck:consult")])
+    rows.append([InlineKeyboardButton(_label("again"),
+                                      callback_data=START)])
+    return text, InlineKeyboardMarkup(rows)
+
+
+# --- the consultation request -----------------------------------------------------------------
+
+
+def _summaries(context: ContextTypes.DEFAULT_TYPE, rules: EligibilityRules,
+               answers: dict[str, str | None]) -> tuple[str, str]:
+    """(one line for lists, the answers and result laid out) as plain text."""
+    outcome = rules.evaluate(answers)
+    laid_out = answered(rules, answers)
+    line = to_plain_text(render("eligibility_summary", answered=laid_out, outcome=outcome,
+                                one_line=True))
+    details = to_plain_text(render("eligibility_summary", answered=laid_out, outcome=outcome,
+                                   one_line=False))
+    return " ".join(line.split()), details
+
+
+async def _finished_check(query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE
+                          ) -> tuple[EligibilityRules, dict] | None:
+    """The rules and the answers of the check a result button belongs to; None (and a
+    pop-up saying the check is over) when there is none any more."""
+    rules = _served_rules(context)
+    state = context.user_data.get(DATA)
+    if rules is None or state is None:
+        await _alert(query, "stale")
+        return None
+    return rules, state
+
+
+async def consult(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str | None:
+    """"사무국에 상담 요청" on the result: say exactly what would be shared, and ask."""
+    query = update.callback_query
+    current = await _finished_check(query, context)
+    if current is None:
+        return None
+    rules, state = current
+    await query.answer()
+    user = update.effective_user
+    _, details = _summaries(context, rules, state["answers"])
+    await query.message.reply_html(
+        render("eligibility_consent", name=user.full_name, username=user.username,
+               details=details),
+        reply_markup=InlineKeyboardMarkup([[
+            InlineKeyboardButton(_label("send"),
+                                 callback_data="ck:send"),
+            InlineKeyboardButton(_label("keep"),
+                                 callback_data="ck:keep"),
+        ]]))
+    return CONSENT
+
+
+async def send(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str | int | None:
+    """Consent given: record the request as a follow-up and post it to the secretariat."""
+    query = update.callback_query
+    current = await _finished_check(query, context)
+    if current is None:
+        return None
+    rules, state = current
+    line, details = _summaries(context, rules, state["answers"])
+    services = services_of(context)
+    try:
+        async with services.database.session() as session:
+            recorded: Recorded = await record_consultation(
+                session, asker_of(update.effective_user), query.message.chat_id,
+                state["message_id"], line, details, utcnow())
+    except SQLAlchemyError:
+        log.exception("consultation request not stored")
+        await query.answer(to_plain_text(render("unavailable")), show_alert=True)
+        return None
+    await query.answer()
+    context.user_data.pop(DATA, None)
+    await query.edit_message_text(
+        render("eligibility_sent", reference=recorded.followup_id, again=recorded.duplicate),
+        parse_mode="HTML")
+    if not recorded.duplicate:
+        await post_followup(context.application, recorded.followup_id)
+    return ConversationHandler.END
+
+
+async def keep(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str:
+    """Consent refused: nothing is sent; the result stays, its button can be pressed again."""
+    query = update.callback_query
+    await query.answer()
+    await query.edit_message_text(render("eligibility_kept"), parse_mode="HTML")
+    return RESULT
+
+
+# --- ending -----------------------------------------------------------------------------------
+
+
+async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+    """/cancel during the check: forget the answers and take the buttons away."""
+    state = context.user_data.pop(DATA, None)
+    if state and state.get("message_id"):
+        # Too old to edit, or already without buttons: either way nothing to take away.
+        with contextlib.suppress(TelegramError):
+            await context.bot.edit_message_reply_markup(update.effective_chat.id,
+                                                        state["message_id"], reply_markup=None)
+    await update.effective_message.reply_html(render("eligibility_cancelled", idle=False))
+    return ConversationHandler.END
+
+
+async def nothing_to_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await update.effective_message.reply_html(render("eligibility_cancelled", idle=True))
+
+
+async def stale_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A check button after the check ended (sent, cancelled, or started again)."""
+    await _alert(update.callback_query, "stale")
+
+
+def handlers() -> list[BaseHandler]:
+    """The check's conversation (persistent, named "eligibility"), then what answers its
+    commands and buttons when no check is running. Before the question handlers."""
+    restart = CallbackQueryHandler(begin, pattern=f"^{START}$")
+    with warnings.catch_warnings():
+        # Buttons belong to the conversation of the user and chat, not to one message; each
+        # press is checked against the message the check is running in.
+        warnings.filterwarnings("ignore", message=".*per_message=False.*",
+                                category=PTBUserWarning)
+        conversation = ConversationHandler(
+            entry_points=[CommandHandler("check", begin), restart],
+            states={
+                ASKING: [CallbackQueryHandler(choose, pattern=r"^ck:[ak]:")],
+                RESULT: [CallbackQueryHandler(consult, pattern=r"^ck:consult$")],
+                CONSENT: [CallbackQueryHandler(send, pattern=r"^ck:send$"),
+                          CallbackQueryHandler(keep, pattern=r"^ck:keep$"),
+                          CallbackQueryHandler(consult, pattern=r"^ck:consult$")],
+            },
+            fallbacks=[CommandHandler("cancel", cancel)],
+            allow_reentry=True, per_chat=True, per_user=True,
+            name="eligibility", persistent=True,
+        )
+    return [
+        conversation,
+        CommandHandler("cancel", nothing_to_cancel),
+        CallbackQueryHandler(stale_button, pattern=r"^ck:"),
+    ]

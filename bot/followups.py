@@ -1,0 +1,52 @@
+"""A follow-up as the secretariat sees it: its post in the group (the question and the entries
+closest to it, or a consultation request, with the buttons to act on it), who asked, and the
+labels of its statuses and events. Used by the desk's handlers, the poster and the reports.
+"""
+
+from __future__ import annotations
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.replies import render
+from bot.storage.records import FollowUpCase
+from index import FaqEntry, KnowledgeIndex
+
+STATUS_LABELS = {"open": "열림", "answered": "답변 완료", "closed": "종료"}
+EVENT_LABELS = {"posted": "사무국 그룹에 게시", "answer": "답변 전달", "addition": "추가 답변 전달",
+                "delivery_failed": "전달 실패", "closed": "답변 없이 종료",
+                "gap": "지식베이스 공백 표시", "proposal": "FAQ 제안 작성",
+                "consultation": "상담 요청", "delivered": "그룹에 전달 확인",
+                "edited": "답변 수정 전달"}
+
+
+
+def asker_name(case: FollowUpCase) -> str:
+    person = case.person
+    if person is None:
+        return str(case.question.person_id)
+    return " ".join(p for p in (person.first_name, person.last_name) if p) or str(person.id)
+
+
+def post_keyboard(followup_id: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[
+        InlineKeyboardButton("답변 불필요·종료", callback_data=f"sc:{followup_id}"),
+        InlineKeyboardButton("지식베이스 공백", callback_data=f"sg:{followup_id}"),
+    ], [InlineKeyboardButton("FAQ 제안 만들기", callback_data=f"sf:{followup_id}")]])
+
+
+def post_text(case: FollowUpCase, index: KnowledgeIndex) -> str:
+    """A question with the entries closest to it; a consultation request (from the
+    eligibility check) with the answers and result the asker agreed to share."""
+    if case.followup.reason == "consultation":
+        details = next((e.text for e in case.events if e.kind == "consultation" and e.text),
+                       case.question.text)
+        return render("eligibility_consultation_post", case=case, asker_name=asker_name(case),
+                      details=details)
+    return render("secretariat_post", case=case, asker_name=asker_name(case),
+                  near_misses=near_misses(case, index))
+
+
+def near_misses(case: FollowUpCase, index: KnowledgeIndex) -> list[FaqEntry]:
+    """The FAQ entries closest to the question, however far: where the secretariat looks."""
+    hits = index.search(index.parse(case.question.text), limit=8)
+    return [h.document for h in hits if isinstance(h.document, FaqEntry)][:3]

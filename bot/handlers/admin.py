@@ -1,0 +1,77 @@
+"""Admin commands: refresh the knowledge the bot serves and look at its state. Admins also add
+policy documents by sending them (bot/handlers/uploads.py, which asks is_admin here).
+
+Only ADMIN_USER_IDS may use them; every attempt is recorded in the audit log.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+from sqlalchemy.exc import SQLAlchemyError
+from telegram import Update
+from telegram.ext import BaseHandler, CommandHandler, ContextTypes
+
+from bot.reloading import ReloadFailed
+from bot.replies import render
+from bot.services import services_of
+from bot.storage.records import active_knowledge, log_action, most_disliked
+
+log = logging.getLogger(__name__)
+
+
+async def is_admin(update: Update, context: ContextTypes.DEFAULT_TYPE, action: str,
+                   detail: str = "") -> bool:
+    """Check the sender is an admin; record the attempt either way; refuse politely."""
+    services = services_of(context)
+    user = update.effective_user
+    allowed = user is not None and user.id in services.settings.admin_user_ids
+    try:
+        async with services.database.session() as session:
+            await log_action(session, user.id if user else 0, action, detail[:500], allowed)
+    except SQLAlchemyError:
+        log.exception("audit log not written for %s", action)
+    if not allowed:
+        log.warning("refused admin action %s for user %s", action, user.id if user else None)
+        await update.effective_message.reply_html(render("admin_refused"))
+    return allowed
+
+
+async def reload_knowledge(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/reload: rebuild the index from knowledge/ and serve it, or say what is broken."""
+    if not await is_admin(update, context, "reload"):
+        return
+    services = services_of(context)
+    result = await services.reloader.reload(by=update.effective_user.id)
+    if isinstance(result, ReloadFailed):
+        await update.effective_message.reply_html(render("reload_failed", failure=result))
+        return
+    await update.effective_message.reply_html(render("reload_done", changes=result))
+
+
+async def knowledge_state(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/kb: version, entries per topic, the oldest as-of dates, the most 👎 answers."""
+    if not await is_admin(update, context, "kb"):
+        return
+    services = services_of(context)
+    knowledge = services.index.knowledge
+    counts = Counter(e.category for e in knowledge.entries)
+    by_category = [(c, counts[c.key]) for c in knowledge.categories.values() if counts[c.key]]
+    oldest = sorted(knowledge.documents, key=lambda d: d.as_of)[:5]
+    try:
+        async with services.database.session() as session:
+            disliked = await most_disliked(session)
+            active = await active_knowledge(session)
+    except SQLAlchemyError:
+        disliked, active = [], None
+    await update.effective_message.reply_html(render(
+        "kb", knowledge=knowledge, by_category=by_category, oldest=oldest, disliked=disliked,
+        active=active))
+
+
+def handlers() -> list[BaseHandler]:
+    return [
+        CommandHandler("reload", reload_knowledge),
+        CommandHandler("kb", knowledge_state),
+    ]

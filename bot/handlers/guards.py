@@ -1,0 +1,78 @@
+"""What every update passes before the handlers, and what catches what they leave.
+
+An update without a sender (a channel post, an anonymous admin) is set aside; a button press
+is handled once by its callback id, however often it is delivered; a press no handler takes
+(old or forged data) is answered with a short notice instead of a spinner that never stops.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from sqlalchemy.exc import SQLAlchemyError
+from telegram import Update
+from telegram.error import TelegramError
+from telegram.ext import ApplicationHandlerStop, ContextTypes
+
+from bot.replies import render, to_plain_text
+from bot.services import services_of
+from bot.storage.models import utcnow
+from bot.storage.records import claim_send, forget_button_presses
+
+log = logging.getLogger(__name__)
+
+# Our row ids are 32-bit integers in PostgreSQL; a larger number names no row and would
+# overflow the driver.
+ROW_ID_MAX = 2**31 - 1
+
+
+def parse_id(text: str) -> int | None:
+    """A row id typed or carried in a button (`12`, `#12`), or None when it cannot be one."""
+    digits = text.strip().lstrip("#")
+    if not digits.isascii() or not digits.isdigit() or len(digits) > 10:
+        return None
+    value = int(digits)
+    return value if 0 < value <= ROW_ID_MAX else None
+
+
+async def check_update(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Before every handler (group -1): stop what must not reach them."""
+    if not isinstance(update, Update):
+        return
+    if update.effective_user is None and (update.effective_message is not None
+                                          or update.callback_query is not None):
+        log.info("update %s has no sender; ignored", update.update_id)
+        raise ApplicationHandlerStop
+    query = update.callback_query
+    if query is None:
+        return
+    try:
+        async with services_of(context).database.session() as session:
+            first = await claim_send(session, f"callback:{query.id}")
+    except SQLAlchemyError:
+        log.warning("button press %s not checked for repeats (database unavailable)", query.id)
+        return  # better a rare repeat than a button that does nothing
+    if not first:
+        log.info("button press %s delivered again; handled already", query.id)
+        raise ApplicationHandlerStop
+
+
+async def forget_old_presses(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Daily: the presses Telegram can no longer deliver again need no record."""
+    try:
+        async with services_of(context).database.session() as session:
+            await forget_button_presses(session, utcnow() - dt.timedelta(days=2))
+    except SQLAlchemyError:
+        log.warning("old button presses not pruned (database unavailable)")
+
+
+async def unknown_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A press no handler took: old buttons of a removed feature, or forged data."""
+    log.info("button data %r from user %s matches nothing", update.callback_query.data,
+             update.effective_user.id)
+    try:
+        await update.callback_query.answer(to_plain_text(render("stale_button")),
+                                           show_alert=True)
+    except TelegramError:
+        log.warning("could not answer the button press %s", update.callback_query.id)

@@ -1,0 +1,360 @@
+"""Telegram handlers: thin adapters that unpack an update, call the engine, record, and reply.
+
+Each handler is a small `async def`; `handlers()` lists them in the order python-telegram-bot
+tries them. The CPU work of answering runs in a worker thread so one slow question never
+blocks the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import Iterable
+
+from sqlalchemy.exc import SQLAlchemyError
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    MessageEntity,
+    Update,
+)
+from telegram.constants import ChatType
+from telegram.error import Forbidden, TelegramError
+from telegram.ext import (
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.answering import Answer, answer_entry
+from bot.delivery.inbox import is_recovered
+from bot.eligibility.conversation import start_button
+from bot.eligibility.loading import rules_of
+from bot.handlers.guards import parse_id
+from bot.replies import render, render_answer, to_plain_text
+from bot.services import Services, asker_of, post_followup, services_of
+from bot.settings import Settings
+from bot.storage.models import Question, utcnow
+from bot.storage.records import (
+    QuestionRecord,
+    open_new_followup,
+    record_reply_failure,
+    set_feedback,
+)
+from index import FaqEntry, KnowledgeBase, KnowledgeIndex
+
+log = logging.getLogger(__name__)
+
+BUTTON_TEXT_CHARS = 40
+
+
+def _button_text(text: str) -> str:
+    return text if len(text) <= BUTTON_TEXT_CHARS else text[: BUTTON_TEXT_CHARS - 1] + "…"
+
+
+def entry_buttons(entries: Iterable[FaqEntry]) -> list[list[InlineKeyboardButton]]:
+    return [[InlineKeyboardButton(_button_text(e.question), callback_data=f"a:{e.id}")]
+            for e in entries]
+
+
+def answer_keyboard(result: Answer, question_id: int | None,
+                    knowledge: KnowledgeBase | None = None) -> InlineKeyboardMarkup | None:
+    rows = entry_buttons([d for d in result.suggestions if isinstance(d, FaqEntry)])
+    rules = rules_of(knowledge) if knowledge is not None else None
+    if (rules is not None and result.status == "answered" and result.document is not None
+            and result.document.id in rules.offer_check_for):
+        rows.append([start_button()])  # "does it apply to us?": walk them through
+    if result.status == "answered" and question_id is not None:
+        rows.append([InlineKeyboardButton("👍", callback_data=f"fb:{question_id}:1"),
+                     InlineKeyboardButton("👎", callback_data=f"fb:{question_id}:-1")])
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+def question_text(message: Message, bot_username: str | None) -> str:
+    """The question without the @mention that addressed it to the bot in a group."""
+    text = message.text or ""
+    if bot_username:
+        mentions = message.parse_entities([MessageEntity.MENTION])
+        for entity, value in sorted(mentions.items(), key=lambda p: -p[0].offset):
+            if value.lstrip("@").casefold() == bot_username.casefold():
+                text = text[: entity.offset] + text[entity.offset + entity.length:]
+    return text.strip()
+
+
+class AddressedToBot(filters.MessageFilter):
+    """Private chats, or in groups: replies to the bot and messages that mention it."""
+
+    def filter(self, message: Message) -> bool:
+        if message.chat.type == ChatType.PRIVATE:
+            return True
+        bot = message.get_bot()
+        reply = message.reply_to_message
+        if reply is not None and reply.from_user is not None and reply.from_user.id == bot.id:
+            return True
+        username = (bot.username or "").casefold()
+        mentions = message.parse_entities([MessageEntity.MENTION]).values()
+        return bool(username) and any(m.lstrip("@").casefold() == username for m in mentions)
+
+
+ADDRESSED = AddressedToBot()
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Welcome: what the bot answers and stores, with example questions and topics."""
+    index = services_of(context).index
+    examples = _examples(index)
+    topics = [InlineKeyboardButton(c.ko, callback_data=f"t:{c.key}")
+              for c in index.knowledge.categories.values()
+              if any(e.category == c.key for e in index.knowledge.entries)]
+    rows = entry_buttons(examples) + [topics[i:i + 2] for i in range(0, len(topics), 2)]
+    if rules_of(index.knowledge) is not None:
+        rows.append([start_button()])
+    name = update.effective_user.first_name if update.effective_user else None
+    await update.effective_message.reply_html(
+        render("welcome", name=name), reply_markup=InlineKeyboardMarkup(rows))
+
+
+def _examples(index: KnowledgeIndex, count: int = 4) -> list[FaqEntry]:
+    """The first entry of the first few categories: one example per topic."""
+    picked: dict[str, FaqEntry] = {}
+    for entry in index.knowledge.entries:
+        picked.setdefault(entry.category, entry)
+    return list(picked.values())[:count]
+
+
+async def show_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await update.effective_message.reply_html(
+        render("help", bot_username=context.bot.username or "bot"))
+
+
+async def topics(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await update.effective_message.reply_html(render("topics"),
+                                              reply_markup=_topics_keyboard(context))
+
+
+def _topics_keyboard(context: ContextTypes.DEFAULT_TYPE) -> InlineKeyboardMarkup:
+    knowledge = services_of(context).index.knowledge
+    buttons = [[InlineKeyboardButton(c.ko, callback_data=f"t:{c.key}")]
+               for c in knowledge.categories.values()
+               if any(e.category == c.key for e in knowledge.entries)]
+    return InlineKeyboardMarkup(buttons)
+
+
+async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await update.effective_message.reply_html(render("unknown_command"))
+
+
+# --- questions --------------------------------------------------------------------------------
+
+
+async def ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A text message is a question: answer it, record it, reply."""
+    services = services_of(context)
+    message = update.effective_message
+    user = update.effective_user
+    text = question_text(message, context.bot.username)
+    base = {"asker": asker_of(user), "chat_id": message.chat_id,
+            "message_id": message.message_id, "text": text, "asked_at": utcnow()}
+
+    if len(text) > services.settings.max_question_chars:
+        await services.database.save_question(QuestionRecord(status="too_long", **base))
+        await message.reply_html(render("too_long", length=len(text),
+                                        limit=services.settings.max_question_chars))
+        return
+    wait = services.limiter.wait_seconds(user.id)
+    if wait:
+        await services.database.save_question(QuestionRecord(status="limited", **base))
+        await message.reply_html(render("rate_limited", seconds=wait))
+        return
+
+    index = services.index  # one snapshot for the whole question, even if a reload swaps it
+    result = await services.answerer.answer(text, index, services.settings.answering_rules())
+    hit = result.hit
+    recorded = await services.database.save_question(QuestionRecord(
+        status=result.status, entry_id=result.document.id if result.document else None,
+        score=hit.score if hit else None, coverage=hit.coverage if hit else None,
+        knowledge_version=index.version, wants_followup=result.followup, **base))
+    if recorded.duplicate and not is_recovered(update):
+        return  # a redelivered update: the user has had this reply already
+    if recorded.followup_id is not None:
+        # The follow-up row is the promise: it is posted whether or not the reply gets out.
+        await post_followup(context.application, recorded.followup_id)
+    html = render_answer(result, index.knowledge, reference=recorded.followup_id,
+                         queued=recorded.spooled and result.followup)
+    try:
+        await message.reply_html(html, reply_markup=answer_keyboard(
+            result, recorded.question_id, index.knowledge),
+            do_quote=message.chat.type != ChatType.PRIVATE)
+    except TelegramError as exc:  # already tried again for SEND_RETRY_SECONDS
+        await _reply_failed(services, recorded.question_id, exc)
+
+
+async def _reply_failed(services: Services, question_id: int | None, error: TelegramError
+                        ) -> None:
+    """A reply that could not be sent: logged with its question, and listed in /pending so
+    that the secretariat can reach the asker another way."""
+    log.error("reply to question %s not sent: %s", question_id, error)
+    if question_id is None:
+        return  # spooled: the database is away, the log line is all there is
+    try:
+        async with services.database.session() as session:
+            await record_reply_failure(session, question_id, str(error))
+    except SQLAlchemyError:
+        log.exception("unsent reply to question %s not recorded", question_id)
+
+
+async def not_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Stickers, photos, voice, files: say what the bot can read."""
+    message = update.effective_message
+    kind = "document" if message.document else "media"
+    await message.reply_html(render("not_text", kind=kind))
+
+
+async def edited(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await update.effective_message.reply_html(render("edited"))
+
+
+# --- buttons ----------------------------------------------------------------------------------
+
+
+async def show_entry(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A question button: send that FAQ answer."""
+    query = update.callback_query
+    index = services_of(context).index
+    entry_id = query.data.split(":", 1)[1]
+    entry = next((e for e in index.knowledge.entries if e.id == entry_id), None)
+    if entry is None:
+        await query.answer("이 질문은 더 이상 없습니다. 다시 질문해 주세요.", show_alert=True)
+        return
+    await query.answer()
+    result = answer_entry(entry, index, services_of(context).settings.answering_rules())
+    await query.message.reply_html(render_answer(result, index.knowledge),
+                                   reply_markup=answer_keyboard(result, None, index.knowledge))
+
+
+async def show_topic(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A topic button: list that topic's FAQ questions as buttons."""
+    query = update.callback_query
+    knowledge = services_of(context).index.knowledge
+    category = knowledge.categories.get(query.data.split(":", 1)[1])
+    if category is None:
+        await query.answer("이 주제는 더 이상 없습니다.", show_alert=True)
+        return
+    await query.answer()
+    entries = [e for e in knowledge.entries if e.category == category.key]
+    await query.message.reply_html(render("topic", category=category, count=len(entries)),
+                                   reply_markup=InlineKeyboardMarkup(entry_buttons(entries)))
+
+
+async def feedback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """👍 / 👎 on an answer; 👎 offers to send the question to the secretariat."""
+    query = update.callback_query
+    _, raw_id, value = query.data.split(":")
+    question_id = parse_id(raw_id)
+    services = services_of(context)
+    question = None
+    try:
+        if question_id is not None:
+            async with services.database.session() as session:
+                question = await set_feedback(session, question_id, query.from_user.id,
+                                              int(value))
+    except SQLAlchemyError:
+        log.exception("feedback not stored")
+        await query.answer(render("unavailable"), show_alert=True)
+        return
+    if question is None or question.person_id != query.from_user.id:
+        await query.answer("질문하신 분만 평가할 수 있습니다.", show_alert=True)
+        return
+    await query.answer("👍" if int(value) > 0 else "👎")
+    markup = None
+    if int(value) < 0:
+        markup = InlineKeyboardMarkup([[InlineKeyboardButton(
+            "사무국에 질문 보내기", callback_data=f"fu:{question_id}")]])
+    await query.message.reply_html(render("feedback_thanks", value=int(value)),
+                                   reply_markup=markup)
+
+
+async def request_followup(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """After a 👎: open a follow-up for the question, once however often it is pressed."""
+    query = update.callback_query
+    question_id = parse_id(query.data.split(":")[1])
+    services = services_of(context)
+    opened: tuple[int, bool] | None = None
+    try:
+        async with services.database.session() as session:
+            question = await session.get(Question, question_id) if question_id else None
+            if question is not None and question.person_id == query.from_user.id:
+                opened = await open_new_followup(session, question.id, "feedback")
+    except SQLAlchemyError:
+        log.exception("follow-up not opened")
+        await query.answer(render("unavailable"), show_alert=True)
+        return
+    if opened is None:
+        await query.answer("질문하신 분만 보낼 수 있습니다.", show_alert=True)
+        return
+    followup_id, new = opened
+    if not new:  # pressed again: the secretariat has it already
+        await query.answer(to_plain_text(render("followup_sent", reference=followup_id)),
+                           show_alert=True)
+        return
+    await query.answer()
+    await post_followup(context.application, followup_id)
+    await query.edit_message_reply_markup(None)
+    await query.message.reply_html(render("followup_sent", reference=followup_id))
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log with context; tell the user something went wrong without internals."""
+    error_id = uuid.uuid4().hex[:8]
+    where = ""
+    if isinstance(update, Update):
+        chat = update.effective_chat.id if update.effective_chat else None
+        user = update.effective_user.id if update.effective_user else None
+        where = f" update={update.update_id} chat={chat} user={user}"
+    log.error("error %s while handling%s", error_id, where, exc_info=context.error)
+    if isinstance(update, Update) and update.callback_query is not None:
+        # Stop the button's spinner: a press is answered whatever happened (unless it was
+        # answered already, or is too old to answer).
+        with contextlib.suppress(TelegramError):
+            await update.callback_query.answer(to_plain_text(render("error", error_id=error_id)),
+                                               show_alert=True)
+        return
+    if isinstance(update, Update) and update.effective_message is not None:
+        if isinstance(context.error, Forbidden):
+            return  # the user blocked the bot: nobody to tell
+        try:
+            await update.effective_message.reply_html(render("error", error_id=error_id))
+        except TelegramError:
+            log.warning("could not tell the user about error %s", error_id)
+
+
+def handlers(settings: Settings) -> list[BaseHandler]:
+    """Every handler, in the order they are tried."""
+    private_or_addressed = ADDRESSED
+    media = (filters.Sticker.ALL | filters.PHOTO | filters.VOICE | filters.VIDEO
+             | filters.AUDIO | filters.VIDEO_NOTE | filters.Document.ALL | filters.LOCATION
+             | filters.CONTACT | filters.ANIMATION)
+    return [
+        CommandHandler("start", start),
+        CommandHandler("help", show_help),
+        CommandHandler("topics", topics),
+        CallbackQueryHandler(show_entry, pattern=r"^a:"),
+        CallbackQueryHandler(show_topic, pattern=r"^t:"),
+        CallbackQueryHandler(feedback, pattern=r"^fb:\d+:-?1$"),
+        CallbackQueryHandler(request_followup, pattern=r"^fu:\d+$"),
+        MessageHandler(filters.UpdateType.EDITED_MESSAGE & private_or_addressed, edited),
+        MessageHandler(filters.COMMAND & private_or_addressed, unknown_command),
+        MessageHandler(filters.TEXT & filters.UpdateType.MESSAGE & private_or_addressed, ask),
+        MessageHandler(media & filters.UpdateType.MESSAGE & private_or_addressed, not_text),
+    ]

@@ -1,0 +1,385 @@
+"""The secretariat's desk in its Telegram group: follow-ups posted, replies delivered to askers.
+
+A member replies to a follow-up's post; the reply goes to the person who asked, in their chat,
+and the follow-up is marked answered. Commands list and inspect follow-ups and show figures.
+Only members of the secretariat group and admins may use any of it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+import yaml
+from sqlalchemy.exc import SQLAlchemyError
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    ReplyParameters,
+    Update,
+    User,
+)
+from telegram.constants import ChatMemberStatus
+from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.ext import (
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.followups import EVENT_LABELS, STATUS_LABELS, asker_name, near_misses, post_keyboard
+from bot.handlers.guards import ROW_ID_MAX, parse_id
+from bot.replies import render
+from bot.reports.stats import period_stats
+from bot.services import Services, services_of
+from bot.settings import Settings
+from bot.storage.models import FollowUp, SentOnce, utcnow
+from bot.storage.records import (
+    FollowUpCase,
+    add_event,
+    claim_send,
+    close_followup,
+    failed_replies,
+    followup_case,
+    followup_for_group_message,
+    followups_between,
+    log_action,
+    note_sent,
+    open_followups,
+    questions_between,
+    record_answer,
+    release_send,
+    sent_message,
+    unposted_count,
+)
+from index import KnowledgeIndex
+
+log = logging.getLogger(__name__)
+
+PAGE = 5
+MEMBER_STATUSES = {ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR,
+                   ChatMemberStatus.MEMBER, ChatMemberStatus.RESTRICTED}
+
+
+def _member_name(user: User) -> str:
+    return user.full_name or (f"@{user.username}" if user.username else str(user.id))
+
+
+async def is_secretariat(services: Services, bot: Bot, user: User, chat_id: int | None) -> bool:
+    """Admins, anyone writing in the secretariat group, and its members in a private chat."""
+    settings = services.settings
+    if user.id in settings.admin_user_ids:
+        return True
+    group = settings.secretariat_chat_id
+    if group is None:
+        return False
+    if chat_id == group:
+        return True
+    try:
+        member = await bot.get_chat_member(group, user.id)
+    except TelegramError:
+        return False
+    return member.status in MEMBER_STATUSES
+
+
+async def _allowed(update: Update, context: ContextTypes.DEFAULT_TYPE, action: str) -> bool:
+    """Check the asker may use the desk; log the attempt either way and refuse politely."""
+    services = services_of(context)
+    user = update.effective_user
+    chat_id = update.effective_chat.id if update.effective_chat else None
+    allowed = await is_secretariat(services, context.bot, user, chat_id)
+    detail = (update.effective_message.text or "") if update.effective_message else ""
+    try:
+        async with services.database.session() as session:
+            await log_action(session, user.id, action, detail[:500], allowed)
+    except SQLAlchemyError:
+        log.exception("audit log not written for %s by %s", action, user.id)
+    if not allowed:
+        log.warning("refused %s for user %s in chat %s", action, user.id, chat_id)
+        if update.callback_query:
+            await update.callback_query.answer(render("secretariat_refused"), show_alert=True)
+        elif update.effective_message:
+            await update.effective_message.reply_html(render("secretariat_refused"))
+    return allowed
+
+
+async def on_group_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A member replies to a follow-up's post: deliver it to the asker, once per reply
+    message however often it arrives; an edit of the reply edits what the asker received."""
+    message = update.effective_message
+    reply_to = message.reply_to_message
+    if reply_to is None or reply_to.from_user is None or reply_to.from_user.id != context.bot.id:
+        return
+    services = services_of(context)
+    text = (message.text or message.caption or "").strip()
+    async with services.database.session() as session:
+        followup = await followup_for_group_message(session, reply_to.message_id)
+        if followup is None and (posted_id := _post_followup_id(reply_to)) is not None:
+            # A reply faster than the poster's record of its post: the post's buttons say
+            # which follow-up it is.
+            followup = await session.get(FollowUp, posted_id)
+        if followup is None or not text:
+            return
+        case = await followup_case(session, followup.id)
+    if not await _allowed(update, context, "answer_followup"):
+        return
+    key = f"secretariat-reply:{message.chat_id}:{message.message_id}"
+    if update.edited_message is not None:
+        async with services.database.session() as session:
+            sent = await sent_message(session, key)
+        if sent is not None:
+            await _edit_delivered(update, context, case, sent, text)
+            return
+    async with services.database.session() as session:
+        if not await claim_send(session, key):
+            return  # this reply reached the asker already (a redelivered update)
+    addition = case.followup.status == "answered"
+    try:
+        delivered = await context.bot.send_message(
+            case.question.chat_id,
+            render("secretariat_answer", followup_id=followup.id, question=case.question.text,
+                   answer=text, addition=addition, edited=False),
+            parse_mode="HTML",
+            reply_parameters=ReplyParameters(case.question.message_id,
+                                             allow_sending_without_reply=True))
+    except TelegramError as exc:
+        async with services.database.session() as session:
+            await release_send(session, key)  # a later edit or redelivery may try again
+        if not isinstance(exc, Forbidden | BadRequest):
+            raise  # transient, and retried for SEND_RETRY_SECONDS already: on_error says so
+        reason = "사용자가 봇을 차단함" if isinstance(exc, Forbidden) else exc.message
+        async with services.database.session() as session:
+            await add_event(session, followup.id, "delivery_failed", message.from_user.id,
+                            f"{reason}: {text}")
+        await message.reply_html(render("secretariat_delivery_failed", followup_id=followup.id,
+                                        reason=reason))
+        return
+    async with services.database.session() as session:
+        await note_sent(session, key, delivered.chat_id, delivered.message_id)
+        await record_answer(session, followup.id, message.from_user.id, text)
+    confirmation = await message.reply_html(render(
+        "secretariat_delivered", followup_id=followup.id, asker_name=asker_name(case),
+        addition=addition))
+    async with services.database.session() as session:
+        await add_event(session, followup.id, "delivered", message.from_user.id,
+                        group_message_id=confirmation.message_id)
+
+
+def _post_followup_id(post: Message) -> int | None:
+    """The follow-up a post is about, from its buttons (see post_keyboard)."""
+    markup = post.reply_markup
+    for row in markup.inline_keyboard if markup else ():
+        for button in row:
+            data = button.callback_data
+            if isinstance(data, str) and data.startswith("sc:"):
+                return parse_id(data[3:])
+    return None
+
+
+async def _edit_delivered(update: Update, context: ContextTypes.DEFAULT_TYPE,
+                          case: FollowUpCase, sent: SentOnce, text: str) -> None:
+    """A member edited a reply the asker has: correct the asker's copy in place."""
+    if sent.message_id is None:
+        return  # still being sent, or its sender died mid-way: nothing to edit yet
+    try:
+        await context.bot.edit_message_text(
+            render("secretariat_answer", followup_id=case.followup.id,
+                   question=case.question.text, answer=text, addition=False, edited=True),
+            chat_id=sent.chat_id, message_id=sent.message_id, parse_mode="HTML")
+    except BadRequest as exc:
+        if "not modified" in exc.message:
+            return  # an edit of something else than the text (or the same text again)
+        raise
+    async with services_of(context).database.session() as session:
+        await add_event(session, case.followup.id, "edited", update.effective_user.id, text)
+    await update.effective_message.reply_html(render(
+        "secretariat_edit_delivered", followup_id=case.followup.id,
+        asker_name=asker_name(case)))
+
+
+async def on_post_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Buttons on a follow-up's post: close it, mark a gap, or propose an FAQ entry."""
+    query = update.callback_query
+    if not await _allowed(update, context, f"button:{query.data}"):
+        return
+    kind, raw_id = query.data.split(":")
+    followup_id = parse_id(raw_id)
+    if followup_id is None:
+        await query.answer(render("followup_missing"), show_alert=True)
+        return
+    if kind == "sf":
+        await query.answer()
+        await _propose_faq(update, context, followup_id)
+        return
+    services = services_of(context)
+    async with services.database.session() as session:
+        followup, changed = await close_followup(session, followup_id, query.from_user.id,
+                                                 kb_gap=kind == "sg")
+    if followup is None:
+        await query.answer(render("followup_missing"), show_alert=True)
+        return
+    if not changed:  # pressed again, or by a second member: the group was told already
+        await query.answer(render("followup_unchanged", kb_gap=kind == "sg"))
+        return
+    await query.answer()
+    await query.message.reply_html(render("secretariat_closed", followup_id=followup_id,
+                                          kb_gap=kind == "sg",
+                                          by=_member_name(query.from_user)))
+
+
+async def pending(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/pending: open follow-ups, oldest first, paged with buttons."""
+    if not await _allowed(update, context, "pending"):
+        return
+    offset = 0
+    if update.callback_query:
+        offset = min(int(update.callback_query.data.split(":")[1][:10]), ROW_ID_MAX)
+        await update.callback_query.answer()
+    async with services_of(context).database.session() as session:
+        cases, total = await open_followups(session, offset, PAGE)
+        unposted = await unposted_count(session)
+        unsent, unsent_total = await failed_replies(session)
+    buttons = []
+    if offset > 0:
+        buttons.append(InlineKeyboardButton("◀ 이전", callback_data=f"pg:{max(0, offset - PAGE)}"))
+    if offset + PAGE < total:
+        buttons.append(InlineKeyboardButton("다음 ▶", callback_data=f"pg:{offset + PAGE}"))
+    text = render("pending", cases=cases, total=total, first=offset + 1,
+                  last=offset + len(cases), unposted=unposted, unsent=unsent,
+                  unsent_total=unsent_total)
+    markup = InlineKeyboardMarkup([buttons]) if buttons else None
+    if update.callback_query:
+        await update.callback_query.edit_message_text(text, parse_mode="HTML",
+                                                      reply_markup=markup)
+    else:
+        await update.effective_message.reply_html(text, reply_markup=markup)
+
+
+def _followup_number(context: ContextTypes.DEFAULT_TYPE) -> int | None:
+    args = context.args or []
+    return parse_id(args[0]) if len(args) == 1 else None
+
+
+async def show_followup(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/followup N: one follow-up with its history."""
+    if not await _allowed(update, context, "followup"):
+        return
+    number = _followup_number(context)
+    if number is None:
+        await update.effective_message.reply_html("사용법: <code>/followup 번호</code>")
+        return
+    async with services_of(context).database.session() as session:
+        case = await followup_case(session, number)
+    if case is None:
+        await update.effective_message.reply_html(render("tofaq_refused", followup_id=number,
+                                                         missing=True))
+        return
+    await update.effective_message.reply_html(render(
+        "followup_detail", case=case, asker_name=asker_name(case),
+        status_label=STATUS_LABELS.get(case.followup.status, case.followup.status),
+        event_labels=EVENT_LABELS), reply_markup=post_keyboard(case.followup.id))
+
+
+async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/stats [days]: questions, answer rate, follow-ups, time to answer, unanswered terms."""
+    if not await _allowed(update, context, "stats"):
+        return
+    args = context.args or []
+    asked = parse_id(args[0]) if args else None  # "²" is a digit to str.isdigit, not to int
+    days = asked if asked is not None and asked <= 3650 else 7
+    since = utcnow() - dt.timedelta(days=days)
+    services = services_of(context)
+    async with services.database.session() as session:
+        questions = await questions_between(session, since)
+        cases = await followups_between(session, since)
+    figures = period_stats(questions, cases, services.index, since)
+    await update.effective_message.reply_html(render("stats", stats=figures, days=days))
+
+
+async def to_faq(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/tofaq N: turn an answered follow-up into an FAQ entry proposal for review."""
+    if not await _allowed(update, context, "tofaq"):
+        return
+    number = _followup_number(context)
+    if number is None:
+        await update.effective_message.reply_html("사용법: <code>/tofaq 번호</code>")
+        return
+    await _propose_faq(update, context, number)
+
+
+async def _propose_faq(update: Update, context: ContextTypes.DEFAULT_TYPE,
+                       followup_id: int) -> None:
+    services = services_of(context)
+    async with services.database.session() as session:
+        case = await followup_case(session, followup_id)
+    if case is None or not case.followup.answer:
+        await update.effective_message.reply_html(render(
+            "tofaq_refused", followup_id=followup_id, missing=case is None))
+        return
+    path = write_faq_proposal(case, services.settings.knowledge_dir, services.index)
+    async with services.database.session() as session:
+        await add_event(session, followup_id, "proposal", update.effective_user.id, str(path))
+    await update.effective_message.reply_html(render(
+        "tofaq_written", followup_id=followup_id,
+        path=path.relative_to(services.settings.knowledge_dir.parent)
+        if path.is_relative_to(services.settings.knowledge_dir.parent) else path))
+
+
+def write_faq_proposal(case: FollowUpCase, knowledge_dir: Path, index: KnowledgeIndex) -> Path:
+    """Write knowledge/review/followup-N.yaml: a valid FAQ file an admin reviews and moves."""
+    near = near_misses(case, index)
+    category = near[0].category if near else "contact"
+    answered = case.followup.answered_at or utcnow()
+    entry = {
+        "id": f"followup-{case.followup.id}",
+        "question": case.question.text,
+        "alternates": [],
+        "answer": case.followup.answer,
+        "sources": ["SEC"],
+        "as_of": answered.date().isoformat(),
+    }
+    review = knowledge_dir / "review"
+    review.mkdir(parents=True, exist_ok=True)
+    path = review / f"followup-{case.followup.id}.yaml"
+    header = (f"# FAQ proposal from follow-up #{case.followup.id}, answered by the secretariat.\n"
+              "# Review the wording, category and alternates, then move this file (or its entry)\n"
+              "# into knowledge/faq/ and run `maxbot check` and /reload.\n")
+    body = yaml.safe_dump({"category": category, "entries": [entry]}, allow_unicode=True,
+                          sort_keys=False)
+    path.write_text(header + body, encoding="utf-8")
+    return path
+
+
+async def send_digest(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Daily: follow-ups open for more than a day, to the secretariat group."""
+    services = services_of(context)
+    group = services.settings.secretariat_chat_id
+    if group is None:
+        return
+    async with services.database.session() as session:
+        cases = await followups_between(session, until=utcnow() - dt.timedelta(days=1),
+                                        status="open")
+    if cases:
+        await context.bot.send_message(group, render("digest", cases=cases), parse_mode="HTML")
+
+
+def handlers(settings: Settings) -> list[BaseHandler]:
+    """The desk's handlers; they come before the question handlers."""
+    group = settings.secretariat_chat_id
+    in_group = filters.Chat(group) if group is not None else filters.Chat([])
+    return [
+        CommandHandler("pending", pending),
+        CommandHandler("followup", show_followup),
+        CommandHandler("stats", stats),
+        CommandHandler("tofaq", to_faq),
+        CallbackQueryHandler(pending, pattern=r"^pg:\d+$"),
+        CallbackQueryHandler(on_post_button, pattern=r"^s[cgf]:\d+$"),
+        MessageHandler(in_group & filters.REPLY & (filters.TEXT | filters.CAPTION)
+                    & ~filters.COMMAND, on_group_reply),
+    ]

@@ -1,0 +1,245 @@
+"""`maxbot export`: every question and follow-up of a period as CSV (UTF-8 with BOM, for
+Excel), as an Excel workbook, or as a self-contained HTML report (figures, a daily chart in
+inline SVG, open follow-ups, unanswered terms) rendered from bot/templates/report.html.j2.
+Days are Korean days; times are shown in KST. (`maxbot followups` is bot/reports/listing.py.)
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.followups import STATUS_LABELS, asker_name
+from bot.replies import _environment
+from bot.reports.charts import daily_chart
+from bot.reports.period import (
+    Period,
+    aware,
+    database_error,
+    day_start,
+    handle,
+    kst,
+    read_period,
+)
+from bot.reports.stats import PeriodStats, daily_figures, period_stats
+from bot.settings import Settings
+from bot.storage.database import with_database
+from bot.storage.models import Person, utcnow
+
+QUESTION_LABELS = {"answered": "답변", "unanswered": "미답변", "off_topic": "주제 밖",
+                   "smalltalk": "일상 대화",
+                   "too_long": "너무 긴 질문", "limited": "질문 속도 제한",
+                   "consultation": "상담 요청"}
+REASON_LABELS = {"unanswered": "미답변 질문", "feedback": "답변에 👎",
+                 "consultation": "지원 방식 확인 상담 요청"}
+# Cells starting with these are formulas to Excel; user text must never run as one.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+# --- maxbot export: rows for CSV and Excel --------------------------------------------------
+
+
+QUESTION_COLUMNS = (
+    ("질문 번호", 10), ("질문 시각(KST)", 17), ("질문자", 14), ("텔레그램 사용자명", 18),
+    ("질문", 60), ("처리", 12), ("FAQ 항목", 18), ("점수", 8), ("사용자 평가", 10),
+    ("문의 번호", 10), ("문의 상태", 11), ("사무국 답변", 60), ("답변 시각(KST)", 17),
+)
+FOLLOWUP_COLUMNS = (
+    ("문의 번호", 10), ("상태", 11), ("접수 시각(KST)", 17), ("사유", 12), ("질문자", 14),
+    ("텔레그램 사용자명", 18), ("질문", 60), ("사무국 답변", 60), ("답변 시각(KST)", 17),
+    ("종료 시각(KST)", 17), ("지식베이스 공백", 14), ("질문 번호", 10),
+)
+# Which columns hold moments (Excel gets real dates there) and long text (wrapped).
+_MOMENTS = {"질문 시각(KST)", "답변 시각(KST)", "접수 시각(KST)", "종료 시각(KST)"}
+_LONG_TEXT = {"질문", "사무국 답변"}
+
+
+def _username(person: Person | None) -> str:
+    # Without the "@": a cell starting with it is a formula to Excel.
+    return person.username if person and person.username else ""
+
+
+def _feedback(value: int | None) -> str:
+    return {1: "👍", -1: "👎"}.get(value, "") if value is not None else ""
+
+
+def question_rows(period: Period) -> list[list[object]]:
+    """One row per question of the period, with its follow-up's columns joined."""
+    rows: list[list[object]] = []
+    for question in period.questions:
+        person = period.people.get(question.person_id)
+        case = period.case_of_question.get(question.id)
+        followup = case.followup if case else None
+        name = (" ".join(p for p in (person.first_name, person.last_name) if p) if person
+                else "") or str(question.person_id)
+        rows.append([
+            question.id, kst(question.asked_at), name, _username(person), question.text,
+            QUESTION_LABELS.get(question.status, question.status), question.entry_id or "",
+            round(question.score, 3) if question.score is not None else "",
+            _feedback(question.feedback),
+            followup.id if followup else "",
+            STATUS_LABELS.get(followup.status, followup.status) if followup else "",
+            (followup.answer or "") if followup else "",
+            kst(followup.answered_at) if followup else None,
+        ])
+    return rows
+
+
+def followup_rows(period: Period) -> list[list[object]]:
+    rows: list[list[object]] = []
+    for case in period.cases:
+        followup = case.followup
+        rows.append([
+            followup.id, STATUS_LABELS.get(followup.status, followup.status),
+            kst(followup.created_at), REASON_LABELS.get(followup.reason, followup.reason),
+            asker_name(case), _username(case.person), case.question.text, followup.answer or "",
+            kst(followup.answered_at), kst(followup.closed_at),
+            "예" if followup.kb_gap else "", case.question.id,
+        ])
+    return rows
+
+
+def _csv_cell(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return f"{value:%Y-%m-%d %H:%M}"
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value  # shown as text by Excel, never evaluated
+    return value
+
+
+def to_csv(period: Period) -> bytes:
+    """UTF-8 with a byte order mark, so that Excel in Korean opens it as UTF-8."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow([name for name, _ in QUESTION_COLUMNS])
+    for row in question_rows(period):
+        writer.writerow([_csv_cell(v) for v in row])
+    return buffer.getvalue().encode("utf-8-sig")
+
+
+def to_xlsx(period: Period) -> bytes:
+    """Two sheets, 질문 and 사무국 문의: bold header, set widths, real dates, filters."""
+    from openpyxl import Workbook
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+    from openpyxl.styles import Alignment, Font
+    from openpyxl.utils import get_column_letter
+
+    workbook = Workbook()
+    sheets = ((workbook.active, "질문", QUESTION_COLUMNS, question_rows(period)),
+              (None, "사무국 문의", FOLLOWUP_COLUMNS, followup_rows(period)))
+    for sheet, title, columns, rows in sheets:
+        sheet = sheet or workbook.create_sheet()
+        sheet.title = title
+        sheet.append([name for name, _ in columns])
+        for cell in sheet[1]:
+            cell.font = Font(bold=True)
+            cell.alignment = Alignment(vertical="center")
+        for row_number, row in enumerate(rows, start=2):
+            for column, ((name, _), value) in enumerate(zip(columns, row, strict=True), start=1):
+                cell = sheet.cell(row_number, column)
+                if isinstance(value, dt.datetime):
+                    cell.value = value.replace(tzinfo=None)  # Excel has no time zones; KST
+                    cell.number_format = "yyyy-mm-dd hh:mm"
+                elif isinstance(value, str):
+                    cell.value = ILLEGAL_CHARACTERS_RE.sub("", value)
+                    cell.data_type = "s"  # user text starting with "=" stays text
+                else:
+                    cell.value = value
+                if name in _LONG_TEXT:
+                    cell.alignment = Alignment(wrap_text=True, vertical="top")
+                elif name in _MOMENTS:
+                    cell.alignment = Alignment(vertical="top")
+        for column, (_, width) in enumerate(columns, start=1):
+            sheet.column_dimensions[get_column_letter(column)].width = width
+        sheet.freeze_panes = "A2"
+        sheet.auto_filter.ref = sheet.dimensions
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+# --- maxbot export: the HTML report ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OpenRow:
+    id: int
+    asked_at: dt.datetime
+    asker: str
+    question: str
+    days_open: int
+
+
+def open_rows(period: Period, now: dt.datetime) -> list[OpenRow]:
+    """The period's follow-ups still open, oldest first, with how many days they have waited."""
+    cases = sorted((c for c in period.cases if c.followup.status == "open"),
+                   key=lambda c: (aware(c.followup.created_at), c.followup.id))
+    return [OpenRow(c.followup.id, c.question.asked_at,
+                    " ".join(p for p in (asker_name(c), handle(c.person)) if p),
+                    c.question.text, (now - aware(c.followup.created_at)).days)
+            for c in cases]
+
+
+def to_html(period: Period, stats: PeriodStats, now: dt.datetime | None = None) -> bytes:
+    now = now or utcnow()
+    days = daily_figures(period.questions, period.first_day, period.last_day)
+    rows = open_rows(period, now)
+    terms = stats.top_unanswered_terms
+    html = _environment().get_template("report.html.j2").render(
+        stats=stats, first_day=period.first_day, last_day=period.last_day, now=now,
+        chart=daily_chart(days), open_rows=rows,
+        other_open=max(0, period.open_total - len(rows)), terms=terms,
+        most_frequent=max((n for _, n in terms), default=1))
+    return html.encode("utf-8")
+
+
+# --- maxbot export --------------------------------------------------------------------------
+
+
+def export(settings: Settings, fmt: str, since: dt.date, until: dt.date | None, out: Path) -> int:
+    """Write the period from `since` to `until` (both Korean days, included; default today)."""
+    start = day_start(since)
+    end = day_start(until + dt.timedelta(days=1)) if until else utcnow()
+    if end <= start:
+        print("--until must not be before --since", file=sys.stderr)
+        return 2
+    index = None
+    if fmt == "html":
+        from bot.knowledge import load_index
+        from index import KnowledgeInvalid
+
+        try:
+            index = load_index(settings.knowledge_dir, settings.analyzer)
+        except KnowledgeInvalid:
+            print(f"The knowledge base in {settings.knowledge_dir} has errors "
+                  "(maxbot check lists them); the report needs it for unanswered terms.",
+                  file=sys.stderr)
+            return 1
+    try:
+        period = with_database(settings.database_url, settings.spool_path,
+                               lambda database: read_period(database, start, end))
+    except (SQLAlchemyError, OSError) as exc:
+        return database_error(settings, exc)
+    if fmt == "csv":
+        data = to_csv(period)
+    elif fmt == "xlsx":
+        data = to_xlsx(period)
+    else:
+        stats = period_stats(period.questions, period.cases, index, start, end)
+        data = to_html(period, stats)
+    try:
+        out.write_bytes(data)
+    except OSError as exc:
+        print(f"Could not write {out}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{out}: {period.first_day:%Y-%m-%d}–{period.last_day:%Y-%m-%d} (KST), "
+          f"질문 {len(period.questions)}건, 사무국 문의 {len(period.cases)}건")
+    return 0

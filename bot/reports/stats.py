@@ -1,0 +1,115 @@
+"""Figures about a period: questions, answer rate, follow-ups, time to answer, open gaps.
+
+Pure functions over records, shared by /stats in Telegram and `maxbot export`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from bot.answering import STATUSES
+from bot.replies import KST
+from bot.storage.models import Question
+from bot.storage.records import FollowUpCase
+from index import KnowledgeIndex
+
+# What counts as a question to answer: what the bot decided (bot.answering.STATUSES), not
+# refusals for length or pace.
+ASKED = STATUSES
+
+
+@dataclass(frozen=True)
+class DayFigures:
+    day: dt.date
+    questions: int
+    answered: int
+    unanswered: int
+    off_topic: int = 0
+    smalltalk: int = 0
+
+    @property
+    def answer_rate(self) -> float | None:
+        """As the period's rate: answered among on-topic questions; None without any."""
+        on_topic = self.answered + self.unanswered
+        return self.answered / on_topic if on_topic else None
+
+
+@dataclass(frozen=True)
+class PeriodStats:
+    since: dt.datetime | None
+    until: dt.datetime | None
+    questions: int
+    answered: int
+    unanswered: int
+    off_topic: int
+    smalltalk: int
+    followups_opened: int
+    followups_answered: int
+    followups_closed: int
+    followups_open: int
+    median_hours_to_answer: float | None
+    top_unanswered_terms: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def answer_rate(self) -> float:
+        """Answered among the questions about our subject (off-topic and small talk left
+        out)."""
+        on_topic = self.answered + self.unanswered
+        return self.answered / on_topic if on_topic else 0.0
+
+
+def _aware(when: dt.datetime) -> dt.datetime:
+    # SQLite returns naive datetimes; they were written in UTC.
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+def daily_figures(questions: Iterable[Question], first: dt.date, last: dt.date
+                  ) -> list[DayFigures]:
+    """Every Korean day from first to last, days without questions included."""
+    per_day: dict[dt.date, Counter[str]] = {}
+    for question in questions:
+        if question.status in ASKED:
+            day = _aware(question.asked_at).astimezone(KST).date()
+            per_day.setdefault(day, Counter())[question.status] += 1
+    days = []
+    for n in range((last - first).days + 1):
+        day = first + dt.timedelta(days=n)
+        counts = per_day.get(day, Counter())
+        days.append(DayFigures(day, sum(counts.values()), counts["answered"],
+                               counts["unanswered"], counts["off_topic"], counts["smalltalk"]))
+    return days
+
+
+def period_stats(questions: list[Question], cases: list[FollowUpCase], index: KnowledgeIndex,
+                 since: dt.datetime | None = None, until: dt.datetime | None = None,
+                 top_terms: int = 10) -> PeriodStats:
+    asked = [q for q in questions if q.status in ASKED]
+    by_status = Counter(q.status for q in asked)
+    hours = [
+        (_aware(c.followup.answered_at) - _aware(c.followup.created_at)).total_seconds() / 3600
+        for c in cases if c.followup.answered_at is not None
+    ]
+    terms: Counter[str] = Counter()
+    for question in asked:
+        if question.status == "unanswered":
+            query = index.parse(question.text)
+            # The things asked about: nouns, not verbs or bare numbers, in the asker's words
+            # (금리, not the 이자 that stood in for it in the search).
+            written = {known: word for word, known, _, _ in query.stand_ins}
+            terms.update({written.get(t, t) for t, kind in zip(query.terms, query.kinds,
+                                                                strict=True)
+                          if kind == "noun" and not t.isdigit()})
+    statuses = Counter(c.followup.status for c in cases)
+    return PeriodStats(
+        since=since, until=until, questions=len(asked), answered=by_status["answered"],
+        unanswered=by_status["unanswered"], off_topic=by_status["off_topic"],
+        smalltalk=by_status["smalltalk"],
+        followups_opened=len(cases), followups_answered=statuses["answered"],
+        followups_closed=statuses["closed"], followups_open=statuses["open"],
+        median_hours_to_answer=statistics.median(hours) if hours else None,
+        top_unanswered_terms=terms.most_common(top_terms),
+    )

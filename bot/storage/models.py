@@ -1,0 +1,173 @@
+"""The tables: who writes, what they asked, and the secretariat's follow-ups.
+
+Schema changes go through Alembic migrations in bot/storage/migrations/, applied at start.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import BigInteger, Column, DateTime, Integer, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _when(**kwargs: object) -> object:
+    return Field(sa_column=Column(DateTime(timezone=True), **kwargs))
+
+
+class Person(SQLModel, table=True):
+    """Someone who wrote to the bot, by Telegram user id."""
+
+    id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    first_name: str = ""
+    last_name: str | None = None
+    username: str | None = None
+    language_code: str | None = None
+    first_seen: dt.datetime = _when(nullable=False)
+    last_seen: dt.datetime = _when(nullable=False)
+
+
+class Question(SQLModel, table=True):
+    """Every question, with what the bot made of it. A redelivered update is stored once."""
+
+    __table_args__ = (UniqueConstraint("chat_id", "message_id", name="uq_question_message"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    chat_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    message_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    # answered | unanswered | off_topic | smalltalk (bot.answering.STATUSES) | too_long | limited
+    status: str = Field(index=True)
+    entry_id: str | None = None
+    score: float | None = None
+    coverage: float | None = None
+    knowledge_version: str = ""
+    # +1 for 👍, -1 for 👎, None until the user says.
+    feedback: int | None = None
+    asked_at: dt.datetime = _when(nullable=False, index=True)
+    # Set when the reply could not be sent within its retry window; /pending lists these.
+    reply_error: str | None = Field(default=None, sa_column=Column(Text))
+    reply_failed_at: dt.datetime | None = _when(nullable=True, index=True)
+
+
+class FollowUp(SQLModel, table=True):
+    """A question the secretariat answers: open until answered or closed."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    question_id: int = Field(foreign_key="question.id", unique=True)
+    # open | answered | closed
+    status: str = Field(default="open", index=True)
+    reason: str = "unanswered"  # unanswered | feedback
+    answer: str | None = Field(default=None, sa_column=Column(Text))
+    answered_by: int | None = Field(default=None, sa_column=Column(BigInteger))
+    answered_at: dt.datetime | None = _when(nullable=True)
+    created_at: dt.datetime = _when(nullable=False, index=True)
+    # The post in the secretariat group that a member replies to.
+    group_message_id: int | None = Field(default=None, sa_column=Column(BigInteger, index=True))
+    # Marked by the secretariat: the knowledge base should answer this kind of question.
+    kb_gap: bool = False
+    closed_by: int | None = Field(default=None, sa_column=Column(BigInteger))
+    closed_at: dt.datetime | None = _when(nullable=True)
+    # Posting to the group is a job (bot/delivery/posting.py): until group_message_id is set, the
+    # follow-up is tried again after post_after (a claim while one process posts it, then a
+    # backoff after each failure).
+    post_attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False,
+                                                           server_default="0"))
+    post_error: str | None = Field(default=None, sa_column=Column(Text))
+    post_after: dt.datetime | None = _when(nullable=True)
+
+
+class FollowUpEvent(SQLModel, table=True):
+    """The history of a follow-up: posted, answered, added to, closed, delivery failed ..."""
+
+    __tablename__ = "followup_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    followup_id: int = Field(foreign_key="followup.id", index=True)
+    # posted | answer | addition | delivery_failed | closed | gap | proposal | consultation
+    kind: str
+    author_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    text: str | None = Field(default=None, sa_column=Column(Text))
+    # The bot's message in the secretariat group about this event; replies to it count too.
+    group_message_id: int | None = Field(default=None, sa_column=Column(BigInteger, index=True))
+    at: dt.datetime = _when(nullable=False)
+
+
+class AdminAction(SQLModel, table=True):
+    """Who did what, when: admin and secretariat actions, refused attempts included."""
+
+    __tablename__ = "admin_action"
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    action: str = Field(index=True)
+    detail: str = Field(default="", sa_column=Column(Text))
+    allowed: bool = True
+    at: dt.datetime = _when(nullable=False, index=True)
+
+
+class KnowledgeState(SQLModel, table=True):
+    """The knowledge version admins activated last; every bot process converges on it."""
+
+    __tablename__ = "knowledge_state"
+
+    id: int = Field(default=1, primary_key=True)
+    version: str
+    # JSON: entry id -> fingerprint of its content, to tell what the next version changes.
+    fingerprints: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    updated_by: int | None = Field(default=None, sa_column=Column(BigInteger))
+    updated_at: dt.datetime = _when(nullable=False)
+
+
+class BotState(SQLModel, table=True):
+    """python-telegram-bot's persisted data as JSON: the states of persistent conversations
+    (the eligibility check), user_data and chat_data. Written by bot/storage/persistence.py."""
+
+    __tablename__ = "bot_state"
+
+    # "user" | "chat" | "conversation:<name>"
+    kind: str = Field(primary_key=True)
+    # The user or chat id, or the conversation key as a JSON list.
+    key: str = Field(primary_key=True)
+    data: str = Field(sa_column=Column(Text, nullable=False))
+    updated_at: dt.datetime = _when(nullable=False)
+
+
+class InboxUpdate(SQLModel, table=True):
+    """An update from Telegram, noted before Telegram counts it delivered (bot/delivery/inbox.py).
+
+    `state` goes received -> replying (the first message for it is being sent) -> done. The
+    `owner` is the bot process handling it; when that process dies, another takes it over.
+    """
+
+    __tablename__ = "inbox"
+
+    # Update ids count per bot: two bots may share a database.
+    bot_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    update_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    # The update as Telegram sent it (JSON), to handle it again after a crash.
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    state: str = Field(default="received", index=True)
+    owner: str = Field(index=True)
+    # Who sent it: another process waits for a user's earlier update before the next one.
+    user_id: int | None = Field(default=None, sa_column=Column(BigInteger, index=True))
+    received_at: dt.datetime = _when(nullable=False)
+    finished_at: dt.datetime | None = _when(nullable=True)
+
+
+class SentOnce(SQLModel, table=True):
+    """Something people see, sent at most once by what caused it: a button press (its
+    callback id) or a secretariat reply (its message in the group), with the message it
+    became, so that an edit of the reply can edit that message instead of sending again."""
+
+    __tablename__ = "sent_once"
+
+    key: str = Field(primary_key=True)
+    chat_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    message_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    at: dt.datetime = _when(nullable=False)
