@@ -141,6 +141,7 @@ class KnowledgeIndex:
         self._corrector = VocabularyCorrector(vocabulary)
         # The knowledge base's nouns, the targets of a stand-in by meaning.
         self._nouns = tuple(t for t in vocabulary if len(t) >= 2 and HANGUL_START.match(t))
+        self._noun_set = frozenset(self._nouns)
         self._related: dict[str, tuple[str, float] | None] = {}
 
     @property
@@ -230,7 +231,9 @@ class KnowledgeIndex:
                   zip(texts, situation_ends or [0] * len(texts), strict=True)]
         parts = [part for text, end in zip(texts, splits, strict=True)
                  for part in ((text[:end], text[end:]) if end else (text,))]
-        analyzed = iter(self.analyzer.terms_many(parts))
+        respelt = [self.respell(part) for part in parts]
+        analyzed = iter(self.analyzer.terms_many([text for text, _ in respelt]))
+        corrections = iter([fixes for _, fixes in respelt])
         letters = self._letters.similarities(texts)
         folded = [(row, self.fold(text)) for row, text in enumerate(texts)]
         folded = [(row, text) for row, text in folded if text != texts[row]]
@@ -238,11 +241,42 @@ class KnowledgeIndex:
             rows = [row for row, _ in folded]
             letters[rows] = np.maximum(letters[rows],
                                        self._letters.similarities([t for _, t in folded]))
-        return [self._query(text, next(analyzed) if end else [], next(analyzed), row)
-                for text, end, row in zip(texts, splits, letters, strict=True)]
+        queries = []
+        for text, end, row in zip(texts, splits, letters, strict=True):
+            situation = next(analyzed) if end else []
+            fixes = {**next(corrections), **next(corrections)} if end else next(corrections)
+            queries.append(self._query(text, situation, next(analyzed), row, fixes))
+        return queries
+
+    def respell(self, text: str) -> tuple[str, dict[str, tuple[str, float]]]:
+        """The text with each word that is one letter from a word of the knowledge base
+        written as that word, and {known word: (as written, closeness)}.
+
+        A misspelling that makes another word (간담희 read as 담 + 희, 금융기간 as 금융 + 기간)
+        never reaches the analyzer as an unknown word: it is caught here, on the word as
+        typed, before its particles (the longest head of the word that is no known word,
+        corrected to a known word of as many syllables)."""
+        fixes: dict[str, tuple[str, float]] = {}
+
+        def fix(match: re.Match[str]) -> str:
+            word = match.group()
+            for end in range(len(word), 1, -1):
+                head = word[:end]
+                if head in self.idf:
+                    return word
+                if not PARTICLES.fullmatch(word[end:]):
+                    continue
+                found = self._corrector.correct(head)
+                if found is not None and len(found[0]) == end and found[0] in self._noun_set:
+                    fixes[found[0]] = (head, found[1])
+                    return found[0] + word[end:]
+            return word
+
+        return HANGUL_WORD.sub(fix, self.fold(text)), fixes
 
     def _query(self, text: str, situation: list[Term], question: list[Term],
-               letters: np.ndarray) -> Query:
+               letters: np.ndarray, respelt: dict[str, tuple[str, float]] | None = None
+               ) -> Query:
         kinds: dict[str, str] = {}
         closeness: dict[str, float] = {}
         stand_ins = []
@@ -250,7 +284,11 @@ class KnowledgeIndex:
         for in_situation, terms in ((True, situation), (False, question)):
             for term in terms:
                 form = self._known_form(term.form)
-                if form not in self.idf and term.kind == "noun":
+                if respelt and form in respelt:
+                    written, close = respelt[form]
+                    stand_ins.append((written, form, close, "typo"))
+                    closeness[form] = min(closeness.get(form, 1.0), close)
+                elif form not in self.idf and term.kind == "noun":
                     found = self.stand_in(form)
                     if found is not None:
                         stand_ins.append((form, *found))
@@ -342,6 +380,12 @@ class KnowledgeIndex:
 
 
 HANGUL_START = re.compile(r"[가-힣]")
+HANGUL_WORD = re.compile(r"[가-힣]{2,}")
+# What may follow a noun inside a written word: a plural, particles, the copula's forms (a
+# closed class of Korean grammar), so that a head is only corrected where a noun can end.
+PARTICLES = re.compile(r"(들)?(은|는|이|가|을|를|에|에서|에게|께|의|도|로|으로|랑|이랑|과|와|하고|"
+                       r"만|까지|부터|처럼|보다|이나|나|엔|에는|에도|으론|론|이란|란|)"
+                       r"(요|이요|예요|이에요|에요|인가요|인데|인데요|이고|고|야|이야|임|인지)?")
 
 
 def _best(values: np.ndarray, count: int) -> np.ndarray:

@@ -22,17 +22,20 @@ QUESTIONS = EVAL / "questions.yaml"
 # it must stay under: a ratchet, raised whenever a change measures better, never lowered.
 # holdout2 and holdout4 were written blind and are kept unseen: only their totals are shown.
 FLOORS = {
-    # questions.yaml "in" went 0.79 -> 0.78 (one question) at the fit that added train5 and
-    # decided several questions part by part: every blind set rose (holdout2 64 -> 66, holdout4
-    # 51 -> 53 and mixed 35 -> 60, holdout5 39 -> 52); the fitted set traded one borderline.
-    "questions.yaml": ({"in": 0.78, "unknown": 0.97, "off": 1.0}, 0.008),
-    "holdout.yaml": ({"in": 0.72, "unknown": 1.0, "off": 1.0}, 0.007),
+    # Lowered at the fit that made a question of ours pointed away count (fit.AWAY_TARGET):
+    # unknown rose on every blind set (holdout2 86.7 -> 90, holdout4 74 -> 84, holdout5 92 ->
+    # 94) and off fell (93.3 -> 86.7, 97.5 -> 90, 100 -> 97.5): a neighbouring question queued
+    # costs the secretariat a glance, one of ours pointed away is lost. holdout "in" 72 -> 67 and
+    # train5 "in" 50 -> 48 at the same fit, while the blind sets' "in" rose (holdout4 53 -> 56,
+    # holdout5 52 -> 56).
+    "questions.yaml": ({"in": 0.79, "unknown": 0.95, "off": 1.0}, 0.012),
+    "holdout.yaml": ({"in": 0.67, "unknown": 1.0, "off": 1.0}, 0.007),
     "holdout3.yaml": ({"in": 0.65, "unknown": 0.96, "off": 1.0}, 0.012),
-    "train5.yaml": ({"in": 0.50, "unknown": 0.95, "mixed": 0.63, "off": 1.0}, 0.015),
-    "holdout2.yaml": ({"in": 0.66, "unknown": 0.86, "off": 0.93}, 0.014),
-    "holdout4.yaml": ({"in": 0.53, "unknown": 0.74, "mixed": 0.60, "off": 0.97}, 0.013),
-    "holdout5.yaml": ({"in": 0.52, "unknown": 0.92, "mixed": 0.40, "off": 1.0}, 0.02),
-    "chatbot-2000.yaml": ({"off": 0.999}, 0.0005),
+    "train5.yaml": ({"in": 0.475, "unknown": 0.96, "mixed": 0.65, "off": 1.0}, 0.013),
+    "holdout2.yaml": ({"in": 0.65, "unknown": 0.90, "off": 0.86}, 0.021),
+    "holdout4.yaml": ({"in": 0.56, "unknown": 0.84, "mixed": 0.65, "off": 0.90}, 0.013),
+    "holdout5.yaml": ({"in": 0.55, "unknown": 0.94, "mixed": 0.40, "off": 0.97}, 0.013),
+    "chatbot-2000.yaml": ({"off": 0.9975}, 0.0005),
 }
 BLIND = {"holdout2.yaml", "holdout4.yaml", "holdout5.yaml"}
 
