@@ -274,7 +274,7 @@ async def test_html_report_shows_figures_chart_open_followups_and_terms(
     assert re.search(r'id="answer-rate">43<', html)  # 3 of 7, small talk left out
     assert re.search(r'id="followups-opened">4<', html)
     assert "답변 1 · 종료 1 · 열림 2" in html
-    assert re.search(r'id="median-hours">2.0<', html)
+    assert re.search(r'id="median-hours">2.0시간<', html)
 
     # One bar per Korean day; the 08:30 question counts on the 4th.
     assert _chart_bars(html) == [
@@ -301,6 +301,35 @@ async def test_html_report_shows_figures_chart_open_followups_and_terms(
     assert counts["대출"] == "3" and counts["한도"] == "2"
     # Self-contained: nothing fetched from elsewhere.
     assert "http://" not in html and "https://" not in html and "<link" not in html
+
+
+async def test_html_report_counts_what_the_bot_decided_and_lists_what_it_took_for_small_talk(
+        filled: Filled, tmp_path: Path) -> None:
+    database = Database(filled.url, Path("/nonexistent/spool.jsonl"))
+    misrouted = "펀드 신청은 어떻게 해요 ㅎㅎ"  # on topic, taken for small talk
+    async with database.session() as session:
+        for message_id, (text, status, when) in enumerate([
+                (misrouted, "smalltalk", kst(5, 14)),
+                ("오늘 저녁 메뉴 추천해 줘", "off_topic", kst(5, 15))], start=100):
+            await record_question(session, QuestionRecord(
+                asker=LEE, chat_id=LEE.id, message_id=message_id, text=text, status=status,
+                asked_at=when))
+    await database.close()
+
+    out = tmp_path / "report.html"
+    assert await maxbot("export", "--since", "2025-11-03", "--until", "2025-11-05",
+                        "--out", str(out)) == 0
+    html = out.read_text(encoding="utf-8")
+    decided = dict(re.findall(r'<tr id="decided-(\w+)"><td>[^<]*</td><td class="num">(\d+)<',
+                              html))
+    assert decided == {"answered": "3", "unanswered": "4", "off_topic": "1", "smalltalk": "2"}
+    listed = re.search(r'<table class="offtopic">(.*?)</table>', html, re.S).group(1)
+    rows = re.findall(r'<td class="when">([^<]*)</td><td>([^<]*)</td>'
+                      r'<td class="question">([^<]*)</td>', listed)
+    # Newest first; answered and queued questions are not listed.
+    assert rows == [("2025.11.05. 15:00", "주제 밖", "오늘 저녁 메뉴 추천해 줘"),
+                    ("2025.11.05. 14:00", "일상 대화", misrouted),
+                    ("2025.11.03. 12:00", "일상 대화", "안녕하세요")]
 
 
 def test_chart_reads_with_one_day_and_ninety() -> None:

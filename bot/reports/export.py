@@ -252,16 +252,41 @@ def open_rows(period: Period, now: dt.datetime) -> list[OpenRow]:
             for c in cases]
 
 
+@dataclass(frozen=True)
+class DecidedRow:
+    """A message the bot did not take as a question about our subject (off topic, small
+    talk): listed, so that a question it misrouted is seen."""
+
+    asked_at: dt.datetime
+    status: str
+    text: str
+
+
+# How many such messages the report lists, newest first.
+DECIDED_SHOWN = 30
+
+
+def decided_rows(period: Period) -> list[DecidedRow]:
+    """The period's messages the bot decided were off topic or small talk, newest first."""
+    return [DecidedRow(q.asked_at, q.status, q.text)
+            for q in sorted(period.questions, key=lambda q: (aware(q.asked_at), q.id),
+                            reverse=True)
+            if q.status in ("off_topic", "smalltalk")]
+
+
 def to_html(period: Period, stats: PeriodStats, now: dt.datetime | None = None) -> bytes:
     now = now or utcnow()
     days = daily_figures(period.questions, period.first_day, period.last_day)
     rows = open_rows(period, now)
     terms = stats.top_unanswered_terms
+    decided = decided_rows(period)
     html = _environment().get_template("report.html.j2").render(
         stats=stats, first_day=period.first_day, last_day=period.last_day, now=now,
         chart=daily_chart(days), open_rows=rows,
         other_open=max(0, period.open_total - len(rows)), terms=terms,
-        most_frequent=max((n for _, n in terms), default=1))
+        most_frequent=max((n for _, n in terms), default=1),
+        statuses=STATUSES, decided_rows=decided[:DECIDED_SHOWN],
+        decided_more=max(0, len(decided) - DECIDED_SHOWN))
     return html.encode("utf-8")
 
 

@@ -99,10 +99,9 @@ def period_stats(questions: list[Question], cases: list[FollowUpCase],
         if question.status == "unanswered" and index is not None:
             query = index.parse(question.text)
             # The things asked about: nouns, not verbs or bare numbers, in the asker's words
-            # (금리, not the 이자 that stood in for it in the search).
-            written = {known: word for word, known, _, _ in query.stand_ins}
-            terms.update({written.get(t, t) for t, kind in zip(query.terms, query.kinds,
-                                                                strict=True)
+            # (금리, not the 이자 that stood in for it in the search; apply, not its stem).
+            terms.update({word for t, word, kind in zip(query.terms, query.written,
+                                                        query.kinds, strict=True)
                           if kind == "noun" and not t.isdigit()})
     statuses = Counter(c.followup.status for c in cases)
     return PeriodStats(
