@@ -59,10 +59,18 @@ class KnowledgeChanges:
 
 @dataclass(frozen=True)
 class ReloadFailed:
-    """A reload that was refused: every error with its file and line."""
+    """A reload that was refused: every error with its file and line, the causes first."""
 
     errors: tuple[str, ...]
     version_kept: str
+    # The last of `errors`: those that follow from another (a rule citing an entry of a
+    # broken FAQ file), each naming the error it follows from.
+    knock_on: tuple[str, ...] = ()
+
+    @property
+    def causes(self) -> tuple[str, ...]:
+        """The errors to fix: the others go away with them."""
+        return self.errors[:len(self.errors) - len(self.knock_on)]
 
 
 def fingerprints(knowledge: KnowledgeBase) -> dict[str, str]:
@@ -166,7 +174,8 @@ class KnowledgeReloader:
                 fresh = await asyncio.to_thread(rebuild, current)
             except KnowledgeInvalid as exc:
                 log.warning("reload refused; still serving %s:\n%s", current.version, exc)
-                return ReloadFailed(tuple(str(e) for e in exc.errors), current.version)
+                return ReloadFailed(tuple(str(e) for e in exc.errors), current.version,
+                                    tuple(str(e) for e in exc.knock_on))
             new_prints = fingerprints(fresh.knowledge)
             added, removed, changed = compare(fingerprints(current.knowledge), new_prints)
             self.services.index = fresh  # the swap: one reference, atomic for readers

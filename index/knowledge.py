@@ -2,6 +2,7 @@
 
 Everything here is read from files under the knowledge folder and checked before anything is
 indexed, so that a broken file is reported with its path and line and never served.
+One module over 400 lines on purpose: every file of the knowledge base read and checked in one.
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from index.reading import KnowledgeError, KnowledgeInvalid, line_of, read_yaml, required_text
+from index.reading import (
+    KnowledgeError,
+    KnowledgeInvalid,
+    ids_written_in,
+    line_of,
+    read_yaml,
+    required_text,
+)
 
 # Ids travel in Telegram button data (64 bytes at most, with a short prefix).
 ENTRY_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,59}$")
@@ -111,6 +119,10 @@ class KnowledgeBase:
     entries: tuple[FaqEntry, ...]
     passages: tuple[Passage, ...]
     glossary: Glossary
+    # The ids of FAQ entries that could not be read (a broken file, an invalid entry), each
+    # with the error that lost it: what a file referring to them follows from. Empty in a
+    # valid knowledge base.
+    lost_entries: dict[str, KnowledgeError] = field(default_factory=dict)
 
     @property
     def documents(self) -> tuple[Document, ...]:
@@ -211,18 +223,28 @@ def _load_glossary(path: Path) -> Glossary:
 
 def _load_faq_file(
     path: Path, sources: dict[str, Source], categories: dict[str, Category],
-    errors: list[KnowledgeError],
+    errors: list[KnowledgeError], lost: dict[str, KnowledgeError],
 ) -> list[FaqEntry]:
-    """The valid entries of one FAQ file; each invalid entry adds an error and is skipped."""
-    data = read_yaml(path)
-    if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
-        raise KnowledgeError(path, line_of(data), "an FAQ file needs a list of entries")
+    """The valid entries of one FAQ file; each invalid entry adds an error and is skipped,
+    its id added to `lost` with that error. A file that cannot be read at all adds the ids
+    written in it."""
+    try:
+        data = read_yaml(path)
+        if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
+            raise KnowledgeError(path, line_of(data), "an FAQ file needs a list of entries")
+    except KnowledgeError as exc:
+        errors.append(exc)
+        for entry_id in ids_written_in(path):
+            lost.setdefault(entry_id, exc)
+        return []
     entries = []
     for node in data["entries"]:
         try:
             entries.append(_faq_entry(node, path, data, sources, categories))
         except KnowledgeError as exc:
             errors.append(exc)
+            if isinstance(node, dict) and node.get("id"):
+                lost.setdefault(str(node["id"]), exc)
     return entries
 
 
@@ -367,8 +389,9 @@ def read_knowledge(root: Path, errors: list[KnowledgeError]) -> KnowledgeBase | 
         glossary = attempt(_load_glossary, root / "glossary.yaml", default=Glossary())
 
     entries: list[FaqEntry] = []
+    lost: dict[str, KnowledgeError] = {}
     for path in sorted((root / "faq").glob("*.yaml")):
-        entries.extend(attempt(_load_faq_file, path, sources, categories, errors, default=[]))
+        entries.extend(_load_faq_file(path, sources, categories, errors, lost))
     passages: list[Passage] = []
     for path in sorted((root / "policy").glob("*.md")):
         text = attempt(lambda p: p.read_text(encoding="utf-8"), path, default=None)
@@ -394,4 +417,5 @@ def read_knowledge(root: Path, errors: list[KnowledgeError]) -> KnowledgeBase | 
         entries=tuple(entries),
         passages=tuple(passages),
         glossary=glossary,
+        lost_entries={i: e for i, e in lost.items() if i not in seen},
     )

@@ -5,6 +5,7 @@ the bot's readers of the same folder (the guided check's rules, bot/eligibility/
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,25 +13,40 @@ import yaml
 
 
 class KnowledgeError(Exception):
-    """A problem in one knowledge file, with the place to fix it."""
+    """A problem in one knowledge file, with the place to fix it.
 
-    def __init__(self, path: Path | str, line: int | None, message: str) -> None:
+    `follows`: the error in another place that this one follows from (an FAQ entry a rule
+    cites is unknown because the file that holds it is broken), so that an admin is sent to
+    the file to fix, not to the one that only refers to it.
+    """
+
+    def __init__(self, path: Path | str, line: int | None, message: str,
+                 follows: KnowledgeError | None = None) -> None:
         self.path = Path(path)
         self.line = line
         self.message = message
+        self.follows = follows
         super().__init__(str(self))
 
+    @property
+    def place(self) -> str:
+        return f"{self.path}:{self.line}" if self.line else str(self.path)
+
     def __str__(self) -> str:
-        place = f"{self.path}:{self.line}" if self.line else str(self.path)
-        return f"{place}: {self.message}"
+        if self.follows is None:
+            return f"{self.place}: {self.message}"
+        return f"{self.place}: {self.message} (follows from {self.follows.place}: fix that first)"
 
 
 class KnowledgeInvalid(Exception):
-    """The knowledge base has errors; `errors` lists every one of them."""
+    """The knowledge base has errors; `errors` lists every one of them, the causes first
+    (`causes`) and then those that follow from them (`knock_on`)."""
 
     def __init__(self, errors: list[KnowledgeError]) -> None:
-        self.errors = errors
-        super().__init__("\n".join(str(e) for e in errors))
+        self.causes = [e for e in errors if e.follows is None]
+        self.knock_on = [e for e in errors if e.follows is not None]
+        self.errors = [*self.causes, *self.knock_on]
+        super().__init__("\n".join(str(e) for e in self.errors))
 
 
 # --- YAML with line numbers -------------------------------------------------------------
@@ -64,6 +80,20 @@ def read_yaml(path: Path, text: str | None = None, line_offset: int = 0) -> Any:
         raise KnowledgeError(path, line, f"invalid YAML: {problem}") from exc
     except yaml.YAMLError as exc:
         raise KnowledgeError(path, None, f"invalid YAML: {exc}") from exc
+
+
+_WRITTEN_ID = re.compile(r"^[ \t-]*id:[ \t]*[\"']?([a-z0-9][a-z0-9-]{0,59})[\"']?[ \t]*(#.*)?$",
+                         re.MULTILINE)
+
+
+def ids_written_in(path: Path) -> list[str]:
+    """The ids on the `id:` lines of a file that cannot be read as YAML: the FAQ entries a
+    broken file would hold."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    return [match.group(1) for match in _WRITTEN_ID.finditer(text)]
 
 
 def line_of(node: Any) -> int | None:

@@ -93,6 +93,9 @@ class Query:
     credits: tuple[float, ...] = ()
     # Letter closeness to every document (row of KnowledgeIndex.documents).
     letters: np.ndarray | None = None
+    # Per term, the word the asker wrote for it (apply for the stem appli, 금리 for the 이자
+    # that stands in for it, 배정액 for 배정).
+    written: tuple[str, ...] = ()
 
 
 class KnowledgeIndex:
@@ -278,6 +281,7 @@ class KnowledgeIndex:
                letters: np.ndarray, respelt: dict[str, tuple[str, float]] | None = None
                ) -> Query:
         kinds: dict[str, str] = {}
+        written: dict[str, str] = {}
         closeness: dict[str, float] = {}
         stand_ins = []
         context_terms = set()
@@ -299,6 +303,7 @@ class KnowledgeIndex:
                 else:
                     closeness[form] = 1.0
                 kinds.setdefault(form, term.kind)
+                written.setdefault(form, term.written or term.form)
                 if in_situation:
                     context_terms.add(form)
                 else:
@@ -316,6 +321,7 @@ class KnowledgeIndex:
             stand_ins=tuple(stand_ins),
             credits=tuple(closeness[t] for t in terms),
             letters=letters,
+            written=tuple(written[t] for t in terms),
         )
 
     def _phrasing_match(self, weight_of: dict[str, float], phrasing: frozenset[str],

@@ -56,6 +56,9 @@ class Term(NamedTuple):
     form: str
     # noun (also foreign words and glossary terms) | predicate (verb, adjective) | number
     kind: str
+    # The word as written, which the token may not be (appli, the stem of apply; 지역, the
+    # glossary term for 지방), so that a report can show what people wrote.
+    written: str = ""
 
 
 def _alias_parts(alias: str, follow: str = "") -> tuple[str, str, str]:
@@ -216,7 +219,7 @@ class TermSelector:
                     out.append(Term(ENGLISH_NUMBERS[form], "number"))
                     continue
                 stem = self._stemmer.stemWord(form)
-                out.append(Term(self._english.get(stem, stem), "noun"))
+                out.append(Term(self._english.get(stem, stem), "noun", form))
             elif form in KOREAN_STOPWORDS:
                 continue
             elif tag == "SN":
@@ -226,7 +229,7 @@ class TermSelector:
             else:
                 # An alias the text folding could not see because it ran into the next word
                 # (지방기업: 지방 is 지역's alias), once the analyzer has split it off.
-                out.append(Term(self.folder.canonical(form).casefold(), "noun"))
+                out.append(Term(self.folder.canonical(form).casefold(), "noun", form))
         return out
 
 

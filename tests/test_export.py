@@ -162,7 +162,7 @@ async def test_xlsx_has_both_sheets_with_bold_headers(filled: Filled, tmp_path: 
     assert await maxbot("export", "--format", "xlsx", "--since", "2025-11-03",
                         "--until", "2025-11-05", "--out", str(out)) == 0
     book = load_workbook(out)
-    assert book.sheetnames == ["질문", "사무국 문의"]
+    assert book.sheetnames == ["요약", "질문", "사무국 문의"]
     questions, followups = book["질문"], book["사무국 문의"]
 
     header = [c.value for c in questions[1]]
@@ -183,6 +183,42 @@ async def test_xlsx_has_both_sheets_with_bold_headers(filled: Filled, tmp_path: 
     assert rows[ids["q5"]][1] == "종료" and rows[ids["q6"]][1] == "열림"
     assert rows[ids["q7"]][10] == "예"  # marked as a knowledge-base gap
     assert rows[ids["q6"]][6] == SCRIPT_TEXT
+
+
+async def test_xlsx_opens_on_a_summary_and_names_faq_entries_by_their_question(
+        filled: Filled, tmp_path: Path) -> None:
+    from openpyxl import load_workbook
+
+    out = tmp_path / "report.xlsx"
+    assert await maxbot("export", "--since", "2025-11-03", "--until", "2025-11-05",
+                        "--out", str(out)) == 0
+    book = load_workbook(out)
+    assert book.active.title == "요약"
+    summary = {row[0]: row[1] for row in book["요약"].iter_rows(values_only=True)}
+    assert summary["기간 (한국 시간)"] == "2025.11.03. – 2025.11.05."
+    # What the bot decided, by kind: small talk apart from the questions it answered or queued.
+    assert summary["질문"] == 8
+    assert (summary["  답변"], summary["  미답변"], summary["  주제 밖"],
+            summary["  일상 대화"]) == (3, 4, 0, 1)
+    assert summary["답변율 (주제 밖·일상 대화 제외)"] == pytest.approx(3 / 7)
+    assert summary["길이·속도 제한으로 거절한 메시지"] == 1
+    assert (summary["접수"], summary["  답변 완료"], summary["  종료"], summary["  열림"]) == (
+        4, 1, 1, 2)
+    assert summary["답변까지 걸린 시간 (중앙값)"] == "2.0시간"
+    rate = next(r for r in book["요약"].iter_rows() if r[0].value.startswith("답변율"))[1]
+    assert rate.number_format == "0%"
+
+    questions = book["질문"]
+    header = [c.value for c in questions[1]]
+    assert "점수" not in header and "FAQ 항목" not in header
+    served = {row[4]: row[header.index("답변한 FAQ")]
+              for row in questions.iter_rows(min_row=2, values_only=True)}
+    # The entry as the asker saw it, not its id (fund-size) or a score.
+    assert served["성장펀드 몇 조예요?"] == "국민성장펀드 규모는 얼마인가요?"
+    assert served["대출 금리가 몇 %예요?"] is None
+    assert not any(isinstance(v, float) for row in questions.iter_rows(min_row=2,
+                                                                       values_only=True)
+                   for v in row)
 
 
 async def test_followups_lists_by_status_as_json_and_text(filled: Filled, capsys) -> None:
@@ -238,7 +274,7 @@ async def test_html_report_shows_figures_chart_open_followups_and_terms(
     assert re.search(r'id="answer-rate">43<', html)  # 3 of 7, small talk left out
     assert re.search(r'id="followups-opened">4<', html)
     assert "답변 1 · 종료 1 · 열림 2" in html
-    assert re.search(r'id="median-hours">2.0<', html)
+    assert re.search(r'id="median-hours">2.0시간<', html)
 
     # One bar per Korean day; the 08:30 question counts on the 4th.
     assert _chart_bars(html) == [
@@ -265,6 +301,35 @@ async def test_html_report_shows_figures_chart_open_followups_and_terms(
     assert counts["대출"] == "3" and counts["한도"] == "2"
     # Self-contained: nothing fetched from elsewhere.
     assert "http://" not in html and "https://" not in html and "<link" not in html
+
+
+async def test_html_report_counts_what_the_bot_decided_and_lists_what_it_took_for_small_talk(
+        filled: Filled, tmp_path: Path) -> None:
+    database = Database(filled.url, Path("/nonexistent/spool.jsonl"))
+    misrouted = "펀드 신청은 어떻게 해요 ㅎㅎ"  # on topic, taken for small talk
+    async with database.session() as session:
+        for message_id, (text, status, when) in enumerate([
+                (misrouted, "smalltalk", kst(5, 14)),
+                ("오늘 저녁 메뉴 추천해 줘", "off_topic", kst(5, 15))], start=100):
+            await record_question(session, QuestionRecord(
+                asker=LEE, chat_id=LEE.id, message_id=message_id, text=text, status=status,
+                asked_at=when))
+    await database.close()
+
+    out = tmp_path / "report.html"
+    assert await maxbot("export", "--since", "2025-11-03", "--until", "2025-11-05",
+                        "--out", str(out)) == 0
+    html = out.read_text(encoding="utf-8")
+    decided = dict(re.findall(r'<tr id="decided-(\w+)"><td>[^<]*</td><td class="num">(\d+)<',
+                              html))
+    assert decided == {"answered": "3", "unanswered": "4", "off_topic": "1", "smalltalk": "2"}
+    listed = re.search(r'<table class="offtopic">(.*?)</table>', html, re.S).group(1)
+    rows = re.findall(r'<td class="when">([^<]*)</td><td>([^<]*)</td>'
+                      r'<td class="question">([^<]*)</td>', listed)
+    # Newest first; answered and queued questions are not listed.
+    assert rows == [("2025.11.05. 15:00", "주제 밖", "오늘 저녁 메뉴 추천해 줘"),
+                    ("2025.11.05. 14:00", "일상 대화", misrouted),
+                    ("2025.11.03. 12:00", "일상 대화", "안녕하세요")]
 
 
 def test_chart_reads_with_one_day_and_ninety() -> None:

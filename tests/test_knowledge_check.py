@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,34 @@ def test_bad_yaml_is_reported_with_file_and_line(tmp_path: Path,
     assert f"{root / 'faq' / 'broken.yaml'}:" in out
     line = int(out.split("broken.yaml:")[1].split(":")[0])
     assert 5 <= line <= 6, out
+
+
+def test_check_names_a_broken_faq_file_first_and_marks_what_follows_from_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "kb"
+    shutil.copytree(KNOWLEDGE, root)
+    faq, rules = root / "faq" / "contact.yaml", root / "eligibility.yaml"
+    # An entry the rules cite loses its answer: the entry is the error, the rule follows.
+    text = faq.read_text(encoding="utf-8")
+    start = text.index("  - id: contact-briefings")
+    answer = text.index("    answer:", start)
+    end = text.index("\n    sources:", answer)
+    faq.write_text(text[:answer] + "    answer: ''" + text[end:], encoding="utf-8")
+    rules.write_text(rules.read_text(encoding="utf-8").replace(
+        "entries: [gov-execution-start, contact-briefings]",
+        "entries: [gov-execution-start, contact-briefings, no-such-entry]"), encoding="utf-8")
+
+    code, out = run_check(root, capsys)
+    assert code == 1
+    errors = [line for line in out.splitlines() if line.startswith("error:")]
+    assert len(errors) == 3, out
+    first, typo, knock_on = errors
+    assert f"{faq}:" in first and "entry 'contact-briefings' has no answer" in first
+    # A typo in the rules file is its own error; the entry the broken file lost follows.
+    assert f"{rules}:" in typo and "'no-such-entry'" in typo and "follows" not in typo
+    assert f"{rules}:" in knock_on and "unknown FAQ entry 'contact-briefings'" in knock_on
+    entry_line = first.split(f"{faq}:")[1].split(":")[0]
+    assert knock_on.endswith(f"(follows from {faq}:{entry_line}: fix that first)")
 
 
 def test_entry_without_source_or_date_names_the_entry_and_its_line(

@@ -59,6 +59,27 @@ async def test_a_broken_file_is_refused_with_its_line_and_the_old_answer_still_s
     assert "150조원" in await ask(live, "국민성장펀드 총 규모는?")
 
 
+async def test_a_broken_faq_file_is_named_first_and_the_rules_citing_its_entries_follow_it(
+        live: RunningBot) -> None:
+    root = live.settings.knowledge_dir
+    faq, rules = root / "faq" / "contact.yaml", root / "eligibility.yaml"
+    assert "contact-briefings" in rules.read_text(encoding="utf-8")  # cited by a rule
+    with faq.open("a", encoding="utf-8") as broken:
+        broken.write("  - id: broken-entry\n    question: [닫히지 않은\n")
+    before = live.services.index.version
+
+    live.tg.send_text(live.admin, "/reload")
+    text = (await live.tg.wait_for_message(live.admin)).text
+    assert "오류가 있어 새로 읽지 않았습니다" in text
+    cause, knock_on = text.split("위 오류 때문에 생긴 것으로")
+    # The file to fix comes first, alone; the rule that cites its entry is said to follow.
+    assert f"{faq}:" in cause and "invalid YAML" in cause and str(rules) not in cause
+    assert "다음 1건은" in cause
+    assert f"{rules}:" in knock_on and "unknown FAQ entry 'contact-briefings'" in knock_on
+    assert f"(follows from {faq}:" in knock_on
+    assert live.services.index.version == before
+
+
 async def test_a_missing_field_and_a_duplicate_id_are_refused_too(live: RunningBot) -> None:
     faq = live.settings.knowledge_dir / "faq" / "extra.yaml"
     faq.write_text("category: fund\nentries:\n"

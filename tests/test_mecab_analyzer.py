@@ -60,7 +60,7 @@ def test_inflected_verbs_yield_their_stems(mecab: MecabAnalyzer, question: str,
 
 
 def test_two_digit_years_and_numbers(mecab: MecabAnalyzer) -> None:
-    terms = mecab.terms("26년 예산 7,000억원")
+    terms = [(t.form, t.kind) for t in mecab.terms("26년 예산 7,000억원")]
     assert ("2026", "number") in terms
     assert ("예산", "noun") in terms
 

@@ -164,6 +164,23 @@ async def test_stats_show_answer_rate_followups_and_unanswered_terms(desk: Runni
     assert "금리 (1)" in stats.text
 
 
+async def test_stats_list_words_as_written_and_short_waits_in_minutes(desk: RunningBot) -> None:
+    tg = desk.tg
+    user = tg.user(7402, "영어")
+    # The index holds the English word's stem (appli); the secretariat reads the word.
+    _, post = await ask_unanswerable(desk, user, "대출 금리가 몇 %예요? apply 하려고요")
+    tg.send_text(desk.member, "3월에 공지됩니다.", chat=desk.group, reply_to=post)
+    await tg.wait_for_message(user)
+    await tg.wait_for_message(desk.group)
+    tg.send_text(desk.member, "/stats", chat=desk.group)
+    stats = await tg.wait_for_message(desk.group)
+    assert "apply (1)" in stats.text and "금리 (1)" in stats.text
+    assert "appli " not in stats.text and "appli(" not in stats.text
+    [waited] = [line for line in stats.text.splitlines() if line.startswith("답변까지")]
+    # Answered within the minute: minutes, not 0.0시간.
+    assert waited.endswith(("1분 미만", "분")) and "시간" not in waited.split(":")[1], waited
+
+
 async def test_an_answered_followup_becomes_an_faq_proposal_an_admin_can_accept(
         desk: RunningBot) -> None:
     tg = desk.tg

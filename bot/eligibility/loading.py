@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -66,24 +67,30 @@ def read_rules(knowledge: KnowledgeBase, errors: list[KnowledgeError]
     path = knowledge.root / RULES_FILE
     if not path.exists():
         return None
-    return load_eligibility(path, {entry.id for entry in knowledge.entries}, errors)
+    return load_eligibility(path, {entry.id for entry in knowledge.entries}, errors,
+                            knowledge.lost_entries)
 
 
 class _Collect:
-    """Gathers every error of the file instead of stopping at the first."""
+    """Gathers every error of the file instead of stopping at the first; knows the FAQ
+    entries that a broken FAQ file lost, with the error that lost each."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, lost: Mapping[str, KnowledgeError]) -> None:
         self.path = path
+        self.lost = lost
         self.errors: list[KnowledgeError] = []
 
-    def add(self, line: int | None, message: str) -> None:
-        self.errors.append(KnowledgeError(self.path, line, message))
+    def add(self, line: int | None, message: str,
+            follows: KnowledgeError | None = None) -> None:
+        self.errors.append(KnowledgeError(self.path, line, message, follows))
 
 
-def load_eligibility(path: Path, entry_ids: set[str],
-                     errors: list[KnowledgeError]) -> EligibilityRules | None:
+def load_eligibility(path: Path, entry_ids: set[str], errors: list[KnowledgeError],
+                     lost: Mapping[str, KnowledgeError] | None = None
+                     ) -> EligibilityRules | None:
     """Read and validate the rules file against the FAQ entry ids; every problem is added to
-    `errors` with its line, and then None is returned."""
+    `errors` with its line, and then None is returned. An id among `lost` (entries of a
+    broken FAQ file) is reported as following from the error that lost it."""
     try:
         data = read_yaml(path)
     except KnowledgeError as exc:
@@ -93,7 +100,7 @@ def load_eligibility(path: Path, entry_ids: set[str],
         errors.append(KnowledgeError(path, None, "must be a mapping with steps, methods and "
                                      "rules"))
         return None
-    out = _Collect(path)
+    out = _Collect(path, lost or {})
     top = line_of(data)
     _known_keys(data, TOP_KEYS, out, "the file")
     for key in ("steps", "methods", "rules"):
@@ -247,9 +254,14 @@ def _ids(value: Any, entry_ids: set[str], out: _Collect, line: int | None,
         out.add(line, f"{what} must be a list of FAQ entry ids")
         return ()
     ids = tuple(str(v) for v in values)
-    unknown = [i for i in ids if i not in entry_ids]
-    if unknown:
-        out.add(line, f"{what}: unknown FAQ entry {', '.join(map(repr, unknown))}")
+    # An id the FAQ files lost to an error is unknown because of it: reported as following
+    # from that error, apart from ids that are unknown here (a typo in this file).
+    by_cause: dict[int, tuple[KnowledgeError | None, list[str]]] = {}
+    for unknown in (i for i in ids if i not in entry_ids):
+        cause = out.lost.get(unknown)
+        by_cause.setdefault(id(cause), (cause, []))[1].append(unknown)
+    for cause, unknown in by_cause.values():
+        out.add(line, f"{what}: unknown FAQ entry {', '.join(map(repr, unknown))}", cause)
     return tuple(i for i in ids if i in entry_ids)
 
 

@@ -84,9 +84,10 @@ def daily_figures(questions: Iterable[Question], first: dt.date, last: dt.date
     return days
 
 
-def period_stats(questions: list[Question], cases: list[FollowUpCase], index: KnowledgeIndex,
-                 since: dt.datetime | None = None, until: dt.datetime | None = None,
-                 top_terms: int = 10) -> PeriodStats:
+def period_stats(questions: list[Question], cases: list[FollowUpCase],
+                 index: KnowledgeIndex | None, since: dt.datetime | None = None,
+                 until: dt.datetime | None = None, top_terms: int = 10) -> PeriodStats:
+    """The period's figures; the unanswered terms need the index (none without it)."""
     asked = [q for q in questions if q.status in ASKED]
     by_status = Counter(q.status for q in asked)
     hours = [
@@ -95,13 +96,12 @@ def period_stats(questions: list[Question], cases: list[FollowUpCase], index: Kn
     ]
     terms: Counter[str] = Counter()
     for question in asked:
-        if question.status == "unanswered":
+        if question.status == "unanswered" and index is not None:
             query = index.parse(question.text)
             # The things asked about: nouns, not verbs or bare numbers, in the asker's words
-            # (금리, not the 이자 that stood in for it in the search).
-            written = {known: word for word, known, _, _ in query.stand_ins}
-            terms.update({written.get(t, t) for t, kind in zip(query.terms, query.kinds,
-                                                                strict=True)
+            # (금리, not the 이자 that stood in for it in the search; apply, not its stem).
+            terms.update({word for t, word, kind in zip(query.terms, query.written,
+                                                        query.kinds, strict=True)
                           if kind == "noun" and not t.isdigit()})
     statuses = Counter(c.followup.status for c in cases)
     return PeriodStats(
