@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from bot.answering import Answer
+from bot.particles import particle, with_particle
 from index import KnowledgeBase
 
 LANGUAGES = ("ko", "en")
@@ -48,6 +49,10 @@ def _environment() -> Environment:
     )
     env.filters["kdate"] = _kdate
     env.filters["kdatetime"] = _kdatetime
+    # {{ n | josa("으로") }} gives "3으로"; {{ n | particle("으로") }} the particle alone, for
+    # after a closing tag: <code>{{ v }}</code>{{ v | particle("으로") }}.
+    env.filters["josa"] = with_particle
+    env.filters["particle"] = particle
     return env
 
 
