@@ -169,10 +169,11 @@ async def ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await message.reply_html(render("too_long", length=len(text),
                                         limit=services.settings.max_question_chars))
         return
-    wait = services.limiter.wait_seconds(user.id)
-    if wait:
+    refusal = services.limiter.refuse(user.id)
+    if refusal is not None:
         await services.database.save_question(QuestionRecord(status="limited", **base))
-        await message.reply_html(render("rate_limited", seconds=wait))
+        if refusal.first:  # told once per wait; the rest of a burst is recorded, not answered
+            await message.reply_html(render("rate_limited", seconds=refusal.seconds))
         return
 
     index = services.index  # one snapshot for the whole question, even if a reload swaps it
