@@ -37,7 +37,8 @@ class Services:
     reloader: KnowledgeReloader = field(init=False)
     # Posts follow-ups to the secretariat group (bot/delivery/posting.py); set by bot/app.py.
     poster: FollowUpPoster | None = None
-    # Long-running tasks of this process (the knowledge watcher), cancelled at shutdown.
+    # Background tasks of this process (the knowledge watcher, the command menu's
+    # registration), cancelled at shutdown.
     background: list[asyncio.Task] = field(default_factory=list)
 
     def __post_init__(self) -> None:
