@@ -212,7 +212,8 @@ def build_application(settings: Settings, services: Services | None = None) -> A
     # (the upload conversation hands those to questions.not_text).
     application.add_handlers([*admin.handlers(), *uploads.handlers(),
                               *secretariat.handlers(settings),
-                              *eligibility_check.handlers(), *questions.handlers(settings),
+                              *eligibility_check.handlers(), *menu.handlers(),
+                              *questions.handlers(settings),
                               CallbackQueryHandler(guards.unknown_button)])
     application.add_error_handler(questions.on_error)
     return application

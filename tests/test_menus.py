@@ -1,5 +1,5 @@
-"""The "/" menu: each person is offered the commands they may use, in Korean or, for
-Telegram's English users, in English."""
+"""The "/" menu and /help: each person is offered the commands they may use, in Korean or,
+for Telegram's English users, in English."""
 
 from __future__ import annotations
 
@@ -87,3 +87,27 @@ def test_every_command_in_the_menu_is_handled_and_both_languages_list_the_same(
         names = [c.command for c in menu.user + menu.desk + menu.admin]
         assert names == USER_COMMANDS + DESK_COMMANDS + ADMIN_COMMANDS
         assert set(names) <= handled
+
+
+async def test_a_user_sees_only_the_user_commands_in_help(desk: RunningBot) -> None:
+    user = desk.tg.user(7603, "하은")
+    desk.tg.send_text(user, "/help")
+    text = (await desk.tg.wait_for_message(user)).text
+    assert "/topics 주제별 자주 묻는 질문" in text and "/check" in text
+    assert "/pending" not in text and "/reload" not in text and "사무국 그룹" not in text
+
+
+async def test_a_secretariat_member_sees_the_desk_commands_in_help(desk: RunningBot) -> None:
+    desk.tg.send_text(desk.member, "/help", chat=desk.group)
+    text = (await desk.tg.wait_for_message(desk.group)).text
+    assert "/pending 열린 문의 목록" in text and "/followup 번호" in text
+    assert "/reload" not in text and "/kb" not in text
+    desk.tg.send_text(desk.member, "/help")  # in a private chat: a member all the same
+    assert "/pending" in (await desk.tg.wait_for_message(desk.member)).text
+
+
+async def test_an_admin_sees_the_admin_commands_too_in_help(desk: RunningBot) -> None:
+    desk.tg.send_text(desk.admin, "/help")
+    text = (await desk.tg.wait_for_message(desk.admin)).text
+    assert "/reload 지식베이스 다시 읽기" in text and "/kb" in text
+    assert "/pending" in text and "/topics" in text

@@ -1,4 +1,4 @@
-"""The command menu: each person is offered the commands they may use.
+"""The command menu and /help: each person is shown the commands they may use.
 
 At start the "/" menu is registered per scope and language (bot/templates/<language>/
 commands.yaml): private chats get the user commands, the secretariat group its desk commands,
@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import logging
 
-from telegram import Bot, BotCommand, BotCommandScope, BotCommandScopeAllPrivateChats
+from telegram import Bot, BotCommand, BotCommandScope, BotCommandScopeAllPrivateChats, Update
 from telegram import BotCommandScopeChat as ChatScope
 from telegram.error import TelegramError
+from telegram.ext import BaseHandler, CommandHandler, ContextTypes
 
-from bot.replies import Command, CommandMenu, command_menu
+from bot.handlers.secretariat import is_secretariat
+from bot.replies import Command, CommandMenu, command_menu, render
+from bot.services import services_of
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,3 +51,20 @@ async def register_commands(bot: Bot, settings: Settings) -> None:
                                  if v != "")
                 log.warning("command menu for %s (language %s) not registered: %s", where,
                             language_code or "default", exc)
+
+
+async def show_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/help: how to ask, and the commands this person may use."""
+    services = services_of(context)
+    user = update.effective_user
+    chat_id = update.effective_chat.id if update.effective_chat else None
+    desk = await is_secretariat(services, context.bot, user, chat_id)
+    admin = user.id in services.settings.admin_user_ids
+    menu = command_menu("ko")
+    await update.effective_message.reply_html(render(
+        "help", bot_username=context.bot.username or "bot", commands=menu.user,
+        desk=menu.desk if desk else [], admin=menu.admin if admin else []))
+
+
+def handlers() -> list[BaseHandler]:
+    return [CommandHandler("help", show_help)]

@@ -130,11 +130,6 @@ def _examples(index: KnowledgeIndex, count: int = 4) -> list[FaqEntry]:
     return list(picked.values())[:count]
 
 
-async def show_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await update.effective_message.reply_html(
-        render("help", bot_username=context.bot.username or "bot"))
-
-
 async def topics(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await update.effective_message.reply_html(render("topics"),
                                               reply_markup=_topics_keyboard(context))
@@ -348,7 +343,6 @@ def handlers(settings: Settings) -> list[BaseHandler]:
              | filters.CONTACT | filters.ANIMATION)
     return [
         CommandHandler("start", start),
-        CommandHandler("help", show_help),
         CommandHandler("topics", topics),
         CallbackQueryHandler(show_entry, pattern=r"^a:"),
         CallbackQueryHandler(show_topic, pattern=r"^t:"),
