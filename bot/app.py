@@ -34,7 +34,7 @@ from bot.delivery.intake import CheckedUpdatesRequest, quiet_parse_failures, ser
 from bot.delivery.posting import FollowUpPoster
 from bot.delivery.sending import RetryingRateLimiter
 from bot.eligibility import conversation as eligibility_check
-from bot.handlers import admin, guards, questions, secretariat, uploads
+from bot.handlers import admin, guards, menu, questions, secretariat, uploads
 from bot.knowledge import load_index
 from bot.replies import KST
 from bot.services import Services
@@ -107,6 +107,10 @@ async def _start_services(application: Application) -> None:
         application.job_queue.run_repeating(_sync_knowledge, every, first=every,
                                             name="knowledge-sync")
     await services.reloader.sync()
+    # The "/" menu: in the background, so that a slow or refusing Telegram never holds the
+    # start (a failure is logged).
+    services.background.append(asyncio.get_running_loop().create_task(
+        menu.register_commands(application.bot, services.settings), name="command-menu"))
     if services.settings.knowledge_watch:
         services.background.append(asyncio.get_running_loop().create_task(
             _watch_knowledge(services), name="knowledge-watch"))
@@ -208,7 +212,8 @@ def build_application(settings: Settings, services: Services | None = None) -> A
     # (the upload conversation hands those to questions.not_text).
     application.add_handlers([*admin.handlers(), *uploads.handlers(),
                               *secretariat.handlers(settings),
-                              *eligibility_check.handlers(), *questions.handlers(settings),
+                              *eligibility_check.handlers(), *menu.handlers(),
+                              *questions.handlers(settings),
                               CallbackQueryHandler(guards.unknown_button)])
     application.add_error_handler(questions.on_error)
     return application

@@ -11,12 +11,16 @@ import datetime as dt
 import html
 import re
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import yaml
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from pydantic import BaseModel
 
 from bot.answering import Answer
+from bot.particles import particle, with_particle
 from index import KnowledgeBase
 
 LANGUAGES = ("ko", "en")
@@ -48,6 +52,10 @@ def _environment() -> Environment:
     )
     env.filters["kdate"] = _kdate
     env.filters["kdatetime"] = _kdatetime
+    # {{ n | josa("으로") }} gives "3으로"; {{ n | particle("으로") }} the particle alone, for
+    # after a closing tag: <code>{{ v }}</code>{{ v | particle("으로") }}.
+    env.filters["josa"] = with_particle
+    env.filters["particle"] = particle
     return env
 
 
@@ -60,6 +68,30 @@ def render(template_name: str, language: str = "ko", **context: Any) -> str:
                                     f"ko/{template_name}.html.j2"])
     text = template.render(**context)
     return _BLANK_LINES.sub("\n\n", text).strip()
+
+
+class Command(BaseModel):
+    """One entry of the command menu: /command, what follows it in /help, what it does."""
+
+    command: str
+    description: str
+    usage: str = ""
+
+
+class CommandMenu(BaseModel):
+    """The commands by who may use them (bot/templates/<language>/commands.yaml)."""
+
+    user: list[Command]
+    desk: list[Command]
+    admin: list[Command]
+
+
+@lru_cache(maxsize=len(LANGUAGES))
+def command_menu(language: str = "ko") -> CommandMenu:
+    """The command menu in `language` (Korean for any language it is not written in)."""
+    lang = language if language in LANGUAGES else "ko"
+    path = Path(__file__).resolve().parent / "templates" / lang / "commands.yaml"
+    return CommandMenu.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
 
 
 def render_answer(answer: Answer, knowledge: KnowledgeBase, reference: int | None = None,

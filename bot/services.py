@@ -37,7 +37,8 @@ class Services:
     reloader: KnowledgeReloader = field(init=False)
     # Posts follow-ups to the secretariat group (bot/delivery/posting.py); set by bot/app.py.
     poster: FollowUpPoster | None = None
-    # Long-running tasks of this process (the knowledge watcher), cancelled at shutdown.
+    # Background tasks of this process (the knowledge watcher, the command menu's
+    # registration), cancelled at shutdown.
     background: list[asyncio.Task] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -146,23 +147,40 @@ def _settle(outcomes: list[Outcome]) -> None:
             done.set_result(outcome)
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A question over the user's limit: how long until they may ask again, and whether this
+    is the first refusal of that wait (the only one the user is told of)."""
+
+    seconds: int
+    first: bool
+
+
 class QuestionLimiter:
     """At most `per_minute` questions per user in any sliding minute."""
 
     def __init__(self, per_minute: int) -> None:
         self.per_minute = per_minute
         self._times: dict[int, deque[float]] = defaultdict(deque)
+        # Until when a user has been told to slow down: a burst of twelve questions gets one
+        # notice, not one per question over the limit.
+        self._told_until: dict[int, float] = {}
 
-    def wait_seconds(self, user_id: int, now: float | None = None) -> int:
-        """0 when the user may ask now, else roughly how long until they may."""
+    def refuse(self, user_id: int, now: float | None = None) -> Refusal | None:
+        """None when the user may ask now (the question counts), else the refusal."""
         now = time.monotonic() if now is None else now
         times = self._times[user_id]
         while times and now - times[0] >= 60:
             times.popleft()
-        if len(times) >= self.per_minute:
-            return max(1, int(60 - (now - times[0])) + 1)
-        times.append(now)
-        return 0
+        if len(times) < self.per_minute:
+            times.append(now)
+            self._told_until.pop(user_id, None)
+            return None
+        free_at = times[0] + 60
+        first = self._told_until.get(user_id, 0.0) <= now
+        if first:
+            self._told_until[user_id] = free_at
+        return Refusal(max(1, int(free_at - now) + 1), first)
 
 
 def services_of(context: ContextTypes.DEFAULT_TYPE) -> Services:

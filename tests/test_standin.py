@@ -20,7 +20,16 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
+from telegram import (
+    Bot,
+    BotCommandScopeAllPrivateChats,
+    BotCommandScopeChat,
+    BotCommandScopeChatAdministrators,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputFile,
+    Update,
+)
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Conflict, EndPointNotFound, Forbidden, RetryAfter
 from telegram.ext import (
@@ -405,6 +414,26 @@ async def test_commands_members_chat_and_misc(tg: BotApiStandIn, bot: Bot) -> No
     assert [c.command for c in await bot.get_my_commands()] == ["start", "help"]
     with pytest.raises(BadRequest, match="Bot_command_invalid"):
         await bot.set_my_commands([("Bad-Command", "nope")])
+
+    # Per scope and language, each list of its own; chat scopes need a chat the bot knows.
+    assert await bot.set_my_commands([("topics", "주제")], scope=BotCommandScopeAllPrivateChats())
+    assert await bot.set_my_commands([("topics", "Topics")],
+                                     scope=BotCommandScopeAllPrivateChats(), language_code="en")
+    assert await bot.set_my_commands([("pending", "열린 문의")], scope=BotCommandScopeChat(club.id))
+    assert tg.commands({"type": "all_private_chats"}, "en") == [
+        {"command": "topics", "description": "Topics"}]
+    assert [c.description for c in await bot.get_my_commands(
+        scope=BotCommandScopeAllPrivateChats())] == ["주제"]
+    assert tg.commands({"type": "chat", "chat_id": club.id})[0]["command"] == "pending"
+    with pytest.raises(BadRequest, match="Chat not found"):
+        await bot.set_my_commands([("kb", "상태")], scope=BotCommandScopeChat(424242))
+    with pytest.raises(BadRequest, match="Invalid language code"):
+        await bot.set_my_commands([("kb", "state")], language_code="english")
+    with pytest.raises(BadRequest, match="Chat is not a group"):
+        await bot.set_my_commands([("kb", "상태")],
+                                  scope=BotCommandScopeChatAdministrators(jo.id))
+    assert await bot.delete_my_commands(scope=BotCommandScopeChat(club.id))
+    assert tg.commands({"type": "chat", "chat_id": club.id}) == []
 
     assert (await bot.get_chat_member(club.id, jo.id)).status == "member"
     assert (await bot.get_chat_member(club.id, kim.id)).status == "left"

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import contextlib
 
+import pytest
+from sqlmodel import select
+
+from bot.services import QuestionLimiter
+from bot.storage.models import InboxUpdate
 from testing.harness import RunningBot
 
 
@@ -198,6 +203,48 @@ async def test_a_user_asking_too_fast_is_asked_to_slow_down(tg, tmp_path, real_i
         await tg.wait_until(lambda: len(tg.messages_to(user)) == 4)
         assert sum("너무 빠르게" in m.text for m in tg.messages_to(user)) == 1
         assert sorted(q.status for q in await bot.questions()).count("limited") == 1
+
+
+async def _handled(bot: RunningBot, count: int) -> None:
+    """Until `count` updates are in the inbox and the handlers are through with every one."""
+    async def done() -> bool:
+        async with bot.database.session() as session:
+            rows = (await session.exec(select(InboxUpdate))).all()
+        return len(rows) >= count and all(row.state == "done" for row in rows)
+
+    while not await done():
+        with contextlib.suppress(TimeoutError):
+            await bot.tg.wait_until(lambda: False, timeout=0.1)
+
+
+async def test_twelve_fast_questions_get_one_slow_down_notice_not_one_each(
+        tg, tmp_path, real_index) -> None:
+    from testing.harness import bot_settings, running_bot
+
+    settings = bot_settings(tg, tmp_path, user_questions_per_minute=8)
+    async with running_bot(tg, settings, real_index) as bot:
+        user = tg.user(116, "급함")
+        for n in range(12):
+            tg.send_text(user, f"펀드 규모 {n}")
+        await _handled(bot, 12)
+        texts = [m.text for m in tg.messages_to(user)]
+        assert sum("너무 빠르게" in t for t in texts) == 1
+        assert len(texts) == 8 + 1, "eight answers and one notice"
+        assert [q.status for q in await bot.questions()].count("limited") == 4
+
+
+def test_after_the_wait_a_new_burst_is_told_again() -> None:
+    limiter = QuestionLimiter(per_minute=2)
+    assert limiter.refuse(1, now=0) is None and limiter.refuse(1, now=1) is None
+    told = [limiter.refuse(1, now=t) for t in (2, 3, 30)]
+    assert [r.first for r in told] == [True, False, False]
+    assert told[0].seconds == 59
+    assert limiter.refuse(2, now=3) is None, "each user has a limit of their own"
+    assert limiter.refuse(1, now=60) is None, "the first question has left the minute"
+    assert limiter.refuse(1, now=61) is None, "and the second"
+    again = limiter.refuse(1, now=62)
+    assert again is not None and again.first, "a new wait: told once more"
+    assert not limiter.refuse(1, now=63).first
 
 
 async def test_in_groups_the_bot_answers_only_when_addressed(bot: RunningBot) -> None:

@@ -130,11 +130,6 @@ def _examples(index: KnowledgeIndex, count: int = 4) -> list[FaqEntry]:
     return list(picked.values())[:count]
 
 
-async def show_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await update.effective_message.reply_html(
-        render("help", bot_username=context.bot.username or "bot"))
-
-
 async def topics(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await update.effective_message.reply_html(render("topics"),
                                               reply_markup=_topics_keyboard(context))
@@ -169,10 +164,11 @@ async def ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await message.reply_html(render("too_long", length=len(text),
                                         limit=services.settings.max_question_chars))
         return
-    wait = services.limiter.wait_seconds(user.id)
-    if wait:
+    refusal = services.limiter.refuse(user.id)
+    if refusal is not None:
         await services.database.save_question(QuestionRecord(status="limited", **base))
-        await message.reply_html(render("rate_limited", seconds=wait))
+        if refusal.first:  # told once per wait; the rest of a burst is recorded, not answered
+            await message.reply_html(render("rate_limited", seconds=refusal.seconds))
         return
 
     index = services.index  # one snapshot for the whole question, even if a reload swaps it
@@ -347,7 +343,6 @@ def handlers(settings: Settings) -> list[BaseHandler]:
              | filters.CONTACT | filters.ANIMATION)
     return [
         CommandHandler("start", start),
-        CommandHandler("help", show_help),
         CommandHandler("topics", topics),
         CallbackQueryHandler(show_entry, pattern=r"^a:"),
         CallbackQueryHandler(show_topic, pattern=r"^t:"),

@@ -94,6 +94,10 @@ DEFAULT_GROUP_CHAT_LIMIT = SlidingWindow(20, 60.0)
 # Methods that count against flood limits by default: everything that posts a new message.
 # Edits and chat actions are left out because Telegram documents no limit for them and
 # counting them would make callback-heavy bots fail in tests but not in production.
+# BotCommandScope types (https://core.telegram.org/bots/api#botcommandscope).
+COMMAND_SCOPES = frozenset({"default", "all_private_chats", "all_group_chats",
+                            "all_chat_administrators", "chat", "chat_administrators",
+                            "chat_member"})
 SENDING_METHODS = frozenset(
     {
         "sendMessage", "sendDocument", "sendPhoto", "sendAudio", "sendVoice", "sendVideo",
@@ -1691,6 +1695,28 @@ class BotApiStandIn:
     def _scope_key(scope: Any) -> str:
         return json.dumps(scope or {"type": "default"}, sort_keys=True)
 
+    def _command_key(self, p: _Params) -> tuple[str, str]:
+        """The scope and language a command list is stored under, checked as Telegram does:
+        a known scope type; for the chat scopes a chat the bot knows ("chat not found"), a
+        group for the administrators' and a member's scopes; a two-letter ISO 639-1 code or
+        none. (The error texts for a bad scope type and language code are our wording.)"""
+        scope = p.get_json("scope") or {"type": "default"}
+        if not isinstance(scope, dict) or scope.get("type") not in COMMAND_SCOPES:
+            raise ApiError(400, "Bad Request: unsupported bot command scope type")
+        if scope["type"] in ("chat", "chat_administrators", "chat_member"):
+            chat = self._target_chat(_Params({"chat_id": scope.get("chat_id")}))
+            scope = {**scope, "chat_id": chat.id}
+            if scope["type"] != "chat" and chat.group is None:
+                raise ApiError(400, "Bad Request: chat is not a group")
+            if scope["type"] == "chat_member":
+                user_id = scope.get("user_id")
+                if not isinstance(user_id, int) or self._user_json_or_none(user_id) is None:
+                    raise ApiError(400, "Bad Request: user not found")
+        language = p.get_str("language_code") or ""
+        if language and not re.fullmatch(r"[a-z]{2}", language):
+            raise ApiError(400, "Bad Request: invalid language code specified")
+        return self._scope_key(scope), language
+
     def _m_set_my_commands(self, p: _Params, files: Any, handler: Any) -> bool:
         commands = p.get_json("commands")
         if not isinstance(commands, list) or not all(isinstance(c, dict) for c in commands):
@@ -1705,17 +1731,14 @@ class BotApiStandIn:
             if not isinstance(description, str) or not 1 <= len(description.strip()) <= 256:
                 raise ApiError(400, "Bad Request: BOT_COMMAND_DESCRIPTION_INVALID")
             cleaned.append({"command": name, "description": description})
-        key = (self._scope_key(p.get_json("scope")), p.get_str("language_code") or "")
-        self._commands[key] = cleaned
+        self._commands[self._command_key(p)] = cleaned
         return True
 
     def _m_get_my_commands(self, p: _Params, files: Any, handler: Any) -> list[JSON]:
-        key = (self._scope_key(p.get_json("scope")), p.get_str("language_code") or "")
-        return list(self._commands.get(key, []))
+        return list(self._commands.get(self._command_key(p), []))
 
     def _m_delete_my_commands(self, p: _Params, files: Any, handler: Any) -> bool:
-        key = (self._scope_key(p.get_json("scope")), p.get_str("language_code") or "")
-        self._commands.pop(key, None)
+        self._commands.pop(self._command_key(p), None)
         return True
 
     def _m_send_message(self, p: _Params, files: Any, handler: Any) -> JSON:
