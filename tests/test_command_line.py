@@ -4,10 +4,13 @@ copied from `.env.example`, the terminal chat, the audit log."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from bot.settings import Settings
 from testing.standin import BotApiStandIn
@@ -73,3 +76,44 @@ async def test_env_example_with_only_the_token_filled_in_runs_the_bot(
         if process.returncode is None:
             await stop_maxbot(process)
     assert (folder / "var" / "maxbot.db").exists(), "DATABASE_URL as .env.example has it"
+
+
+UNANSWERED = "국민성장펀드 신청 마감일은 언제인가요?"  # no source gives a deadline
+OFF_TOPIC_REPLY = "제가 답할 수 있는 범위가 아닙니다"
+
+
+@pytest.mark.parametrize("leave", ["quit", "exit", "나가기"])
+def test_the_terminal_chat_has_help_explains_check_and_leaves_when_asked(
+        tmp_path: Path, leave: str) -> None:
+    folder, env = newcomer_folder(tmp_path)  # no token: `maxbot` alone opens the chat
+    typed = ["/help", "/check", "/topics", UNANSWERED, leave, "국민성장펀드 규모는?"]
+    chat = maxbot(folder, env, stdin="\n".join(typed) + "\n")
+    assert chat.returncode == 0, chat.stderr
+    said = chat.stdout
+
+    assert "TELEGRAM_BOT_TOKEN이 없어 터미널에서 대화합니다" in said
+    assert "끝내려면 나가기(quit, exit) 또는 Ctrl+D" in said
+    assert "/help 이 도움말" in said and "나가기, quit, exit 또는 Ctrl+D 대화 끝내기" in said
+    assert "텔레그램 봇에서 버튼으로 진행하는 기능이라 터미널에서는 할 수 없습니다" in said
+    assert "사업 분야, 자금 용도, 필요 규모" in said, "the check's steps, from eligibility.yaml"
+    assert "터미널 대화에는 /topics 명령이 없습니다" in said
+    assert OFF_TOPIC_REPLY not in said, "commands and leave words are not questions"
+
+    assert "추측해서 답하지 않겠습니다" in said
+    assert "터미널에서는 질문을 사무국에 보내지 않습니다" in said
+    assert "이런 질문은 사무국에 전달되어" not in said and "전달했습니다" not in said
+
+    assert said.rstrip().endswith("대화를 마칩니다. 이용해 주셔서 감사합니다.")
+    assert "150조" not in said, "nothing typed after leaving is answered"
+
+
+def test_maxbot_ask_says_the_terminal_does_not_forward_a_question(tmp_path: Path) -> None:
+    folder, env = newcomer_folder(tmp_path)
+    asked = maxbot(folder, env, "ask", UNANSWERED)
+    assert asked.returncode == 0, asked.stderr
+    assert "터미널에서는 질문을 사무국에 보내지 않습니다. 텔레그램 봇에 물으시면" in asked.stdout
+    assert "이런 질문은 사무국에 전달되어" not in asked.stdout
+
+    as_json = maxbot(folder, env, "ask", "--json", UNANSWERED)
+    reply = json.loads(as_json.stdout)["reply"]
+    assert "터미널에서는 질문을 사무국에 보내지 않습니다" in reply
