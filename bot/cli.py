@@ -283,30 +283,9 @@ def cmd_reindex(opts: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_audit(opts: argparse.Namespace, settings: Settings) -> int:
-    """Admin and secretariat actions, refused attempts included."""
-    from bot.storage.database import with_database
-    from bot.storage.records import admin_actions
+    from bot.reports.audit import list_actions
 
-    since = dt.datetime.combine(opts.since, dt.time(), dt.UTC) if opts.since else None
-
-    async def read(database):
-        async with database.session() as session:
-            return await admin_actions(session, since)
-
-    actions = with_database(settings.database_url, settings.spool_path, read)
-    for action in actions:
-        when = action.at if action.at.tzinfo else action.at.replace(tzinfo=dt.UTC)
-        if opts.json:
-            print(json.dumps({"at": when.isoformat(), "person_id": action.person_id,
-                              "action": action.action, "allowed": action.allowed,
-                              "detail": action.detail}, ensure_ascii=False))
-        else:
-            mark = "ok     " if action.allowed else "REFUSED"
-            print(f"{when:%Y-%m-%d %H:%M:%S} UTC  {mark}  {action.person_id:>12}  "
-                  f"{action.action:<16} {action.detail[:80]}")
-    if not opts.json:
-        print(f"{len(actions)} action(s)")
-    return 0
+    return list_actions(settings, since=opts.since, as_json=opts.json)
 
 
 def cmd_default(opts: argparse.Namespace, settings: Settings) -> int:

@@ -4,6 +4,7 @@ copied from `.env.example`, the terminal chat, the audit log."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import subprocess
@@ -11,8 +12,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlmodel import select
 
+from bot.cli import main
 from bot.settings import Settings
+from bot.storage.database import Database, upgrade_schema
+from bot.storage.models import AdminAction
+from bot.storage.records import log_action
 from testing.standin import BotApiStandIn
 from tests.conftest import KNOWLEDGE, PROJECT
 from tests.test_run_command import stop_maxbot
@@ -117,3 +123,59 @@ def test_maxbot_ask_says_the_terminal_does_not_forward_a_question(tmp_path: Path
     as_json = maxbot(folder, env, "ask", "--json", UNANSWERED)
     reply = json.loads(as_json.stdout)["reply"]
     assert "터미널에서는 질문을 사무국에 보내지 않습니다" in reply
+
+
+def utc(day: int, hour: int, minute: int = 0) -> dt.datetime:
+    return dt.datetime(2025, 11, day, hour, minute, tzinfo=dt.UTC)
+
+
+LONG_DETAIL = "/tofaq 3 " + "사무국이 남긴 아주 긴 설명, " * 12 + "마지막 말\n둘째 줄도 있습니다"
+
+
+async def test_maxbot_audit_reads_in_korean_in_korean_time_with_every_detail_whole(
+        database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    await asyncio.to_thread(upgrade_schema, database_url)
+    database = Database(database_url, tmp_path / "spool.jsonl")
+    done = [  # who, action, detail, allowed, when
+        (9601, "reload", "/reload", False, utc(3, 14)),  # 23:00 KST, still 3 Nov
+        (7001, "button:sc:2", "", True, utc(3, 23, 30)),  # 08:30 KST on 4 Nov
+        (0, "reindex", "cli: 795475c389c7", True, utc(4, 1)),
+        (7001, "tofaq", LONG_DETAIL, True, utc(4, 2, 15)),
+    ]
+    async with database.session() as session:
+        for who, action, detail, allowed, _ in done:
+            await log_action(session, who, action, detail, allowed)
+        rows = (await session.exec(select(AdminAction).order_by(AdminAction.id))).all()
+        for row, (*_, when) in zip(rows, done, strict=True):
+            row.at = when
+            session.add(row)
+        await session.commit()
+    await database.close()
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("SPOOL_PATH", str(tmp_path / "spool.jsonl"))
+
+    assert await asyncio.to_thread(main, ["audit"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["2025-11-03", "23:00:00", "KST", "거부", "9601", "지식", "다시",
+                                "읽기", "(/reload)"]
+    assert lines[1].strip() == "/reload"
+    assert lines[2].startswith("2025-11-04 08:30:00 KST  허용")
+    assert lines[2].endswith("답변 불필요·종료 버튼 · 문의 #2")
+    assert lines[3].endswith("  명령줄  지식 재색인 (maxbot reindex)")
+    assert lines[5].endswith("FAQ 제안 (/tofaq)")
+    assert [line.strip() for line in lines[6:8]] == LONG_DETAIL.splitlines(), "whole, not cut"
+    assert lines[-1] == "작업 4건 (허용 3건, 거부 1건)"
+    shown = "\n".join(lines)
+    assert "UTC" not in shown and "button:" not in shown and "action(s)" not in shown
+
+    assert await asyncio.to_thread(main, ["audit", "--since", "2025-11-04"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("2025-11-04 08:30:00 KST"), "a Korean day, from 00:00 KST"
+    assert lines[-1] == "작업 3건 (허용 3건, 거부 0건)"
+
+    assert await asyncio.to_thread(main, ["audit", "--json"]) == 0
+    listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(a["at"], a["person_id"], a["action"], a["allowed"]) for a in listed] == [
+        (when.isoformat(), who, action, allowed) for who, action, _, allowed, when in done]
+    assert listed[3]["detail"] == LONG_DETAIL
