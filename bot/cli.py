@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bot.answering import Answer, answer, answer_many, models_of
+from bot.eligibility.loading import rules_of
 from bot.knowledge import load_index, load_knowledge
-from bot.replies import render_answer, to_plain_text
+from bot.replies import render, render_answer, to_plain_text
 from bot.settings import Settings
 from index import KnowledgeError, KnowledgeIndex, KnowledgeInvalid
 
@@ -42,7 +43,7 @@ def answer_as_json(result: Answer, index: KnowledgeIndex) -> dict[str, object]:
     return {
         "question": result.question,
         "status": result.status,
-        "reply": to_plain_text(render_answer(result, index.knowledge)),
+        "reply": to_plain_text(render_answer(result, index.knowledge, terminal=True)),
         "entry_id": document.id if document else None,
         "score": round(result.hit.score, 4) if result.hit else None,
         "coverage": round(result.hit.coverage, 4) if result.hit else None,
@@ -78,27 +79,54 @@ def cmd_ask(opts: argparse.Namespace, settings: Settings) -> int:
         if opts.json:
             print(json.dumps(answer_as_json(result, index), ensure_ascii=False), flush=True)
         else:
-            html = render_answer(result, index.knowledge)
+            html = render_answer(result, index.knowledge, terminal=True)
             print(to_plain_text(html), end="\n\n", flush=True)
     return 0
 
 
+# Words that end the terminal chat, as people type them (Ctrl+D and Ctrl+C end it too).
+LEAVE_WORDS = frozenset({"quit", "exit", "q", "나가기", "종료", "/quit", "/exit"})
+
+
+def _say(template: str, **context: object) -> None:
+    print(to_plain_text(render(template, **context)))
+
+
 def cmd_chat(opts: argparse.Namespace, settings: Settings) -> int:
+    """Chat in the terminal: answers as the bot gives them, and the commands that make sense
+    here. Nothing is sent to the secretariat from the terminal, and the replies say so."""
     index = _open_index(settings)
     rules = settings.answering_rules()
-    print(f"국민성장펀드·M.AX 얼라이언스 안내 (지식 버전 {index.version}, "
-          f"FAQ {len(index.knowledge.entries)}개). 질문을 입력하세요. 끝내려면 Ctrl+D.")
-    if settings.telegram_bot_token is None:
-        print("(TELEGRAM_BOT_TOKEN이 없어 터미널에서 대화합니다. README를 참고해 봇을 연결하세요.)")
+    _say("terminal_welcome", version=index.version, entries=len(index.knowledge.entries),
+         connected=settings.telegram_bot_token is not None)
+    prompt = to_plain_text(render("terminal_prompt")) + " "
     while True:
         try:
-            question = input("\n질문> ").strip()
+            line = input("\n" + prompt).strip()
         except (EOFError, KeyboardInterrupt):
             print()
             return 0
-        if question:
-            result = answer(question, index, rules)
-            print(to_plain_text(render_answer(result, index.knowledge)))
+        if not line:
+            continue
+        if line.casefold() in LEAVE_WORDS:
+            _say("terminal_goodbye")
+            return 0
+        if line.startswith("/"):
+            _terminal_command(line.split()[0].split("@")[0].casefold(), index)
+            continue
+        result = answer(line, index, rules)
+        print(to_plain_text(render_answer(result, index.knowledge, terminal=True)))
+
+
+def _terminal_command(command: str, index: KnowledgeIndex) -> None:
+    if command in ("/help", "/start"):
+        _say("terminal_help")
+    elif command == "/check":
+        check = rules_of(index.knowledge)
+        _say("terminal_check", steps=[s.label for s in check.steps] if check else [],
+             methods=[m.label for m in check.methods.values()] if check else [])
+    else:
+        _say("terminal_unknown_command", command=command)
 
 
 def cmd_check(opts: argparse.Namespace, settings: Settings) -> int:
@@ -255,30 +283,9 @@ def cmd_reindex(opts: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_audit(opts: argparse.Namespace, settings: Settings) -> int:
-    """Admin and secretariat actions, refused attempts included."""
-    from bot.storage.database import with_database
-    from bot.storage.records import admin_actions
+    from bot.reports.audit import list_actions
 
-    since = dt.datetime.combine(opts.since, dt.time(), dt.UTC) if opts.since else None
-
-    async def read(database):
-        async with database.session() as session:
-            return await admin_actions(session, since)
-
-    actions = with_database(settings.database_url, settings.spool_path, read)
-    for action in actions:
-        when = action.at if action.at.tzinfo else action.at.replace(tzinfo=dt.UTC)
-        if opts.json:
-            print(json.dumps({"at": when.isoformat(), "person_id": action.person_id,
-                              "action": action.action, "allowed": action.allowed,
-                              "detail": action.detail}, ensure_ascii=False))
-        else:
-            mark = "ok     " if action.allowed else "REFUSED"
-            print(f"{when:%Y-%m-%d %H:%M:%S} UTC  {mark}  {action.person_id:>12}  "
-                  f"{action.action:<16} {action.detail[:80]}")
-    if not opts.json:
-        print(f"{len(actions)} action(s)")
-    return 0
+    return list_actions(settings, since=opts.since, as_json=opts.json)
 
 
 def cmd_default(opts: argparse.Namespace, settings: Settings) -> int:

@@ -95,18 +95,19 @@ def command_menu(language: str = "ko") -> CommandMenu:
 
 
 def render_answer(answer: Answer, knowledge: KnowledgeBase, reference: int | None = None,
-                  queued: bool = False) -> str:
+                  queued: bool = False, terminal: bool = False) -> str:
     """The reply to a question, as Telegram HTML.
 
     reference: the follow-up's number when the question was queued for the secretariat;
-    queued: it was queued but has no number yet (kept in the spool while the database is away).
+    queued: it was queued but has no number yet (kept in the spool while the database is away);
+    terminal: asked in `maxbot ask` or `maxbot chat`, which send nothing to the secretariat.
     """
     if answer.parts:
         parts = [{"question": p.question, "document": p.document,
                   "sources": [knowledge.sources[s] for s in p.document.sources]
                   if p.document else []} for p in answer.parts]
         return render("answer_parts", answer.language, parts=parts, reference=reference,
-                      queued=queued, unanswered=answer.followup)
+                      queued=queued, terminal=terminal, unanswered=answer.followup)
     if answer.status == "answered" and answer.document is not None:
         document = answer.document
         sources = [knowledge.sources[s] for s in document.sources]
@@ -114,7 +115,7 @@ def render_answer(answer: Answer, knowledge: KnowledgeBase, reference: int | Non
                       suggestions=answer.suggestions)
     if answer.status == "unanswered":
         return render("unanswered", answer.language, reference=reference, queued=queued,
-                      suggestions=answer.suggestions)
+                      terminal=terminal, suggestions=answer.suggestions)
     if answer.status == "smalltalk":
         return render(f"smalltalk_{answer.intent}", answer.language)
     return render("off_topic", answer.language)

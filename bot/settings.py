@@ -13,7 +13,10 @@ from bot.answering import AnsweringRules
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # An empty value (`SECRETARIAT_CHAT_ID=` as .env.example has it) means "not set": the
+    # default applies, so copying .env.example and filling in only the token is enough.
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
+                                      env_ignore_empty=True)
 
     # Telegram
     telegram_bot_token: SecretStr | None = None

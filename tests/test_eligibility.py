@@ -13,6 +13,7 @@ from testing.harness import RunningBot, bot_settings, running_bot
 from testing.standin import BotApiStandIn
 from testing.standin.records import BotMessage
 from tests.conftest import write_knowledge
+from tests.test_delivery import eventually
 
 GROUP = -1001600
 
@@ -224,9 +225,17 @@ async def test_a_consultation_request_reaches_the_group_and_its_reply_the_user(
     assert "전달했습니다" in confirmed.text and "한대표" in confirmed.text
     [followup] = await desk.followups()
     assert followup.status == "answered" and followup.answered_by == desk.member.id
-    async with desk.database.session() as session:
-        kinds = (await session.exec(select(FollowUpEvent.kind).order_by(FollowUpEvent.id))).all()
-    assert list(kinds) == ["consultation", "posted", "answer", "delivered"]
+
+    async def events_once_delivered() -> list[str] | None:
+        async with desk.database.session() as session:
+            kinds = list((await session.exec(
+                select(FollowUpEvent.kind).order_by(FollowUpEvent.id))).all())
+        return kinds if "delivered" in kinds else None
+
+    # The "delivered" event is written once the group's confirmation is out, so just after
+    # the group sees it: wait for the row, however busy the machine.
+    kinds = await eventually(events_once_delivered, timeout=60)
+    assert kinds == ["consultation", "posted", "answer", "delivered"]
     assert tg.parse_errors == []
 
 

@@ -156,4 +156,4 @@ async def test_maxbot_reindex_makes_running_bots_serve_the_new_version_and_audit
         await tg.wait_for_message(9601)
         assert await asyncio.to_thread(main, ["audit"]) == 0
         audit = capsys.readouterr().out
-        assert "reindex" in audit and "REFUSED" in audit and "9601" in audit
+        assert "reindex" in audit and "거부" in audit and "9601" in audit
