@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 from sqlalchemy.exc import SQLAlchemyError
 from telegram import (
+    CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
@@ -255,31 +256,52 @@ async def show_topic(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
 
 
 async def feedback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """👍 / 👎 on an answer; 👎 offers to send the question to the secretariat."""
+    """👍 / 👎 on an answer, once: the buttons give way to the thanks; 👎 offers to send the
+    question to the secretariat. A press after that (a stale or forged button) changes
+    nothing and gets a short notice."""
     query = update.callback_query
     _, raw_id, value = query.data.split(":")
     question_id = parse_id(raw_id)
     services = services_of(context)
-    question = None
+    question, counted = None, False
     try:
         if question_id is not None:
             async with services.database.session() as session:
-                question = await set_feedback(session, question_id, query.from_user.id,
-                                              int(value))
+                question, counted = await set_feedback(session, question_id,
+                                                       query.from_user.id, int(value))
     except SQLAlchemyError:
         log.exception("feedback not stored")
         await query.answer(render("unavailable"), show_alert=True)
         return
     if question is None or question.person_id != query.from_user.id:
-        await query.answer("질문하신 분만 평가할 수 있습니다.", show_alert=True)
+        await query.answer(to_plain_text(render("feedback_notice", kind="not_asker")),
+                           show_alert=True)
+        return
+    if not counted:
+        await query.answer(to_plain_text(render("feedback_notice", kind="rated")))
         return
     await query.answer("👍" if int(value) > 0 else "👎")
+    await _drop_buttons(query, "fb:")
     markup = None
     if int(value) < 0:
         markup = InlineKeyboardMarkup([[InlineKeyboardButton(
             "사무국에 질문 보내기", callback_data=f"fu:{question_id}")]])
     await query.message.reply_html(render("feedback_thanks", value=int(value)),
                                    reply_markup=markup)
+
+
+async def _drop_buttons(query: CallbackQuery, prefix: str) -> None:
+    """Take the buttons whose data starts with `prefix` off the pressed message, keeping the
+    others (related questions, the eligibility check)."""
+    markup = query.message.reply_markup
+    rows = [[b for b in row
+             if not (isinstance(b.callback_data, str) and b.callback_data.startswith(prefix))]
+            for row in (markup.inline_keyboard if markup else ())]
+    rows = [row for row in rows if row]
+    try:
+        await query.edit_message_reply_markup(InlineKeyboardMarkup(rows) if rows else None)
+    except TelegramError as exc:  # too old to edit: the stored vote still counts once
+        log.warning("buttons of message %s not updated: %s", query.message.message_id, exc)
 
 
 async def request_followup(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -298,7 +320,8 @@ async def request_followup(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         await query.answer(render("unavailable"), show_alert=True)
         return
     if opened is None:
-        await query.answer("질문하신 분만 보낼 수 있습니다.", show_alert=True)
+        await query.answer(to_plain_text(render("feedback_notice", kind="not_asker_send")),
+                           show_alert=True)
         return
     followup_id, new = opened
     if not new:  # pressed again: the secretariat has it already

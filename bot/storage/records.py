@@ -258,15 +258,17 @@ async def record_consultation(session: AsyncSession, asker: Asker, chat_id: int,
 
 
 async def set_feedback(session: AsyncSession, question_id: int, person_id: int,
-                       value: int) -> Question | None:
-    """Record 👍 (+1) or 👎 (-1) on a question, only by the person who asked it."""
-    await session.exec(
+                       value: int) -> tuple[Question | None, bool]:
+    """Record 👍 (+1) or 👎 (-1) on a question, once, and only by the person who asked it:
+    the question, and whether this press counted (False: rated already, or not theirs)."""
+    counted = (await session.exec(
         update(Question)
-        .where(Question.id == question_id, Question.person_id == person_id)
+        .where(Question.id == question_id, Question.person_id == person_id,
+               Question.feedback.is_(None))
         .values(feedback=value)
-    )
+    )).rowcount == 1
     await session.commit()
-    return await session.get(Question, question_id)
+    return await session.get(Question, question_id), counted
 
 
 async def question_count(session: AsyncSession, person_id: int | None = None) -> int:
