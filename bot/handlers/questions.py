@@ -43,6 +43,7 @@ from bot.settings import Settings
 from bot.storage.models import Question, utcnow
 from bot.storage.records import (
     QuestionRecord,
+    followups_of,
     open_new_followup,
     record_reply_failure,
     set_feedback,
@@ -147,6 +148,23 @@ def _topics_keyboard(context: ContextTypes.DEFAULT_TYPE) -> InlineKeyboardMarkup
                for c in knowledge.categories.values()
                if any(e.category == c.key for e in knowledge.entries)]
     return InlineKeyboardMarkup(buttons)
+
+
+async def my_questions(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/myquestions: the asker's questions that went to the secretariat, newest first, with
+    their reference numbers, where each stands and the answer (or why it was closed)."""
+    user = update.effective_user
+    if update.effective_chat.type != ChatType.PRIVATE:  # the list is nobody else's business
+        await update.effective_message.reply_html(render("my_questions_private"))
+        return
+    try:
+        async with services_of(context).database.session() as session:
+            cases, total = await followups_of(session, user.id)
+    except SQLAlchemyError:
+        log.exception("questions of user %s not read", user.id)
+        await update.effective_message.reply_html(render("unavailable"))
+        return
+    await update.effective_message.reply_html(render("my_questions", cases=cases, total=total))
 
 
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -372,6 +390,7 @@ def handlers(settings: Settings) -> list[BaseHandler]:
         CommandHandler("start", start),
         CommandHandler("help", show_help),
         CommandHandler("topics", topics),
+        CommandHandler("myquestions", my_questions),
         CallbackQueryHandler(show_entry, pattern=r"^a:"),
         CallbackQueryHandler(show_topic, pattern=r"^t:"),
         CallbackQueryHandler(feedback, pattern=r"^fb:\d+:-?1$"),

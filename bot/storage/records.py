@@ -385,9 +385,11 @@ async def record_answer(session: AsyncSession, followup_id: int, author_id: int,
 
 
 async def close_followup(session: AsyncSession, followup_id: int, by: int,
-                         kb_gap: bool = False) -> tuple[FollowUp | None, bool]:
-    """Close as needing no answer, or mark it a knowledge-base gap (it stays open then); the
-    follow-up, and whether this changed it (pressed twice, the second changes nothing)."""
+                         kb_gap: bool = False, reason: str | None = None
+                         ) -> tuple[FollowUp | None, bool]:
+    """Close as needing no answer (with the `reason` the asker is told), or mark it a
+    knowledge-base gap (it stays open then); the follow-up, and whether this changed it
+    (pressed twice, the second changes nothing)."""
     followup = await session.get(FollowUp, followup_id)
     if followup is None:
         return None, False
@@ -400,7 +402,7 @@ async def close_followup(session: AsyncSession, followup_id: int, by: int,
         followup.closed_by = by
         followup.closed_at = utcnow()
     session.add(followup)
-    await add_event(session, followup_id, "gap" if kb_gap else "closed", by)
+    await add_event(session, followup_id, "gap" if kb_gap else "closed", by, reason)
     return followup, True
 
 
@@ -414,6 +416,18 @@ async def open_followups(session: AsyncSession, offset: int = 0, limit: int = 10
         select(FollowUp.id).where(FollowUp.status == "open")
         .order_by(FollowUp.created_at, FollowUp.id).offset(offset).limit(limit)
     )).scalars().all()
+    return await followup_cases(session, list(ids)), total
+
+
+async def followups_of(session: AsyncSession, person_id: int, limit: int = 10
+                       ) -> tuple[list[FollowUpCase], int]:
+    """The follow-ups of one person's questions, newest first, at most `limit`; and how many
+    there are in all."""
+    mine = (select(FollowUp.id).join(Question, Question.id == FollowUp.question_id)
+            .where(Question.person_id == person_id))
+    total = (await session.exec(select(func.count()).select_from(mine.subquery()))).scalar_one()
+    ids = (await session.exec(mine.order_by(FollowUp.created_at.desc(), FollowUp.id.desc())
+                              .limit(limit))).scalars().all()
     return await followup_cases(session, list(ids)), total
 
 
