@@ -36,7 +36,9 @@ from bot.answering import Answer, answer_entry
 from bot.delivery.inbox import is_recovered
 from bot.eligibility.conversation import start_button
 from bot.eligibility.loading import rules_of
+from bot.handlers import inquiry
 from bot.handlers.guards import parse_id
+from bot.handlers.inquiry import TYPING, inquiry_button, offers_inquiry, take_typed_question
 from bot.replies import render, render_answer, to_plain_text
 from bot.services import Services, asker_of, post_followup, services_of
 from bot.settings import Settings
@@ -65,7 +67,10 @@ def entry_buttons(entries: Iterable[FaqEntry]) -> list[list[InlineKeyboardButton
 
 
 def answer_keyboard(result: Answer, question_id: int | None,
-                    knowledge: KnowledgeBase | None = None) -> InlineKeyboardMarkup | None:
+                    knowledge: KnowledgeBase | None = None, inquiry: bool = False
+                    ) -> InlineKeyboardMarkup | None:
+    """Related questions, the eligibility check, 👍/👎 on an answer; with `inquiry`, the
+    offer to send a declined question to the secretariat."""
     rows = entry_buttons([d for d in result.suggestions if isinstance(d, FaqEntry)])
     rules = rules_of(knowledge) if knowledge is not None else None
     if (rules is not None and result.status == "answered" and result.document is not None
@@ -74,6 +79,8 @@ def answer_keyboard(result: Answer, question_id: int | None,
     if result.status == "answered" and question_id is not None:
         rows.append([InlineKeyboardButton("👍", callback_data=f"fb:{question_id}:1"),
                      InlineKeyboardButton("👎", callback_data=f"fb:{question_id}:-1")])
+    if inquiry and question_id is not None and result.status in ("unanswered", "off_topic"):
+        rows.append([inquiry_button(question_id)])
     return InlineKeyboardMarkup(rows) if rows else None
 
 
@@ -119,6 +126,8 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     rows = entry_buttons(examples) + [topics[i:i + 2] for i in range(0, len(topics), 2)]
     if rules_of(index.knowledge) is not None:
         rows.append([start_button()])
+    if offers_inquiry(context):
+        rows.append([inquiry_button()])
     name = update.effective_user.first_name if update.effective_user else None
     await update.effective_message.reply_html(
         render("welcome", name=name), reply_markup=InlineKeyboardMarkup(rows))
@@ -193,6 +202,10 @@ async def ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await services.database.save_question(QuestionRecord(status="limited", **base))
         await message.reply_html(render("rate_limited", seconds=wait))
         return
+    if message.chat.type == ChatType.PRIVATE and context.user_data.pop(TYPING, None):
+        # After "사무국에 직접 문의" on /start: the asker wants a person, not the bot.
+        await take_typed_question(update, context, QuestionRecord(status="direct", **base))
+        return
 
     index = services.index  # one snapshot for the whole question, even if a reload swaps it
     result = await services.answerer.answer(text, index, services.settings.answering_rules())
@@ -210,7 +223,8 @@ async def ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
                          queued=recorded.spooled and result.followup)
     try:
         await message.reply_html(html, reply_markup=answer_keyboard(
-            result, recorded.question_id, index.knowledge),
+            result, recorded.question_id, index.knowledge,
+            inquiry=recorded.followup_id is None and offers_inquiry(context)),
             do_quote=message.chat.type != ChatType.PRIVATE)
     except TelegramError as exc:  # already tried again for SEND_RETRY_SECONDS
         await _reply_failed(services, recorded.question_id, exc)
@@ -387,6 +401,7 @@ def handlers(settings: Settings) -> list[BaseHandler]:
              | filters.AUDIO | filters.VIDEO_NOTE | filters.Document.ALL | filters.LOCATION
              | filters.CONTACT | filters.ANIMATION)
     return [
+        *inquiry.handlers(),
         CommandHandler("start", start),
         CommandHandler("help", show_help),
         CommandHandler("topics", topics),

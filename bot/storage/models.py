@@ -62,7 +62,7 @@ class FollowUp(SQLModel, table=True):
     question_id: int = Field(foreign_key="question.id", unique=True)
     # open | answered | closed
     status: str = Field(default="open", index=True)
-    reason: str = "unanswered"  # unanswered | feedback
+    reason: str = "unanswered"  # unanswered | feedback | consultation | direct
     answer: str | None = Field(default=None, sa_column=Column(Text))
     answered_by: int | None = Field(default=None, sa_column=Column(BigInteger))
     answered_at: dt.datetime | None = _when(nullable=True)
