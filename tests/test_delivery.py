@@ -243,7 +243,7 @@ async def test_send_to_secretariat_pressed_twice_or_delivered_twice_posts_once(
         [down] = [data for text, data in answer.buttons if text == "👎"]
         tg.press(user, answer, down)
         thanks = await tg.wait_for_message(user, lambda m: m.kind == "sent")
-        [send] = [data for _, data in thanks.buttons]
+        [send] = [data for _, data in thanks.buttons if data.startswith("fu:")]
         first = tg.press(user, thanks, send)
         tg.redeliver_press(first)
         await tg.wait_for_message(user, lambda m: "접수번호" in (m.text or ""))

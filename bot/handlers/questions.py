@@ -14,7 +14,6 @@ from collections.abc import Iterable
 
 from sqlalchemy.exc import SQLAlchemyError
 from telegram import (
-    CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
@@ -36,19 +35,16 @@ from bot.answering import Answer, answer_entry
 from bot.delivery.inbox import is_recovered
 from bot.eligibility.conversation import start_button
 from bot.eligibility.loading import rules_of
-from bot.handlers import inquiry
-from bot.handlers.guards import parse_id
+from bot.handlers import feedback, inquiry
 from bot.handlers.inquiry import TYPING, inquiry_button, offers_inquiry, take_typed_question
 from bot.replies import render, render_answer, to_plain_text
 from bot.services import Services, asker_of, post_followup, services_of
 from bot.settings import Settings
-from bot.storage.models import Question, utcnow
+from bot.storage.models import utcnow
 from bot.storage.records import (
     QuestionRecord,
     followups_of,
-    open_new_followup,
     record_reply_failure,
-    set_feedback,
 )
 from index import FaqEntry, KnowledgeBase, KnowledgeIndex
 
@@ -287,85 +283,6 @@ async def show_topic(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
                                    reply_markup=InlineKeyboardMarkup(entry_buttons(entries)))
 
 
-async def feedback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """👍 / 👎 on an answer, once: the buttons give way to the thanks; 👎 offers to send the
-    question to the secretariat. A press after that (a stale or forged button) changes
-    nothing and gets a short notice."""
-    query = update.callback_query
-    _, raw_id, value = query.data.split(":")
-    question_id = parse_id(raw_id)
-    services = services_of(context)
-    question, counted = None, False
-    try:
-        if question_id is not None:
-            async with services.database.session() as session:
-                question, counted = await set_feedback(session, question_id,
-                                                       query.from_user.id, int(value))
-    except SQLAlchemyError:
-        log.exception("feedback not stored")
-        await query.answer(render("unavailable"), show_alert=True)
-        return
-    if question is None or question.person_id != query.from_user.id:
-        await query.answer(to_plain_text(render("feedback_notice", kind="not_asker")),
-                           show_alert=True)
-        return
-    if not counted:
-        await query.answer(to_plain_text(render("feedback_notice", kind="rated")))
-        return
-    await query.answer("👍" if int(value) > 0 else "👎")
-    await _drop_buttons(query, "fb:")
-    markup = None
-    if int(value) < 0:
-        markup = InlineKeyboardMarkup([[InlineKeyboardButton(
-            "사무국에 질문 보내기", callback_data=f"fu:{question_id}")]])
-    await query.message.reply_html(render("feedback_thanks", value=int(value)),
-                                   reply_markup=markup)
-
-
-async def _drop_buttons(query: CallbackQuery, prefix: str) -> None:
-    """Take the buttons whose data starts with `prefix` off the pressed message, keeping the
-    others (related questions, the eligibility check)."""
-    markup = query.message.reply_markup
-    rows = [[b for b in row
-             if not (isinstance(b.callback_data, str) and b.callback_data.startswith(prefix))]
-            for row in (markup.inline_keyboard if markup else ())]
-    rows = [row for row in rows if row]
-    try:
-        await query.edit_message_reply_markup(InlineKeyboardMarkup(rows) if rows else None)
-    except TelegramError as exc:  # too old to edit: the stored vote still counts once
-        log.warning("buttons of message %s not updated: %s", query.message.message_id, exc)
-
-
-async def request_followup(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """After a 👎: open a follow-up for the question, once however often it is pressed."""
-    query = update.callback_query
-    question_id = parse_id(query.data.split(":")[1])
-    services = services_of(context)
-    opened: tuple[int, bool] | None = None
-    try:
-        async with services.database.session() as session:
-            question = await session.get(Question, question_id) if question_id else None
-            if question is not None and question.person_id == query.from_user.id:
-                opened = await open_new_followup(session, question.id, "feedback")
-    except SQLAlchemyError:
-        log.exception("follow-up not opened")
-        await query.answer(render("unavailable"), show_alert=True)
-        return
-    if opened is None:
-        await query.answer(to_plain_text(render("feedback_notice", kind="not_asker_send")),
-                           show_alert=True)
-        return
-    followup_id, new = opened
-    if not new:  # pressed again: the secretariat has it already
-        await query.answer(to_plain_text(render("followup_sent", reference=followup_id)),
-                           show_alert=True)
-        return
-    await query.answer()
-    await post_followup(context.application, followup_id)
-    await query.edit_message_reply_markup(None)
-    await query.message.reply_html(render("followup_sent", reference=followup_id))
-
-
 # --- errors -----------------------------------------------------------------------------------
 
 
@@ -408,8 +325,7 @@ def handlers(settings: Settings) -> list[BaseHandler]:
         CommandHandler("myquestions", my_questions),
         CallbackQueryHandler(show_entry, pattern=r"^a:"),
         CallbackQueryHandler(show_topic, pattern=r"^t:"),
-        CallbackQueryHandler(feedback, pattern=r"^fb:\d+:-?1$"),
-        CallbackQueryHandler(request_followup, pattern=r"^fu:\d+$"),
+        *feedback.handlers(),
         MessageHandler(filters.UpdateType.EDITED_MESSAGE & private_or_addressed, edited),
         MessageHandler(filters.COMMAND & private_or_addressed, unknown_command),
         MessageHandler(filters.TEXT & filters.UpdateType.MESSAGE & private_or_addressed, ask),

@@ -271,6 +271,19 @@ async def set_feedback(session: AsyncSession, question_id: int, person_id: int,
     return await session.get(Question, question_id), counted
 
 
+async def set_feedback_reason(session: AsyncSession, question_id: int, person_id: int,
+                              reason: str) -> bool:
+    """Record why a 👎 answer missed, once, only by the person who asked; whether it counted."""
+    counted = (await session.exec(
+        update(Question)
+        .where(Question.id == question_id, Question.person_id == person_id,
+               Question.feedback == -1, Question.feedback_reason.is_(None))
+        .values(feedback_reason=reason)
+    )).rowcount == 1
+    await session.commit()
+    return counted
+
+
 async def question_count(session: AsyncSession, person_id: int | None = None) -> int:
     stmt = select(func.count()).select_from(Question)
     if person_id is not None:
