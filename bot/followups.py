@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.replies import render
+from bot.replies import render, to_plain_text
 from bot.storage.records import FollowUpCase
 from index import FaqEntry, KnowledgeIndex
 
@@ -18,6 +18,22 @@ EVENT_LABELS = {"posted": "사무국 그룹에 게시", "answer": "답변 전달
                 "consultation": "상담 요청", "delivered": "그룹에 전달 확인",
                 "edited": "답변 수정 전달"}
 
+
+
+# Why the secretariat closes a follow-up without an answer; the words, which the asker is
+# told, are in close_reason.html.j2.
+CLOSE_REASONS = ("announced", "undecided", "out_of_scope", "duplicate", "not_a_question")
+
+
+def close_reason(key: str) -> str:
+    """What the asker is told about why their question was closed."""
+    return to_plain_text(render("close_reason", key=key))
+
+
+def close_reason_keyboard(followup_id: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[InlineKeyboardButton(close_reason(key),
+                                                       callback_data=f"sr:{followup_id}:{key}")]
+                                 for key in CLOSE_REASONS])
 
 
 def asker_name(case: FollowUpCase) -> str:

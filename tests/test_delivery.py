@@ -242,8 +242,8 @@ async def test_send_to_secretariat_pressed_twice_or_delivered_twice_posts_once(
         answer = await tg.wait_for_message(user)
         [down] = [data for text, data in answer.buttons if text == "👎"]
         tg.press(user, answer, down)
-        thanks = await tg.wait_for_message(user)
-        [send] = [data for _, data in thanks.buttons]
+        thanks = await tg.wait_for_message(user, lambda m: m.kind == "sent")
+        [send] = [data for _, data in thanks.buttons if data.startswith("fu:")]
         first = tg.press(user, thanks, send)
         tg.redeliver_press(first)
         await tg.wait_for_message(user, lambda m: "접수번호" in (m.text or ""))
@@ -266,11 +266,14 @@ async def test_close_pressed_twice_tells_the_group_once(
         tg.send_text(tg.user(37_201, "종료"), UNANSWERABLE)
         post = await tg.wait_for_message(GROUP)
         [followup] = await bot.followups()
-        pressed = tg.press(bot.member, post, f"sc:{followup.id}")
-        assert "답변 없이 종료" in (await tg.wait_for_message(GROUP)).text
+        tg.press(bot.member, post, f"sc:{followup.id}")
+        ask = await tg.wait_for_message(GROUP)
+        pressed = tg.press(bot.member, ask, f"sr:{followup.id}:announced")
+        assert "답변 없이 종료" in (await tg.wait_for_message(
+            GROUP, lambda m: m.kind == "sent")).text
         tg.redeliver_press(pressed)
         tg.press(bot.member, post, f"sc:{followup.id}")
-        await tg.wait_until(lambda: len(tg.callback_answers) == 2)
+        await tg.wait_until(lambda: len(tg.callback_answers) == 3)
         await settled(bot)
         assert tg.callback_answers[-1].text == "이미 종료된 문의입니다."
         assert len([m for m in tg.messages_to(GROUP) if "답변 없이 종료" in (m.text or "")]) == 1

@@ -136,13 +136,19 @@ async def test_close_and_gap_buttons_and_followup_history(desk: RunningBot) -> N
     tg.press(desk.member, post, f"sg:{followup.id}")
     assert "지식베이스 공백" in (await tg.wait_for_message(desk.group)).text
     tg.press(desk.member, post, f"sc:{followup.id}")
-    assert "답변 없이 종료" in (await tg.wait_for_message(desk.group)).text
+    ask = await tg.wait_for_message(desk.group)
+    assert "종료 사유" in ask.text
+    tg.press(desk.member, ask, f"sr:{followup.id}:out_of_scope")
+    closed = await tg.wait_for_message(desk.group, lambda m: m.kind == "sent")
+    assert "답변 없이 종료" in closed.text
     [followup] = await desk.followups()
     assert followup.status == "closed" and followup.kb_gap and followup.closed_by == 7001
 
     tg.send_text(desk.member, f"/followup {followup.id}", chat=desk.group)
-    detail = await tg.wait_for_message(desk.group)
+    detail = await tg.wait_for_message(desk.group, lambda m: "/followup" not in m.text
+                                       and m.kind == "sent")
     assert "종료" in detail.text and "지식베이스 공백 표시" in detail.text
+    assert "답변 없이 종료: 사무국이 안내하는 범위 밖의 문의입니다" in detail.text
     assert "신청서 양식 어디서 받아요?" in detail.text
 
 
@@ -235,3 +241,81 @@ async def test_the_daily_digest_lists_followups_open_for_more_than_a_day(
     assert "하루 넘게 열린 문의 1건" in digest.text
     assert f"#{followups[0].id}" in digest.text and f"#{followups[1].id}" not in digest.text
     assert [job.name for job in desk.app.job_queue.get_jobs_by_name("digest")] == ["digest"]
+
+
+async def test_a_closed_followup_is_reported_to_the_asker_with_the_secretariats_reason(
+        desk: RunningBot) -> None:
+    tg = desk.tg
+    user = tg.user(7303, "마무리")
+    asked = tg.send_text(user, "내년 예산 규모는 언제 확정돼요?")
+    await tg.wait_for_message(user)
+    post = await tg.wait_for_message(desk.group)
+    [followup] = await desk.followups()
+    tg.press(desk.member, post, f"sc:{followup.id}")
+    ask = await tg.wait_for_message(desk.group)
+    assert f"#{followup.id}" in ask.text and "종료 사유" in ask.text
+    assert len(ask.buttons) == 5
+    [(label, data)] = [b for b in ask.buttons if b[1] == f"sr:{followup.id}:undecided"]
+    assert (await desk.followups())[0].status == "open", "nothing closes before a reason"
+
+    pressed = tg.press(desk.member, ask, data)
+    told = await tg.wait_for_message(user)
+    assert "사무국 안내" in told.text and f"접수번호 {followup.id}" in told.text
+    assert "내년 예산 규모는 언제 확정돼요?" in told.text
+    assert f"사유: {label}" in told.text and "아직 정해지지 않은" in told.text
+    assert told.reply_to == asked.message_id, "under the question it closes"
+    buttons_gone = await tg.wait_for_message(desk.group, lambda m: m.kind == "edited")
+    assert buttons_gone.message_id == ask.message_id and buttons_gone.buttons == []
+    closed = await tg.wait_for_message(desk.group, lambda m: m.kind == "sent")
+    assert "답변 없이 종료" in closed.text and label in closed.text
+    assert "질문한 분께 사유를 알렸습니다" in closed.text
+
+    tg.redeliver_press(pressed)
+    tg.press(desk.member, ask, f"sr:{followup.id}:duplicate", forged=True)
+    tg.press(desk.member, post, f"sc:{followup.id}")
+    await tg.wait_until(lambda: len(tg.callback_answers) == 4)
+    assert [a.text for a in tg.callback_answers[-2:]] == ["이미 종료된 문의입니다."] * 2
+    assert len(tg.messages_to(user)) == 2, "the asker is told once"
+    [followup] = await desk.followups()
+    assert followup.status == "closed" and followup.closed_by == desk.member.id
+    async with desk.database.session() as session:
+        closings = (await session.exec(select(FollowUpEvent.text).where(
+            FollowUpEvent.kind == "closed"))).all()
+    assert list(closings) == [label]
+
+    tg.send_text(user, "/myquestions")
+    listing = await tg.wait_for_message(user)
+    assert f"접수번호 {followup.id}" in listing.text and "· 종료 ·" in listing.text
+    assert f"종료 사유: {label}" in listing.text
+
+
+async def test_myquestions_lists_the_askers_own_questions_with_status_and_answer(
+        desk: RunningBot) -> None:
+    tg = desk.tg
+    user, other = tg.user(7304, "목록"), tg.user(7305, "남의")
+    tg.send_text(user, "/myquestions")
+    assert "아직 없습니다" in (await tg.wait_for_message(user)).text
+
+    _, first_post = await ask_unanswerable(desk, user, "설명회 일정이 어떻게 되나요?")
+    await ask_unanswerable(desk, user, "신청서 양식 어디서 받아요?")
+    await ask_unanswerable(desk, other, "투자 한도가 기업당 얼마예요")
+    tg.send_text(desk.member, "12월 10일 서울에서 엽니다.", chat=desk.group,
+                 reply_to=first_post)
+    await tg.wait_for_message(user)
+    await tg.wait_for_message(desk.group)
+    first, second, _ = await desk.followups()
+
+    tg.send_text(user, "/myquestions")
+    listing = await tg.wait_for_message(user)
+    assert "사무국에 보내신 문의 (2건, 최근 순)" in listing.text
+    assert listing.text.index(f"접수번호 {second.id}") < listing.text.index(
+        f"접수번호 {first.id}"), "newest first"
+    newer, older = listing.text.split(f"접수번호 {first.id}")
+    assert "사무국 확인 중" in newer and "신청서 양식 어디서 받아요?" in newer
+    assert "답변 완료" in older and "답변: 12월 10일 서울에서 엽니다." in older
+    assert "투자 한도" not in listing.text
+    assert tg.parse_errors == []
+
+    group = tg.group(-4010, "팀", members=[user])
+    tg.send_text(user, "/myquestions", chat=group)
+    assert "1:1 대화" in (await tg.wait_for_message(group)).text

@@ -107,15 +107,45 @@ async def test_thumbs_down_offers_the_secretariat_and_opens_a_followup(bot: Runn
     answer = await bot.tg.wait_for_message(user)
     [down] = [data for text, data in answer.buttons if text == "👎"]
     bot.tg.press(user, answer, down)
-    offer = await bot.tg.wait_for_message(user)
+    offer = await bot.tg.wait_for_message(user, lambda m: m.kind == "sent")
     [send] = callback_data(offer, "fu:")
     bot.tg.press(user, offer, send)
-    await bot.tg.wait_for_message(user, lambda m: m.kind == "edited")
-    sent = await bot.tg.wait_for_message(user)
+    await bot.tg.wait_for_message(
+        user, lambda m: m.kind == "edited" and m.message_id == offer.message_id)
+    sent = await bot.tg.wait_for_message(user, lambda m: m.kind == "sent")
     [followup] = await bot.followups()
     assert f"접수번호 {followup.id}" in sent.text
     [row] = await bot.questions()
     assert row.feedback == -1 and followup.reason == "feedback"
+
+
+async def test_an_answer_is_rated_once_and_its_buttons_give_way_to_the_thanks(
+        bot: RunningBot) -> None:
+    tg = bot.tg
+    user = tg.user(110, "한결")
+    tg.send_text(user, "국민성장펀드 총 규모는?")
+    answer = await tg.wait_for_message(user)
+    [up] = [data for text, data in answer.buttons if text == "👍"]
+    [down] = [data for text, data in answer.buttons if text == "👎"]
+    others = [b for b in answer.buttons if b[1] not in (up, down)]
+
+    tg.press(user, answer, up)
+    edited = await tg.wait_for_message(user, lambda m: m.kind == "edited")
+    assert edited.message_id == answer.message_id
+    assert edited.buttons == others, "the 👍/👎 row is gone, the other buttons stay"
+    thanks = await tg.wait_for_message(user, lambda m: m.kind == "sent")
+    assert "감사합니다" in thanks.text
+
+    # A stale client (or a forged press) still sends both: neither changes anything.
+    for data in (down, up):
+        tg.press(user, answer, data, forged=True)
+    await tg.wait_until(lambda: len(tg.callback_answers) == 3)
+    notices = [a.text for a in tg.callback_answers[1:]]
+    assert notices == ["이미 평가하신 답변입니다. 평가는 답변마다 한 번만 반영됩니다."] * 2
+    assert not any(a.show_alert for a in tg.callback_answers)
+    assert [m.kind for m in tg.messages_to(user)] == ["sent", "edited", "sent"]
+    [row] = await bot.questions()
+    assert row.feedback == 1
 
 
 async def test_only_the_asker_can_rate_an_answer(bot: RunningBot) -> None:

@@ -35,16 +35,16 @@ from bot.answering import Answer, answer_entry
 from bot.delivery.inbox import is_recovered
 from bot.eligibility.conversation import start_button
 from bot.eligibility.loading import rules_of
-from bot.handlers.guards import parse_id
+from bot.handlers import feedback, inquiry
+from bot.handlers.inquiry import TYPING, inquiry_button, offers_inquiry, take_typed_question
 from bot.replies import render, render_answer, to_plain_text
 from bot.services import Services, asker_of, post_followup, services_of
 from bot.settings import Settings
-from bot.storage.models import Question, utcnow
+from bot.storage.models import utcnow
 from bot.storage.records import (
     QuestionRecord,
-    open_new_followup,
+    followups_of,
     record_reply_failure,
-    set_feedback,
 )
 from index import FaqEntry, KnowledgeBase, KnowledgeIndex
 
@@ -63,7 +63,10 @@ def entry_buttons(entries: Iterable[FaqEntry]) -> list[list[InlineKeyboardButton
 
 
 def answer_keyboard(result: Answer, question_id: int | None,
-                    knowledge: KnowledgeBase | None = None) -> InlineKeyboardMarkup | None:
+                    knowledge: KnowledgeBase | None = None, inquiry: bool = False
+                    ) -> InlineKeyboardMarkup | None:
+    """Related questions, the eligibility check, 👍/👎 on an answer; with `inquiry`, the
+    offer to send a declined question to the secretariat."""
     rows = entry_buttons([d for d in result.suggestions if isinstance(d, FaqEntry)])
     rules = rules_of(knowledge) if knowledge is not None else None
     if (rules is not None and result.status == "answered" and result.document is not None
@@ -72,6 +75,8 @@ def answer_keyboard(result: Answer, question_id: int | None,
     if result.status == "answered" and question_id is not None:
         rows.append([InlineKeyboardButton("👍", callback_data=f"fb:{question_id}:1"),
                      InlineKeyboardButton("👎", callback_data=f"fb:{question_id}:-1")])
+    if inquiry and question_id is not None and result.status in ("unanswered", "off_topic"):
+        rows.append([inquiry_button(question_id)])
     return InlineKeyboardMarkup(rows) if rows else None
 
 
@@ -117,6 +122,8 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     rows = entry_buttons(examples) + [topics[i:i + 2] for i in range(0, len(topics), 2)]
     if rules_of(index.knowledge) is not None:
         rows.append([start_button()])
+    if offers_inquiry(context):
+        rows.append([inquiry_button()])
     name = update.effective_user.first_name if update.effective_user else None
     await update.effective_message.reply_html(
         render("welcome", name=name), reply_markup=InlineKeyboardMarkup(rows))
@@ -141,6 +148,23 @@ def _topics_keyboard(context: ContextTypes.DEFAULT_TYPE) -> InlineKeyboardMarkup
                for c in knowledge.categories.values()
                if any(e.category == c.key for e in knowledge.entries)]
     return InlineKeyboardMarkup(buttons)
+
+
+async def my_questions(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/myquestions: the asker's questions that went to the secretariat, newest first, with
+    their reference numbers, where each stands and the answer (or why it was closed)."""
+    user = update.effective_user
+    if update.effective_chat.type != ChatType.PRIVATE:  # the list is nobody else's business
+        await update.effective_message.reply_html(render("my_questions_private"))
+        return
+    try:
+        async with services_of(context).database.session() as session:
+            cases, total = await followups_of(session, user.id)
+    except SQLAlchemyError:
+        log.exception("questions of user %s not read", user.id)
+        await update.effective_message.reply_html(render("unavailable"))
+        return
+    await update.effective_message.reply_html(render("my_questions", cases=cases, total=total))
 
 
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -170,6 +194,10 @@ async def ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if refusal.first:  # told once per wait; the rest of a burst is recorded, not answered
             await message.reply_html(render("rate_limited", seconds=refusal.seconds))
         return
+    if message.chat.type == ChatType.PRIVATE and context.user_data.pop(TYPING, None):
+        # After "사무국에 직접 문의" on /start: the asker wants a person, not the bot.
+        await take_typed_question(update, context, QuestionRecord(status="direct", **base))
+        return
 
     index = services.index  # one snapshot for the whole question, even if a reload swaps it
     result = await services.answerer.answer(text, index, services.settings.answering_rules())
@@ -187,7 +215,8 @@ async def ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
                          queued=recorded.spooled and result.followup)
     try:
         await message.reply_html(html, reply_markup=answer_keyboard(
-            result, recorded.question_id, index.knowledge),
+            result, recorded.question_id, index.knowledge,
+            inquiry=recorded.followup_id is None and offers_inquiry(context)),
             do_quote=message.chat.type != ChatType.PRIVATE)
     except TelegramError as exc:  # already tried again for SEND_RETRY_SECONDS
         await _reply_failed(services, recorded.question_id, exc)
@@ -250,63 +279,6 @@ async def show_topic(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
                                    reply_markup=InlineKeyboardMarkup(entry_buttons(entries)))
 
 
-async def feedback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """👍 / 👎 on an answer; 👎 offers to send the question to the secretariat."""
-    query = update.callback_query
-    _, raw_id, value = query.data.split(":")
-    question_id = parse_id(raw_id)
-    services = services_of(context)
-    question = None
-    try:
-        if question_id is not None:
-            async with services.database.session() as session:
-                question = await set_feedback(session, question_id, query.from_user.id,
-                                              int(value))
-    except SQLAlchemyError:
-        log.exception("feedback not stored")
-        await query.answer(render("unavailable"), show_alert=True)
-        return
-    if question is None or question.person_id != query.from_user.id:
-        await query.answer("질문하신 분만 평가할 수 있습니다.", show_alert=True)
-        return
-    await query.answer("👍" if int(value) > 0 else "👎")
-    markup = None
-    if int(value) < 0:
-        markup = InlineKeyboardMarkup([[InlineKeyboardButton(
-            "사무국에 질문 보내기", callback_data=f"fu:{question_id}")]])
-    await query.message.reply_html(render("feedback_thanks", value=int(value)),
-                                   reply_markup=markup)
-
-
-async def request_followup(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """After a 👎: open a follow-up for the question, once however often it is pressed."""
-    query = update.callback_query
-    question_id = parse_id(query.data.split(":")[1])
-    services = services_of(context)
-    opened: tuple[int, bool] | None = None
-    try:
-        async with services.database.session() as session:
-            question = await session.get(Question, question_id) if question_id else None
-            if question is not None and question.person_id == query.from_user.id:
-                opened = await open_new_followup(session, question.id, "feedback")
-    except SQLAlchemyError:
-        log.exception("follow-up not opened")
-        await query.answer(render("unavailable"), show_alert=True)
-        return
-    if opened is None:
-        await query.answer("질문하신 분만 보낼 수 있습니다.", show_alert=True)
-        return
-    followup_id, new = opened
-    if not new:  # pressed again: the secretariat has it already
-        await query.answer(to_plain_text(render("followup_sent", reference=followup_id)),
-                           show_alert=True)
-        return
-    await query.answer()
-    await post_followup(context.application, followup_id)
-    await query.edit_message_reply_markup(None)
-    await query.message.reply_html(render("followup_sent", reference=followup_id))
-
-
 # --- errors -----------------------------------------------------------------------------------
 
 
@@ -342,12 +314,13 @@ def handlers(settings: Settings) -> list[BaseHandler]:
              | filters.AUDIO | filters.VIDEO_NOTE | filters.Document.ALL | filters.LOCATION
              | filters.CONTACT | filters.ANIMATION)
     return [
+        *inquiry.handlers(),
         CommandHandler("start", start),
         CommandHandler("topics", topics),
+        CommandHandler("myquestions", my_questions),
         CallbackQueryHandler(show_entry, pattern=r"^a:"),
         CallbackQueryHandler(show_topic, pattern=r"^t:"),
-        CallbackQueryHandler(feedback, pattern=r"^fb:\d+:-?1$"),
-        CallbackQueryHandler(request_followup, pattern=r"^fu:\d+$"),
+        *feedback.handlers(),
         MessageHandler(filters.UpdateType.EDITED_MESSAGE & private_or_addressed, edited),
         MessageHandler(filters.COMMAND & private_or_addressed, unknown_command),
         MessageHandler(filters.TEXT & filters.UpdateType.MESSAGE & private_or_addressed, ask),

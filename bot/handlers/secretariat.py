@@ -3,10 +3,14 @@
 A member replies to a follow-up's post; the reply goes to the person who asked, in their chat,
 and the follow-up is marked answered. Commands list and inspect follow-ups and show figures.
 Only members of the secretariat group and admins may use any of it.
+
+One module over 400 lines on purpose: the whole desk, every handler behind the same check of
+who may use it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from pathlib import Path
@@ -33,7 +37,16 @@ from telegram.ext import (
     filters,
 )
 
-from bot.followups import EVENT_LABELS, STATUS_LABELS, asker_name, near_misses, post_keyboard
+from bot.followups import (
+    CLOSE_REASONS,
+    EVENT_LABELS,
+    STATUS_LABELS,
+    asker_name,
+    close_reason,
+    close_reason_keyboard,
+    near_misses,
+    post_keyboard,
+)
 from bot.handlers.guards import ROW_ID_MAX, parse_id
 from bot.replies import render
 from bot.reports.stats import period_stats
@@ -204,7 +217,8 @@ async def _edit_delivered(update: Update, context: ContextTypes.DEFAULT_TYPE,
 
 
 async def on_post_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Buttons on a follow-up's post: close it, mark a gap, or propose an FAQ entry."""
+    """Buttons on a follow-up's post: close it (asking the reason first), mark a gap, or
+    propose an FAQ entry."""
     query = update.callback_query
     if not await _allowed(update, context, f"button:{query.data}"):
         return
@@ -218,19 +232,85 @@ async def on_post_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         await _propose_faq(update, context, followup_id)
         return
     services = services_of(context)
+    if kind == "sc":
+        async with services.database.session() as session:
+            followup = await session.get(FollowUp, followup_id)
+        if followup is None:
+            await query.answer(render("followup_missing"), show_alert=True)
+        elif followup.status == "closed":
+            await query.answer(render("followup_unchanged", kb_gap=False))
+        else:
+            await query.answer()
+            await query.message.reply_html(
+                render("secretariat_close_ask", followup_id=followup_id),
+                reply_markup=close_reason_keyboard(followup_id))
+        return
     async with services.database.session() as session:
         followup, changed = await close_followup(session, followup_id, query.from_user.id,
-                                                 kb_gap=kind == "sg")
+                                                 kb_gap=True)
     if followup is None:
         await query.answer(render("followup_missing"), show_alert=True)
         return
     if not changed:  # pressed again, or by a second member: the group was told already
-        await query.answer(render("followup_unchanged", kb_gap=kind == "sg"))
+        await query.answer(render("followup_unchanged", kb_gap=True))
         return
     await query.answer()
     await query.message.reply_html(render("secretariat_closed", followup_id=followup_id,
-                                          kb_gap=kind == "sg",
-                                          by=_member_name(query.from_user)))
+                                          kb_gap=True, by=_member_name(query.from_user),
+                                          reason=None, asker=None))
+
+
+async def on_close_reason(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A reason chosen for closing a follow-up: close it, and tell the asker why (unless the
+    secretariat answered them already). Pressed again, it changes nothing."""
+    query = update.callback_query
+    if not await _allowed(update, context, f"button:{query.data}"):
+        return
+    _, raw_id, key = query.data.split(":")
+    followup_id = parse_id(raw_id)
+    if followup_id is None or key not in CLOSE_REASONS:
+        await query.answer(render("followup_missing"), show_alert=True)
+        return
+    reason = close_reason(key)
+    services = services_of(context)
+    async with services.database.session() as session:
+        followup, changed = await close_followup(session, followup_id, query.from_user.id,
+                                                 reason=reason)
+        case = await followup_case(session, followup_id) if changed else None
+    if followup is None:
+        await query.answer(render("followup_missing"), show_alert=True)
+        return
+    if not changed:
+        await query.answer(render("followup_unchanged", kb_gap=False))
+        return
+    await query.answer()
+    with contextlib.suppress(TelegramError):  # the choice is made: the buttons go
+        await query.edit_message_reply_markup(None)
+    asker = "answered" if case.followup.answered_at else await _tell_asker_closed(
+        context, case, reason)
+    await query.message.reply_html(render("secretariat_closed", followup_id=followup_id,
+                                          kb_gap=False, by=_member_name(query.from_user),
+                                          reason=reason, asker=asker))
+
+
+async def _tell_asker_closed(context: ContextTypes.DEFAULT_TYPE, case: FollowUpCase,
+                             reason: str) -> str:
+    """Tell the asker their question was closed, and why: "told", or why they were not."""
+    try:
+        await context.bot.send_message(
+            case.question.chat_id,
+            render("followup_closed", followup_id=case.followup.id,
+                   question=case.question.text, reason=reason),
+            parse_mode="HTML",
+            reply_parameters=ReplyParameters(case.question.message_id,
+                                             allow_sending_without_reply=True))
+    except (Forbidden, BadRequest) as exc:
+        failure = "사용자가 봇을 차단함" if isinstance(exc, Forbidden) else exc.message
+        async with services_of(context).database.session() as session:
+            await add_event(session, case.followup.id, "delivery_failed",
+                            text=f"{failure}: {reason}")
+        return failure
+    return "told"
 
 
 async def pending(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -380,6 +460,7 @@ def handlers(settings: Settings) -> list[BaseHandler]:
         CommandHandler("tofaq", to_faq),
         CallbackQueryHandler(pending, pattern=r"^pg:\d+$"),
         CallbackQueryHandler(on_post_button, pattern=r"^s[cgf]:\d+$"),
+        CallbackQueryHandler(on_close_reason, pattern=r"^sr:\d+:[a-z_]+$"),
         MessageHandler(in_group & filters.REPLY & (filters.TEXT | filters.CAPTION)
                     & ~filters.COMMAND, on_group_reply),
     ]

@@ -49,6 +49,8 @@ class Question(SQLModel, table=True):
     knowledge_version: str = ""
     # +1 for 👍, -1 for 👎, None until the user says.
     feedback: int | None = None
+    # Why a 👎 answer missed (bot.handlers.feedback.REASONS), None until the user says.
+    feedback_reason: str | None = None
     asked_at: dt.datetime = _when(nullable=False, index=True)
     # Set when the reply could not be sent within its retry window; /pending lists these.
     reply_error: str | None = Field(default=None, sa_column=Column(Text))
@@ -62,7 +64,7 @@ class FollowUp(SQLModel, table=True):
     question_id: int = Field(foreign_key="question.id", unique=True)
     # open | answered | closed
     status: str = Field(default="open", index=True)
-    reason: str = "unanswered"  # unanswered | feedback
+    reason: str = "unanswered"  # unanswered | feedback | consultation | direct
     answer: str | None = Field(default=None, sa_column=Column(Text))
     answered_by: int | None = Field(default=None, sa_column=Column(BigInteger))
     answered_at: dt.datetime | None = _when(nullable=True)

@@ -258,15 +258,30 @@ async def record_consultation(session: AsyncSession, asker: Asker, chat_id: int,
 
 
 async def set_feedback(session: AsyncSession, question_id: int, person_id: int,
-                       value: int) -> Question | None:
-    """Record 👍 (+1) or 👎 (-1) on a question, only by the person who asked it."""
-    await session.exec(
+                       value: int) -> tuple[Question | None, bool]:
+    """Record 👍 (+1) or 👎 (-1) on a question, once, and only by the person who asked it:
+    the question, and whether this press counted (False: rated already, or not theirs)."""
+    counted = (await session.exec(
         update(Question)
-        .where(Question.id == question_id, Question.person_id == person_id)
+        .where(Question.id == question_id, Question.person_id == person_id,
+               Question.feedback.is_(None))
         .values(feedback=value)
-    )
+    )).rowcount == 1
     await session.commit()
-    return await session.get(Question, question_id)
+    return await session.get(Question, question_id), counted
+
+
+async def set_feedback_reason(session: AsyncSession, question_id: int, person_id: int,
+                              reason: str) -> bool:
+    """Record why a 👎 answer missed, once, only by the person who asked; whether it counted."""
+    counted = (await session.exec(
+        update(Question)
+        .where(Question.id == question_id, Question.person_id == person_id,
+               Question.feedback == -1, Question.feedback_reason.is_(None))
+        .values(feedback_reason=reason)
+    )).rowcount == 1
+    await session.commit()
+    return counted
 
 
 async def question_count(session: AsyncSession, person_id: int | None = None) -> int:
@@ -383,9 +398,11 @@ async def record_answer(session: AsyncSession, followup_id: int, author_id: int,
 
 
 async def close_followup(session: AsyncSession, followup_id: int, by: int,
-                         kb_gap: bool = False) -> tuple[FollowUp | None, bool]:
-    """Close as needing no answer, or mark it a knowledge-base gap (it stays open then); the
-    follow-up, and whether this changed it (pressed twice, the second changes nothing)."""
+                         kb_gap: bool = False, reason: str | None = None
+                         ) -> tuple[FollowUp | None, bool]:
+    """Close as needing no answer (with the `reason` the asker is told), or mark it a
+    knowledge-base gap (it stays open then); the follow-up, and whether this changed it
+    (pressed twice, the second changes nothing)."""
     followup = await session.get(FollowUp, followup_id)
     if followup is None:
         return None, False
@@ -398,7 +415,7 @@ async def close_followup(session: AsyncSession, followup_id: int, by: int,
         followup.closed_by = by
         followup.closed_at = utcnow()
     session.add(followup)
-    await add_event(session, followup_id, "gap" if kb_gap else "closed", by)
+    await add_event(session, followup_id, "gap" if kb_gap else "closed", by, reason)
     return followup, True
 
 
@@ -412,6 +429,18 @@ async def open_followups(session: AsyncSession, offset: int = 0, limit: int = 10
         select(FollowUp.id).where(FollowUp.status == "open")
         .order_by(FollowUp.created_at, FollowUp.id).offset(offset).limit(limit)
     )).scalars().all()
+    return await followup_cases(session, list(ids)), total
+
+
+async def followups_of(session: AsyncSession, person_id: int, limit: int = 10
+                       ) -> tuple[list[FollowUpCase], int]:
+    """The follow-ups of one person's questions, newest first, at most `limit`; and how many
+    there are in all."""
+    mine = (select(FollowUp.id).join(Question, Question.id == FollowUp.question_id)
+            .where(Question.person_id == person_id))
+    total = (await session.exec(select(func.count()).select_from(mine.subquery()))).scalar_one()
+    ids = (await session.exec(mine.order_by(FollowUp.created_at.desc(), FollowUp.id.desc())
+                              .limit(limit))).scalars().all()
     return await followup_cases(session, list(ids)), total
 
 
