@@ -289,8 +289,9 @@ class KnowledgeIndex:
             for term in terms:
                 form = self._known_form(term.form)
                 if respelt and form in respelt:
-                    written, close = respelt[form]
-                    stand_ins.append((written, form, close, "typo"))
+                    typed, close = respelt[form]
+                    written.setdefault(form, typed)
+                    stand_ins.append((typed, form, close, "typo"))
                     closeness[form] = min(closeness.get(form, 1.0), close)
                 elif form not in self.idf and term.kind == "noun":
                     found = self.stand_in(form)
