@@ -148,7 +148,7 @@ async def test_followups_of_questions_replayed_from_the_spool_reach_the_group(
             assert "질문을 접수했습니다" in (await tg.wait_for_message(user)).text
         finally:
             await start_database(database_url, tmp_path)
-        tg.send_text(user, "M.AX 얼라이언스 소개")  # the next write replays the spool
+        tg.send_text(user, "M.AX 얼라이언스는 무엇인가요?")  # the next write replays the spool
         await tg.wait_for_message(user)
         post = await tg.wait_for_message(bot.group, timeout=30)
         assert UNANSWERABLE in post.text

@@ -57,7 +57,7 @@ async def test_questions_survive_a_database_outage_and_are_written_when_it_is_ba
             assert settings.spool_path.exists()
         finally:
             await start_database(database_url, tmp_path)
-        tg.send_text(user, "M.AX 얼라이언스 소개")
+        tg.send_text(user, "M.AX 얼라이언스는 무엇인가요?")
         await tg.wait_for_message(user)
         for _ in range(100):
             rows = await bot.questions()
@@ -66,7 +66,7 @@ async def test_questions_survive_a_database_outage_and_are_written_when_it_is_ba
             await asyncio.sleep(0.1)
         assert not settings.spool_path.exists()
         assert sorted(r.text for r in rows) == sorted(
-            ["국민성장펀드 규모는?", "대출 금리가 몇 %예요?", "M.AX 얼라이언스 소개"])
+            ["국민성장펀드 규모는?", "대출 금리가 몇 %예요?", "M.AX 얼라이언스는 무엇인가요?"])
         spooled = next(r for r in rows if r.text.startswith("대출"))
         assert spooled.status == "unanswered"
         assert [f.question_id for f in await bot.followups()] == [spooled.id]

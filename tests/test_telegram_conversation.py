@@ -212,7 +212,7 @@ async def test_markup_and_sql_looking_text_are_answered_safely(bot: RunningBot, 
 
 async def test_a_redelivered_update_is_recorded_and_answered_once(bot: RunningBot) -> None:
     user = bot.tg.user(113, "하준")
-    message = bot.tg.send_text(user, "M.AX 얼라이언스 소개")
+    message = bot.tg.send_text(user, "M.AX 얼라이언스는 무엇인가요?")
     await bot.tg.wait_for_message(user)
     bot.tg.redeliver(message)
     bot.tg.send_text(user, "사무국 어디 있어요?")
