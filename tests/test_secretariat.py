@@ -247,7 +247,7 @@ async def test_a_closed_followup_is_reported_to_the_asker_with_the_secretariats_
         desk: RunningBot) -> None:
     tg = desk.tg
     user = tg.user(7303, "마무리")
-    asked = tg.send_text(user, "내년 예산 규모는 언제 확정돼요?")
+    asked = tg.send_text(user, "투자 한도가 기업당 얼마예요?")
     await tg.wait_for_message(user)
     post = await tg.wait_for_message(desk.group)
     [followup] = await desk.followups()
@@ -261,7 +261,7 @@ async def test_a_closed_followup_is_reported_to_the_asker_with_the_secretariats_
     pressed = tg.press(desk.member, ask, data)
     told = await tg.wait_for_message(user)
     assert "사무국 안내" in told.text and f"접수번호 {followup.id}" in told.text
-    assert "내년 예산 규모는 언제 확정돼요?" in told.text
+    assert "투자 한도가 기업당 얼마예요?" in told.text
     assert f"사유: {label}" in told.text and "아직 정해지지 않은" in told.text
     assert told.reply_to == asked.message_id, "under the question it closes"
     buttons_gone = await tg.wait_for_message(desk.group, lambda m: m.kind == "edited")
