@@ -476,13 +476,12 @@ class InboxQueue(asyncio.Queue):
         return noted
 
 
-class NotedBeforeConfirmed(BaseRequest):
-    """The getUpdates requests: each waits until the updates fetched before are noted, as it
-    confirms them to Telegram (its offset)."""
+class DelegatingRequest(BaseRequest):
+    """A request object that hands every call on to another: the base of the inbox's two,
+    which each add one thing to `do_request`."""
 
-    def __init__(self, inner: BaseRequest, queue: InboxQueue) -> None:
+    def __init__(self, inner: BaseRequest) -> None:
         self._inner = inner
-        self._queue = queue
 
     @property
     def read_timeout(self) -> float | None:
@@ -499,11 +498,28 @@ class NotedBeforeConfirmed(BaseRequest):
                          write_timeout: ODVInput[float] = DEFAULT_NONE,
                          connect_timeout: ODVInput[float] = DEFAULT_NONE,
                          pool_timeout: ODVInput[float] = DEFAULT_NONE) -> tuple[int, bytes]:
+        return await self._inner.do_request(url, method, request_data, read_timeout,
+                                            write_timeout, connect_timeout, pool_timeout)
+
+
+class NotedBeforeConfirmed(DelegatingRequest):
+    """The getUpdates requests: each waits until the updates fetched before are noted, as it
+    confirms them to Telegram (its offset)."""
+
+    def __init__(self, inner: BaseRequest, queue: InboxQueue) -> None:
+        super().__init__(inner)
+        self._queue = queue
+
+    async def do_request(self, url: str, method: str, request_data: RequestData | None = None,
+                         read_timeout: ODVInput[float] = DEFAULT_NONE,
+                         write_timeout: ODVInput[float] = DEFAULT_NONE,
+                         connect_timeout: ODVInput[float] = DEFAULT_NONE,
+                         pool_timeout: ODVInput[float] = DEFAULT_NONE) -> tuple[int, bytes]:
         if url.rsplit("/", 1)[-1] == "getUpdates":
             self._queue.polling = True
             await self._queue.inbox.flush_notes()
-        return await self._inner.do_request(url, method, request_data, read_timeout,
-                                            write_timeout, connect_timeout, pool_timeout)
+        return await super().do_request(url, method, request_data, read_timeout,
+                                        write_timeout, connect_timeout, pool_timeout)
 
 
 class InboxProcessor(BaseUpdateProcessor):
@@ -590,24 +606,14 @@ class InboxApplication(Application):
         await super().stop()
 
 
-class InboxRequest(BaseRequest):
+class InboxRequest(DelegatingRequest):
     """The bot's requests, noting "replying" in the inbox before the first message for an
     update goes out."""
 
     def __init__(self, inner: BaseRequest, inbox: Inbox) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._inbox = inbox
         self._first_sends = asyncio.Semaphore(FIRST_SENDS_IN_FLIGHT)
-
-    @property
-    def read_timeout(self) -> float | None:
-        return self._inner.read_timeout
-
-    async def initialize(self) -> None:
-        await self._inner.initialize()
-
-    async def shutdown(self) -> None:
-        await self._inner.shutdown()
 
     async def do_request(self, url: str, method: str, request_data: RequestData | None = None,
                          read_timeout: ODVInput[float] = DEFAULT_NONE,
@@ -618,17 +624,16 @@ class InboxRequest(BaseRequest):
         # Bot API calls are POSTs; get* methods only read; file downloads are GETs.
         if (handling is None or handling.replying or method != "POST"
                 or url.rsplit("/", 1)[-1].lower().startswith("get")):
-            return await self._inner.do_request(url, method, request_data, read_timeout,
-                                                write_timeout, connect_timeout, pool_timeout)
+            return await super().do_request(url, method, request_data, read_timeout,
+                                            write_timeout, connect_timeout, pool_timeout)
         # A crash between the mark and Telegram's answer leaves a reply unknown (sent or not).
         # Few at a time keeps that to a few replies; after a 429 the rate limiter releases
         # every request it held back at once (33 in flight, 20 replies lost to one SIGKILL).
         async with self._first_sends:
             await self._inbox.mark(handling.update_id, "replying")
             handling.replying = True
-            code, body = await self._inner.do_request(url, method, request_data, read_timeout,
-                                                      write_timeout, connect_timeout,
-                                                      pool_timeout)
+            code, body = await super().do_request(url, method, request_data, read_timeout,
+                                                  write_timeout, connect_timeout, pool_timeout)
             if not 200 <= code < 300:
                 # Refused (a 429, say): nothing reached the user, so after a crash the update
                 # is handled again. A network error stays unknown: handled at most once.
