@@ -14,9 +14,15 @@ How it hooks into python-telegram-bot 22 (checked against its source):
   getUpdates request until the updates fetched before it are noted.
 - `InboxProcessor`, the application's update processor, marks an update done when its
   handlers are through, and at stop hands back what has not started.
-- `InboxRequest` marks an update "replying" just before the first message for it goes out.
-  After a crash an update in that state is not handled again (the user may have the reply;
-  Telegram has no idempotent send), one still "received" is.
+- `InboxRequest` marks an update "replying" just before the first message for it goes out,
+  and "replied" as soon as Telegram has taken it. After a crash an update still "received" is
+  handled again; one "replied" is not; one "replying" may or may not have reached the user
+  (Telegram has no idempotent send), and is answered again with a note that the answer may be
+  a repeat: a user who was never answered is worse off than one who reads a marked repeat.
+  At most FIRST_SENDS_IN_FLIGHT are "replying" at once, each for one round trip to Telegram
+  and one commit.
+- Every mark is made only while this process owns the update: one that another process took
+  over (it took this one for dead) is left to that process, before its first message goes out.
 
 One module over 400 lines on purpose: the store and its hooks share the state of one promise.
 """
@@ -70,7 +76,7 @@ DOWN_SECONDS = 5.0
 HAND_BACK_GRACE = 4.0
 # Done updates are kept this long: Telegram redelivers an update for at most a day.
 KEEP_DONE = dt.timedelta(days=2)
-STATES = ("received", "replying", "done")
+STATES = ("received", "replying", "replied", "done")
 # The longest an update waits for another process to finish the same user's earlier one (a
 # dead process's updates are taken over within INBOX_RECOVERY_SECONDS of bot/app.py).
 WAIT_FOR_EARLIER_SECONDS = 5.0
@@ -84,17 +90,30 @@ class _Handling:
 
     update_id: int
     recovered: bool
+    # Its first message may have reached the user already: its process stopped while sending.
+    repeat: bool = False
+    # Where its first message is: being sent (or unknown after a network error), or sent.
     replying: bool = False
+    replied: bool = False
+    # Another process took it over (this one's lock looked free): it is left to that one.
+    taken_over: bool = False
 
 
 _HANDLING: ContextVar[_Handling | None] = ContextVar("inbox_handling", default=None)
 
 
 def is_recovered(update: Update) -> bool:
-    """Whether this update is handled again after its process stopped before replying: its
-    question may be stored already, but the user has had no reply."""
+    """Whether this update is handled again after its process stopped before its reply was
+    through: its question may be stored already, and the user may have had no reply."""
     handling = _HANDLING.get()
     return handling is not None and handling.update_id == update.update_id and handling.recovered
+
+
+def may_repeat(update: Update) -> bool:
+    """Whether the reply to this update may have reached the user already: its process
+    stopped while sending it. The reply says so."""
+    handling = _HANDLING.get()
+    return handling is not None and handling.update_id == update.update_id and handling.repeat
 
 
 class Inbox:
@@ -109,9 +128,10 @@ class Inbox:
         self.owner = uuid.uuid4().hex
         self.liveness = Liveness(database)
         self.recovered: set[int] = set()
+        self.repeats: set[int] = set()  # recovered ones whose reply may have gone out
         self._notes: list[tuple[InboxNote, asyncio.Future[bool]]] = []
         self._marks: dict[int, str] = {}
-        self._mark_waiters: list[asyncio.Future[None]] = []
+        self._mark_waiters: list[tuple[int, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
         self._down_until = 0.0
         self._replaying = False
@@ -151,15 +171,16 @@ class Inbox:
                 self.note_soon(update).add_done_callback(then)
             await asyncio.sleep(1)
 
-    async def mark(self, update_id: int, state: str) -> None:
+    async def mark(self, update_id: int, state: str) -> bool:
         """Note durably that an update is `replying`, back to `received` (its send failed
-        for sure), or `done`."""
+        for sure), `replied` or `done`; False when it was not, the update being another
+        process's now (one that took this one for dead)."""
         if self._marks.get(update_id) != "done":  # marks come in order; done is final
             self._marks[update_id] = state
-        written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._mark_waiters.append(written)
+        written: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._mark_waiters.append((update_id, written))
         self._wake()
-        await asyncio.shield(written)
+        return await asyncio.shield(written)
 
     async def flush(self) -> None:
         """Wait for every note and mark under way to be written."""
@@ -176,27 +197,29 @@ class Inbox:
             marks, self._marks = self._marks, {}
             waiters, self._mark_waiters = self._mark_waiters, []
             try:
-                new = await self._write([note for note, _ in notes], marks)
+                new, marked = await self._write([note for note, _ in notes], marks)
             except Exception as exc:  # neither database nor disk: the update stays unconfirmed
                 log.exception("inbox: %d update(s) could not be noted", len(notes))
-                for future in [f for _, f in notes] + waiters:
+                for future in [f for _, f in notes] + [f for _, f in waiters]:
                     future.set_exception(exc)
                 continue
             for note, noted in notes:
                 noted.set_result(note.update_id in new)
-            for written in waiters:
-                written.set_result(None)
+            for update_id, written in waiters:
+                written.set_result(update_id in marked)
 
-    async def _write(self, notes: list[InboxNote], marks: dict[int, str]) -> set[int]:
+    async def _write(self, notes: list[InboxNote], marks: dict[int, str]
+                     ) -> tuple[set[int], set[int]]:
         """Write to the database, or to the spool while the database is away or the spool
-        still holds lines (marks must follow the notes they mark); the ids noted now."""
+        still holds lines (marks must follow the notes they mark); the ids noted now, and the
+        ids marked (in the spool: all, there being no other process to ask)."""
         if time.monotonic() >= self._down_until and not self._spool_pending():
             try:
                 async with self.database.session() as session:
                     new = await note_updates(session, notes)
-                    await mark_updates(session, self.bot_id, marks)
+                    marked = await mark_updates(session, self.bot_id, marks, self.owner)
                     await session.commit()
-                return new
+                return new, marked
             except DATABASE_ERRORS as exc:
                 log.warning("inbox: database unavailable (%s); noting in %s",
                             type(exc).__name__, self.spool_path)
@@ -205,7 +228,7 @@ class Inbox:
         # Without the database to ask, this process at least never handles one twice itself.
         new = {note.update_id for note in notes} - self._spooled
         self._spooled |= new
-        return new
+        return new, set(marks)
 
     def _spool_pending(self) -> bool:
         return (self._replaying or self.spool_path.exists()
@@ -254,8 +277,9 @@ class Inbox:
 
     async def recover(self) -> list[str]:
         """Write the spool to the database, take over the updates of processes that died, and
-        return those to handle again (JSON, oldest first). Those a dead process had begun to
-        reply to are marked done and logged instead: handled at most once."""
+        return those to handle again (JSON, oldest first). Those a dead process had replied to
+        are marked done; those it was replying to are handled again, their reply marked as a
+        possible repeat."""
         try:
             await self._replay_spool()
             await self.liveness.hold(self.owner)
@@ -274,13 +298,15 @@ class Inbox:
             return []
         again = []
         for row in sorted(taken, key=lambda row: row.update_id):
+            if row.state == "replied":
+                await self.mark(row.update_id, "done")
+                continue
             if row.state == "replying":
                 log.warning("inbox: update %d was being replied to when its process stopped; "
-                            "not handled again (the reply may be missing)", row.update_id)
-                await self.mark(row.update_id, "done")
-            else:
-                again.append(row.payload)
-                self.recovered.add(row.update_id)
+                            "answered again, marked as a possible repeat", row.update_id)
+                self.repeats.add(row.update_id)
+            again.append(row.payload)
+            self.recovered.add(row.update_id)
         if again:
             log.info("inbox: handling %d update(s) left unfinished by a stopped process",
                      len(again))
@@ -543,7 +569,8 @@ class InboxProcessor(BaseUpdateProcessor):
             _close(coroutine)
             log.debug("update %d handed back to the inbox", update.update_id)
             return
-        handling = _Handling(update.update_id, update.update_id in self.inbox.recovered)
+        handling = _Handling(update.update_id, update.update_id in self.inbox.recovered,
+                             repeat=update.update_id in self.inbox.repeats)
         token = _HANDLING.set(handling)
         task = asyncio.current_task()
         assert task is not None
@@ -562,6 +589,10 @@ class InboxProcessor(BaseUpdateProcessor):
                 # running /check finds its state whichever process it reaches.
                 await application.update_persistence()
         except asyncio.CancelledError:
+            if handling.taken_over:
+                log.warning("update %d was taken over by another process (this one's lock "
+                            "looked free to it); left to that process", update.update_id)
+                return
             if not self._handing_back:
                 raise
             log.info("update %d handed back to the inbox at stop%s", update.update_id,
@@ -571,6 +602,7 @@ class InboxProcessor(BaseUpdateProcessor):
             self._running.discard(task)
             _HANDLING.reset(token)
         self.inbox.recovered.discard(update.update_id)
+        self.inbox.repeats.discard(update.update_id)
         await self.inbox.mark(update.update_id, "done")
 
     def hand_back(self, grace: float = HAND_BACK_GRACE) -> None:
@@ -607,8 +639,9 @@ class InboxApplication(Application):
 
 
 class InboxRequest(DelegatingRequest):
-    """The bot's requests, noting "replying" in the inbox before the first message for an
-    update goes out."""
+    """The bot's requests: the first message for an update is marked "replying" in the inbox
+    before it goes out and "replied" once Telegram has it, so that after a crash the inbox
+    knows which users have their reply, which have not, and which may have."""
 
     def __init__(self, inner: BaseRequest, inbox: Inbox) -> None:
         super().__init__(inner)
@@ -621,22 +654,35 @@ class InboxRequest(DelegatingRequest):
                          connect_timeout: ODVInput[float] = DEFAULT_NONE,
                          pool_timeout: ODVInput[float] = DEFAULT_NONE) -> tuple[int, bytes]:
         handling = _HANDLING.get()
-        # Bot API calls are POSTs; get* methods only read; file downloads are GETs.
-        if (handling is None or handling.replying or method != "POST"
-                or url.rsplit("/", 1)[-1].lower().startswith("get")):
+        if handling is None or handling.replied or not _sends_a_message(url):
             return await super().do_request(url, method, request_data, read_timeout,
                                             write_timeout, connect_timeout, pool_timeout)
-        # A crash between the mark and Telegram's answer leaves a reply unknown (sent or not).
-        # Few at a time keeps that to a few replies; after a 429 the rate limiter releases
-        # every request it held back at once (33 in flight, 20 replies lost to one SIGKILL).
+        # From the mark to Telegram's answer and the next mark, a crash leaves the reply
+        # unknown (sent or not): answered again after a restart, marked as a possible repeat.
+        # Few at a time keeps such repeats few; after a 429 the rate limiter releases every
+        # request it held back at once (33 in flight, 20 replies unknown at one SIGKILL).
         async with self._first_sends:
-            await self._inbox.mark(handling.update_id, "replying")
+            if not await self._inbox.mark(handling.update_id, "replying"):
+                handling.taken_over = True
+                raise asyncio.CancelledError(f"update {handling.update_id} is another "
+                                             "process's now")
+            # An earlier attempt that ended in a network error, or an earlier process's.
+            unknown_before = handling.replying or handling.repeat
             handling.replying = True
             code, body = await super().do_request(url, method, request_data, read_timeout,
                                                   write_timeout, connect_timeout, pool_timeout)
-            if not 200 <= code < 300:
-                # Refused (a 429, say): nothing reached the user, so after a crash the update
-                # is handled again. A network error stays unknown: handled at most once.
+            if 200 <= code < 300:
+                handling.replied = True
+                await self._inbox.mark(handling.update_id, "replied")
+            elif not unknown_before:  # refused (a 429, say): nothing reached the user
                 await self._inbox.mark(handling.update_id, "received")
                 handling.replying = False
         return code, body
+
+
+def _sends_a_message(url: str) -> bool:
+    """Whether a Bot API call puts a message in a chat (sendMessage, sendPhoto, copyMessage,
+    …): what a user sees as a reply. Answering a button press or showing "typing…" is not."""
+    name = url.rsplit("/", 1)[-1].lower()
+    return ((name.startswith("send") and name != "sendchataction")
+            or name.startswith(("copymessage", "forwardmessage")))

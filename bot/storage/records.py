@@ -667,10 +667,16 @@ async def note_updates(session: AsyncSession, notes: list[InboxNote]) -> set[int
     return set((await session.exec(stmt, params=list(rows.values()))).scalars().all())
 
 
-async def mark_updates(session: AsyncSession, bot_id: int, marks: dict[int, str]) -> None:
-    """Move a bot's updates to a state: `replying` from received, `received` back from
-    replying (the send failed for sure), `done` from either; done is final."""
-    before = {"replying": ["received"], "received": ["replying"], "done": ["received", "replying"]}
+async def mark_updates(session: AsyncSession, bot_id: int, marks: dict[int, str],
+                       owner: str | None = None) -> set[int]:
+    """Move a bot's updates to a state: `replying` from received (or again), `received` back
+    from replying (the send failed for sure), `replied` from replying, `done` from any; done is
+    final. With `owner`, only that process's updates move (another may have taken one over).
+    The ids moved."""
+    before = {"replying": ["received", "replying"], "received": ["replying"],
+              "replied": ["replying"], "done": ["received", "replying", "replied"]}
+    table = InboxUpdate.__table__
+    moved: set[int] = set()
     for state, earlier in before.items():
         ids = [update_id for update_id, s in marks.items() if s == state]
         if not ids:
@@ -678,9 +684,14 @@ async def mark_updates(session: AsyncSession, bot_id: int, marks: dict[int, str]
         values: dict[str, Any] = {"state": state}
         if state == "done":
             values["finished_at"] = utcnow()
-        await session.exec(update(InboxUpdate).where(
+        stmt = update(InboxUpdate).where(
             InboxUpdate.bot_id == bot_id, InboxUpdate.update_id.in_(ids),
-            InboxUpdate.state.in_(earlier)).values(**values))
+            InboxUpdate.state.in_(earlier))
+        if owner is not None:
+            stmt = stmt.where(InboxUpdate.owner == owner)
+        moved |= set((await session.exec(
+            stmt.values(**values).returning(table.c.update_id))).scalars().all())
+    return moved
 
 
 async def unfinished_before(session: AsyncSession, bot_id: int, user_id: int, update_id: int,
