@@ -82,6 +82,13 @@ STATES = ("received", "replying", "replied", "done")
 WAIT_FOR_EARLIER_SECONDS = 5.0
 # First replies in flight at once: enough for Telegram's 30 a second at a 100 ms round trip.
 FIRST_SENDS_IN_FLIGHT = 4
+# How often a process makes sure it holds its lock, taking it again on a new connection when
+# the one holding it was cut (PostgreSQL restarted, a proxy's idle timeout, an administrator).
+LOCK_CHECK_SECONDS = 1.0
+# On PostgreSQL a process counts as dead when its lock is seen free at two looks this far
+# apart: a live process whose lock connection was cut holds its lock again within
+# LOCK_CHECK_SECONDS, and taking its updates over would answer them twice.
+TAKEOVER_GRACE = 3.0
 
 
 @dataclass
@@ -127,6 +134,7 @@ class Inbox:
         self.spool_path = spool_path
         self.owner = uuid.uuid4().hex
         self.liveness = Liveness(database)
+        self._keeping: asyncio.Task[None] | None = None
         self.recovered: set[int] = set()
         self.repeats: set[int] = set()  # recovered ones whose reply may have gone out
         self._notes: list[tuple[InboxNote, asyncio.Future[bool]]] = []
@@ -270,21 +278,45 @@ class Inbox:
 
     async def start(self) -> None:
         await self.liveness.hold(self.owner)
+        log.info("inbox: this process is %s", self.owner)
+        self._keeping = asyncio.get_running_loop().create_task(self._keep_lock(),
+                                                               name="inbox-lock")
+
+    async def _keep_lock(self) -> None:
+        while True:
+            await asyncio.sleep(LOCK_CHECK_SECONDS)
+            try:
+                await self.liveness.hold(self.owner)
+            except DATABASE_ERRORS as exc:
+                log.debug("inbox: lock not checked (%s)", type(exc).__name__)
 
     async def close(self) -> None:
+        if self._keeping is not None:
+            self._keeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeping
         await self.flush()
         await self.liveness.release()
 
-    async def recover(self) -> list[str]:
+    async def recover(self, patient: bool = False) -> list[str]:
         """Write the spool to the database, take over the updates of processes that died, and
         return those to handle again (JSON, oldest first). Those a dead process had replied to
         are marked done; those it was replying to are handled again, their reply marked as a
-        possible repeat."""
+        possible repeat. `patient` (at start): wait, if need be, until processes whose lock
+        was just seen free count as dead, so that their updates too are handled first."""
+        again = await self._take_over()
+        if patient and (wait := self.liveness.takeover_wait()) > 0:
+            await asyncio.sleep(wait)
+            again += await self._take_over()
+        return again
+
+    async def _take_over(self) -> list[str]:
         try:
             await self._replay_spool()
             await self.liveness.hold(self.owner)
             async with self.database.session() as session:
                 owners = await inbox_owners(session, self.bot_id, self.owner)
+            self.liveness.only(owners)
             taken = []
             for owner in owners:
                 if not await self.liveness.is_dead(owner):
@@ -372,7 +404,9 @@ def _read_spool(path: Path) -> tuple[list[InboxNote], dict[int, dict[int, str]]]
 class Liveness:
     """Whether the process that owns inbox updates still lives: each holds a lock that the
     kernel (SQLite: a lock file beside the database) or PostgreSQL (an advisory lock on its
-    own connection) releases the moment the process dies, SIGKILL included."""
+    own connection) releases the moment the process dies, SIGKILL included. On PostgreSQL the
+    lock also goes with its connection alone, so a free lock counts only when it is still free
+    TAKEOVER_GRACE later."""
 
     def __init__(self, database: Database) -> None:
         self.database = database
@@ -381,6 +415,8 @@ class Liveness:
         self._folder = None if self.postgres or path in ("", ":memory:") else Path(path).parent
         self._stem = Path(path).name
         self._held: Any = None  # the lock file or the connection holding the lock
+        self._free_since: dict[str, float] = {}  # owner -> when its lock was first seen free
+        self._holding = asyncio.Lock()
 
     def _lock_file(self, owner: str) -> Path:
         assert self._folder is not None
@@ -388,7 +424,12 @@ class Liveness:
 
     async def hold(self, owner: str) -> None:
         """Hold this process's lock (again, if the database connection holding it was lost)."""
+        async with self._holding:  # two connections taking it at once would wait on each other
+            await self._hold(owner)
+
+    async def _hold(self, owner: str) -> None:
         if self.postgres:
+            lost = self._held is not None
             if self._held is not None:
                 try:
                     await self._held.execute(text("SELECT 1"))
@@ -400,9 +441,12 @@ class Liveness:
                     self._held = None
             connection: AsyncConnection = await self.database.engine.connect()
             await connection.execute(text("SELECT pg_advisory_lock(:key)"),
-                                     {"key": _lock_key(owner)})
+                                     {"key": lock_key(owner)})
             await connection.commit()  # the lock is the session's; no transaction stays open
             self._held = connection
+            if lost:
+                log.warning("inbox: the database connection holding this process's lock was "
+                            "lost; lock held again")
         elif self._folder is not None and self._held is None:
             self._folder.mkdir(parents=True, exist_ok=True)
             lock = self._lock_file(owner).open("w")
@@ -410,13 +454,42 @@ class Liveness:
             self._held = lock
 
     async def is_dead(self, owner: str) -> bool:
+        """Whether a process is gone: its lock is free (on PostgreSQL, at two looks at least
+        TAKEOVER_GRACE apart)."""
+        if not await self._lock_free(owner):
+            self._free_since.pop(owner, None)
+            return False
+        if not self.postgres:
+            return True  # a lock file's lock ends with its process, and only then
+        now = time.monotonic()
+        first = self._free_since.setdefault(owner, now)
+        if now - first < TAKEOVER_GRACE:
+            if first == now:
+                log.info("inbox: the lock of process %s is free; its updates are taken over "
+                         "if it is still free in %.0f s", owner, TAKEOVER_GRACE)
+            return False
+        del self._free_since[owner]
+        return True
+
+    def takeover_wait(self) -> float:
+        """Seconds until the processes whose lock was seen free may count as dead (0: none)."""
+        if not self._free_since:
+            return 0.0
+        return max(0.0, max(self._free_since.values()) + TAKEOVER_GRACE - time.monotonic())
+
+    def only(self, owners: list[str]) -> None:
+        """Forget what was seen of processes that no longer own unfinished updates."""
+        for owner in set(self._free_since) - set(owners):
+            del self._free_since[owner]
+
+    async def _lock_free(self, owner: str) -> bool:
         if self.postgres:
             async with self.database.engine.connect() as connection:
                 free = (await connection.execute(text("SELECT pg_try_advisory_lock(:key)"),
-                                                 {"key": _lock_key(owner)})).scalar_one()
+                                                 {"key": lock_key(owner)})).scalar_one()
                 if free:
                     await connection.execute(text("SELECT pg_advisory_unlock(:key)"),
-                                             {"key": _lock_key(owner)})
+                                             {"key": lock_key(owner)})
                 await connection.commit()
                 return bool(free)
         if self._folder is None:
@@ -459,7 +532,7 @@ class Liveness:
             held.close()
 
 
-def _lock_key(owner: str) -> int:
+def lock_key(owner: str) -> int:
     """The advisory lock key of an owner (60 bits of its random hex id)."""
     return int(owner[:15], 16)
 

@@ -670,11 +670,11 @@ async def note_updates(session: AsyncSession, notes: list[InboxNote]) -> set[int
 async def mark_updates(session: AsyncSession, bot_id: int, marks: dict[int, str],
                        owner: str | None = None) -> set[int]:
     """Move a bot's updates to a state: `replying` from received (or again), `received` back
-    from replying (the send failed for sure), `replied` from replying, `done` from any; done is
-    final. With `owner`, only that process's updates move (another may have taken one over).
-    The ids moved."""
+    from replying (the send failed for sure), `replied` from either (a spool replay gives an
+    update's last mark only), `done` from any; done is final. With `owner`, only that
+    process's updates move (another may have taken one over). The ids moved."""
     before = {"replying": ["received", "replying"], "received": ["replying"],
-              "replied": ["replying"], "done": ["received", "replying", "replied"]}
+              "replied": ["received", "replying"], "done": ["received", "replying", "replied"]}
     table = InboxUpdate.__table__
     moved: set[int] = set()
     for state, earlier in before.items():
