@@ -196,6 +196,8 @@ def build_application(settings: Settings, services: Services | None = None) -> A
     # unknown (sent or not; bot/delivery/inbox.py).
     limiter = RetryingRateLimiter(settings.send_retry_seconds, throttle=settings.rate_limiter,
                                   per_second=TELEGRAM_MESSAGES_PER_SECOND)
+    # Several processes of one bot (one database) share that rate: the inbox counts them.
+    inbox.on_processes = limiter.share
     builder = builder.rate_limiter(limiter)
     application = builder.build()
     processor.application = application

@@ -133,8 +133,12 @@ class Inbox:
         self.bot_id = bot_id
         self.spool_path = spool_path
         self.owner = uuid.uuid4().hex
-        self.liveness = Liveness(database)
+        self.liveness = Liveness(database, bot_id)
         self._keeping: asyncio.Task[None] | None = None
+        # Told how many processes of this bot are running (bot/app.py: the rate limiter,
+        # which shares Telegram's limit among them).
+        self.on_processes: Callable[[int], None] = lambda processes: None
+        self._processes = 0
         self.recovered: set[int] = set()
         self.repeats: set[int] = set()  # recovered ones whose reply may have gone out
         self._notes: list[tuple[InboxNote, asyncio.Future[bool]]] = []
@@ -279,16 +283,25 @@ class Inbox:
     async def start(self) -> None:
         await self.liveness.hold(self.owner)
         log.info("inbox: this process is %s", self.owner)
+        await self._count_processes()
         self._keeping = asyncio.get_running_loop().create_task(self._keep_lock(),
                                                                name="inbox-lock")
 
     async def _keep_lock(self) -> None:
+        """Every LOCK_CHECK_SECONDS: hold the lock (again), and count the running processes."""
         while True:
             await asyncio.sleep(LOCK_CHECK_SECONDS)
             try:
                 await self.liveness.hold(self.owner)
+                await self._count_processes()
             except DATABASE_ERRORS as exc:
                 log.debug("inbox: lock not checked (%s)", type(exc).__name__)
+
+    async def _count_processes(self) -> None:
+        processes = await self.liveness.processes()
+        if processes != self._processes:
+            self._processes = processes
+            self.on_processes(processes)
 
     async def close(self) -> None:
         if self._keeping is not None:
@@ -408,8 +421,9 @@ class Liveness:
     lock also goes with its connection alone, so a free lock counts only when it is still free
     TAKEOVER_GRACE later."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, bot_id: int) -> None:
         self.database = database
+        self.bot_id = bot_id
         self.postgres = not database.url.startswith("sqlite")
         path = database.url.split(":///", 1)[-1]
         self._folder = None if self.postgres or path in ("", ":memory:") else Path(path).parent
@@ -442,7 +456,10 @@ class Liveness:
             connection: AsyncConnection = await self.database.engine.connect()
             await connection.execute(text("SELECT pg_advisory_lock(:key)"),
                                      {"key": lock_key(owner)})
-            await connection.commit()  # the lock is the session's; no transaction stays open
+            # Shared by the bot's processes: how many hold it is how many are running.
+            await connection.execute(text("SELECT pg_advisory_lock_shared(:space, :bot)"),
+                                     {"space": PROCESSES_LOCK_SPACE, "bot": self._bot_key})
+            await connection.commit()  # the locks are the session's; no transaction stays open
             self._held = connection
             if lost:
                 log.warning("inbox: the database connection holding this process's lock was "
@@ -451,7 +468,37 @@ class Liveness:
             self._folder.mkdir(parents=True, exist_ok=True)
             lock = self._lock_file(owner).open("w")
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            lock.write(str(self.bot_id))  # whose process it is, for counting them
+            lock.flush()
             self._held = lock
+
+    async def processes(self) -> int:
+        """How many processes of this bot are running (this one included): the holders of
+        the bot's shared lock on PostgreSQL, the held lock files beside an SQLite database."""
+        if self.postgres:
+            async with self.database.engine.connect() as connection:
+                count = (await connection.execute(text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                    "AND database = (SELECT oid FROM pg_database "
+                    "WHERE datname = current_database()) "
+                    "AND classid = :space AND objid = :bot AND objsubid = 2"),
+                    {"space": PROCESSES_LOCK_SPACE, "bot": self._bot_key})).scalar_one()
+            return max(1, int(count))
+        if self._folder is None or not self._folder.exists():
+            return 1
+        count = 1
+        own = Path(self._held.name) if self._held is not None else None
+        for path in self._folder.glob(f"{self._stem}.inbox-*.alive"):
+            with contextlib.suppress(OSError):
+                if path == own or path.read_text() not in ("", str(self.bot_id)):
+                    continue
+                owner = path.name.removeprefix(f"{self._stem}.inbox-").removesuffix(".alive")
+                count += not await self._lock_free(owner)
+        return count
+
+    @property
+    def _bot_key(self) -> int:
+        return self.bot_id % 2**31
 
     async def is_dead(self, owner: str) -> bool:
         """Whether a process is gone: its lock is free (on PostgreSQL, at two looks at least
@@ -535,6 +582,11 @@ class Liveness:
 def lock_key(owner: str) -> int:
     """The advisory lock key of an owner (60 bits of its random hex id)."""
     return int(owner[:15], 16)
+
+
+# The first key of the shared lock each process of a bot holds (two 32-bit keys, a space
+# apart from the owners' 64-bit keys); the second is the bot's id.
+PROCESSES_LOCK_SPACE = 0x6D6178  # "max"
 
 
 class InboxQueue(asyncio.Queue):
