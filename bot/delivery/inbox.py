@@ -185,8 +185,8 @@ class Inbox:
 
     async def mark(self, update_id: int, state: str) -> bool:
         """Note durably that an update is `replying`, back to `received` (its send failed
-        for sure), `replied` or `done`; False when it was not, the update being another
-        process's now (one that took this one for dead)."""
+        for sure), `replied` or `done`; False when it could not be marked replying, being
+        another process's now (one that took this one for dead)."""
         if self._marks.get(update_id) != "done":  # marks come in order; done is final
             self._marks[update_id] = state
         written: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -209,7 +209,7 @@ class Inbox:
             marks, self._marks = self._marks, {}
             waiters, self._mark_waiters = self._mark_waiters, []
             try:
-                new, marked = await self._write([note for note, _ in notes], marks)
+                new, refused = await self._write([note for note, _ in notes], marks)
             except Exception as exc:  # neither database nor disk: the update stays unconfirmed
                 log.exception("inbox: %d update(s) could not be noted", len(notes))
                 for future in [f for _, f in notes] + [f for _, f in waiters]:
@@ -218,20 +218,21 @@ class Inbox:
             for note, noted in notes:
                 noted.set_result(note.update_id in new)
             for update_id, written in waiters:
-                written.set_result(update_id in marked)
+                written.set_result(update_id not in refused)
 
     async def _write(self, notes: list[InboxNote], marks: dict[int, str]
                      ) -> tuple[set[int], set[int]]:
         """Write to the database, or to the spool while the database is away or the spool
-        still holds lines (marks must follow the notes they mark); the ids noted now, and the
-        ids marked (in the spool: all, there being no other process to ask)."""
+        still holds lines (marks must follow the notes they mark); the ids noted now, and
+        those not marked replying, being another process's now (in the spool: none, there
+        being no other process to ask)."""
         if time.monotonic() >= self._down_until and not self._spool_pending():
             try:
                 async with self.database.session() as session:
                     new = await note_updates(session, notes)
-                    marked = await mark_updates(session, self.bot_id, marks, self.owner)
+                    refused = await mark_updates(session, self.bot_id, marks, self.owner)
                     await session.commit()
-                return new, marked
+                return new, refused
             except DATABASE_ERRORS as exc:
                 log.warning("inbox: database unavailable (%s); noting in %s",
                             type(exc).__name__, self.spool_path)
@@ -240,7 +241,7 @@ class Inbox:
         # Without the database to ask, this process at least never handles one twice itself.
         new = {note.update_id for note in notes} - self._spooled
         self._spooled |= new
-        return new, set(marks)
+        return new, set()
 
     def _spool_pending(self) -> bool:
         return (self._replaying or self.spool_path.exists()
@@ -782,18 +783,19 @@ class InboxRequest(DelegatingRequest):
         if handling is None or handling.replied or not _sends_a_message(url):
             return await super().do_request(url, method, request_data, read_timeout,
                                             write_timeout, connect_timeout, pool_timeout)
-        # From the mark to Telegram's answer and the next mark, a crash leaves the reply
-        # unknown (sent or not): answered again after a restart, marked as a possible repeat.
-        # Few at a time keeps such repeats few; after a 429 the rate limiter releases every
-        # request it held back at once (33 in flight, 20 replies unknown at one SIGKILL).
+        # Once marked, a crash has the reply sent again after the restart, marked as a
+        # possible repeat: the user may have it if Telegram had it before the next mark.
+        if not await self._inbox.mark(handling.update_id, "replying"):
+            handling.taken_over = True
+            raise asyncio.CancelledError(f"update {handling.update_id} is another process's "
+                                         "now")
+        # An earlier attempt that ended in a network error, or an earlier process's.
+        unknown_before = handling.replying or handling.repeat
+        handling.replying = True
+        # Few sends between the two marks at a time keep such repeats few: after a 429 the
+        # rate limiter releases every request it held back at once (33 in flight, 20 replies
+        # unknown at one SIGKILL).
         async with self._first_sends:
-            if not await self._inbox.mark(handling.update_id, "replying"):
-                handling.taken_over = True
-                raise asyncio.CancelledError(f"update {handling.update_id} is another "
-                                             "process's now")
-            # An earlier attempt that ended in a network error, or an earlier process's.
-            unknown_before = handling.replying or handling.repeat
-            handling.replying = True
             code, body = await super().do_request(url, method, request_data, read_timeout,
                                                   write_timeout, connect_timeout, pool_timeout)
             if 200 <= code < 300:

@@ -672,11 +672,12 @@ async def mark_updates(session: AsyncSession, bot_id: int, marks: dict[int, str]
     """Move a bot's updates to a state: `replying` from received (or again), `received` back
     from replying (the send failed for sure), `replied` from either (a spool replay gives an
     update's last mark only), `done` from any; done is final. With `owner`, only that
-    process's updates move (another may have taken one over). The ids moved."""
+    process's updates move (another may have taken one over). The ids that did not move to
+    `replying` (asked only of that state: its reply is not sent unless it moved)."""
     before = {"replying": ["received", "replying"], "received": ["replying"],
               "replied": ["received", "replying"], "done": ["received", "replying", "replied"]}
     table = InboxUpdate.__table__
-    moved: set[int] = set()
+    refused: set[int] = set()
     for state, earlier in before.items():
         ids = [update_id for update_id, s in marks.items() if s == state]
         if not ids:
@@ -686,12 +687,15 @@ async def mark_updates(session: AsyncSession, bot_id: int, marks: dict[int, str]
             values["finished_at"] = utcnow()
         stmt = update(InboxUpdate).where(
             InboxUpdate.bot_id == bot_id, InboxUpdate.update_id.in_(ids),
-            InboxUpdate.state.in_(earlier))
+            InboxUpdate.state.in_(earlier)).values(**values)
         if owner is not None:
             stmt = stmt.where(InboxUpdate.owner == owner)
-        moved |= set((await session.exec(
-            stmt.values(**values).returning(table.c.update_id))).scalars().all())
-    return moved
+        if state == "replying":  # RETURNING costs a round trip to SQLite's thread: only here
+            moved = (await session.exec(stmt.returning(table.c.update_id))).scalars().all()
+            refused = set(ids) - set(moved)
+        else:
+            await session.exec(stmt)
+    return refused
 
 
 async def unfinished_before(session: AsyncSession, bot_id: int, user_id: int, update_id: int,
