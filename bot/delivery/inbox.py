@@ -19,8 +19,9 @@ How it hooks into python-telegram-bot 22 (checked against its source):
   handled again; one "replied" is not; one "replying" may or may not have reached the user
   (Telegram has no idempotent send), and is answered again with a note that the answer may be
   a repeat: a user who was never answered is worse off than one who reads a marked repeat.
-  At most FIRST_SENDS_IN_FLIGHT are "replying" at once, each for one round trip to Telegram
-  and one commit.
+  At most FIRST_SENDS_IN_FLIGHT first messages are in flight at once, and "replied" is
+  written with the next batch of marks, so a kill repeats those and the few whose mark was
+  being written.
 - Every mark is made only while this process owns the update: one that another process took
   over (it took this one for dead) is left to that process, before its first message goes out.
 
@@ -193,6 +194,13 @@ class Inbox:
         self._mark_waiters.append((update_id, written))
         self._wake()
         return await asyncio.shield(written)
+
+    def mark_soon(self, update_id: int, state: str) -> None:
+        """Start marking an update, with the marks that come meanwhile (its `done` may come
+        before the write: then only that is written)."""
+        if self._marks.get(update_id) != "done":
+            self._marks[update_id] = state
+        self._wake()
 
     async def flush(self) -> None:
         """Wait for every note and mark under way to be written."""
@@ -792,15 +800,18 @@ class InboxRequest(DelegatingRequest):
         # An earlier attempt that ended in a network error, or an earlier process's.
         unknown_before = handling.replying or handling.repeat
         handling.replying = True
-        # Few sends between the two marks at a time keep such repeats few: after a 429 the
-        # rate limiter releases every request it held back at once (33 in flight, 20 replies
-        # unknown at one SIGKILL).
+        # Few sends in flight at a time keep such repeats few: after a 429 the rate limiter
+        # releases every request it held back at once (33 in flight, 20 replies unknown at
+        # one SIGKILL).
         async with self._first_sends:
             code, body = await super().do_request(url, method, request_data, read_timeout,
                                                   write_timeout, connect_timeout, pool_timeout)
             if 200 <= code < 300:
                 handling.replied = True
-                await self._inbox.mark(handling.update_id, "replied")
+                # Written with the next batch of marks, not waited for: waiting here held a
+                # slot for a commit and cost a third of the throughput (bench/README.md); a
+                # `done` that comes meanwhile is written instead.
+                self._inbox.mark_soon(handling.update_id, "replied")
             elif not unknown_before:  # refused (a 429, say): nothing reached the user
                 await self._inbox.mark(handling.update_id, "received")
                 handling.replying = False
