@@ -19,9 +19,8 @@ How it hooks into python-telegram-bot 22 (checked against its source):
   handled again; one "replied" is not; one "replying" may or may not have reached the user
   (Telegram has no idempotent send), and is answered again with a note that the answer may be
   a repeat: a user who was never answered is worse off than one who reads a marked repeat.
-  At most FIRST_SENDS_IN_FLIGHT first messages are in flight at once, and "replied" is
-  written with the next batch of marks, so a kill repeats those and the few whose mark was
-  being written.
+  At most FIRST_SENDS_IN_FLIGHT first messages are between their send and the mark after
+  it at once, so a kill repeats at most that many.
 - Every mark is made only while this process owns the update: one that another process took
   over (it took this one for dead) is left to that process, before its first message goes out.
 
@@ -81,8 +80,11 @@ STATES = ("received", "replying", "replied", "done")
 # The longest an update waits for another process to finish the same user's earlier one (a
 # dead process's updates are taken over within INBOX_RECOVERY_SECONDS of bot/app.py).
 WAIT_FOR_EARLIER_SECONDS = 5.0
-# First replies in flight at once: enough for Telegram's 30 a second at a 100 ms round trip.
-FIRST_SENDS_IN_FLIGHT = 4
+# First replies whose fate a crash could leave unknown, at once: each from its send until the
+# mark after it is written. 8 keep up with Telegram's 30 a second while a send and its commit
+# take up to 250 ms (4 allow only 22 a second at 180 ms); unthrottled, 4 held the bot to
+# 125-155 updates a second, 8 to 165-175 (bench/telegram_throughput.py).
+FIRST_SENDS_IN_FLIGHT = 8
 # How often a process makes sure it holds its lock, taking it again on a new connection when
 # the one holding it was cut (PostgreSQL restarted, a proxy's idle timeout, an administrator).
 LOCK_CHECK_SECONDS = 1.0
@@ -188,19 +190,17 @@ class Inbox:
         """Note durably that an update is `replying`, back to `received` (its send failed
         for sure), `replied` or `done`; False when it could not be marked replying, being
         another process's now (one that took this one for dead)."""
-        if self._marks.get(update_id) != "done":  # marks come in order; done is final
+        return await asyncio.shield(self.mark_soon(update_id, state))
+
+    def mark_soon(self, update_id: int, state: str) -> asyncio.Future[bool]:
+        """Start marking an update, without waiting; the future is done once the mark (or a
+        later one of the same update that came meanwhile, such as `done`) is written."""
+        if self._marks.get(update_id) != "done":
             self._marks[update_id] = state
         written: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._mark_waiters.append((update_id, written))
         self._wake()
-        return await asyncio.shield(written)
-
-    def mark_soon(self, update_id: int, state: str) -> None:
-        """Start marking an update, with the marks that come meanwhile (its `done` may come
-        before the write: then only that is written)."""
-        if self._marks.get(update_id) != "done":
-            self._marks[update_id] = state
-        self._wake()
+        return written
 
     async def flush(self) -> None:
         """Wait for every note and mark under way to be written."""
@@ -800,22 +800,35 @@ class InboxRequest(DelegatingRequest):
         # An earlier attempt that ended in a network error, or an earlier process's.
         unknown_before = handling.replying or handling.repeat
         handling.replying = True
-        # Few sends in flight at a time keep such repeats few: after a 429 the rate limiter
-        # releases every request it held back at once (33 in flight, 20 replies unknown at
-        # one SIGKILL).
-        async with self._first_sends:
+        # Few such sends at a time keep such repeats few: a slot is held from the send until
+        # the mark after it is written. After a 429 the rate limiter releases every request
+        # it held back at once (33 in flight, 20 replies unknown at one SIGKILL).
+        await self._first_sends.acquire()
+        try:
             code, body = await super().do_request(url, method, request_data, read_timeout,
                                                   write_timeout, connect_timeout, pool_timeout)
-            if 200 <= code < 300:
-                handling.replied = True
-                # Written with the next batch of marks, not waited for: waiting here held a
-                # slot for a commit and cost a third of the throughput (bench/README.md); a
-                # `done` that comes meanwhile is written instead.
-                self._inbox.mark_soon(handling.update_id, "replied")
-            elif not unknown_before:  # refused (a 429, say): nothing reached the user
+        except BaseException:
+            self._first_sends.release()  # unknown whether it was sent: left "replying"
+            raise
+        if 200 <= code < 300:
+            handling.replied = True
+            # The handler goes on meanwhile (waiting held up a third of the throughput,
+            # bench/README.md); its `done`, if it comes first, is written instead.
+            self._inbox.mark_soon(handling.update_id, "replied").add_done_callback(
+                self._release_slot)
+            return code, body
+        try:
+            if not unknown_before:  # refused (a 429, say): nothing reached the user
                 await self._inbox.mark(handling.update_id, "received")
                 handling.replying = False
+        finally:
+            self._first_sends.release()
         return code, body
+
+    def _release_slot(self, written: asyncio.Future[bool]) -> None:
+        if not written.cancelled():
+            written.exception()  # logged by the inbox's writer already
+        self._first_sends.release()
 
 
 def _sends_a_message(url: str) -> bool:
