@@ -812,8 +812,8 @@ class InboxRequest(DelegatingRequest):
             raise
         if 200 <= code < 300:
             handling.replied = True
-            # The handler goes on meanwhile (waiting held up a third of the throughput,
-            # bench/README.md); its `done`, if it comes first, is written instead.
+            # The handler goes on meanwhile, and its `done`, if it comes before the write,
+            # is written instead: one commit where there were two.
             self._inbox.mark_soon(handling.update_id, "replied").add_done_callback(
                 self._release_slot)
             return code, body
