@@ -3,14 +3,20 @@
     python -m bench.crash [--users 500] [--database-url postgresql+asyncpg://…]
 
 Each of N users asks one question at once through the Bot API stand-in (with Telegram's rate
-limits, so the replies go out at 30 a second). When a third of them have their answer, the
-`maxbot run` process is killed with SIGKILL (out of memory, a host restart, a container stopped
-past its grace), started again on the same database and spool, and left to finish; then
-stopped with SIGTERM. Printed, for SQLite and (with --database-url) PostgreSQL:
+limits, so the replies go out at 30 a second). At a kill point the `maxbot run` process is
+killed with SIGKILL (out of memory, a host restart, a container stopped past its grace),
+started again on the same database and spool, and left to finish; then stopped with SIGTERM.
+The kill points: when a tenth, a third, two thirds and nine tenths of the users have their
+answer (wherever the bot is then), and, after a third, with every first reply the bot allows
+in flight held by "Telegram" before it takes them (`in flight, not sent`) or after (`in
+flight, sent`, the answers held): the moments a reply's fate is unknown to the bot. Printed,
+for SQLite and (with --database-url) PostgreSQL:
 
 * questions lost: asked but never stored in the `question` table;
 * users without an answer: asked but got no reply;
-* duplicates seen by users: replies beyond the first one to a user's one question;
+* duplicates seen by users: replies beyond the first one to a user's one question, and of
+  them how many say they may be a repeat (answered again after the restart because the kill
+  left the first reply's fate unknown) and how many do not (must be 0);
 * the seconds SIGTERM took to stop the bot in the middle of a second burst.
 
 `run_crash_scenario(database_url, users)` gives the SIGKILL figures to other benchmarks
@@ -31,8 +37,11 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from markupsafe import Markup
 from sqlmodel import select
 
+from bot.delivery.inbox import FIRST_SENDS_IN_FLIGHT
+from bot.replies import render, to_plain_text
 from bot.storage.database import Database
 from bot.storage.models import InboxUpdate, Question
 from testing.standin import BotApiStandIn, User
@@ -43,6 +52,26 @@ STARTUP_TIMEOUT = 120.0
 # What company staff ask: answered, on topic but unanswerable (a follow-up), small talk.
 QUESTIONS = ("국민성장펀드 규모는?", "대출 금리가 몇 %예요?", "안녕하세요", "M.AX 얼라이언스 분과",
              "초저리 대출 있나요")
+# What an answer sent again after a restart says first (bot/templates/ko/repeat.html.j2).
+REPEAT_NOTE = to_plain_text(render("repeat", reply=Markup(""))).strip()
+
+
+@dataclass(frozen=True)
+class KillPoint:
+    """When the bot is killed: once `answered` of the users have their answer; with
+    `in_flight` ("not sent" or "sent"), also once every first reply it allows in flight is
+    held by the stand-in, before it takes them or after."""
+
+    answered: float = 1 / 3
+    in_flight: str | None = None
+
+    def __str__(self) -> str:
+        where = f"after {self.answered:.0%} answered"
+        return f"{where}, replies in flight, {self.in_flight}" if self.in_flight else where
+
+
+KILL_POINTS = (KillPoint(0.1), KillPoint(1 / 3), KillPoint(2 / 3), KillPoint(0.9),
+               KillPoint(1 / 3, "not sent"), KillPoint(1 / 3, "sent"))
 
 
 async def start_bot(tg: BotApiStandIn, workdir: Path, database_url: str, log_name: str,
@@ -71,7 +100,7 @@ class Burst:
     """What a burst did: who asked what, and the bot's records afterwards."""
 
     asked: dict[int, str]
-    replies: dict[int, int] = field(default_factory=dict)
+    replies: dict[int, list[str]] = field(default_factory=dict)  # the texts each user got
     stored: dict[int, list[str]] = field(default_factory=dict)
     unfinished: int = 0
     stop_seconds: float = 0.0
@@ -83,19 +112,37 @@ class Burst:
 
     @property
     def users_without_answer(self) -> int:
-        return sum(1 for user in self.asked if self.replies.get(user, 0) == 0)
+        return sum(1 for user in self.asked if not self.replies.get(user))
 
     @property
     def duplicates(self) -> int:
-        return sum(max(0, n - 1) for n in self.replies.values())
+        return sum(max(0, len(texts) - 1) for texts in self.replies.values())
+
+    @property
+    def marked_duplicates(self) -> int:
+        """Second replies that say they may be a repeat."""
+        return sum(1 for texts in self.replies.values() if len(texts) > 1
+                   for text in texts[1:] if REPEAT_NOTE in text)
+
+    @property
+    def unmarked_duplicates(self) -> int:
+        return self.duplicates - self.marked_duplicates
+
+    @property
+    def marked_first_answers(self) -> int:
+        """Users whose only reply says it may be a repeat: the kill came before Telegram had
+        the first one."""
+        return sum(1 for texts in self.replies.values()
+                   if len(texts) == 1 and REPEAT_NOTE in texts[0])
 
 
 async def interrupted_burst(tg: BotApiStandIn, workdir: Path, database_url: str, users: int,
                             stop: signal.Signals = signal.SIGKILL, first_user: int = 500_000,
-                            timeout: float = 300.0, **extra: str) -> Burst:
-    """Start the bot, let `users` users ask at once, send `stop` to the bot when a third have
-    their answer, start it again and wait until every question is done in its inbox; then
-    stop it with SIGTERM and count. `extra`: more settings (WEBHOOK_URL, …)."""
+                            timeout: float = 300.0, at: KillPoint = KillPoint(),
+                            **extra: str) -> Burst:
+    """Start the bot, let `users` users ask at once, send `stop` to the bot at `at`, start it
+    again and wait until every question is done in its inbox; then stop it with SIGTERM and
+    count. `extra`: more settings (WEBHOOK_URL, …)."""
     bot = await start_bot(tg, workdir, database_url, "first.log", **extra)
     restarted = None
     try:
@@ -106,11 +153,17 @@ async def interrupted_burst(tg: BotApiStandIn, workdir: Path, database_url: str,
         asked = {user.id: QUESTIONS[n % len(QUESTIONS)] for n, user in enumerate(people)}
         for user in people:
             tg.send_text(user, asked[user.id])
-        await tg.wait_until(lambda: sum(1 for u in people if tg.messages_to(u)) >= users // 3,
-                            timeout=timeout)
+        await tg.wait_until(
+            lambda: sum(1 for u in people if tg.messages_to(u)) >= int(users * at.answered),
+            timeout=timeout)
+        if at.in_flight:
+            tg.hold("sendMessage", delivered=at.in_flight == "sent")
+            await tg.wait_until(lambda: tg.held("sendMessage") >= FIRST_SENDS_IN_FLIGHT,
+                                timeout=timeout)
         stopped_at = time.monotonic()
         bot.send_signal(stop)
         await asyncio.wait_for(bot.wait(), timeout=60)
+        tg.release()
         burst = Burst(asked, stop_seconds=time.monotonic() - stopped_at)
 
         restarted = await start_bot(tg, workdir, database_url, "restarted.log", **extra)
@@ -126,7 +179,7 @@ async def interrupted_burst(tg: BotApiStandIn, workdir: Path, database_url: str,
                 burst.unfinished = len((await session.exec(
                     select(InboxUpdate.update_id).where(InboxUpdate.state != "done"))).all())
             await database.close()
-        burst.replies = {u.id: len(tg.messages_to(u)) for u in people}
+        burst.replies = {u.id: [m.text or "" for m in tg.messages_to(u)] for u in people}
         return burst
     finally:
         for process in (bot, restarted):
@@ -146,17 +199,18 @@ async def _wait_all_done(database: Database, people: list[User], tg: BotApiStand
                 rows = (await session.exec(select(InboxUpdate.state))).all()
             if len(rows) >= len(people) and all(state == "done" for state in rows):
                 return
-        await _changed_or(tg, 0.2)
+        await wait_for_change(tg, 0.2)
 
 
-async def _changed_or(tg: BotApiStandIn, seconds: float) -> None:
+async def wait_for_change(tg: BotApiStandIn, seconds: float) -> None:
     """Until the stand-in sees a request, or `seconds` (the bot's database changes too)."""
     with contextlib.suppress(TimeoutError):
         await tg.wait_until(lambda: False, timeout=seconds)
 
 
 async def crash_scenario(database_url: str | None, users: int,
-                         stop: signal.Signals = signal.SIGKILL) -> Burst:
+                         stop: signal.Signals = signal.SIGKILL,
+                         at: KillPoint = KillPoint()) -> Burst:
     """One interrupted burst on a fresh database: an SQLite file, or a new database on the
     PostgreSQL server of `database_url`."""
     with tempfile.TemporaryDirectory(prefix="maxbot-crash-") as folder:
@@ -166,7 +220,7 @@ async def crash_scenario(database_url: str | None, users: int,
                else await create_database(database_url, name))
         try:
             async with BotApiStandIn() as tg:
-                return await interrupted_burst(tg, workdir, url, users, stop)
+                return await interrupted_burst(tg, workdir, url, users, stop, at=at)
         finally:
             if database_url is not None:
                 await drop_database(database_url, name)
@@ -174,13 +228,15 @@ async def crash_scenario(database_url: str | None, users: int,
 
 def run_crash_scenario(database_url: str | None, users: int) -> dict[str, int]:
     """SIGKILL mid-burst and restart: questions lost, users left without an answer, and
-    replies users saw twice (all should be 0). `database_url`: a PostgreSQL server (a
-    throwaway database is made on it), or None for a fresh SQLite file. Blocking (it runs
-    its own event loop): call it outside one, or `await crash_scenario(...)` inside."""
+    replies users saw twice without being told it may be a repeat (all should be 0), and
+    those marked as a possible repeat. `database_url`: a PostgreSQL server (a throwaway
+    database is made on it), or None for a fresh SQLite file. Blocking (it runs its own event
+    loop): call it outside one, or `await crash_scenario(...)` inside."""
     burst = asyncio.run(crash_scenario(database_url, users))
     return {"questions_lost": burst.questions_lost,
             "users_without_answer": burst.users_without_answer,
-            "duplicates": burst.duplicates}
+            "unmarked_duplicates": burst.unmarked_duplicates,
+            "marked_repeats": burst.marked_duplicates}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -189,24 +245,32 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--users", type=int, default=500)
     parser.add_argument("--database-url", help="a PostgreSQL server (postgresql+asyncpg://…); "
                         "also run there")
+    parser.add_argument("--quick", action="store_true",
+                        help="only the kill after a third answered, as before")
     args = parser.parse_args(argv)
     targets: list[tuple[str, str | None]] = [("SQLite", None)]
     if args.database_url:
         targets.append(("PostgreSQL", args.database_url))
     failed = False
+    points = [KillPoint()] if args.quick else list(KILL_POINTS)
     for label, url in targets:
-        killed = asyncio.run(crash_scenario(url, args.users, signal.SIGKILL))
-        print(f"{label}: {args.users} users, SIGKILL after {args.users // 3} answers: "
-              f"questions lost {killed.questions_lost}, users without an answer "
-              f"{killed.users_without_answer}, duplicates seen by users {killed.duplicates}",
-              flush=True)
+        for point in points:
+            killed = asyncio.run(crash_scenario(url, args.users, signal.SIGKILL, point))
+            print(f"{label}: {args.users} users, SIGKILL {point}: questions lost "
+                  f"{killed.questions_lost}, users without an answer "
+                  f"{killed.users_without_answer}, duplicates seen by users "
+                  f"{killed.duplicates} ({killed.marked_duplicates} marked as a possible "
+                  f"repeat, {killed.unmarked_duplicates} not); first answers marked as a "
+                  f"possible repeat {killed.marked_first_answers}", flush=True)
+            failed |= any((killed.questions_lost, killed.users_without_answer,
+                           killed.unmarked_duplicates))
         termed = asyncio.run(crash_scenario(url, args.users, signal.SIGTERM))
         print(f"{label}: SIGTERM after {args.users // 3} answers stopped the bot in "
               f"{termed.stop_seconds:.1f} s; then questions lost {termed.questions_lost}, "
               f"users without an answer {termed.users_without_answer}, duplicates "
-              f"{termed.duplicates}", flush=True)
-        failed |= any((killed.questions_lost, killed.users_without_answer, killed.duplicates,
-                       termed.questions_lost, termed.users_without_answer, termed.duplicates))
+              f"{termed.duplicates} ({termed.marked_duplicates} marked)", flush=True)
+        failed |= any((termed.questions_lost, termed.users_without_answer,
+                       termed.unmarked_duplicates))
     sys.exit(1 if failed else 0)
 
 

@@ -90,7 +90,7 @@ async def _start_services(application: Application) -> None:
     await services.database.replay_spool()
     await services.inbox.start()
     # Before the first getUpdates or webhook call: what a stopped process left is handled first.
-    await _recover_updates(application)
+    await _recover_updates(application, patient=True)
     if services.poster is not None:
         services.poster.start(application.bot)
         services.database.on_replayed = lambda _: services.poster.poke()
@@ -118,9 +118,9 @@ async def _start_services(application: Application) -> None:
              len(services.index))
 
 
-async def _recover_updates(application: Application) -> None:
+async def _recover_updates(application: Application, patient: bool = False) -> None:
     services: Services = application.bot_data["services"]
-    for payload in await services.inbox.recover():
+    for payload in await services.inbox.recover(patient):
         update = Update.de_json(json.loads(payload), application.bot)
         application.update_queue.put_nowait(update)  # noted already
 
@@ -196,6 +196,8 @@ def build_application(settings: Settings, services: Services | None = None) -> A
     # unknown (sent or not; bot/delivery/inbox.py).
     limiter = RetryingRateLimiter(settings.send_retry_seconds, throttle=settings.rate_limiter,
                                   per_second=TELEGRAM_MESSAGES_PER_SECOND)
+    # Several processes of one bot (one database) share that rate: the inbox counts them.
+    inbox.on_processes = limiter.share
     builder = builder.rate_limiter(limiter)
     application = builder.build()
     processor.application = application

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 from pydantic import BaseModel
 
 from bot.answering import Answer
@@ -95,13 +96,21 @@ def command_menu(language: str = "ko") -> CommandMenu:
 
 
 def render_answer(answer: Answer, knowledge: KnowledgeBase, reference: int | None = None,
-                  queued: bool = False, terminal: bool = False) -> str:
+                  queued: bool = False, terminal: bool = False, repeat: bool = False) -> str:
     """The reply to a question, as Telegram HTML.
 
     reference: the follow-up's number when the question was queued for the secretariat;
     queued: it was queued but has no number yet (kept in the spool while the database is away);
-    terminal: asked in `maxbot ask` or `maxbot chat`, which send nothing to the secretariat.
+    terminal: asked in `maxbot ask` or `maxbot chat`, which send nothing to the secretariat;
+    repeat: the user may have had this reply already (the bot stopped while sending it), which
+    the reply then says.
     """
+    reply = _render_reply(answer, knowledge, reference, queued, terminal)
+    return render("repeat", answer.language, reply=Markup(reply)) if repeat else reply
+
+
+def _render_reply(answer: Answer, knowledge: KnowledgeBase, reference: int | None,
+                  queued: bool, terminal: bool) -> str:
     if answer.parts:
         parts = [{"question": p.question, "document": p.document,
                   "sources": [knowledge.sources[s] for s in p.document.sources]

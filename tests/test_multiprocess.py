@@ -6,17 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import shutil
 import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import pytest
 from sqlmodel import select
 
-from bench.crash import QUESTIONS, start_bot
+from bench.crash import QUESTIONS, REPEAT_NOTE, start_bot, wait_for_change
+from bot.delivery.inbox import FIRST_SENDS_IN_FLIGHT, lock_key
 from bot.storage.database import Database
 from bot.storage.models import InboxUpdate, Question
 from testing.standin import BotApiStandIn
+from testing.throwaway_db import asyncpg_dsn
 from tests.roundrobin import RoundRobin
 from tests.test_eligibility import walk
 from tests.test_run_command import free_port, start_maxbot
@@ -83,60 +89,43 @@ async def _all_done(database: Database, tg: BotApiStandIn, count: int) -> None:
             await tg.wait_until(lambda: False, timeout=0.2)
 
 
-async def test_two_processes_behind_one_webhook_handle_each_update_once_share_a_check_and_take_over_from_a_killed_one(  # noqa: E501
-        tmp_path: Path, database_url: str) -> None:
+@dataclass
+class Deployment:
+    """Two `maxbot run` processes behind one webhook address, on one PostgreSQL database."""
+
+    tg: BotApiStandIn
+    proxy: RoundRobin
+    processes: list[asyncio.subprocess.Process]
+    logs: list[Path]
+    database: Database
+
+    def log(self, n: int) -> str:
+        return self.logs[n].read_text(encoding="utf-8", errors="replace")
+
+
+@contextlib.asynccontextmanager
+async def two_processes(tmp_path: Path, database_url: str, **extra: str
+                        ) -> AsyncIterator[Deployment]:
+    """Started, both serving; stopped with SIGTERM at the end, their logs printed."""
     if database_url.startswith("sqlite"):
         pytest.skip("several processes on several machines share PostgreSQL")
     ports = [free_port(), free_port()]
     async with BotApiStandIn() as tg, RoundRobin(
             [f"http://127.0.0.1:{port}" for port in ports]) as proxy:
         shared = {"WEBHOOK_URL": f"{proxy.url}/telegram", "WEBHOOK_LISTEN": "127.0.0.1",
-                  "WEBHOOK_SECRET": "s3cret-header-value", "USER_QUESTIONS_PER_MINUTE": "1000"}
+                  "WEBHOOK_SECRET": "s3cret-header-value", "USER_QUESTIONS_PER_MINUTE": "1000",
+                  **extra}
         processes = []
         for name, port in zip("ab", ports, strict=True):
             (tmp_path / name).mkdir()
             processes.append(await start_bot(tg, tmp_path / name, database_url, f"{name}.log",
                                              WEBHOOK_PORT=str(port), **shared))
-        first, second = processes
         logs = [tmp_path / "a" / "a.log", tmp_path / "b" / "b.log"]
         database = Database(database_url, tmp_path / "reader-spool.jsonl")
         try:
             await tg.wait_until(lambda: all("Application started" in log.read_text()
                                             for log in logs), timeout=120)
-
-            # Every update handled once, by one process or the other.
-            users = [tg.user(610_000 + n, f"동시{n}") for n in range(40)]
-            for n, user in enumerate(users):
-                tg.send_text(user, QUESTIONS[n % len(QUESTIONS)])
-            await _all_done(database, tg, len(users))
-            assert all(len(tg.messages_to(user)) == 1 for user in users)
-            assert len({row.owner for row in await _inbox(database)}) == 2, "both took a share"
-
-            # A running check goes on, whichever process gets the next step.
-            asker = tg.user(620_000, "최대표")
-            tg.send_text(asker, "/check")
-            step = await tg.wait_for_message(asker, timeout=30)
-            assert "1/6" in step.text
-            result = await walk(tg, asker, step, "field:ai", "purpose:equity", "size:1b-10b",
-                                "alliance:member", "sub-alliance:humanoid",
-                                "region:non-capital")
-            assert "지원 방식 확인 결과" in result.text and "분과: 휴머노이드" in result.text
-            steps = [backend for backend, _ in proxy.forwarded[-7:]]
-            assert len(set(steps)) == 2, "the steps went to both processes"
-
-            # One process killed mid-burst: the other answers the rest, each once.
-            burst = [tg.user(630_000 + n, f"폭주{n}") for n in range(60)]
-            for n, user in enumerate(burst):
-                tg.send_text(user, QUESTIONS[n % len(QUESTIONS)])
-            await tg.wait_until(lambda: sum(1 for u in burst if tg.messages_to(u)) >= 15,
-                                timeout=60)
-            first.kill()
-            await first.wait()
-            await _all_done(database, tg, len(users) + 7 + len(burst))
-            assert {u.id: len(tg.messages_to(u)) for u in burst} == {u.id: 1 for u in burst}
-            async with database.session() as session:
-                asked = (await session.exec(select(Question.person_id))).all()
-            assert sorted(asked) == sorted(u.id for u in users + burst)
+            yield Deployment(tg, proxy, processes, logs, database)
         finally:
             await database.close()
             for process, log in zip(processes, logs, strict=True):
@@ -144,4 +133,105 @@ async def test_two_processes_behind_one_webhook_handle_each_update_once_share_a_
                     process.send_signal(signal.SIGTERM)
                     await asyncio.wait_for(process.wait(), timeout=30)
                 print(f"--- {log.name} (exit {process.returncode})\n", log.read_text()[-3000:])
-        assert second.returncode == 0
+
+
+async def test_two_processes_behind_one_webhook_handle_each_update_once_share_a_check_and_take_over_from_a_killed_one(  # noqa: E501
+        tmp_path: Path, database_url: str) -> None:
+    async with two_processes(tmp_path, database_url) as deployment:
+        tg, proxy, database = deployment.tg, deployment.proxy, deployment.database
+        first, second = deployment.processes
+
+        # Each knows the other runs, and sends half of Telegram's rate.
+        await tg.wait_until(lambda: all("2 bot processes share Telegram's limit" in
+                                        deployment.log(n) for n in (0, 1)), timeout=30)
+
+        # Every update handled once, by one process or the other, and together they keep to
+        # Telegram's limit (at 28 a second each, 40 replies drew 429s).
+        users = [tg.user(610_000 + n, f"동시{n}") for n in range(40)]
+        for n, user in enumerate(users):
+            tg.send_text(user, QUESTIONS[n % len(QUESTIONS)])
+        await _all_done(database, tg, len(users))
+        assert all(len(tg.messages_to(user)) == 1 for user in users)
+        assert len({row.owner for row in await _inbox(database)}) == 2, "both took a share"
+        assert tg.too_many_requests == 0, tg.rejections[:3]
+        sent = sorted(call.at for call in tg.calls("sendMessage"))
+        print("most replies in any second, both processes:",
+              max(sum(1 for t in sent if first_at <= t < first_at + 1) for first_at in sent))
+
+        # A running check goes on, whichever process gets the next step.
+        asker = tg.user(620_000, "최대표")
+        tg.send_text(asker, "/check")
+        step = await tg.wait_for_message(asker, timeout=30)
+        assert "1/6" in step.text
+        result = await walk(tg, asker, step, "field:ai", "purpose:equity", "size:1b-10b",
+                            "alliance:member", "sub-alliance:humanoid",
+                            "region:non-capital")
+        assert "지원 방식 확인 결과" in result.text and "분과: 휴머노이드" in result.text
+        steps = [backend for backend, _ in proxy.forwarded[-7:]]
+        assert len(set(steps)) == 2, "the steps went to both processes"
+
+        # One process killed mid-burst: the other answers the rest, each once.
+        burst = [tg.user(630_000 + n, f"폭주{n}") for n in range(60)]
+        for n, user in enumerate(burst):
+            tg.send_text(user, QUESTIONS[n % len(QUESTIONS)])
+        await tg.wait_until(lambda: sum(1 for u in burst if tg.messages_to(u)) >= 15,
+                            timeout=60)
+        first.kill()
+        await first.wait()
+        await _all_done(database, tg, len(users) + 7 + len(burst))
+        # A reply in flight at the kill is sent again, saying it may be a repeat.
+        assert all(tg.messages_to(u) for u in burst)
+        assert all(REPEAT_NOTE in m.text for u in burst for m in tg.messages_to(u)[1:])
+        async with database.session() as session:
+            asked = (await session.exec(select(Question.person_id))).all()
+        assert sorted(asked) == sorted(u.id for u in users + burst)
+    assert second.returncode == 0
+
+
+async def test_a_process_whose_lock_connection_is_cut_is_not_taken_for_dead_and_no_one_is_answered_twice(  # noqa: E501
+        tmp_path: Path, database_url: str) -> None:
+    """A's lock, its sign of life, is on one database connection; a server restart, a
+    proxy's idle timeout or an administrator can cut it while A goes on answering. B must not
+    take A's updates over for that: both would answer them."""
+    async with two_processes(tmp_path, database_url) as deployment:
+        tg, database = deployment.tg, deployment.database
+        owner_a = re.search(r"inbox: this process is (\w+)", deployment.log(0)).group(1)
+        # Both have replies in flight and more waiting when A's lock connection goes.
+        tg.hold("sendMessage")
+        users = [tg.user(660_000 + n, f"사용자{n}") for n in range(24)]
+        for n, user in enumerate(users):
+            tg.send_text(user, QUESTIONS[n % len(QUESTIONS)])
+        await tg.wait_until(lambda: tg.held("sendMessage") == 2 * FIRST_SENDS_IN_FLIGHT,
+                            timeout=120)
+
+        # Cut it, and again whenever A holds it again, until B has looked while it was free.
+        def b_looked() -> bool:
+            log = deployment.log(1)
+            return (f"lock of process {owner_a} is free" in log
+                    or "left unfinished by a stopped process" in log)
+
+        cuts = 0
+        while not b_looked():
+            cuts += await cut_lock_connection(database_url, owner_a)
+            await wait_for_change(tg, 0.05)
+        assert cuts >= 1
+        tg.release()
+
+        await _all_done(database, tg, len(users))
+        assert {u.id: len(tg.messages_to(u)) for u in users} == {u.id: 1 for u in users}
+        assert "left unfinished by a stopped process" not in deployment.log(1)
+        assert "lock held again" in deployment.log(0)
+
+
+async def cut_lock_connection(database_url: str, owner: str) -> int:
+    """Terminate, from the server's side, the connection holding a process's inbox lock (if
+    it holds it now); how many were terminated."""
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        return len(await connection.fetch(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+            "AND granted AND objsubid = 1 AND database = (SELECT oid FROM pg_database "
+            "WHERE datname = current_database()) "
+            "AND (classid::bigint << 32) | objid::bigint = $1", lock_key(owner)))
+    finally:
+        await connection.close()

@@ -402,6 +402,38 @@ async def test_edit_rules_block_and_unknown_chat(tg: BotApiStandIn, bot: Bot) ->
 
 
 @pytest.mark.asyncio
+async def test_held_sends_take_effect_before_or_after_their_release_or_never_if_abandoned(
+        tg: BotApiStandIn, bot: Bot) -> None:
+    kim = tg.user(1011, "Kim")
+    texts = lambda: [m.text for m in tg.messages_to(kim)]  # noqa: E731
+
+    tg.hold("sendMessage")
+    sending = asyncio.create_task(bot.send_message(kim.id, "one"))
+    await tg.wait_until(lambda: tg.held("sendMessage") == 1)
+    assert texts() == [], "held before it takes effect: not in the chat yet"
+    tg.release("sendMessage")
+    assert (await sending).text == "one" and texts() == ["one"]
+
+    tg.hold("sendMessage", delivered=True)
+    sending = asyncio.create_task(bot.send_message(kim.id, "two"))
+    await tg.wait_until(lambda: tg.held("sendMessage") == 1)
+    assert texts() == ["one", "two"] and not sending.done(), "in the chat, answer held"
+    tg.release()
+    assert (await sending).text == "two"
+
+    tg.hold("sendMessage")
+    abandoned = asyncio.create_task(bot.send_message(kim.id, "three"))
+    await tg.wait_until(lambda: tg.held("sendMessage") == 1)
+    abandoned.cancel()  # the client gives up (a killed bot): its connection closes
+    with contextlib.suppress(asyncio.CancelledError):
+        await abandoned
+    await tg.wait_until(lambda: tg.held("sendMessage") == 0)  # the stand-in saw it go
+    tg.release()
+    assert (await bot.send_message(kim.id, "four")).text == "four"
+    assert texts() == ["one", "two", "four"], "an abandoned held call never takes effect"
+
+
+@pytest.mark.asyncio
 async def test_commands_members_chat_and_misc(tg: BotApiStandIn, bot: Bot) -> None:
     jo = tg.user(1010, "Jo", "jo_user")
     kim = tg.user(1011, "Kim")

@@ -14,9 +14,15 @@ How it hooks into python-telegram-bot 22 (checked against its source):
   getUpdates request until the updates fetched before it are noted.
 - `InboxProcessor`, the application's update processor, marks an update done when its
   handlers are through, and at stop hands back what has not started.
-- `InboxRequest` marks an update "replying" just before the first message for it goes out.
-  After a crash an update in that state is not handled again (the user may have the reply;
-  Telegram has no idempotent send), one still "received" is.
+- `InboxRequest` marks an update "replying" just before the first message for it goes out,
+  and "replied" as soon as Telegram has taken it. After a crash an update still "received" is
+  handled again; one "replied" is not; one "replying" may or may not have reached the user
+  (Telegram has no idempotent send), and is answered again with a note that the answer may be
+  a repeat: a user who was never answered is worse off than one who reads a marked repeat.
+  At most FIRST_SENDS_IN_FLIGHT first messages are between their send and the mark after
+  it at once, so a kill repeats at most that many.
+- Every mark is made only while this process owns the update: one that another process took
+  over (it took this one for dead) is left to that process, before its first message goes out.
 
 One module over 400 lines on purpose: the store and its hooks share the state of one promise.
 """
@@ -70,12 +76,22 @@ DOWN_SECONDS = 5.0
 HAND_BACK_GRACE = 4.0
 # Done updates are kept this long: Telegram redelivers an update for at most a day.
 KEEP_DONE = dt.timedelta(days=2)
-STATES = ("received", "replying", "done")
+STATES = ("received", "replying", "replied", "done")
 # The longest an update waits for another process to finish the same user's earlier one (a
 # dead process's updates are taken over within INBOX_RECOVERY_SECONDS of bot/app.py).
 WAIT_FOR_EARLIER_SECONDS = 5.0
-# First replies in flight at once: enough for Telegram's 30 a second at a 100 ms round trip.
-FIRST_SENDS_IN_FLIGHT = 4
+# First replies whose fate a crash could leave unknown, at once: each from its send until the
+# mark after it is written. 8 keep up with Telegram's 30 a second while a send and its commit
+# take up to 250 ms (4 allow only 22 a second at 180 ms); unthrottled, 4 held the bot to
+# 125-155 updates a second, 8 to 165-175 (bench/telegram_throughput.py).
+FIRST_SENDS_IN_FLIGHT = 8
+# How often a process makes sure it holds its lock, taking it again on a new connection when
+# the one holding it was cut (PostgreSQL restarted, a proxy's idle timeout, an administrator).
+LOCK_CHECK_SECONDS = 1.0
+# On PostgreSQL a process counts as dead when its lock is seen free at two looks this far
+# apart: a live process whose lock connection was cut holds its lock again within
+# LOCK_CHECK_SECONDS, and taking its updates over would answer them twice.
+TAKEOVER_GRACE = 3.0
 
 
 @dataclass
@@ -84,17 +100,30 @@ class _Handling:
 
     update_id: int
     recovered: bool
+    # Its first message may have reached the user already: its process stopped while sending.
+    repeat: bool = False
+    # Where its first message is: being sent (or unknown after a network error), or sent.
     replying: bool = False
+    replied: bool = False
+    # Another process took it over (this one's lock looked free): it is left to that one.
+    taken_over: bool = False
 
 
 _HANDLING: ContextVar[_Handling | None] = ContextVar("inbox_handling", default=None)
 
 
 def is_recovered(update: Update) -> bool:
-    """Whether this update is handled again after its process stopped before replying: its
-    question may be stored already, but the user has had no reply."""
+    """Whether this update is handled again after its process stopped before its reply was
+    through: its question may be stored already, and the user may have had no reply."""
     handling = _HANDLING.get()
     return handling is not None and handling.update_id == update.update_id and handling.recovered
+
+
+def may_repeat(update: Update) -> bool:
+    """Whether the reply to this update may have reached the user already: its process
+    stopped while sending it. The reply says so."""
+    handling = _HANDLING.get()
+    return handling is not None and handling.update_id == update.update_id and handling.repeat
 
 
 class Inbox:
@@ -107,11 +136,17 @@ class Inbox:
         self.bot_id = bot_id
         self.spool_path = spool_path
         self.owner = uuid.uuid4().hex
-        self.liveness = Liveness(database)
+        self.liveness = Liveness(database, bot_id)
+        self._keeping: asyncio.Task[None] | None = None
+        # Told how many processes of this bot are running (bot/app.py: the rate limiter,
+        # which shares Telegram's limit among them).
+        self.on_processes: Callable[[int], None] = lambda processes: None
+        self._processes = 0
         self.recovered: set[int] = set()
+        self.repeats: set[int] = set()  # recovered ones whose reply may have gone out
         self._notes: list[tuple[InboxNote, asyncio.Future[bool]]] = []
         self._marks: dict[int, str] = {}
-        self._mark_waiters: list[asyncio.Future[None]] = []
+        self._mark_waiters: list[tuple[int, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
         self._down_until = 0.0
         self._replaying = False
@@ -151,15 +186,21 @@ class Inbox:
                 self.note_soon(update).add_done_callback(then)
             await asyncio.sleep(1)
 
-    async def mark(self, update_id: int, state: str) -> None:
+    async def mark(self, update_id: int, state: str) -> bool:
         """Note durably that an update is `replying`, back to `received` (its send failed
-        for sure), or `done`."""
-        if self._marks.get(update_id) != "done":  # marks come in order; done is final
+        for sure), `replied` or `done`; False when it could not be marked replying, being
+        another process's now (one that took this one for dead)."""
+        return await asyncio.shield(self.mark_soon(update_id, state))
+
+    def mark_soon(self, update_id: int, state: str) -> asyncio.Future[bool]:
+        """Start marking an update, without waiting; the future is done once the mark (or a
+        later one of the same update that came meanwhile, such as `done`) is written."""
+        if self._marks.get(update_id) != "done":
             self._marks[update_id] = state
-        written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._mark_waiters.append(written)
+        written: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._mark_waiters.append((update_id, written))
         self._wake()
-        await asyncio.shield(written)
+        return written
 
     async def flush(self) -> None:
         """Wait for every note and mark under way to be written."""
@@ -176,27 +217,30 @@ class Inbox:
             marks, self._marks = self._marks, {}
             waiters, self._mark_waiters = self._mark_waiters, []
             try:
-                new = await self._write([note for note, _ in notes], marks)
+                new, refused = await self._write([note for note, _ in notes], marks)
             except Exception as exc:  # neither database nor disk: the update stays unconfirmed
                 log.exception("inbox: %d update(s) could not be noted", len(notes))
-                for future in [f for _, f in notes] + waiters:
+                for future in [f for _, f in notes] + [f for _, f in waiters]:
                     future.set_exception(exc)
                 continue
             for note, noted in notes:
                 noted.set_result(note.update_id in new)
-            for written in waiters:
-                written.set_result(None)
+            for update_id, written in waiters:
+                written.set_result(update_id not in refused)
 
-    async def _write(self, notes: list[InboxNote], marks: dict[int, str]) -> set[int]:
+    async def _write(self, notes: list[InboxNote], marks: dict[int, str]
+                     ) -> tuple[set[int], set[int]]:
         """Write to the database, or to the spool while the database is away or the spool
-        still holds lines (marks must follow the notes they mark); the ids noted now."""
+        still holds lines (marks must follow the notes they mark); the ids noted now, and
+        those not marked replying, being another process's now (in the spool: none, there
+        being no other process to ask)."""
         if time.monotonic() >= self._down_until and not self._spool_pending():
             try:
                 async with self.database.session() as session:
                     new = await note_updates(session, notes)
-                    await mark_updates(session, self.bot_id, marks)
+                    refused = await mark_updates(session, self.bot_id, marks, self.owner)
                     await session.commit()
-                return new
+                return new, refused
             except DATABASE_ERRORS as exc:
                 log.warning("inbox: database unavailable (%s); noting in %s",
                             type(exc).__name__, self.spool_path)
@@ -205,7 +249,7 @@ class Inbox:
         # Without the database to ask, this process at least never handles one twice itself.
         new = {note.update_id for note in notes} - self._spooled
         self._spooled |= new
-        return new
+        return new, set()
 
     def _spool_pending(self) -> bool:
         return (self._replaying or self.spool_path.exists()
@@ -247,20 +291,54 @@ class Inbox:
 
     async def start(self) -> None:
         await self.liveness.hold(self.owner)
+        log.info("inbox: this process is %s", self.owner)
+        await self._count_processes()
+        self._keeping = asyncio.get_running_loop().create_task(self._keep_lock(),
+                                                               name="inbox-lock")
+
+    async def _keep_lock(self) -> None:
+        """Every LOCK_CHECK_SECONDS: hold the lock (again), and count the running processes."""
+        while True:
+            await asyncio.sleep(LOCK_CHECK_SECONDS)
+            try:
+                await self.liveness.hold(self.owner)
+                await self._count_processes()
+            except DATABASE_ERRORS as exc:
+                log.debug("inbox: lock not checked (%s)", type(exc).__name__)
+
+    async def _count_processes(self) -> None:
+        processes = await self.liveness.processes()
+        if processes != self._processes:
+            self._processes = processes
+            self.on_processes(processes)
 
     async def close(self) -> None:
+        if self._keeping is not None:
+            self._keeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeping
         await self.flush()
         await self.liveness.release()
 
-    async def recover(self) -> list[str]:
+    async def recover(self, patient: bool = False) -> list[str]:
         """Write the spool to the database, take over the updates of processes that died, and
-        return those to handle again (JSON, oldest first). Those a dead process had begun to
-        reply to are marked done and logged instead: handled at most once."""
+        return those to handle again (JSON, oldest first). Those a dead process had replied to
+        are marked done; those it was replying to are handled again, their reply marked as a
+        possible repeat. `patient` (at start): wait, if need be, until processes whose lock
+        was just seen free count as dead, so that their updates too are handled first."""
+        again = await self._take_over()
+        if patient and (wait := self.liveness.takeover_wait()) > 0:
+            await asyncio.sleep(wait)
+            again += await self._take_over()
+        return again
+
+    async def _take_over(self) -> list[str]:
         try:
             await self._replay_spool()
             await self.liveness.hold(self.owner)
             async with self.database.session() as session:
                 owners = await inbox_owners(session, self.bot_id, self.owner)
+            self.liveness.only(owners)
             taken = []
             for owner in owners:
                 if not await self.liveness.is_dead(owner):
@@ -274,13 +352,15 @@ class Inbox:
             return []
         again = []
         for row in sorted(taken, key=lambda row: row.update_id):
+            if row.state == "replied":
+                await self.mark(row.update_id, "done")
+                continue
             if row.state == "replying":
                 log.warning("inbox: update %d was being replied to when its process stopped; "
-                            "not handled again (the reply may be missing)", row.update_id)
-                await self.mark(row.update_id, "done")
-            else:
-                again.append(row.payload)
-                self.recovered.add(row.update_id)
+                            "answered again, marked as a possible repeat", row.update_id)
+                self.repeats.add(row.update_id)
+            again.append(row.payload)
+            self.recovered.add(row.update_id)
         if again:
             log.info("inbox: handling %d update(s) left unfinished by a stopped process",
                      len(again))
@@ -346,15 +426,20 @@ def _read_spool(path: Path) -> tuple[list[InboxNote], dict[int, dict[int, str]]]
 class Liveness:
     """Whether the process that owns inbox updates still lives: each holds a lock that the
     kernel (SQLite: a lock file beside the database) or PostgreSQL (an advisory lock on its
-    own connection) releases the moment the process dies, SIGKILL included."""
+    own connection) releases the moment the process dies, SIGKILL included. On PostgreSQL the
+    lock also goes with its connection alone, so a free lock counts only when it is still free
+    TAKEOVER_GRACE later."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, bot_id: int) -> None:
         self.database = database
+        self.bot_id = bot_id
         self.postgres = not database.url.startswith("sqlite")
         path = database.url.split(":///", 1)[-1]
         self._folder = None if self.postgres or path in ("", ":memory:") else Path(path).parent
         self._stem = Path(path).name
         self._held: Any = None  # the lock file or the connection holding the lock
+        self._free_since: dict[str, float] = {}  # owner -> when its lock was first seen free
+        self._holding = asyncio.Lock()
 
     def _lock_file(self, owner: str) -> Path:
         assert self._folder is not None
@@ -362,7 +447,12 @@ class Liveness:
 
     async def hold(self, owner: str) -> None:
         """Hold this process's lock (again, if the database connection holding it was lost)."""
+        async with self._holding:  # two connections taking it at once would wait on each other
+            await self._hold(owner)
+
+    async def _hold(self, owner: str) -> None:
         if self.postgres:
+            lost = self._held is not None
             if self._held is not None:
                 try:
                     await self._held.execute(text("SELECT 1"))
@@ -374,23 +464,88 @@ class Liveness:
                     self._held = None
             connection: AsyncConnection = await self.database.engine.connect()
             await connection.execute(text("SELECT pg_advisory_lock(:key)"),
-                                     {"key": _lock_key(owner)})
-            await connection.commit()  # the lock is the session's; no transaction stays open
+                                     {"key": lock_key(owner)})
+            # Shared by the bot's processes: how many hold it is how many are running.
+            await connection.execute(text("SELECT pg_advisory_lock_shared(:space, :bot)"),
+                                     {"space": PROCESSES_LOCK_SPACE, "bot": self._bot_key})
+            await connection.commit()  # the locks are the session's; no transaction stays open
             self._held = connection
+            if lost:
+                log.warning("inbox: the database connection holding this process's lock was "
+                            "lost; lock held again")
         elif self._folder is not None and self._held is None:
             self._folder.mkdir(parents=True, exist_ok=True)
             lock = self._lock_file(owner).open("w")
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            lock.write(str(self.bot_id))  # whose process it is, for counting them
+            lock.flush()
             self._held = lock
 
+    async def processes(self) -> int:
+        """How many processes of this bot are running (this one included): the holders of
+        the bot's shared lock on PostgreSQL, the held lock files beside an SQLite database."""
+        if self.postgres:
+            async with self.database.engine.connect() as connection:
+                count = (await connection.execute(text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                    "AND database = (SELECT oid FROM pg_database "
+                    "WHERE datname = current_database()) "
+                    "AND classid = :space AND objid = :bot AND objsubid = 2"),
+                    {"space": PROCESSES_LOCK_SPACE, "bot": self._bot_key})).scalar_one()
+            return max(1, int(count))
+        if self._folder is None or not self._folder.exists():
+            return 1
+        count = 1
+        own = Path(self._held.name) if self._held is not None else None
+        for path in self._folder.glob(f"{self._stem}.inbox-*.alive"):
+            with contextlib.suppress(OSError):
+                if path == own or path.read_text() not in ("", str(self.bot_id)):
+                    continue
+                owner = path.name.removeprefix(f"{self._stem}.inbox-").removesuffix(".alive")
+                count += not await self._lock_free(owner)
+        return count
+
+    @property
+    def _bot_key(self) -> int:
+        return self.bot_id % 2**31
+
     async def is_dead(self, owner: str) -> bool:
+        """Whether a process is gone: its lock is free (on PostgreSQL, at two looks at least
+        TAKEOVER_GRACE apart)."""
+        if not await self._lock_free(owner):
+            self._free_since.pop(owner, None)
+            return False
+        if not self.postgres:
+            return True  # a lock file's lock ends with its process, and only then
+        now = time.monotonic()
+        first = self._free_since.setdefault(owner, now)
+        if now - first < TAKEOVER_GRACE:
+            if first == now:
+                log.info("inbox: the lock of process %s is free; its updates are taken over "
+                         "if it is still free in %.0f s", owner, TAKEOVER_GRACE)
+            return False
+        del self._free_since[owner]
+        return True
+
+    def takeover_wait(self) -> float:
+        """Seconds until the processes whose lock was seen free may count as dead (0: none)."""
+        if not self._free_since:
+            return 0.0
+        return max(0.0, max(self._free_since.values()) + TAKEOVER_GRACE - time.monotonic())
+
+    def only(self, owners: list[str]) -> None:
+        """Forget what was seen of processes that no longer own unfinished updates."""
+        for owner in set(self._free_since) - set(owners):
+            del self._free_since[owner]
+
+    async def _lock_free(self, owner: str) -> bool:
         if self.postgres:
             async with self.database.engine.connect() as connection:
                 free = (await connection.execute(text("SELECT pg_try_advisory_lock(:key)"),
-                                                 {"key": _lock_key(owner)})).scalar_one()
+                                                 {"key": lock_key(owner)})).scalar_one()
                 if free:
                     await connection.execute(text("SELECT pg_advisory_unlock(:key)"),
-                                             {"key": _lock_key(owner)})
+                                             {"key": lock_key(owner)})
                 await connection.commit()
                 return bool(free)
         if self._folder is None:
@@ -433,9 +588,14 @@ class Liveness:
             held.close()
 
 
-def _lock_key(owner: str) -> int:
+def lock_key(owner: str) -> int:
     """The advisory lock key of an owner (60 bits of its random hex id)."""
     return int(owner[:15], 16)
+
+
+# The first key of the shared lock each process of a bot holds (two 32-bit keys, a space
+# apart from the owners' 64-bit keys); the second is the bot's id.
+PROCESSES_LOCK_SPACE = 0x6D6178  # "max"
 
 
 class InboxQueue(asyncio.Queue):
@@ -476,13 +636,12 @@ class InboxQueue(asyncio.Queue):
         return noted
 
 
-class NotedBeforeConfirmed(BaseRequest):
-    """The getUpdates requests: each waits until the updates fetched before are noted, as it
-    confirms them to Telegram (its offset)."""
+class DelegatingRequest(BaseRequest):
+    """A request object that hands every call on to another: the base of the inbox's two,
+    which each add one thing to `do_request`."""
 
-    def __init__(self, inner: BaseRequest, queue: InboxQueue) -> None:
+    def __init__(self, inner: BaseRequest) -> None:
         self._inner = inner
-        self._queue = queue
 
     @property
     def read_timeout(self) -> float | None:
@@ -499,11 +658,28 @@ class NotedBeforeConfirmed(BaseRequest):
                          write_timeout: ODVInput[float] = DEFAULT_NONE,
                          connect_timeout: ODVInput[float] = DEFAULT_NONE,
                          pool_timeout: ODVInput[float] = DEFAULT_NONE) -> tuple[int, bytes]:
+        return await self._inner.do_request(url, method, request_data, read_timeout,
+                                            write_timeout, connect_timeout, pool_timeout)
+
+
+class NotedBeforeConfirmed(DelegatingRequest):
+    """The getUpdates requests: each waits until the updates fetched before are noted, as it
+    confirms them to Telegram (its offset)."""
+
+    def __init__(self, inner: BaseRequest, queue: InboxQueue) -> None:
+        super().__init__(inner)
+        self._queue = queue
+
+    async def do_request(self, url: str, method: str, request_data: RequestData | None = None,
+                         read_timeout: ODVInput[float] = DEFAULT_NONE,
+                         write_timeout: ODVInput[float] = DEFAULT_NONE,
+                         connect_timeout: ODVInput[float] = DEFAULT_NONE,
+                         pool_timeout: ODVInput[float] = DEFAULT_NONE) -> tuple[int, bytes]:
         if url.rsplit("/", 1)[-1] == "getUpdates":
             self._queue.polling = True
             await self._queue.inbox.flush_notes()
-        return await self._inner.do_request(url, method, request_data, read_timeout,
-                                            write_timeout, connect_timeout, pool_timeout)
+        return await super().do_request(url, method, request_data, read_timeout,
+                                        write_timeout, connect_timeout, pool_timeout)
 
 
 class InboxProcessor(BaseUpdateProcessor):
@@ -527,7 +703,8 @@ class InboxProcessor(BaseUpdateProcessor):
             _close(coroutine)
             log.debug("update %d handed back to the inbox", update.update_id)
             return
-        handling = _Handling(update.update_id, update.update_id in self.inbox.recovered)
+        handling = _Handling(update.update_id, update.update_id in self.inbox.recovered,
+                             repeat=update.update_id in self.inbox.repeats)
         token = _HANDLING.set(handling)
         task = asyncio.current_task()
         assert task is not None
@@ -546,6 +723,10 @@ class InboxProcessor(BaseUpdateProcessor):
                 # running /check finds its state whichever process it reaches.
                 await application.update_persistence()
         except asyncio.CancelledError:
+            if handling.taken_over:
+                log.warning("update %d was taken over by another process (this one's lock "
+                            "looked free to it); left to that process", update.update_id)
+                return
             if not self._handing_back:
                 raise
             log.info("update %d handed back to the inbox at stop%s", update.update_id,
@@ -555,6 +736,7 @@ class InboxProcessor(BaseUpdateProcessor):
             self._running.discard(task)
             _HANDLING.reset(token)
         self.inbox.recovered.discard(update.update_id)
+        self.inbox.repeats.discard(update.update_id)
         await self.inbox.mark(update.update_id, "done")
 
     def hand_back(self, grace: float = HAND_BACK_GRACE) -> None:
@@ -590,24 +772,15 @@ class InboxApplication(Application):
         await super().stop()
 
 
-class InboxRequest(BaseRequest):
-    """The bot's requests, noting "replying" in the inbox before the first message for an
-    update goes out."""
+class InboxRequest(DelegatingRequest):
+    """The bot's requests: the first message for an update is marked "replying" in the inbox
+    before it goes out and "replied" once Telegram has it, so that after a crash the inbox
+    knows which users have their reply, which have not, and which may have."""
 
     def __init__(self, inner: BaseRequest, inbox: Inbox) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._inbox = inbox
         self._first_sends = asyncio.Semaphore(FIRST_SENDS_IN_FLIGHT)
-
-    @property
-    def read_timeout(self) -> float | None:
-        return self._inner.read_timeout
-
-    async def initialize(self) -> None:
-        await self._inner.initialize()
-
-    async def shutdown(self) -> None:
-        await self._inner.shutdown()
 
     async def do_request(self, url: str, method: str, request_data: RequestData | None = None,
                          read_timeout: ODVInput[float] = DEFAULT_NONE,
@@ -615,23 +788,52 @@ class InboxRequest(BaseRequest):
                          connect_timeout: ODVInput[float] = DEFAULT_NONE,
                          pool_timeout: ODVInput[float] = DEFAULT_NONE) -> tuple[int, bytes]:
         handling = _HANDLING.get()
-        # Bot API calls are POSTs; get* methods only read; file downloads are GETs.
-        if (handling is None or handling.replying or method != "POST"
-                or url.rsplit("/", 1)[-1].lower().startswith("get")):
-            return await self._inner.do_request(url, method, request_data, read_timeout,
-                                                write_timeout, connect_timeout, pool_timeout)
-        # A crash between the mark and Telegram's answer leaves a reply unknown (sent or not).
-        # Few at a time keeps that to a few replies; after a 429 the rate limiter releases
-        # every request it held back at once (33 in flight, 20 replies lost to one SIGKILL).
-        async with self._first_sends:
-            await self._inbox.mark(handling.update_id, "replying")
-            handling.replying = True
-            code, body = await self._inner.do_request(url, method, request_data, read_timeout,
-                                                      write_timeout, connect_timeout,
-                                                      pool_timeout)
-            if not 200 <= code < 300:
-                # Refused (a 429, say): nothing reached the user, so after a crash the update
-                # is handled again. A network error stays unknown: handled at most once.
+        if handling is None or handling.replied or not _sends_a_message(url):
+            return await super().do_request(url, method, request_data, read_timeout,
+                                            write_timeout, connect_timeout, pool_timeout)
+        # Once marked, a crash has the reply sent again after the restart, marked as a
+        # possible repeat: the user may have it if Telegram had it before the next mark.
+        if not await self._inbox.mark(handling.update_id, "replying"):
+            handling.taken_over = True
+            raise asyncio.CancelledError(f"update {handling.update_id} is another process's "
+                                         "now")
+        # An earlier attempt that ended in a network error, or an earlier process's.
+        unknown_before = handling.replying or handling.repeat
+        handling.replying = True
+        # Few such sends at a time keep such repeats few: a slot is held from the send until
+        # the mark after it is written. After a 429 the rate limiter releases every request
+        # it held back at once (33 in flight, 20 replies unknown at one SIGKILL).
+        await self._first_sends.acquire()
+        try:
+            code, body = await super().do_request(url, method, request_data, read_timeout,
+                                                  write_timeout, connect_timeout, pool_timeout)
+        except BaseException:
+            self._first_sends.release()  # unknown whether it was sent: left "replying"
+            raise
+        if 200 <= code < 300:
+            handling.replied = True
+            # The handler goes on meanwhile, and its `done`, if it comes before the write,
+            # is written instead: one commit where there were two.
+            self._inbox.mark_soon(handling.update_id, "replied").add_done_callback(
+                self._release_slot)
+            return code, body
+        try:
+            if not unknown_before:  # refused (a 429, say): nothing reached the user
                 await self._inbox.mark(handling.update_id, "received")
                 handling.replying = False
+        finally:
+            self._first_sends.release()
         return code, body
+
+    def _release_slot(self, written: asyncio.Future[bool]) -> None:
+        if not written.cancelled():
+            written.exception()  # logged by the inbox's writer already
+        self._first_sends.release()
+
+
+def _sends_a_message(url: str) -> bool:
+    """Whether a Bot API call puts a message in a chat (sendMessage, sendPhoto, copyMessage,
+    …): what a user sees as a reply. Answering a button press or showing "typing…" is not."""
+    name = url.rsplit("/", 1)[-1].lower()
+    return ((name.startswith("send") and name != "sendchataction")
+            or name.startswith(("copymessage", "forwardmessage")))

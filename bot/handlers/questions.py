@@ -32,7 +32,7 @@ from telegram.ext import (
 )
 
 from bot.answering import Answer, answer_entry
-from bot.delivery.inbox import is_recovered
+from bot.delivery.inbox import is_recovered, may_repeat
 from bot.eligibility.conversation import start_button
 from bot.eligibility.loading import rules_of
 from bot.handlers import feedback, inquiry
@@ -212,7 +212,7 @@ async def ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         # The follow-up row is the promise: it is posted whether or not the reply gets out.
         await post_followup(context.application, recorded.followup_id)
     html = render_answer(result, index.knowledge, reference=recorded.followup_id,
-                         queued=recorded.spooled and result.followup)
+                         queued=recorded.spooled and result.followup, repeat=may_repeat(update))
     try:
         await message.reply_html(html, reply_markup=answer_keyboard(
             result, recorded.question_id, index.knowledge,

@@ -143,8 +143,9 @@ class BotState(SQLModel, table=True):
 class InboxUpdate(SQLModel, table=True):
     """An update from Telegram, noted before Telegram counts it delivered (bot/delivery/inbox.py).
 
-    `state` goes received -> replying (the first message for it is being sent) -> done. The
-    `owner` is the bot process handling it; when that process dies, another takes it over.
+    `state` goes received -> replying (the first message for it is being sent) -> replied
+    (Telegram has it) -> done. The `owner` is the bot process handling it; when that process
+    dies, another takes it over.
     """
 
     __tablename__ = "inbox"

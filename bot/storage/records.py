@@ -667,10 +667,17 @@ async def note_updates(session: AsyncSession, notes: list[InboxNote]) -> set[int
     return set((await session.exec(stmt, params=list(rows.values()))).scalars().all())
 
 
-async def mark_updates(session: AsyncSession, bot_id: int, marks: dict[int, str]) -> None:
-    """Move a bot's updates to a state: `replying` from received, `received` back from
-    replying (the send failed for sure), `done` from either; done is final."""
-    before = {"replying": ["received"], "received": ["replying"], "done": ["received", "replying"]}
+async def mark_updates(session: AsyncSession, bot_id: int, marks: dict[int, str],
+                       owner: str | None = None) -> set[int]:
+    """Move a bot's updates to a state: `replying` from received (or again), `received` back
+    from replying (the send failed for sure), `replied` from either (a spool replay gives an
+    update's last mark only), `done` from any; done is final. With `owner`, only that
+    process's updates move (another may have taken one over). The ids that did not move to
+    `replying` (asked only of that state: its reply is not sent unless it moved)."""
+    before = {"replying": ["received", "replying"], "received": ["replying"],
+              "replied": ["received", "replying"], "done": ["received", "replying", "replied"]}
+    table = InboxUpdate.__table__
+    refused: set[int] = set()
     for state, earlier in before.items():
         ids = [update_id for update_id, s in marks.items() if s == state]
         if not ids:
@@ -678,9 +685,17 @@ async def mark_updates(session: AsyncSession, bot_id: int, marks: dict[int, str]
         values: dict[str, Any] = {"state": state}
         if state == "done":
             values["finished_at"] = utcnow()
-        await session.exec(update(InboxUpdate).where(
+        stmt = update(InboxUpdate).where(
             InboxUpdate.bot_id == bot_id, InboxUpdate.update_id.in_(ids),
-            InboxUpdate.state.in_(earlier)).values(**values))
+            InboxUpdate.state.in_(earlier)).values(**values)
+        if owner is not None:
+            stmt = stmt.where(InboxUpdate.owner == owner)
+        if state == "replying":  # RETURNING costs a round trip to SQLite's thread: only here
+            moved = (await session.exec(stmt.returning(table.c.update_id))).scalars().all()
+            refused = set(ids) - set(moved)
+        else:
+            await session.exec(stmt)
+    return refused
 
 
 async def unfinished_before(session: AsyncSession, bot_id: int, user_id: int, update_id: int,

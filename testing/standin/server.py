@@ -29,7 +29,7 @@ import re
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -291,6 +291,15 @@ class _Fault:
 
 
 @dataclass
+class _Hold:
+    """Calls of one method held in flight until released (see BotApiStandIn.hold)."""
+
+    delivered: bool
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+    waiting: list[_ApiHandler] = field(default_factory=list)
+
+
+@dataclass
 class _Query:
     user_id: int
     data: str | None
@@ -325,6 +334,7 @@ class _ApiHandler(tornado.web.RequestHandler):
     def initialize(self, standin: BotApiStandIn) -> None:
         self.standin = standin
         self.poller = None
+        self.closed = False
 
     async def get(self, token: str, method: str) -> None:
         answer = await self.standin._dispatch(self, token, method)
@@ -338,6 +348,8 @@ class _ApiHandler(tornado.web.RequestHandler):
     post = get
 
     def on_connection_close(self) -> None:
+        self.closed = True
+        self.standin._changed()
         # A cancelled long poll (PTB stopping) must not count as a competing getUpdates.
         if self.poller is not None:
             self.poller.closed = True
@@ -464,6 +476,8 @@ class BotApiStandIn:
         self._change: asyncio.Future[None] | None = None
         # method (lower case) -> the injected fault and how many more calls it answers
         self._faults: dict[str, _Fault] = {}
+        # method (lower case) -> calls held in flight until released
+        self._holds: dict[str, _Hold] = {}
 
         self.requests: deque[RequestRecord] = deque(maxlen=log_limit)
         self.rejections: list[Rejection] = []
@@ -554,6 +568,7 @@ class BotApiStandIn:
         if self._server is None:
             return
         self._stopping = True
+        self.release()
         if self._poller is not None:
             self._poller.wake("stopped")
         if self._webhook_task is not None:
@@ -872,6 +887,37 @@ class BotApiStandIn:
         calls. Failed calls are logged in ``rejections`` like any other."""
         parameters = {"retry_after": retry_after} if retry_after is not None else None
         self._faults[method.lower()] = _Fault(code, description, parameters, times)
+
+    def hold(self, method: str, *, delivered: bool = False) -> None:
+        """Hold calls of ``method`` in flight until ``release()``, as a stalled Telegram does.
+
+        ``delivered=False``: a call waits before it takes effect (the message is not in the
+        chat yet); one whose client has gone by the release never takes effect, like a request
+        that never reached Telegram. ``delivered=True``: a call takes effect (the message is
+        in the chat) and its answer is held: the client cannot know whether it was sent.
+        """
+        self._holds[method.lower()] = _Hold(delivered)
+
+    def held(self, method: str) -> int:
+        """How many calls of ``method`` are held now (their clients still waiting)."""
+        hold = self._holds.get(method.lower())
+        return sum(not handler.closed for handler in hold.waiting) if hold is not None else 0
+
+    def release(self, method: str | None = None) -> None:
+        """Let held calls go on (of one method, or all), and hold no more."""
+        names = list(self._holds) if method is None else [method.lower()]
+        for name in names:
+            hold = self._holds.pop(name, None)
+            if hold is not None:
+                hold.released.set()
+
+    async def _wait_for_release(self, hold: _Hold, handler: _ApiHandler) -> None:
+        hold.waiting.append(handler)
+        self._changed()
+        try:
+            await hold.released.wait()
+        finally:
+            hold.waiting.remove(handler)
 
     def heal(self, method: str | None = None) -> None:
         """End injected faults: of one method, or all."""
@@ -1215,6 +1261,11 @@ class BotApiStandIn:
             if entry is None:
                 raise ApiError(404, "Not Found")
             params, files = self._parse_request(handler.request)
+            hold = self._holds.get(method.lower())
+            if hold is not None and not hold.delivered:
+                await self._wait_for_release(hold, handler)
+                if handler.closed:
+                    return None  # the client gave up: the call never reached "Telegram"
             self._check_fault(method)
             result = entry[1](_Params(params), files, handler)
             if inspect.isawaitable(result):
@@ -1241,6 +1292,9 @@ class BotApiStandIn:
             body = error.body()
             self._reject(method, error, params, started)
         self._record(method, status, params, started)
+        hold = self._holds.get(method.lower())
+        if hold is not None and hold.delivered and status == 200:
+            await self._wait_for_release(hold, handler)
         return status, json.dumps(body, ensure_ascii=False).encode()
 
     @staticmethod
