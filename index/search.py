@@ -365,7 +365,8 @@ class KnowledgeIndex:
             present = self.bm25.doc_freqs[doc_id]
             # fsum: a set's order changes with the process's hash seed; the sum must not.
             covered = math.fsum(weight_of[t] for t in asked & present.keys()) / total
-            unsaid = sorted(weight_of[t] for t in asked - self._said[doc_id])
+            # fsum and max: exact whatever order the set (and the hash seed) gives.
+            unsaid = [weight_of[t] for t in asked - self._said[doc_id]]
             answered = 1 - math.fsum(unsaid) / total
             # The closest single phrasing of an FAQ question: users ask the way others asked.
             phrased, recall = max(
@@ -375,7 +376,7 @@ class KnowledgeIndex:
             key = (_step(max(covered, float(letters[doc_id]))), _step(phrased),
                    _step(float(letters[doc_id])), float(scores[doc_id]))
             ranked.append((key, doc_id, covered, phrased, recall, answered,
-                           (unsaid[-1] if unsaid else 0.0) / total))
+                           max(unsaid, default=0.0) / total))
         ranked.sort(key=lambda r: r[0], reverse=True)
         return [
             Hit(self.documents[doc_id], float(scores[doc_id]), covered,

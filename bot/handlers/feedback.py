@@ -14,11 +14,11 @@ from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, 
 from telegram.error import TelegramError
 from telegram.ext import BaseHandler, CallbackQueryHandler, ContextTypes
 
-from bot.handlers.guards import parse_id
+from bot.handlers.guards import parse_id, queue_followup_once
 from bot.replies import render, to_plain_text
-from bot.services import post_followup, services_of
+from bot.services import services_of
 from bot.storage.models import Question
-from bot.storage.records import open_new_followup, set_feedback, set_feedback_reason
+from bot.storage.records import set_feedback, set_feedback_reason
 
 log = logging.getLogger(__name__)
 
@@ -125,19 +125,9 @@ async def request_followup(update: Update, context: ContextTypes.DEFAULT_TYPE) -
 async def _send_to_secretariat(query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE,
                                question_id: int) -> None:
     """Open the question's follow-up (reason "feedback") and have it posted, once."""
-    try:
-        async with services_of(context).database.session() as session:
-            followup_id, new = await open_new_followup(session, question_id, "feedback")
-    except SQLAlchemyError:
-        log.exception("follow-up not opened")
-        await query.answer(render("unavailable"), show_alert=True)
+    followup_id = await queue_followup_once(query, context, question_id, "feedback")
+    if followup_id is None:
         return
-    if not new:  # pressed again: the secretariat has it already
-        await query.answer(to_plain_text(render("followup_sent", reference=followup_id)),
-                           show_alert=True)
-        return
-    await query.answer()
-    await post_followup(context.application, followup_id)
     await _drop_buttons(query, "")
     await query.message.reply_html(render("followup_sent", reference=followup_id))
 

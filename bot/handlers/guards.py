@@ -11,14 +11,14 @@ import datetime as dt
 import logging
 
 from sqlalchemy.exc import SQLAlchemyError
-from telegram import Update
+from telegram import CallbackQuery, Update
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
 from bot.replies import render, to_plain_text
-from bot.services import services_of
+from bot.services import post_followup, services_of
 from bot.storage.models import utcnow
-from bot.storage.records import claim_send, forget_button_presses
+from bot.storage.records import claim_send, forget_button_presses, open_new_followup
 
 log = logging.getLogger(__name__)
 
@@ -76,3 +76,25 @@ async def unknown_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
                                            show_alert=True)
     except TelegramError:
         log.warning("could not answer the button press %s", update.callback_query.id)
+
+
+async def queue_followup_once(query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE,
+                              question_id: int, reason: str) -> int | None:
+    """A button that sends a question to the secretariat: open its follow-up and have it
+    posted, once however often it is pressed. The follow-up's number when this press opened
+    it (the caller confirms); None when the press was answered here (already sent, or the
+    database is away)."""
+    try:
+        async with services_of(context).database.session() as session:
+            followup_id, new = await open_new_followup(session, question_id, reason)
+    except SQLAlchemyError:
+        log.exception("follow-up not opened")
+        await query.answer(to_plain_text(render("unavailable")), show_alert=True)
+        return None
+    if not new:  # pressed again: the secretariat has it already
+        await query.answer(to_plain_text(render("followup_sent", reference=followup_id)),
+                           show_alert=True)
+        return None
+    await query.answer()
+    await post_followup(context.application, followup_id)
+    return followup_id

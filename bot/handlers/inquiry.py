@@ -23,11 +23,11 @@ from telegram.error import TelegramError
 from telegram.ext import BaseHandler, CallbackQueryHandler, ContextTypes
 
 from bot.delivery.inbox import is_recovered
-from bot.handlers.guards import parse_id
+from bot.handlers.guards import parse_id, queue_followup_once
 from bot.replies import render, to_plain_text
-from bot.services import post_followup, services_of
+from bot.services import services_of
 from bot.storage.models import Person, Question
-from bot.storage.records import QuestionRecord, open_new_followup
+from bot.storage.records import QuestionRecord
 
 log = logging.getLogger(__name__)
 
@@ -116,24 +116,17 @@ async def take_typed_question(update: Update, context: ContextTypes.DEFAULT_TYPE
 async def send(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Consent given: queue the question for the secretariat, once."""
     query = update.callback_query
-    services = services_of(context)
     try:
         own = await _own_question(query, context)
-        if own is None:
-            return
-        async with services.database.session() as session:
-            followup_id, new = await open_new_followup(session, own[0].id, "direct")
     except SQLAlchemyError:
         log.exception("direct inquiry not queued")
         await query.answer(to_plain_text(render("unavailable")), show_alert=True)
         return
-    if not new:  # pressed again: the secretariat has it already
-        await query.answer(to_plain_text(render("followup_sent", reference=followup_id)),
-                           show_alert=True)
+    if own is None:
         return
-    await query.answer()
-    await post_followup(context.application, followup_id)
-    await _replace(query, render("followup_sent", reference=followup_id))
+    followup_id = await queue_followup_once(query, context, own[0].id, "direct")
+    if followup_id is not None:
+        await _replace(query, render("followup_sent", reference=followup_id))
 
 
 async def keep(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

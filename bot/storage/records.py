@@ -151,7 +151,7 @@ async def record_questions(session: AsyncSession, records: list[QuestionRecord]
         knowledge_version=r.knowledge_version, asked_at=r.asked_at) for r in records])
     wanted = [(question_id, r.asked_at)
               for r, (question_id, _) in zip(records, stored, strict=True) if r.wants_followup]
-    followups = await _open_followups(session, wanted, "unanswered") if wanted else {}
+    followups = (await _open_followups(session, wanted, "unanswered"))[0] if wanted else {}
     await session.commit()
     return [Recorded(question_id, followups.get(question_id), duplicate=duplicate)
             for question_id, duplicate in stored]
@@ -197,14 +197,14 @@ async def _insert_question(session: AsyncSession, **values: Any) -> tuple[int, b
 async def open_followup(session: AsyncSession, question_id: int, reason: str,
                         when: dt.datetime | None = None) -> int:
     """The follow-up of a question, opened now unless it exists already."""
-    return (await _open_followups(session, [(question_id, when or utcnow())], reason))[
+    return (await _open_followups(session, [(question_id, when or utcnow())], reason))[0][
         question_id]
 
 
 async def _open_followups(session: AsyncSession, questions: list[tuple[int, dt.datetime]],
-                          reason: str) -> dict[int, int]:
+                          reason: str) -> tuple[dict[int, int], set[int]]:
     """The follow-ups of questions (question id -> follow-up id), opened now for those that
-    have none yet."""
+    have none yet, and the questions whose follow-up this call opened."""
     rows = {question_id: {"question_id": question_id, "status": "open", "reason": reason,
                           "created_at": when} for question_id, when in questions}
     table = FollowUp.__table__
@@ -214,27 +214,21 @@ async def _open_followups(session: AsyncSession, questions: list[tuple[int, dt.d
         .returning(table.c.question_id, table.c.id)
     )
     opened = dict((await session.exec(stmt, params=list(rows.values()))).all())
+    followups = dict(opened)
     missing = [question_id for question_id in rows if question_id not in opened]
     if missing:
         found = await session.exec(
             select(FollowUp.question_id, FollowUp.id).where(FollowUp.question_id.in_(missing)))
-        opened.update(dict(found.all()))
-    return opened
+        followups.update(dict(found.all()))
+    return followups, set(opened)
 
 
 async def open_new_followup(session: AsyncSession, question_id: int, reason: str
                             ) -> tuple[int, bool]:
     """The follow-up of a question, and whether this call opened it (False: it was open)."""
-    table = FollowUp.__table__
-    stmt = (_insert(session, FollowUp)
-            .values(question_id=question_id, status="open", reason=reason, created_at=utcnow())
-            .on_conflict_do_nothing(index_elements=["question_id"]).returning(table.c.id))
-    opened = (await session.exec(stmt)).first()
+    followups, opened = await _open_followups(session, [(question_id, utcnow())], reason)
     await session.commit()
-    if opened is not None:
-        return opened[0], True
-    return (await session.exec(select(FollowUp.id).where(FollowUp.question_id == question_id))
-            ).scalar_one(), False
+    return followups[question_id], question_id in opened
 
 
 async def record_consultation(session: AsyncSession, asker: Asker, chat_id: int,
