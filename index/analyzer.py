@@ -90,15 +90,16 @@ class KiwiAnalyzer:
     def tokens_many(self, texts: list[str]) -> list[list[str]]:
         return [[t.form for t in terms] for terms in self.terms_many(texts)]
 
-    def coordinations(self, text: str) -> list[tuple[int, int]]:
+    def coordinations(self, text: str) -> list[tuple[int, int, bool]]:
         """Where coordinating particles join two things asked about ("출범일이랑 마감일",
-        "위치와 전화번호"): (start, end) in the text. Kiwi tells them (JC) from the same
+        "위치와 전화번호"), or the copula's connective two predications ("어디고 … 얼마예요"):
+        (start, end, whether it joins things) in the text. Kiwi tells them (JC) from the same
         forms in other roles ("펀드와 관련된")."""
         if not COORDINATING.search(text):
             return []
         tokens = self.kiwi.tokenize(text)
-        # ... and the copula's connective, which joins two predications ("어디고 … 얼마예요").
-        return [(t.start, t.end) for before, t in zip([None, *tokens], tokens, strict=False)
+        return [(t.start, t.end, t.tag == "JC")
+                for before, t in zip([None, *tokens], tokens, strict=False)
                 if t.tag == "JC" or (t.tag == "EC" and t.form in ("고", "며")
                                      and before is not None and before.tag == "VCP")]
 

@@ -106,15 +106,23 @@ def answer_many(questions: list[str], index: KnowledgeIndex,
     """`answer` for several questions, analyzed together (the same answers, less CPU)."""
     coordinations = getattr(index.analyzer, "coordinations", None)
     splits = [question_parts(q, coordinations) for q in questions]
-    texts = [*questions, *(part for parts in splits if len(parts) > 1 for part in parts)]
+    several = [(n, parts) for n, parts in enumerate(splits) if len(parts) > 1]
+    readings = [reading for _, parts in several for part in parts for reading in part]
     # A part is read as part of its message: "대출 금리 알려주세요" after "국민성장펀드 규모랑"
     # asks about the fund's loans, not any bank's.
     wholes = [*range(len(questions)),
-              *(n for n, parts in enumerate(splits) if len(parts) > 1 for _ in parts)]
-    decided = iter(_decide_all(texts, wholes, index, rules))
-    whole = [next(decided) for _ in questions]
-    return [_combine(result, [next(decided) for _ in parts]) if len(parts) > 1 else result
-            for result, parts in zip(whole, splits, strict=True)]
+              *(n for n, parts in several for part in parts for _ in part)]
+    decided = iter(_decide_all([*questions, *readings], wholes, index, rules))
+    results = [next(decided) for _ in questions]
+    for n, parts in several:
+        results[n] = _combine(results[n], [_first_answered([next(decided) for _ in part])
+                                           for part in parts])
+    return results
+
+
+def _first_answered(readings: list[Answer]) -> Answer:
+    """A part's answer: its first reading that is answered, else its likeliest reading's."""
+    return next((r for r in readings if r.status == "answered"), readings[0])
 
 
 def _decide_all(texts: list[str], wholes: list[int], index: KnowledgeIndex,
@@ -123,14 +131,14 @@ def _decide_all(texts: list[str], wholes: list[int], index: KnowledgeIndex,
     whole message): a part about us in a message about us is about us."""
     models = models_of(index)
     parsed = parse(texts, index)
-    rows = models.topic.probabilities([topic_text(text, queries[0], index)
-                                       for text, queries in zip(texts, parsed, strict=True)])
+    rows, answerable = models.topic.probabilities(
+        [topic_text(text, queries[0], index) for text, queries in zip(texts, parsed, strict=True)])
     on_topic = models.topic.classes.index(ON_TOPIC)
     for i, whole in enumerate(wholes):
         if rows[whole, on_topic] > rows[i, on_topic]:
             rows[i] = rows[whole]
     topics = [dict(zip(models.topic.classes, row.tolist(), strict=True)) for row in rows]
-    found = gather(parsed, [t[ON_TOPIC] for t in topics], index)
+    found = gather(parsed, [t[ON_TOPIC] for t in topics], answerable.tolist(), index)
     return [_decide(text, candidates, topic, models, rules)
             for text, candidates, topic in zip(texts, found, topics, strict=True)]
 

@@ -50,11 +50,11 @@ def topic_text(text: str, query: Query, index: KnowledgeIndex) -> str:
     return f"{index.fold(text)} {' '.join('§' + t for t in query.terms)}"
 
 
-def gather(parsed: list[list[Query]], on_topic: list[float], index: KnowledgeIndex
-           ) -> list[Candidates]:
+def gather(parsed: list[list[Query]], on_topic: list[float], answerable: list[float],
+           index: KnowledgeIndex) -> list[Candidates]:
     """The candidates of several parsed messages, with their signals."""
     out = []
-    for queries, topic in zip(parsed, on_topic, strict=True):
+    for queries, topic, kind in zip(parsed, on_topic, answerable, strict=True):
         found, rows, first = [], [], None
         for query in queries:
             hits = index.search(query, limit=CANDIDATES)
@@ -62,7 +62,7 @@ def gather(parsed: list[list[Query]], on_topic: list[float], index: KnowledgeInd
                 first = (query, hits)
             for hit in hits:
                 found.append(hit)
-                rows.append(candidate_features(query, hit, hits, topic))
+                rows.append(candidate_features(query, hit, hits, topic, kind))
         features = np.stack(rows) if rows else np.zeros((0, 0))
         out.append(Candidates(first[0], first[1], found, features))
     return out

@@ -34,6 +34,9 @@ ANSWER_KINDS = (
     (re.compile(r"(기업|회사|업체|곳|社)\s*당|(?i:per\s+(company|firm|business))"),
      re.compile(r"(기업|회사|업체|곳)\s*당|(?i:per\s+(company|firm))")),
 )
+# "몇 명", "몇 개", "몇 곳", "몇 조": a count in that unit ("9명", "10개 분과"), not any figure.
+COUNTED_IN = re.compile(r"몇\s*([가-힣])")
+SHARE_UNITS = {"퍼", "프"}  # 몇 퍼센트 / 몇 프로: a share (ANSWER_KINDS)
 ASKS_PLACE = re.compile(r"어디|장소|위치|(?i:\bwhere\b)")
 ASKS_PERSON = re.compile(r"누구|누가|담당자|(?i:\bwho\b)")
 
@@ -57,6 +60,7 @@ FEATURES = (
     "asks_place",          # asks where
     "asks_person",         # asks who
     "on_topic",            # the topic model's probability that the message is about us
+    "answerable",          # ... that the knowledge base answers such a question at all
 )
 # Not signals: the share of glossary terms in the question, which pushed an uploaded
 # document's answer below the threshold for naming a glossary term (AI), and whether a
@@ -68,10 +72,14 @@ FEATURES = (
 def answers_kind(question: str, document: Document) -> bool:
     """Does the document hold the kind of fact the question asks for (a date, a figure)?"""
     text = f"{document.answer}\n{document.answer_en or ''}"
-    return all(wants.search(text) for asks, wants in ANSWER_KINDS if asks.search(question))
+    units = {u for u in COUNTED_IN.findall(question) if u not in SHARE_UNITS and u != "몇"}
+    return (all(wants.search(text) for asks, wants in ANSWER_KINDS if asks.search(question))
+            and all(re.search(rf"\d[\d,.]*\s*(?:[십백천만억]\s*)?(?:여\s*)?{u}", text)
+                    for u in units))
 
 
-def candidate_features(query: Query, hit: Hit, hits: list[Hit], on_topic: float) -> np.ndarray:
+def candidate_features(query: Query, hit: Hit, hits: list[Hit], on_topic: float,
+                       answerable: float) -> np.ndarray:
     """The feature vector (in FEATURES' order) of one candidate among the search's hits."""
     others = [h for h in hits if h.document is not hit.document]
     total = sum(query.weights) or 1.0
@@ -105,4 +113,5 @@ def candidate_features(query: Query, hit: Hit, hits: list[Hit], on_topic: float)
         1.0 if ASKS_PLACE.search(query.text) else 0.0,
         1.0 if ASKS_PERSON.search(query.text) else 0.0,
         on_topic,
+        answerable,
     ], dtype=np.float64)

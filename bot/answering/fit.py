@@ -48,7 +48,7 @@ from index import FaqEntry, KnowledgeIndex, Query
 
 HANGUL_TEXT = re.compile(r"[가-힣]")
 EVAL_DIR = Path(__file__).resolve().parents[2] / "tests" / "eval"
-TRAINING_SETS = ("questions.yaml", "holdout.yaml", "holdout3.yaml", "train5.yaml")
+TRAINING_SETS = ("questions.yaml", "holdout.yaml", "holdout3.yaml", "train5.yaml", "train6.yaml")
 CHATBOT_TRAIN = "chatbot-train.txt"
 # At most this share of the labelled questions may be served a wrong answer (cross-validated;
 # `maxbot fit` prints what other thresholds would give). 1% measured 55-65% answered on the
@@ -93,6 +93,8 @@ class Labelled:
     near: bool = False
     # For an FAQ alternate: the fold whose index leaves it out (see held_out_indexes).
     fold: int | None = None
+    # The knowledge base's phrasing this is a variant of (variants are held out together).
+    phrasing: str | None = None
 
 
 @dataclass
@@ -135,20 +137,28 @@ FACET_QUESTIONS = ("신청 마감일은 언제예요?", "담당자 연락처 알
                    "필요 서류는 뭐예요?", "수수료는 얼마예요?", "명단도 알려주세요")
 
 
+# What a made-up unanswerable question asks: a kind of fact its entry lacks ("… 얼마예요?"),
+# or a facet the knowledge base never holds ("… 금리는 몇 %예요?").
+KIND, FACET = "kind", "facet"
+
+
 def labelled_questions(index: KnowledgeIndex, eval_dir: Path = EVAL_DIR) -> list[Labelled]:
     rng = random.Random(SEED)
     out: list[Labelled] = []
     for entry in index.knowledge.entries:
         for number, text in enumerate((entry.question, *entry.alternates)):
+            phrasing = f"{entry.id}#{number}"
             for variant in _variants(text, rng):
                 # As listed (users type a button's label or a listed wording, without spaces
                 # or with a typo) ...
-                out.append(Labelled(variant, entry_id=entry.id, answerable=True, on_topic=True))
+                out.append(Labelled(variant, entry_id=entry.id, answerable=True, on_topic=True,
+                                    phrasing=phrasing))
                 # ... and, for an alternate, asked of an index that does not hold it
                 # (held_out_indexes), as a new wording would be.
                 if number:
                     out.append(Labelled(variant, entry_id=entry.id, answerable=True,
-                                        on_topic=True, fold=_fold_of(entry, number - 1)))
+                                        on_topic=True, fold=_fold_of(entry, number - 1),
+                                        phrasing=phrasing))
         out.extend(_unanswerable_variants(entry, index, rng))
     coordinations = getattr(index.analyzer, "coordinations", None)
     for name in TRAINING_SETS:
@@ -203,11 +213,12 @@ def _unanswerable_variants(entry: FaqEntry, index: KnowledgeIndex, rng: random.R
     out = []
     for question in KIND_QUESTIONS:
         if not answers_kind(question, entry):
-            out.append(Labelled(f"{subject} {question}", on_topic=True))
+            out.append(Labelled(f"{subject} {question}", on_topic=True,
+                                phrasing=f"{entry.id}#{KIND}"))
     facet = rng.choice(FACET_QUESTIONS)
     # Only a facet with a word the knowledge base never uses is surely unanswerable.
     if any(t not in index.idf for t in index.analyzer.tokens(facet)):
-        out.append(Labelled(f"{subject} {facet}", on_topic=True))
+        out.append(Labelled(f"{subject} {facet}", on_topic=True, phrasing=f"{entry.id}#{FACET}"))
     return out
 
 
@@ -283,6 +294,69 @@ def out_of_fold_topic(texts: list[str], labels: list[str], weights: np.ndarray
     return classes, probabilities
 
 
+# --- is it the kind of question the knowledge base answers? ----------------------------------
+
+# How much each group weighs in the answerable reading, in total (see topic_weights): the
+# question sets say how people ask what the sources do and do not give; the knowledge base's
+# own phrasings and their variants are many, and the made-up unanswerable questions few.
+ANSWERABLE_SHARES = {"own": 1.0, "sets_in": 1.0, "sets_unknown": 1.0, "made_up": 0.5,
+                     "examples": 0.5}
+
+
+def _answerable_group(item: Labelled) -> str | None:
+    """Which group an item teaches the answerable reading in, if any: questions about us with
+    a known answer or none (not several questions in one, whose parts differ)."""
+    if item.topic_class != ON_TOPIC:
+        return None
+    if item.entry_id is not None:
+        return "own"
+    if item.realistic:
+        return "sets_in" if item.answerable else "sets_unknown"
+    if item.near:
+        return "examples"
+    # A made-up question of a kind its entry lacks says nothing about how a question is
+    # worded ("… 얼마예요?" is how most answerable questions end too); one of a facet does.
+    return "made_up" if item.phrasing and item.phrasing.endswith(f"#{FACET}") else None
+
+
+def answerable_weights(items: list[Labelled]) -> np.ndarray:
+    """Per item its weight in the answerable reading (0: not taught by it)."""
+    groups = [_answerable_group(item) for item in items]
+    sizes = {g: groups.count(g) for g in set(groups) if g is not None}
+    return np.array([0.0 if g is None else ANSWERABLE_SHARES[g] / sizes[g] * len(items)
+                     for g in groups])
+
+
+def _answerable_classifier() -> LogisticRegression:
+    return LogisticRegression(C=4.0, max_iter=3000)
+
+
+def out_of_fold_answerable(items: list[Labelled], texts: list[str], weights: np.ndarray
+                           ) -> np.ndarray:
+    """P(answerable) for every text from a model that saw neither it nor the other variants of
+    its phrasing."""
+    groups = [item.phrasing or f"#{n}" for n, item in enumerate(items)]
+    labels = np.array([item.answerable for item in items])
+    probabilities = np.zeros(len(items))
+    for train, test in GroupKFold(FOLDS).split(texts, labels, groups):
+        taught = train[weights[train] > 0]
+        vectorizer = _topic_vectorizer()
+        model = _answerable_classifier().fit(
+            vectorizer.fit_transform([texts[i] for i in taught]), labels[taught],
+            sample_weight=weights[taught])
+        probabilities[test] = model.predict_proba(
+            vectorizer.transform([texts[i] for i in test]))[:, 1]
+    return probabilities
+
+
+def fit_answerable(items: list[Labelled], texts: list[str], weights: np.ndarray,
+                   vectorizer: TfidfVectorizer) -> LogisticRegression:
+    taught = np.flatnonzero(weights > 0)
+    labels = np.array([item.answerable for item in items])
+    return _answerable_classifier().fit(vectorizer.transform([texts[i] for i in taught]),
+                                        labels[taught], sample_weight=weights[taught])
+
+
 # --- the answer model ------------------------------------------------------------------------
 
 
@@ -296,7 +370,8 @@ def _is_right(item: Labelled, answer: Answer, index: KnowledgeIndex) -> bool:
 
 
 def candidate_rows(items: list[Labelled], parsed: list[list[Query]], on_topic: np.ndarray,
-                   index: KnowledgeIndex) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   answerable: np.ndarray, index: KnowledgeIndex
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Features, right/wrong and question number of every candidate of every question."""
     folds = held_out_indexes(index)
     by_index: dict[int, list[int]] = {}
@@ -308,7 +383,8 @@ def candidate_rows(items: list[Labelled], parsed: list[list[Query]], on_topic: n
         # A held-out index weighs terms by its own statistics: parse again there.
         queries = ([parsed[n] for n in numbers] if fold < 0
                    else parse([items[n].text for n in numbers], searched))
-        for n, candidates in zip(numbers, gather(queries, on_topic[numbers].tolist(), searched),
+        for n, candidates in zip(numbers, gather(queries, on_topic[numbers].tolist(),
+                                                 answerable[numbers].tolist(), searched),
                                  strict=True):
             found[n] = candidates
     features, right, group = [], [], []
@@ -330,7 +406,7 @@ def candidate_rows(items: list[Labelled], parsed: list[list[Query]], on_topic: n
 # and more of the question unknown or missing, or a wrong kind of fact, never more likely:
 # the constraints keep the fitted trees to that where the labelled questions are few.
 RISING = {"coverage", "phrasing_coverage", "phrasing_recall", "letters", "letters_margin",
-          "coverage_margin", "on_topic", "said_coverage"}
+          "coverage_margin", "on_topic", "said_coverage", "answerable"}
 FALLING = {"unknown_share", "missing_max", "missing_known", "kind_mismatch", "unsaid_max"}
 
 
@@ -467,6 +543,8 @@ def fit(index: KnowledgeIndex, eval_dir: Path = EVAL_DIR, target: float = WRONG_
     weights = topic_weights(items)
     classes, topic_oof = out_of_fold_topic(texts, labels, weights)
     on_topic_oof = topic_oof[:, classes.index(ON_TOPIC)]
+    kind_weights = answerable_weights(items)
+    answerable_oof = out_of_fold_answerable(items, texts, kind_weights)
 
     # The answer model sees only messages that may be about us (not the everyday chat, whose
     # topic probability alone keeps it out), so that its rows are the hard cases.
@@ -474,7 +552,7 @@ def fit(index: KnowledgeIndex, eval_dir: Path = EVAL_DIR, target: float = WRONG_
         item.topic_class == ON_TOPIC or item.realistic or i % 10 == 0)]
     features, right, group = candidate_rows([items[i] for i in chosen],
                                             [parsed[i] for i in chosen], on_topic_oof[chosen],
-                                            index)
+                                            answerable_oof[chosen], index)
     rank_oof = out_of_fold_ranks(features, right, group)
     accept_rows, accept_right, asked = acceptance_rows(features, right, group, rank_oof)
     realistic_rows = np.array([items[chosen[q]].realistic for q in asked], dtype=bool)
@@ -488,6 +566,7 @@ def fit(index: KnowledgeIndex, eval_dir: Path = EVAL_DIR, target: float = WRONG_
     on_topic_threshold = _on_topic_threshold(items, on_topic_oof)
 
     vectorizer, classifier = fit_topic(texts, labels, weights)
+    answerable = fit_answerable(items, texts, kind_weights, vectorizer)
     ranker = _ranker().fit(features, right)
     accept = _acceptor().fit(accept_rows, accept_right,
                              sample_weight=_accept_weights(realistic_rows))
@@ -507,6 +586,8 @@ def fit(index: KnowledgeIndex, eval_dir: Path = EVAL_DIR, target: float = WRONG_
         "idf": _rounded(vectorizer.idf_),
         "coef": [_rounded(row) for row in classifier.coef_],
         "intercept": _rounded(classifier.intercept_),
+        "answerable_coef": _rounded(answerable.coef_[0]),
+        "answerable_intercept": round(float(answerable.intercept_[0]), 6),
     }
     answer_json = {
         "about": "Answer model (maxbot fit): the ranker's trees score each candidate, the "

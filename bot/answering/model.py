@@ -40,6 +40,11 @@ class TopicModel:
     vectorizer: TfidfVectorizer
     coef: np.ndarray  # classes x n-grams
     intercept: np.ndarray
+    # A second reading of the same n-grams: is this the kind of question the knowledge base
+    # answers (its own phrasings, the answered questions of the sets), or one it cannot (rates,
+    # deadlines, forms, what the sets' writers found in no source)?
+    answerable_coef: np.ndarray  # n-grams
+    answerable_intercept: float
     _rows: TfidfRows = field(init=False, repr=False)
     _coef_by_ngram: np.ndarray = field(init=False, repr=False)
 
@@ -47,15 +52,19 @@ class TopicModel:
         object.__setattr__(self, "_rows", TfidfRows(self.vectorizer))
         object.__setattr__(self, "_coef_by_ngram", np.ascontiguousarray(self.coef.T))
 
-    def probabilities(self, texts: list[str]) -> np.ndarray:
-        """One row per text: the probability of each class (softmax)."""
+    def probabilities(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Per text: the probability of each class (softmax, one row per text), and that the
+        knowledge base answers such a question (logistic)."""
         logits = np.tile(self.intercept, (len(texts), 1))
+        answerable = np.full(len(texts), self.answerable_intercept)
         for row, text in enumerate(texts):
             columns, weights = self._rows.row(text)
             logits[row] += weights @ self._coef_by_ngram[columns]
+            answerable[row] += weights @ self.answerable_coef[columns]
         logits -= logits.max(axis=1, keepdims=True)
         odds = np.exp(logits)
-        return odds / odds.sum(axis=1, keepdims=True)
+        return (odds / odds.sum(axis=1, keepdims=True),
+                1 / (1 + np.exp(-np.clip(answerable, -700, 700))))
 
 
 @dataclass(frozen=True)
@@ -187,9 +196,16 @@ def _topic_model(path: Path, data: dict[str, Any]) -> TopicModel:
     vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(span), sublinear_tf=True,
                                  vocabulary={g: i for i, g in enumerate(ngrams)})
     vectorizer.idf_ = _numbers(path, data, "idf", (len(ngrams),))
+    answerable_intercept = data.get("answerable_intercept")
+    if not isinstance(answerable_intercept, int | float) or not math.isfinite(
+            answerable_intercept):
+        raise KnowledgeError(path, None, "'answerable_intercept' must be a number: run "
+                             "`maxbot fit`")
     return TopicModel(tuple(classes), vectorizer,
                       _numbers(path, data, "coef", (len(classes), len(ngrams))),
-                      _numbers(path, data, "intercept", (len(classes),)))
+                      _numbers(path, data, "intercept", (len(classes),)),
+                      _numbers(path, data, "answerable_coef", (len(ngrams),)),
+                      float(answerable_intercept))
 
 
 def _answer_model(path: Path, data: dict[str, Any]) -> AnswerModel:

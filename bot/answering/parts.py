@@ -43,25 +43,34 @@ def is_question(text: str) -> bool:
 # particle, found by the analyzer) or "AI에는 얼마, 반도체에는 얼마 배정됐어요?" (a comma
 # between questions).
 COMMA = re.compile(r",\s*")
-Coordinations = Callable[[str], list[tuple[int, int]]]
+Coordinations = Callable[[str], list[tuple[int, int, bool]]]
 
 
-def question_parts(text: str, coordinations: Coordinations | None = None) -> list[str]:
+def question_parts(text: str, coordinations: Coordinations | None = None
+                   ) -> list[tuple[str, ...]]:
     """The questions of a message, each as its own text; the whole message when it holds one
     question (or none that can be told apart).
+
+    Each question comes with its readings, the likeliest first: a thing joined to others by a
+    coordinating particle may share their words ("AI와 반도체 투자액은" asks the 투자액 of
+    both) or not ("출범일이랑 신청 마감일은": 출범일 is whole). The answer takes the first
+    reading that can be answered.
 
     coordinations: where the analyzer found coordinating particles in a text (start, end);
     the things they join share the clause's question ("출범일이랑 마감일은 언제예요?" asks when
     of both).
     """
-    asked = []
+    asked: list[tuple[str, ...]] = []
     for sentence in sentences(text):
         for clause in CONNECTIVE.split(sentence):
             for piece in _comma_questions(clause):
-                conjuncts = _conjuncts(piece, coordinations) if coordinations else [piece]
-                if is_question(piece):
-                    asked.extend(conjuncts)
-    return asked if len(asked) > 1 else [text]
+                if not is_question(piece):
+                    continue
+                if coordinations:
+                    asked.extend(_conjuncts(piece, coordinations))
+                else:
+                    asked.append((piece,))
+    return asked if len(asked) > 1 else [(text,)]
 
 
 def _comma_questions(clause: str) -> list[str]:
@@ -84,15 +93,53 @@ def _comma_questions(clause: str) -> list[str]:
 MIN_CONJUNCT = 2
 
 
-def _conjuncts(piece: str, coordinations: Coordinations) -> list[str]:
-    """The piece cut at its coordinating particles, the particles dropped."""
-    out, start = [], 0
-    for begin, end in coordinations(piece):
+def _conjuncts(piece: str, coordinations: Coordinations) -> list[tuple[str, ...]]:
+    """The piece cut where the analyzer found coordination (the particles dropped), each part
+    with its readings.
+
+    Two predications ("사무국은 어디고 전화번호는 뭐예요?") are two questions. Of things joined
+    by particles, what the last is followed by (its head noun, the predicate) is shared by the
+    things before it: "AI와 반도체 투자액은 각각 얼마예요?" reads "AI 투자액은 각각
+    얼마예요?", and, should that find no answer, "AI 각각 얼마예요?"; what stands before the
+    first thing may be shared by the later ones: "사무국 위치와 전화번호 알려줘" reads
+    "전화번호 알려줘", and, should that find no answer, "사무국 전화번호 알려줘".
+    """
+    out: list[tuple[str, ...]] = []
+    things: list[str] = []
+    start = 0
+    for begin, end, joins_things in coordinations(piece):
         left = piece[start:begin].strip()
         if len(left) >= MIN_CONJUNCT and len(piece[end:].strip()) >= MIN_CONJUNCT:
-            out.append(left)
+            things.append(left)
+            if not joins_things:
+                out.extend(_shared(things))
+                things = []
             start = end
-    out.append(piece[start:].strip())
+    things.append(piece[start:].strip())
+    out.extend(_shared(things))
+    return out
+
+
+def _shared(things: list[str]) -> list[tuple[str, ...]]:
+    """Things joined by particles, each with the words it may share (see _conjuncts)."""
+    if len(things) == 1:
+        return [(things[0],)]
+    prefix = " ".join(things[0].split()[:-1])
+    tail = things[-1].split()[1:]
+    out = []
+    for number, thing in enumerate(things):
+        readings = [thing]
+        # A thing of one word before the last shares the last one's head and predicate; one
+        # of several words ("국민성장펀드 규모와 M.AX 얼라이언스 출범일은") is whole.
+        if number < len(things) - 1 and tail and len(thing.split()) == 1:
+            readings = [" ".join([thing, *tail])]
+            if len(tail) > 1:
+                readings.append(" ".join([thing, *tail[1:]]))
+        # A later thing may lack the first one's modifier ("사무국 위치와 전화번호"), or have
+        # its own ("국민성장펀드 규모와 M.AX 얼라이언스 출범일"): as written first.
+        if number > 0 and prefix:
+            readings = [*readings, *(f"{prefix} {r}" for r in readings)]
+        out.append(tuple(dict.fromkeys(readings)))
     return out
 
 
