@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.answering import STATUSES, answer, answer_many
+from bot.answering import STATUSES, answer, answer_many, models_of
+from bot.answering.candidates import parse, topic_text
 from bot.answering.model import load_models
+from bot.answering.parts import question_parts
 from bot.cli import main
 from bot.replies import render_answer, to_plain_text
 from index import KnowledgeError, KnowledgeIndex, load_index
@@ -119,6 +121,43 @@ def test_two_answerable_questions_get_both_answers(real_index: KnowledgeIndex) -
     assert not result.followup
     reply = to_plain_text(render_answer(result, real_index.knowledge))
     assert "150조" in reply and "한국산업은행" in reply
+
+
+@pytest.mark.parametrize(("message", "readings"), [
+    # The last thing's head and predicate are shared; should that reading find no answer,
+    # the predicate alone.
+    ("AI와 반도체 투자액은 각각 얼마예요?",
+     [("AI 투자액은 각각 얼마예요?", "AI 각각 얼마예요?"), ("반도체 투자액은 각각 얼마예요?",)]),
+    # What stands before the first thing, as written first.
+    ("사무국 위치와 전화번호 알려줘",
+     [("사무국 위치",), ("전화번호 알려줘", "사무국 전화번호 알려줘")]),
+    # Two predications share nothing.
+    ("사무국은 어디고 전화번호는 뭐예요?", [("사무국은 어디",), ("전화번호는 뭐예요?",)]),
+])
+def test_things_joined_by_a_particle_share_the_clauses_words(
+        message: str, readings: list[tuple[str, ...]], real_index: KnowledgeIndex) -> None:
+    assert question_parts(message, real_index.analyzer.coordinations) == readings
+
+
+def test_each_of_two_things_asked_together_gets_its_own_fact(real_index: KnowledgeIndex) -> None:
+    result = answer("국민성장펀드 직접투자랑 간접투자 규모는 각각 얼마예요?", real_index)
+    reply = to_plain_text(render_answer(result, real_index.knowledge))
+    assert result.status == "answered" and not result.followup
+    assert "15조" in reply and "35조" in reply
+
+
+def test_questions_of_a_kind_the_knowledge_base_never_holds_read_as_unanswerable(
+        real_index: KnowledgeIndex) -> None:
+    """The answerable reading is learned from the labelled questions: asking a rate or a
+    deadline of a subject we know reads far less answerable than asking its size."""
+    models = models_of(real_index)
+    texts = ["국민성장펀드 규모는 얼마예요?", "국민성장펀드 대출 금리는 몇 %예요?",
+             "국민성장펀드 신청 마감일은 언제예요?"]
+    parsed = parse(texts, real_index)
+    _, answerable = models.topic.probabilities(
+        [topic_text(t, q[0], real_index) for t, q in zip(texts, parsed, strict=True)])
+    assert answerable[0] > 0.8
+    assert answerable[1] < answerable[0] / 2 and answerable[2] < answerable[0] / 2
 
 
 @pytest.mark.parametrize(("message", "status", "intent", "reply_starts"), [
