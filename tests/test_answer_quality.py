@@ -23,22 +23,22 @@ QUESTIONS = EVAL / "questions.yaml"
 # holdout2 and holdout4 were written blind and are kept unseen: only their totals are shown.
 FLOORS = {
     # Session 5 (the answerable reading, English and casual phrasings for every entry, train6
-    # fitted on): "in" rose on every blind set (holdout2 65.6 -> 68.9, holdout4 56.3 -> 57.8,
-    # holdout5 55.9 -> 64.1, holdout6 56.6 -> 62.1), unknown and off rose or held, and the
-    # wrong share fell on three of the four (holdout2 2.0 -> 1.3, holdout4 1.2 -> 0.0,
-    # holdout6 2.3 -> 1.9) but rose on holdout5 (1.2 -> 2.3), and holdout4's mixed fell
-    # 65 -> 60 (one message of 20): their floors follow. A stricter threshold (0.90 for
-    # 0.87) measured holdout5 1.5% wrong at 51.7% answered: it costs more answers than it
-    # saves wrong ones.
-    "questions.yaml": ({"in": 0.80, "unknown": 1.0, "off": 1.0}, 0.004),
-    "holdout.yaml": ({"in": 0.71, "unknown": 1.0, "off": 1.0}, 0.007),
-    "holdout3.yaml": ({"in": 0.675, "unknown": 1.0, "off": 1.0}, 0.012),
-    "train5.yaml": ({"in": 0.64, "unknown": 0.97, "mixed": 0.68, "off": 1.0}, 0.013),
-    "train6.yaml": ({"in": 0.61, "unknown": 0.98, "mixed": 0.55, "off": 1.0}, 0.01),
-    "holdout2.yaml": ({"in": 0.68, "unknown": 0.93, "off": 0.93}, 0.014),
-    "holdout4.yaml": ({"in": 0.57, "unknown": 0.92, "mixed": 0.60, "off": 0.95}, 0.013),
-    "holdout5.yaml": ({"in": 0.64, "unknown": 0.96, "mixed": 0.40, "off": 1.0}, 0.024),
-    "holdout6.yaml": ({"in": 0.62, "unknown": 0.96, "mixed": 0.80, "off": 0.95}, 0.02),
+    # fitted on), against the session's start: "in" rose on three blind sets (holdout2 65.6 ->
+    # 66.7, holdout5 55.9 -> 59.3, holdout6 56.6 -> 60.7) and fell one question on holdout4
+    # (56.3 -> 55.6); unknown and off rose or held everywhere; the wrong share fell on
+    # holdout2 (2.0 -> 1.3), holdout4 (1.2 -> 0.0) and holdout6 (2.3 -> 1.9) and rose on
+    # holdout5 (1.2 -> 1.9), whose mixed fell 40 -> 36 (one message of 25). Their floors follow.
+    # A stricter threshold (0.90) measured holdout5 1.5% wrong at 51.7% answered: it costs
+    # more answers than it saves wrong ones.
+    "questions.yaml": ({"in": 0.79, "unknown": 1.0, "off": 1.0}, 0.004),
+    "holdout.yaml": ({"in": 0.72, "unknown": 1.0, "off": 1.0}, 0.007),
+    "holdout3.yaml": ({"in": 0.70, "unknown": 1.0, "off": 1.0}, 0.012),
+    "train5.yaml": ({"in": 0.59, "unknown": 1.0, "mixed": 0.68, "off": 1.0}, 0.006),
+    "train6.yaml": ({"in": 0.57, "unknown": 0.98, "mixed": 0.55, "off": 1.0}, 0.008),
+    "holdout2.yaml": ({"in": 0.66, "unknown": 0.93, "off": 0.93}, 0.014),
+    "holdout4.yaml": ({"in": 0.55, "unknown": 0.92, "mixed": 0.65, "off": 0.95}, 0.005),
+    "holdout5.yaml": ({"in": 0.59, "unknown": 0.96, "mixed": 0.36, "off": 1.0}, 0.02),
+    "holdout6.yaml": ({"in": 0.60, "unknown": 0.94, "mixed": 0.76, "off": 0.95}, 0.02),
     "chatbot-2000.yaml": ({"off": 0.998}, 0.0005),
 }
 BLIND = {"holdout2.yaml", "holdout4.yaml", "holdout5.yaml", "holdout6.yaml"}

@@ -299,8 +299,7 @@ def out_of_fold_topic(texts: list[str], labels: list[str], weights: np.ndarray
 # How much each group weighs in the answerable reading, in total (see topic_weights): the
 # question sets say how people ask what the sources do and do not give; the knowledge base's
 # own phrasings and their variants are many, and the made-up unanswerable questions few.
-ANSWERABLE_SHARES = {"own": 1.0, "sets_in": 1.0, "sets_unknown": 1.0, "made_up": 0.5,
-                     "examples": 0.5}
+ANSWERABLE_SHARES = {"own": 1.0, "sets_in": 1.0, "sets_unknown": 1.0, "made_up": 0.5}
 
 
 def _answerable_group(item: Labelled) -> str | None:
@@ -313,7 +312,9 @@ def _answerable_group(item: Labelled) -> str | None:
     if item.realistic:
         return "sets_in" if item.answerable else "sets_unknown"
     if item.near:
-        return "examples"
+        # The examples of what is ours are so whether or not the knowledge base answers them
+        # (우리 회사도 대상이 되나요? is answered in general terms).
+        return None
     # A made-up question of a kind its entry lacks says nothing about how a question is
     # worded ("… 얼마예요?" is how most answerable questions end too); one of a facet does.
     return "made_up" if item.phrasing and item.phrasing.endswith(f"#{FACET}") else None

@@ -135,6 +135,7 @@ def _shared(things: list[str]) -> list[tuple[str, ...]]:
             readings = [" ".join([thing, *tail])]
             if len(tail) > 1:
                 readings.append(" ".join([thing, *tail[1:]]))
+            readings.append(thing)  # "출범일이랑 신청 마감일은": 출범일 is asked whole
         # A later thing may lack the first one's modifier ("사무국 위치와 전화번호"), or have
         # its own ("국민성장펀드 규모와 M.AX 얼라이언스 출범일"): as written first.
         if number > 0 and prefix:
