@@ -111,9 +111,10 @@ class FollowUpPoster:
             case = await followup_case(session, followup_id)
         if case is None:
             return
+        # The closest entries are a search over the index: CPU work, kept off the event loop.
+        text = await asyncio.to_thread(post_text, case, services.index)
         try:
-            message = await bot.send_message(group, post_text(case, services.index),
-                                             parse_mode="HTML",
+            message = await bot.send_message(group, text, parse_mode="HTML",
                                              reply_markup=post_keyboard(followup_id))
         except asyncio.CancelledError:
             # Stopping: hand the follow-up back at once rather than after the lease.

@@ -7,6 +7,7 @@ blocks the others.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import uuid
@@ -260,7 +261,9 @@ async def show_entry(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         await query.answer("이 질문은 더 이상 없습니다. 다시 질문해 주세요.", show_alert=True)
         return
     await query.answer()
-    result = answer_entry(entry, index, services_of(context).settings.answering_rules())
+    # Related entries are searched for: answering work, off the event loop like a question's.
+    result = await asyncio.to_thread(answer_entry, entry, index,
+                                     services_of(context).settings.answering_rules())
     await query.message.reply_html(render_answer(result, index.knowledge),
                                    reply_markup=answer_keyboard(result, None, index.knowledge))
 

@@ -10,6 +10,7 @@ who may use it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import logging
@@ -378,7 +379,8 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     async with services.database.session() as session:
         questions = await questions_between(session, since)
         cases = await followups_between(session, since)
-    figures = period_stats(questions, cases, services.index, since)
+    # The unanswered questions' terms are analysed with the index: off the event loop.
+    figures = await asyncio.to_thread(period_stats, questions, cases, services.index, since)
     await update.effective_message.reply_html(render("stats", stats=figures, days=days))
 
 
@@ -402,7 +404,9 @@ async def _propose_faq(update: Update, context: ContextTypes.DEFAULT_TYPE,
         await update.effective_message.reply_html(render(
             "tofaq_refused", followup_id=followup_id, missing=case is None))
         return
-    path = write_faq_proposal(case, services.settings.knowledge_dir, services.index)
+    # The closest entries are a search over the index: off the event loop, with the write.
+    path = await asyncio.to_thread(write_faq_proposal, case, services.settings.knowledge_dir,
+                                   services.index)
     async with services.database.session() as session:
         await add_event(session, followup_id, "proposal", update.effective_user.id, str(path))
     await update.effective_message.reply_html(render(
