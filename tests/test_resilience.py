@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import sqlite3
@@ -241,18 +242,19 @@ async def test_questions_arriving_together_each_keep_their_own_record(
         assert rated == {u.id: None if asked[u.id] == unanswerable else 1 for u in users}
 
 
-async def test_a_bug_in_recording_is_reported_to_the_asker_and_the_writer_goes_on(
-        tg, tmp_path: Path, real_index: KnowledgeIndex, monkeypatch) -> None:
-    """Questions wait on a shared writer: a bug there must reach each waiting asker as the
-    usual error reply, never leave them hanging, and the next question must be stored."""
-    from bot.storage import database
-
-    real = database.record_questions
-    async with running_bot(tg, bot_settings(tg, tmp_path), real_index) as running:
-        async def broken(session, records):
-            raise RuntimeError("a bug in the record path")
-
-        monkeypatch.setattr(database, "record_questions", broken)
+async def test_a_question_the_database_refuses_is_reported_to_the_asker_and_the_writer_goes_on(
+        tg, tmp_path: Path, real_index: KnowledgeIndex) -> None:
+    """Questions wait on a shared writer: a row the database refuses (a constraint the code
+    broke; here a trigger of the real SQLite file refuses these askers' rows) must reach each
+    waiting asker as the usual error reply, never leave them hanging, and once the database
+    takes rows again the next question must be stored."""
+    settings = bot_settings(tg, tmp_path)
+    async with running_bot(tg, settings, real_index) as running:
+        path = settings.database_url.split(":///", 1)[1]
+        with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+            db.execute("CREATE TRIGGER refuse BEFORE INSERT ON question "
+                       "WHEN NEW.person_id BETWEEN 300 AND 302 "
+                       "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
         users = [tg.user(300 + n, f"오류{n}") for n in range(3)]
         for user in users:
             tg.send_text(user, "국민성장펀드 규모는?")
@@ -260,8 +262,10 @@ async def test_a_bug_in_recording_is_reported_to_the_asker_and_the_writer_goes_o
             reply = await tg.wait_for_message(user, timeout=10)
             assert "오류가 발생했습니다" in reply.text
 
-        monkeypatch.setattr(database, "record_questions", real)
+        with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+            db.execute("DROP TRIGGER refuse")
         tg.send_text(users[0], "M.AX 얼라이언스 분과 알려줘")
         reply = await tg.wait_for_message(users[0], timeout=10)
         assert "오류" not in reply.text
         assert [q.text for q in await running.questions()] == ["M.AX 얼라이언스 분과 알려줘"]
+        assert not settings.spool_path.exists(), "refused, not taken for an outage"
