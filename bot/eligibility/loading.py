@@ -246,7 +246,8 @@ class _Collect:
                 yield node, validated(model, node, self.path, named(node) if named else what)
             except KnowledgeInvalid as exc:
                 self.errors.extend(exc.errors)
-                self.broken.add(str(node.get("key")))
+                if node.get("key") is not None:
+                    self.broken.add(str(node["key"]))
 
 
 def load_eligibility(path: Path, entry_ids: set[str], errors: list[KnowledgeError],
