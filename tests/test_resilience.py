@@ -113,6 +113,26 @@ async def test_a_slow_question_holds_up_no_one_else(
         assert "150조" in reply.text
 
 
+async def test_stats_over_a_slow_question_hold_up_no_one_else(
+        tg, tmp_path: Path, real_index: KnowledgeIndex) -> None:
+    """/stats analyses the period's unanswered questions with the index, which takes a while
+    over this one: done off the event loop, the others are answered meanwhile."""
+    admin = 9300
+    settings = bot_settings(tg, tmp_path, admin_user_ids=frozenset({admin}))
+    async with running_bot(tg, settings, SlowIndex(real_index)):
+        asker, other, boss = tg.user(210, "천천"), tg.user(211, "보통"), tg.user(admin, "관리자")
+        tg.send_text(asker, "천천히 국민성장펀드 신청 마감일은 언제인가요?")
+        assert "접수" in (await tg.wait_for_message(asker, timeout=10)).text
+        tg.send_text(boss, "/stats")
+        await asyncio.sleep(0.3)  # the figures are being made
+        started = time.monotonic()
+        tg.send_text(other, "분과 종류")
+        await tg.wait_for_message(other, timeout=2)
+        assert time.monotonic() - started < 2
+        assert not tg.messages_to(boss), "the figures are still being made"
+        assert "통계" in (await tg.wait_for_message(boss, timeout=10)).text
+
+
 class CountingIndex(KnowledgeIndex):
     """An index that counts the analyzer calls made for questions, the first one slow so that
     the questions behind it have to wait."""
