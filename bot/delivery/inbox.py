@@ -397,7 +397,7 @@ class Inbox:
         self._forgot_at = time.monotonic()
 
 
-def _read_spool(path: Path) -> tuple[list[InboxNote], dict[int, dict[int, str]]]:
+def _read_spool(path: Path) -> tuple[list[InboxNote], dict[int, dict[int, InboxState]]]:
     """The notes, and the last mark of each update by bot id, in a spool file."""
     notes: dict[tuple[int, int], InboxNote] = {}
     marks: dict[int, dict[int, InboxState]] = {}
