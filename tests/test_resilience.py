@@ -133,6 +133,41 @@ async def test_stats_over_a_slow_question_hold_up_no_one_else(
         assert "통계" in (await tg.wait_for_message(boss, timeout=10)).text
 
 
+class SlowEntryIndex(KnowledgeIndex):
+    """An index that takes seconds to read the texts in `slow` (an FAQ entry's question)."""
+
+    def __init__(self, real: KnowledgeIndex) -> None:
+        self.__dict__.update(real.__dict__)
+        self.slow: set[str] = set()
+
+    def parse_many(self, texts: list[str], situation_ends: list[int] | None = None):
+        if self.slow & set(texts):
+            time.sleep(3)
+        return super().parse_many(texts, situation_ends)
+
+
+async def test_a_question_button_over_a_slow_entry_holds_up_no_one_else(
+        tg, tmp_path: Path, real_index: KnowledgeIndex) -> None:
+    """A question button's answer looks up the entries related to it, with the index: done
+    off the event loop, the others are answered meanwhile."""
+    index = SlowEntryIndex(real_index)
+    async with running_bot(tg, bot_settings(tg, tmp_path), index):
+        presser, other = tg.user(212, "버튼"), tg.user(213, "보통")
+        tg.send_text(presser, "/start")
+        welcome = await tg.wait_for_message(presser)
+        data = next(d for _, d in welcome.buttons if d and d.startswith("a:"))
+        entry = next(e for e in real_index.knowledge.entries if e.id == data.split(":", 1)[1])
+        index.slow.add(entry.question)
+        tg.press(presser, welcome, data)
+        await asyncio.sleep(0.3)  # the related entries are being looked up
+        started = time.monotonic()
+        tg.send_text(other, "분과 종류")
+        await tg.wait_for_message(other, timeout=2)
+        assert time.monotonic() - started < 2
+        assert not tg.messages_to(presser)[1:], "the entry's answer is still being made"
+        assert entry.answer.split()[0] in (await tg.wait_for_message(presser, timeout=10)).text
+
+
 class CountingIndex(KnowledgeIndex):
     """An index that counts the analyzer calls made for questions, the first one slow so that
     the questions behind it have to wait."""
