@@ -8,6 +8,7 @@ from __future__ import annotations
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.replies import render, to_plain_text
+from bot.storage.models import EventKind, FollowUpReason
 from bot.storage.records import FollowUpCase
 from index import FaqEntry, KnowledgeIndex
 
@@ -53,8 +54,9 @@ def post_keyboard(followup_id: int) -> InlineKeyboardMarkup:
 def post_text(case: FollowUpCase, index: KnowledgeIndex) -> str:
     """A question with the entries closest to it; a consultation request (from the
     eligibility check) with the answers and result the asker agreed to share."""
-    if case.followup.reason == "consultation":
-        details = next((e.text for e in case.events if e.kind == "consultation" and e.text),
+    if case.followup.reason == FollowUpReason.CONSULTATION:
+        details = next((e.text for e in case.events
+                        if e.kind == EventKind.CONSULTATION and e.text),
                        case.question.text)
         return render("eligibility_consultation_post", case=case, asker_name=asker_name(case),
                       details=details)

@@ -37,8 +37,8 @@ def _kdate(value: dt.date) -> str:
 
 
 def _kdatetime(value: dt.datetime) -> str:
-    """A moment in Korean time; naive values (from SQLite) are UTC."""
-    local = (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(KST)
+    """A moment in Korean time (the database gives aware moments: bot.storage.models)."""
+    local = value.astimezone(KST)
     return f"{_kdate(local)} {local:%H:%M}"
 
 

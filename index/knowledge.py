@@ -13,15 +13,28 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, AliasChoices, BeforeValidator, Field, ValidationInfo
+from pydantic_core import PydanticCustomError
 
 from index.reading import (
+    Date,
     KnowledgeError,
     KnowledgeInvalid,
+    LineText,
+    Names,
+    Shape,
+    Text,
+    Texts,
+    context_of,
     ids_written_in,
     line_of,
     read_yaml,
-    required_text,
+    refuse,
+    texts,
+    validated,
+    without_line,
 )
 
 # Ids travel in Telegram button data (64 bytes at most, with a short prefix).
@@ -134,42 +147,89 @@ class KnowledgeBase:
         return [doc for doc in self.documents if doc.as_of < limit]
 
 
-def _date(node: dict[str, Any], key: str, path: Path, what: str) -> dt.date:
-    value = node.get(key)
-    if value is None:
-        raise KnowledgeError(path, line_of(node), f"{what} has no {key} date")
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError as exc:
-        msg = f"{what}: {key} {value!r} is not a date (YYYY-MM-DD)"
-        raise KnowledgeError(path, line_of(node), msg) from exc
+# --- the shapes of the files -----------------------------------------------------------------
 
 
-def _source_ids(
-    node: dict[str, Any], path: Path, what: str, sources: dict[str, Source]
-) -> tuple[str, ...]:
-    value = node.get("sources", node.get("source"))
-    ids = [value] if isinstance(value, str) else value
-    if not ids or not isinstance(ids, list):
-        raise KnowledgeError(path, line_of(node), f"{what} has no sources")
-    unknown = [str(i) for i in ids if str(i) not in sources]
+def _known_sources(ids: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+    if not ids:
+        raise PydanticCustomError("blank", "is empty")
+    sources = context_of(info, "sources")
+    unknown = [i for i in ids if i not in sources]
     if unknown:
-        known = ", ".join(sources) or "none"
-        msg = f"{what}: unknown source {', '.join(unknown)} (sources.yaml has {known})"
-        raise KnowledgeError(path, line_of(node), msg)
-    return tuple(str(i) for i in ids)
+        raise refuse("unknown source {unknown} (sources.yaml has {known})",
+                     unknown=", ".join(unknown), known=", ".join(sources) or "none")
+    return ids
 
 
-def _strings(value: Any, path: Path, line: int | None, what: str) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(v, str | int) for v in value):
-        raise KnowledgeError(path, line, f"{what} must be a list of text")
-    return tuple(str(v).strip() for v in value if str(v).strip())
+def _known_category(category: str, info: ValidationInfo) -> str:
+    if category not in context_of(info, "categories"):
+        raise refuse("category {category} is not in categories.yaml", category=repr(category))
+    return category
+
+
+# The sources a document cites (`sources: [S1, S2]`, or `source: S1`), each in sources.yaml.
+SourceIds = Annotated[Names, AfterValidator(_known_sources),
+                      Field(validation_alias=AliasChoices("sources", "source"))]
+CategoryKey = Annotated[str, BeforeValidator(lambda v: "" if v is None else str(v)),
+                        AfterValidator(_known_category)]
+
+
+class SourceShape(Shape):
+    title: LineText
+    publisher: LineText
+    date: Date
+
+
+class CategoryShape(Shape):
+    ko: LineText
+    en: LineText
+
+
+def _synonyms(value: Any) -> dict[str, tuple[str, ...]]:
+    if not value:
+        return {}
+    if not isinstance(value, dict):
+        raise refuse("synonyms must map a term to its aliases")
+    synonyms = {}
+    for term, aliases in without_line(value).items():
+        try:
+            synonyms[str(term)] = texts(aliases)
+        except PydanticCustomError:
+            raise refuse("synonyms of {term} must be a list of text", term=str(term)) from None
+    return synonyms
+
+
+class GlossaryShape(Shape):
+    terms: Texts = ()
+    synonyms: Annotated[dict[str, tuple[str, ...]], BeforeValidator(_synonyms),
+                        Field(default_factory=dict)]
+
+
+def _entry_id(value: Any) -> str:
+    if not ENTRY_ID.match(str(value)):
+        raise refuse("id must be 1-60 lowercase letters, digits and '-'")
+    return str(value)
+
+
+class FaqEntryShape(Shape):
+    id: Annotated[str, BeforeValidator(_entry_id)]
+    question: LineText
+    alternates: Texts = ()
+    answer: Text
+    answer_en: Annotated[str | None, BeforeValidator(lambda v: str(v).strip() if v else None)
+                         ] = None
+    category: CategoryKey  # the entry's, else its file's
+    sources: SourceIds
+    as_of: Date
+
+
+class FrontMatterShape(Shape):
+    """The front matter of a policy document."""
+
+    title: LineText
+    sources: SourceIds
+    as_of: Date
+    category: CategoryKey = ""
 
 
 # --- the files -------------------------------------------------------------------------------
@@ -189,44 +249,35 @@ def _entries(path: Path, what: str, expected: str) -> Iterator[tuple[str, dict[s
 
 
 def _load_sources(path: Path) -> dict[str, Source]:
-    return {
-        key: Source(id=key, title=required_text(node, "title", path, f"source {key}"),
-                    publisher=required_text(node, "publisher", path, f"source {key}"),
-                    date=_date(node, "date", path, f"source {key}"))
-        for key, node in _entries(path, "source", "title, publisher and date")
-    }
+    sources = {}
+    for key, node in _entries(path, "source", "title, publisher and date"):
+        shape = validated(SourceShape, node, path, f"source {key}")
+        sources[key] = Source(key, shape.title, shape.publisher, shape.date)
+    return sources
 
 
 def _load_categories(path: Path) -> dict[str, Category]:
-    return {
-        key: Category(key, required_text(node, "ko", path, f"category {key}"),
-                      required_text(node, "en", path, f"category {key}"))
-        for key, node in _entries(path, "category", "ko and en labels")
-    }
+    categories = {}
+    for key, node in _entries(path, "category", "ko and en labels"):
+        shape = validated(CategoryShape, node, path, f"category {key}")
+        categories[key] = Category(key, shape.ko, shape.en)
+    return categories
 
 
 def _load_glossary(path: Path) -> Glossary:
     data = read_yaml(path) or {}
     if not isinstance(data, dict):
         raise KnowledgeError(path, None, "must be a mapping with terms and synonyms")
-    line = line_of(data)
-    synonyms_node = data.get("synonyms") or {}
-    if not isinstance(synonyms_node, dict):
-        raise KnowledgeError(path, line, "synonyms must map a term to its aliases")
-    synonyms = {
-        str(term): _strings(aliases, path, line_of(synonyms_node), f"synonyms of {term}")
-        for term, aliases in synonyms_node.items()
-        if term != "__line__"
-    }
-    return Glossary(terms=_strings(data.get("terms"), path, line, "terms"), synonyms=synonyms)
+    shape = validated(GlossaryShape, data, path, "")
+    return Glossary(terms=shape.terms, synonyms=shape.synonyms)
 
 
 def _load_faq_file(
     path: Path, sources: dict[str, Source], categories: dict[str, Category],
     errors: list[KnowledgeError], lost: dict[str, KnowledgeError],
 ) -> list[FaqEntry]:
-    """The valid entries of one FAQ file; each invalid entry adds an error and is skipped,
-    its id added to `lost` with that error. A file that cannot be read at all adds the ids
+    """The valid entries of one FAQ file; each invalid entry adds its errors and is skipped,
+    its id added to `lost` with the first. A file that cannot be read at all adds the ids
     written in it."""
     try:
         data = read_yaml(path)
@@ -238,42 +289,24 @@ def _load_faq_file(
             lost.setdefault(entry_id, exc)
         return []
     entries = []
+    context = {"sources": sources, "categories": categories}
     for node in data["entries"]:
+        if not isinstance(node, dict):
+            errors.append(KnowledgeError(path, line_of(data), "each entry must be a mapping"))
+            continue
+        raw_id = node.get("id")
+        what = f"entry {raw_id!r}" if raw_id else "an entry"
         try:
-            entries.append(_faq_entry(node, path, data, sources, categories))
-        except KnowledgeError as exc:
-            errors.append(exc)
-            if isinstance(node, dict) and node.get("id"):
-                lost.setdefault(str(node["id"]), exc)
+            shape = validated(FaqEntryShape,
+                              {**node, "category": node.get("category") or data.get("category")},
+                              path, what, context)
+        except KnowledgeInvalid as exc:
+            errors.extend(exc.errors)
+            if raw_id:
+                lost.setdefault(str(raw_id), exc.errors[0])
+            continue
+        entries.append(FaqEntry(**shape.model_dump(), path=path, line=line_of(node) or 1))
     return entries
-
-
-def _faq_entry(node: Any, path: Path, file_node: dict[str, Any], sources: dict[str, Source],
-               categories: dict[str, Category]) -> FaqEntry:
-    if not isinstance(node, dict):
-        raise KnowledgeError(path, line_of(file_node), "each entry must be a mapping")
-    raw_id = node.get("id")
-    what = f"entry {raw_id!r}" if raw_id else "an entry"
-    if not raw_id or not ENTRY_ID.match(str(raw_id)):
-        msg = f"{what}: id must be 1-60 lowercase letters, digits and '-'"
-        raise KnowledgeError(path, line_of(node), msg)
-    category = str(node.get("category") or file_node.get("category") or "")
-    if category not in categories:
-        msg = f"{what}: category {category!r} is not in categories.yaml"
-        raise KnowledgeError(path, line_of(node), msg)
-    answer_en = node.get("answer_en")
-    return FaqEntry(
-        id=str(raw_id),
-        question=required_text(node, "question", path, what),
-        alternates=_strings(node.get("alternates"), path, line_of(node), f"{what}: alternates"),
-        answer=required_text(node, "answer", path, what),
-        answer_en=str(answer_en).strip() if answer_en else None,
-        category=category,
-        sources=_source_ids(node, path, what, sources),
-        as_of=_date(node, "as_of", path, what),
-        path=path,
-        line=line_of(node) or 1,
-    )
 
 
 def split_passages(path: Path, text: str, sources: dict[str, Source],
@@ -286,13 +319,9 @@ def split_passages(path: Path, text: str, sources: dict[str, Source],
     if not isinstance(meta, dict):
         raise KnowledgeError(path, 2, "front matter must be a mapping with title, sources, as_of")
     meta["__line__"] = 1
-    what = "front matter"
-    title = required_text(meta, "title", path, what)
-    ids = _source_ids(meta, path, what, sources)
-    as_of = _date(meta, "as_of", path, what)
-    category = str(meta.get("category") or "")
-    if category not in categories:
-        raise KnowledgeError(path, 1, f"category {category!r} is not in categories.yaml")
+    shape = validated(FrontMatterShape, meta, path, "front matter",
+                      {"sources": sources, "categories": categories})
+    title, ids, as_of, category = shape.title, shape.sources, shape.as_of, shape.category
 
     body_start = text[: match.end()].count("\n") + 1
     sections: list[tuple[str, int, list[str]]] = [("", body_start, [])]
@@ -374,6 +403,9 @@ def read_knowledge(root: Path, errors: list[KnowledgeError]) -> KnowledgeBase | 
             return loader(*args)
         except KnowledgeError as exc:
             errors.append(exc)
+            return default
+        except KnowledgeInvalid as exc:
+            errors.extend(exc.errors)
             return default
 
     for required in ("sources.yaml", "categories.yaml"):

@@ -9,6 +9,9 @@ weighs; this module decides nothing.
 rank-bm25 computes the collection statistics (idf, document lengths); searching uses postings
 built from them, so that a query touches only the documents that contain its terms instead of
 scanning every document per term as `BM25Okapi.get_scores` does. Both give the same scores.
+
+One module over 400 lines on purpose: KnowledgeIndex is one immutable snapshot (postings,
+letters, stand-ins and the query facts they give), built and searched as a whole.
 """
 
 from __future__ import annotations

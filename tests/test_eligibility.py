@@ -323,3 +323,17 @@ async def test_reload_refuses_broken_rules_with_their_line_and_picks_up_fixed_on
     assert live.services.index.version != before
     tg.send_text(live.admin, "/check")
     assert "귀사의 주력 사업 분야는" in (await tg.wait_for_message(live.admin)).text
+
+
+def test_a_broken_step_is_reported_once_not_again_by_each_rule_that_names_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = write_knowledge(tmp_path / "kb", {"eligibility.yaml": RULES.replace(
+        "    label: 자금 용도\n", "").replace("methods: [loan]", "methods: [loan]\n    extra: 1")})
+    code, out = check(root, capsys)
+    assert code == 1
+    errors = [line for line in out.splitlines() if line.startswith("error:")]
+    rules = root / "eligibility.yaml"
+    assert len(errors) == 2, out
+    assert f"{rules}:3: step 'purpose' has no label" in errors[0]
+    assert (f"{rules}:11: rule: unknown key 'extra' (expected entries, methods, reason, when)"
+            in errors[1])

@@ -88,6 +88,42 @@ def test_entry_without_source_or_date_names_the_entry_and_its_line(
     assert f"{root / 'faq' / 'extra.yaml'}:7: entry 'no-source' has no sources" in out
 
 
+def test_every_problem_of_an_entry_is_listed_at_its_line(tmp_path: Path) -> None:
+    """The shape of an entry is declared (index/knowledge.py FaqEntryShape): all that is wrong
+    with it is listed at once, a date YAML cannot read among them."""
+    root = write_knowledge(tmp_path / "kb", {"faq/broken.yaml": """\
+        category: fund
+        entries:
+          - id: Bad_Id
+            question: [목록]
+            alternates: 3
+            answer: "  "
+            sources: S9
+            as_of: "2025-13-01"
+        """, "faq/date.yaml": """\
+        category: fund
+        entries:
+          - id: month-13
+            question: 열세 번째 달?
+            answer: 없습니다.
+            sources: [S1]
+            as_of: 2025-13-01
+        """})
+    with pytest.raises(KnowledgeInvalid) as caught:
+        load_knowledge(root)
+    place = f"{root / 'faq' / 'broken.yaml'}:3: entry 'Bad_Id'"
+    assert [str(e) for e in caught.value.errors if str(e).startswith(place)] == [
+        f"{place}: id must be 1-60 lowercase letters, digits and '-'",
+        f"{place}: question must be text",
+        f"{place}: alternates must be a list of text",
+        f"{place} has no answer",
+        f"{place}: unknown source S9 (sources.yaml has S1)",
+        f"{place}: as_of '2025-13-01' is not a date (YYYY-MM-DD)",
+    ]
+    assert any(str(e).startswith(f"{root / 'faq' / 'date.yaml'}:7: invalid YAML: "
+                                 "'2025-13-01' is not a date") for e in caught.value.errors)
+
+
 def test_duplicate_ids_and_empty_answers_and_unknown_sources_are_errors(tmp_path: Path) -> None:
     root = write_knowledge(tmp_path / "kb", {"faq/more.yaml": """\
         category: fund

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import sqlite3
@@ -110,6 +111,61 @@ async def test_a_slow_question_holds_up_no_one_else(
         assert not tg.messages_to(slow), "the slow question is still being answered"
         reply = await tg.wait_for_message(slow, timeout=10)
         assert "150조" in reply.text
+
+
+async def test_stats_over_a_slow_question_hold_up_no_one_else(
+        tg, tmp_path: Path, real_index: KnowledgeIndex) -> None:
+    """/stats analyses the period's unanswered questions with the index, which takes a while
+    over this one: done off the event loop, the others are answered meanwhile."""
+    admin = 9300
+    settings = bot_settings(tg, tmp_path, admin_user_ids=frozenset({admin}))
+    async with running_bot(tg, settings, SlowIndex(real_index)):
+        asker, other, boss = tg.user(210, "천천"), tg.user(211, "보통"), tg.user(admin, "관리자")
+        tg.send_text(asker, "천천히 국민성장펀드 신청 마감일은 언제인가요?")
+        assert "접수" in (await tg.wait_for_message(asker, timeout=10)).text
+        tg.send_text(boss, "/stats")
+        await asyncio.sleep(0.3)  # the figures are being made
+        started = time.monotonic()
+        tg.send_text(other, "분과 종류")
+        await tg.wait_for_message(other, timeout=2)
+        assert time.monotonic() - started < 2
+        assert not tg.messages_to(boss), "the figures are still being made"
+        assert "통계" in (await tg.wait_for_message(boss, timeout=10)).text
+
+
+class SlowEntryIndex(KnowledgeIndex):
+    """An index that takes seconds to read the texts in `slow` (an FAQ entry's question)."""
+
+    def __init__(self, real: KnowledgeIndex) -> None:
+        self.__dict__.update(real.__dict__)
+        self.slow: set[str] = set()
+
+    def parse_many(self, texts: list[str], situation_ends: list[int] | None = None):
+        if self.slow & set(texts):
+            time.sleep(3)
+        return super().parse_many(texts, situation_ends)
+
+
+async def test_a_question_button_over_a_slow_entry_holds_up_no_one_else(
+        tg, tmp_path: Path, real_index: KnowledgeIndex) -> None:
+    """A question button's answer looks up the entries related to it, with the index: done
+    off the event loop, the others are answered meanwhile."""
+    index = SlowEntryIndex(real_index)
+    async with running_bot(tg, bot_settings(tg, tmp_path), index):
+        presser, other = tg.user(212, "버튼"), tg.user(213, "보통")
+        tg.send_text(presser, "/start")
+        welcome = await tg.wait_for_message(presser)
+        data = next(d for _, d in welcome.buttons if d and d.startswith("a:"))
+        entry = next(e for e in real_index.knowledge.entries if e.id == data.split(":", 1)[1])
+        index.slow.add(entry.question)
+        tg.press(presser, welcome, data)
+        await asyncio.sleep(0.3)  # the related entries are being looked up
+        started = time.monotonic()
+        tg.send_text(other, "분과 종류")
+        await tg.wait_for_message(other, timeout=2)
+        assert time.monotonic() - started < 2
+        assert not tg.messages_to(presser)[1:], "the entry's answer is still being made"
+        assert entry.answer.split()[0] in (await tg.wait_for_message(presser, timeout=10)).text
 
 
 class CountingIndex(KnowledgeIndex):
@@ -241,18 +297,19 @@ async def test_questions_arriving_together_each_keep_their_own_record(
         assert rated == {u.id: None if asked[u.id] == unanswerable else 1 for u in users}
 
 
-async def test_a_bug_in_recording_is_reported_to_the_asker_and_the_writer_goes_on(
-        tg, tmp_path: Path, real_index: KnowledgeIndex, monkeypatch) -> None:
-    """Questions wait on a shared writer: a bug there must reach each waiting asker as the
-    usual error reply, never leave them hanging, and the next question must be stored."""
-    from bot.storage import database
-
-    real = database.record_questions
-    async with running_bot(tg, bot_settings(tg, tmp_path), real_index) as running:
-        async def broken(session, records):
-            raise RuntimeError("a bug in the record path")
-
-        monkeypatch.setattr(database, "record_questions", broken)
+async def test_a_question_the_database_refuses_is_reported_to_the_asker_and_the_writer_goes_on(
+        tg, tmp_path: Path, real_index: KnowledgeIndex) -> None:
+    """Questions wait on a shared writer: a row the database refuses (a constraint the code
+    broke; here a trigger of the real SQLite file refuses these askers' rows) must reach each
+    waiting asker as the usual error reply, never leave them hanging, and once the database
+    takes rows again the next question must be stored."""
+    settings = bot_settings(tg, tmp_path)
+    async with running_bot(tg, settings, real_index) as running:
+        path = settings.database_url.split(":///", 1)[1]
+        with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+            db.execute("CREATE TRIGGER refuse BEFORE INSERT ON question "
+                       "WHEN NEW.person_id BETWEEN 300 AND 302 "
+                       "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
         users = [tg.user(300 + n, f"오류{n}") for n in range(3)]
         for user in users:
             tg.send_text(user, "국민성장펀드 규모는?")
@@ -260,8 +317,10 @@ async def test_a_bug_in_recording_is_reported_to_the_asker_and_the_writer_goes_o
             reply = await tg.wait_for_message(user, timeout=10)
             assert "오류가 발생했습니다" in reply.text
 
-        monkeypatch.setattr(database, "record_questions", real)
+        with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+            db.execute("DROP TRIGGER refuse")
         tg.send_text(users[0], "M.AX 얼라이언스 분과 알려줘")
         reply = await tg.wait_for_message(users[0], timeout=10)
         assert "오류" not in reply.text
         assert [q.text for q in await running.questions()] == ["M.AX 얼라이언스 분과 알려줘"]
+        assert not settings.spool_path.exists(), "refused, not taken for an outage"

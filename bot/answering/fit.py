@@ -10,6 +10,9 @@ Labelled questions:
 
 Figures are cross-validated: every probability used to choose a threshold comes from a model
 that did not see that question (folds grouped by question).
+
+One module over 400 lines on purpose: `maxbot fit` is one procedure, from the labelled questions
+through the folds to both models, their thresholds and the JSON, read from top to bottom.
 """
 
 from __future__ import annotations

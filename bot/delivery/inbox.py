@@ -53,7 +53,7 @@ from telegram.ext import Application, BaseUpdateProcessor
 from telegram.request import BaseRequest, RequestData
 
 from bot.storage.database import Database
-from bot.storage.models import utcnow
+from bot.storage.models import InboxState, utcnow
 from bot.storage.persistence import DatabasePersistence, concerns_conversation
 from bot.storage.records import (
     InboxNote,
@@ -76,7 +76,6 @@ DOWN_SECONDS = 5.0
 HAND_BACK_GRACE = 4.0
 # Done updates are kept this long: Telegram redelivers an update for at most a day.
 KEEP_DONE = dt.timedelta(days=2)
-STATES = ("received", "replying", "replied", "done")
 # The longest an update waits for another process to finish the same user's earlier one (a
 # dead process's updates are taken over within INBOX_RECOVERY_SECONDS of bot/app.py).
 WAIT_FOR_EARLIER_SECONDS = 5.0
@@ -145,7 +144,7 @@ class Inbox:
         self.recovered: set[int] = set()
         self.repeats: set[int] = set()  # recovered ones whose reply may have gone out
         self._notes: list[tuple[InboxNote, asyncio.Future[bool]]] = []
-        self._marks: dict[int, str] = {}
+        self._marks: dict[int, InboxState] = {}
         self._mark_waiters: list[tuple[int, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
         self._down_until = 0.0
@@ -186,16 +185,16 @@ class Inbox:
                 self.note_soon(update).add_done_callback(then)
             await asyncio.sleep(1)
 
-    async def mark(self, update_id: int, state: str) -> bool:
+    async def mark(self, update_id: int, state: InboxState) -> bool:
         """Note durably that an update is `replying`, back to `received` (its send failed
         for sure), `replied` or `done`; False when it could not be marked replying, being
         another process's now (one that took this one for dead)."""
         return await asyncio.shield(self.mark_soon(update_id, state))
 
-    def mark_soon(self, update_id: int, state: str) -> asyncio.Future[bool]:
+    def mark_soon(self, update_id: int, state: InboxState) -> asyncio.Future[bool]:
         """Start marking an update, without waiting; the future is done once the mark (or a
         later one of the same update that came meanwhile, such as `done`) is written."""
-        if self._marks.get(update_id) != "done":
+        if self._marks.get(update_id) != InboxState.DONE:
             self._marks[update_id] = state
         written: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._mark_waiters.append((update_id, written))
@@ -228,7 +227,7 @@ class Inbox:
             for update_id, written in waiters:
                 written.set_result(update_id not in refused)
 
-    async def _write(self, notes: list[InboxNote], marks: dict[int, str]
+    async def _write(self, notes: list[InboxNote], marks: dict[int, InboxState]
                      ) -> tuple[set[int], set[int]]:
         """Write to the database, or to the spool while the database is away or the spool
         still holds lines (marks must follow the notes they mark); the ids noted now, and
@@ -255,7 +254,7 @@ class Inbox:
         return (self._replaying or self.spool_path.exists()
                 or self.spool_path.with_suffix(".replaying").exists())
 
-    def _spool(self, notes: list[InboxNote], marks: dict[int, str]) -> None:
+    def _spool(self, notes: list[InboxNote], marks: dict[int, InboxState]) -> None:
         # One write call with no await in between: a replay renaming the file never sees half.
         lines = [json.dumps({"note": {"bot_id": n.bot_id, "update_id": n.update_id,
                                       "payload": n.payload,
@@ -352,10 +351,10 @@ class Inbox:
             return []
         again = []
         for row in sorted(taken, key=lambda row: row.update_id):
-            if row.state == "replied":
-                await self.mark(row.update_id, "done")
+            if row.state == InboxState.REPLIED:
+                await self.mark(row.update_id, InboxState.DONE)
                 continue
-            if row.state == "replying":
+            if row.state == InboxState.REPLYING:
                 log.warning("inbox: update %d was being replied to when its process stopped; "
                             "answered again, marked as a possible repeat", row.update_id)
                 self.repeats.add(row.update_id)
@@ -398,10 +397,10 @@ class Inbox:
         self._forgot_at = time.monotonic()
 
 
-def _read_spool(path: Path) -> tuple[list[InboxNote], dict[int, dict[int, str]]]:
+def _read_spool(path: Path) -> tuple[list[InboxNote], dict[int, dict[int, InboxState]]]:
     """The notes, and the last mark of each update by bot id, in a spool file."""
     notes: dict[tuple[int, int], InboxNote] = {}
-    marks: dict[int, dict[int, str]] = {}
+    marks: dict[int, dict[int, InboxState]] = {}
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
@@ -416,8 +415,8 @@ def _read_spool(path: Path) -> tuple[list[InboxNote], dict[int, dict[int, str]]]
             else:
                 bot_id, update_id, state = entry["mark"]
                 of_bot = marks.setdefault(int(bot_id), {})
-                if state in STATES and of_bot.get(int(update_id)) != "done":
-                    of_bot[int(update_id)] = str(state)
+                if state in set(InboxState) and of_bot.get(int(update_id)) != InboxState.DONE:
+                    of_bot[int(update_id)] = InboxState(state)
         except (ValueError, KeyError, TypeError, IndexError):
             log.error("inbox spool %s:%d: unreadable line skipped", path, number)
     return list(notes.values()), marks
@@ -737,7 +736,7 @@ class InboxProcessor(BaseUpdateProcessor):
             _HANDLING.reset(token)
         self.inbox.recovered.discard(update.update_id)
         self.inbox.repeats.discard(update.update_id)
-        await self.inbox.mark(update.update_id, "done")
+        await self.inbox.mark(update.update_id, InboxState.DONE)
 
     def hand_back(self, grace: float = HAND_BACK_GRACE) -> None:
         """Start no more updates; cancel those still running after `grace` seconds."""
@@ -793,7 +792,7 @@ class InboxRequest(DelegatingRequest):
                                             write_timeout, connect_timeout, pool_timeout)
         # Once marked, a crash has the reply sent again after the restart, marked as a
         # possible repeat: the user may have it if Telegram had it before the next mark.
-        if not await self._inbox.mark(handling.update_id, "replying"):
+        if not await self._inbox.mark(handling.update_id, InboxState.REPLYING):
             handling.taken_over = True
             raise asyncio.CancelledError(f"update {handling.update_id} is another process's "
                                          "now")
@@ -814,12 +813,12 @@ class InboxRequest(DelegatingRequest):
             handling.replied = True
             # The handler goes on meanwhile, and its `done`, if it comes before the write,
             # is written instead: one commit where there were two.
-            self._inbox.mark_soon(handling.update_id, "replied").add_done_callback(
+            self._inbox.mark_soon(handling.update_id, InboxState.REPLIED).add_done_callback(
                 self._release_slot)
             return code, body
         try:
             if not unknown_before:  # refused (a 429, say): nothing reached the user
-                await self._inbox.mark(handling.update_id, "received")
+                await self._inbox.mark(handling.update_id, InboxState.RECEIVED)
                 handling.replying = False
         finally:
             self._first_sends.release()

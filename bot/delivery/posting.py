@@ -24,7 +24,7 @@ from telegram.error import TelegramError
 from bot.followups import post_keyboard, post_text
 from bot.settings import Settings
 from bot.storage.database import Database
-from bot.storage.models import utcnow
+from bot.storage.models import EventKind, utcnow
 from bot.storage.records import (
     add_event,
     claim_followup_post,
@@ -111,9 +111,10 @@ class FollowUpPoster:
             case = await followup_case(session, followup_id)
         if case is None:
             return
+        # The closest entries are a search over the index: CPU work, kept off the event loop.
+        text = await asyncio.to_thread(post_text, case, services.index)
         try:
-            message = await bot.send_message(group, post_text(case, services.index),
-                                             parse_mode="HTML",
+            message = await bot.send_message(group, text, parse_mode="HTML",
                                              reply_markup=post_keyboard(followup_id))
         except asyncio.CancelledError:
             # Stopping: hand the follow-up back at once rather than after the lease.
@@ -138,7 +139,8 @@ class FollowUpPoster:
         while True:
             try:
                 async with self.services.database.session() as session:
-                    await add_event(session, followup_id, "posted", group_message_id=message_id)
+                    await add_event(session, followup_id, EventKind.POSTED,
+                                    group_message_id=message_id)
                 return
             except SQLAlchemyError as exc:
                 log.warning("post of follow-up %s not recorded yet (%s)", followup_id,

@@ -1,5 +1,6 @@
-"""Read and check knowledge/eligibility.yaml: the guided check's steps, methods and rules,
-validated against the FAQ entries they cite, every error with its line.
+"""Read and check knowledge/eligibility.yaml: the guided check's steps, methods and rules, its
+shape declared as pydantic models and its references checked against each other and the FAQ
+entries they cite, every error with its line.
 
 bot/knowledge.py reads the rules together with the rest of the knowledge folder, so that
 `maxbot check` and /reload list the errors of both at once; `rules_of(knowledge)` gives them.
@@ -9,9 +10,12 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar
+
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from bot.eligibility.rules import (
     KEY,
@@ -25,9 +29,27 @@ from bot.eligibility.rules import (
     Step,
 )
 from index import KnowledgeBase
-from index.reading import KnowledgeError, KnowledgeInvalid, line_of, read_yaml, required_text
+from index.reading import (
+    KnowledgeError,
+    KnowledgeInvalid,
+    Lined,
+    LineText,
+    Loc,
+    Names,
+    OptionalLineText,
+    Shape,
+    Strict,
+    Texts,
+    line_of,
+    read_yaml,
+    refuse,
+    unknown_keys,
+    validated,
+    without_line,
+)
 
 RULES_FILE = "eligibility.yaml"
+S = TypeVar("S", bound=Shape)
 
 _rules: dict[int, EligibilityRules | None] = {}
 _rules_lock = threading.Lock()
@@ -71,281 +93,289 @@ def read_rules(knowledge: KnowledgeBase, errors: list[KnowledgeError]
                             knowledge.lost_entries)
 
 
+# --- the file's shape ------------------------------------------------------------------------
+
+
+def _key(value: Any) -> str:
+    if value is None or not KEY.match(str(value)):
+        raise refuse("key {key} must be 1-20 lowercase letters, digits and '-'", key=repr(value))
+    if str(value) == SKIPPED:
+        raise refuse("key {key} is reserved", key=repr(SKIPPED))
+    return str(value)
+
+
+def _present(value: Any) -> Any:
+    if not value:
+        raise PydanticCustomError("blank", "is empty")
+    return value
+
+
+def _none_is_empty(value: Any) -> Any:
+    return {} if value is None else value
+
+
+def _conditions(value: Any) -> Any:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise refuse("{field} must map step keys to option keys")
+    return without_line(value)
+
+
+def _short_label(label: str) -> str:
+    if len(label) > LABEL_CHARS:
+        raise refuse("label is longer than {n} characters (a button shows no more)",
+                     n=LABEL_CHARS)
+    return label
+
+
+Key = Annotated[str, BeforeValidator(_key)]
+# Which options of which earlier steps: `{step: [option, ...]}`; 'skipped' matches no answer.
+Conditions = Annotated[dict[str, Annotated[Names, BeforeValidator(_present)]],
+                       BeforeValidator(_conditions), Field(default_factory=dict)]
+
+
+class OptionShape(Strict):
+    key: Key
+    label: Annotated[LineText, AfterValidator(_short_label)]
+
+
+class StepShape(Strict):
+    key: Key
+    label: LineText
+    question: LineText
+    hint: OptionalLineText = None
+    ask_if: Conditions  # asked only when these hold
+    options: Annotated[tuple[OptionShape, ...], BeforeValidator(_present)]
+
+    @model_validator(mode="after")
+    def _options_once(self) -> StepShape:
+        keys = [o.key for o in self.options]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:
+            raise refuse("duplicate option {keys}", keys=", ".join(map(repr, twice)))
+        return self
+
+
+class MethodShape(Strict):
+    label: LineText
+    entries: Names = ()
+
+
+class RuleShape(Strict):
+    when: Conditions
+    methods: Names = ()
+    reason: LineText
+    entries: Annotated[Names, BeforeValidator(_present)]  # the FAQ entries behind its reason
+
+
+class OpenQuestionShape(Strict):
+    text: LineText
+    when: Conditions
+    methods: Names = ()
+    entries: Names = ()
+
+
+class WordingShape(Shape):
+    never_say: Texts = ()
+
+
+class RulesFileShape(Shape):
+    """The file at the top. Each step, method, rule and open question is checked as its own
+    shape (above), and a key this does not declare is listed among the other errors, so that
+    one mistake does not hide the rest."""
+
+    offer_check_for: Names = ()
+    steps: Annotated[tuple[Any, ...], BeforeValidator(_none_is_empty)] = ()
+    methods: Annotated[dict[str, Any], Lined, BeforeValidator(_none_is_empty),
+                       Field(default_factory=dict)]
+    rules: Annotated[tuple[Any, ...], BeforeValidator(_none_is_empty)] = ()
+    fallback: Any = None
+    open_questions: Annotated[tuple[Any, ...], BeforeValidator(_none_is_empty)] = ()
+    wording: Annotated[WordingShape, BeforeValidator(_none_is_empty)] = WordingShape()
+
+
+REQUIRED = ("steps", "methods", "rules")
+
+
+def _option_named(step: dict[str, Any]) -> Callable[[Loc], tuple[str, Loc]]:
+    """What a place in a step is called in its errors: the step, or one of its options."""
+    what = f"step {step.get('key')!r}"
+
+    def describe(loc: Loc) -> tuple[str, Loc]:
+        options = step.get("options")
+        if (len(loc) > 1 and loc[0] == "options" and isinstance(loc[1], int)
+                and isinstance(options, list) and isinstance(options[loc[1]], dict)):
+            return f"{what}: option {options[loc[1]].get('key')!r}", loc[2:]
+        return what, loc
+
+    return describe
+
+
+# --- reading it ------------------------------------------------------------------------------
+
+
 class _Collect:
-    """Gathers every error of the file instead of stopping at the first; knows the FAQ
+    """Gathers every error of the cross-checks instead of stopping at the first; knows the FAQ
     entries that a broken FAQ file lost, with the error that lost each."""
 
-    def __init__(self, path: Path, lost: Mapping[str, KnowledgeError]) -> None:
+    def __init__(self, path: Path, entry_ids: set[str],
+                 lost: Mapping[str, KnowledgeError]) -> None:
         self.path = path
+        self.entry_ids = entry_ids
         self.lost = lost
         self.errors: list[KnowledgeError] = []
+        # The keys of steps and methods whose own errors are listed: a reference to one of
+        # them follows from those and is not listed again.
+        self.broken: set[str] = set()
 
     def add(self, line: int | None, message: str,
             follows: KnowledgeError | None = None) -> None:
         self.errors.append(KnowledgeError(self.path, line, message, follows))
 
+    def each(self, model: type[S], nodes: Iterable[Any], what: str, line: int | None,
+             named: Callable[[dict[str, Any]], Callable[[Loc], tuple[str, Loc]]] | None = None
+             ) -> Iterator[tuple[dict[str, Any], S]]:
+        """The nodes that have the model's shape, each with its shape; the errors of the
+        others are added."""
+        for node in nodes:
+            if not isinstance(node, dict):
+                self.add(line, f"each {what} must be a mapping")
+                continue
+            try:
+                yield node, validated(model, node, self.path, named(node) if named else what)
+            except KnowledgeInvalid as exc:
+                self.errors.extend(exc.errors)
+                if node.get("key") is not None:
+                    self.broken.add(str(node["key"]))
+
 
 def load_eligibility(path: Path, entry_ids: set[str], errors: list[KnowledgeError],
                      lost: Mapping[str, KnowledgeError] | None = None
                      ) -> EligibilityRules | None:
-    """Read and validate the rules file against the FAQ entry ids; every problem is added to
-    `errors` with its line, and then None is returned. An id among `lost` (entries of a
-    broken FAQ file) is reported as following from the error that lost it."""
+    """Read and validate the rules file: its shape (RulesFileShape), then its steps, options,
+    methods and FAQ entry ids against each other. Every problem is added to `errors` with its
+    line, and then None is returned. An id among `lost` (entries of a broken FAQ file) is
+    reported as following from the error that lost it."""
     try:
         data = read_yaml(path)
+        if not isinstance(data, dict):
+            raise KnowledgeError(path, None, "must be a mapping with steps, methods and rules")
+        shape = validated(RulesFileShape, data, path, "")
     except KnowledgeError as exc:
         errors.append(exc)
         return None
-    if not isinstance(data, dict):
-        errors.append(KnowledgeError(path, None, "must be a mapping with steps, methods and "
-                                     "rules"))
+    except KnowledgeInvalid as exc:
+        errors.extend(exc.errors)
         return None
-    out = _Collect(path, lost or {})
-    top = line_of(data)
-    _known_keys(data, TOP_KEYS, out, "the file")
-    for key in ("steps", "methods", "rules"):
+    out = _Collect(path, entry_ids, lost or {})
+    unknown = unknown_keys(RulesFileShape, data)
+    if unknown:
+        out.add(shape.line, unknown)
+    for key in REQUIRED:
         if not data.get(key):
-            out.add(top, f"has no {key}")
-    never_say = _never_say(data.get("wording"), out, top)
-    steps = _steps(data.get("steps") or [], out, top)
-    by_key = {s.key: s for s in steps}
-    methods = _methods(data.get("methods") or {}, entry_ids, out, top)
-    rules = [r for r in (_rule(node, by_key, methods, entry_ids, out, "rule")
-                         for node in _list(data.get("rules") or [], out, top, "rules")) if r]
+            out.add(shape.line, f"has no {key}")
+    steps: dict[str, Step] = {}
+    for raw, node in out.each(StepShape, shape.steps, "step", shape.line, _option_named):
+        what = f"step {node.key!r}"
+        if node.key in steps:
+            out.add(node.line, f"duplicate step key {node.key!r}")
+            continue
+        ask_if = _check_conditions(node.ask_if, steps, out, line_of(raw.get("ask_if")) or node.line,
+                                   f"{what}: ask_if", later_hint=True)
+        steps[node.key] = Step(node.key, node.label, node.question,
+                               tuple(Option(o.key, o.label) for o in node.options),
+                               node.hint, ask_if, node.line or 1)
+    methods = {}
+    for key, raw in shape.methods.items():
+        if not KEY.match(key):
+            out.add(line_of(data["methods"]),
+                    f"method key {key!r} must be 1-20 lowercase letters, digits and '-'")
+            continue
+        out.broken.add(key)
+        for _, node in out.each(MethodShape, [raw], f"method {key!r}", shape.line):
+            out.broken.discard(key)
+            entries = _ids(node.entries, out, node.line, f"method {key!r}")
+            methods[key] = Method(key, node.label, entries, node.line or 1)
+    rules = [_rule(raw, node, steps, methods, out, "rule")
+             for raw, node in out.each(RuleShape, shape.rules, "rule", shape.line)]
     fallback = None
-    if data.get("fallback") is not None:
-        fallback = _rule(data["fallback"], by_key, methods, entry_ids, out, "fallback")
-        if fallback is not None and (fallback.when or not fallback.methods):
+    for raw, node in out.each(RuleShape, [shape.fallback] if shape.fallback is not None else [],
+                         "fallback", shape.line):
+        fallback = _rule(raw, node, steps, methods, out, "fallback")
+        if fallback.when or not fallback.methods:
             out.add(fallback.line, "fallback needs methods and no when")
-    questions = [q for q in (_open_question(node, by_key, methods, entry_ids, out)
-                             for node in _list(data.get("open_questions") or [], out, top,
-                                               "open_questions")) if q]
-    offer = _ids(data.get("offer_check_for"), entry_ids, out, top, "offer_check_for")
-    _check_wording(never_say, steps, methods, [*rules, *([fallback] if fallback else [])],
-                   questions, out)
+    questions = [OpenQuestion(node.text, *_when_methods_entries(raw, node, steps, methods, out,
+                                                                 "open question"),
+                              node.line or 1)
+                 for raw, node in out.each(OpenQuestionShape, shape.open_questions, "open question",
+                                      shape.line)]
+    offer = _ids(shape.offer_check_for, out, shape.line, "offer_check_for")
+    never_say = shape.wording.never_say
+    _check_wording(never_say, list(steps.values()), methods,
+                   [*rules, *([fallback] if fallback else [])], questions, out)
     if out.errors:
         errors.extend(out.errors)
         return None
-    return EligibilityRules(path, tuple(steps), methods, tuple(rules), fallback, tuple(questions),
-                            offer, never_say)
+    return EligibilityRules(path, tuple(steps.values()), methods, tuple(rules), fallback,
+                            tuple(questions), offer, never_say)
 
 
-TOP_KEYS = {"steps", "methods", "rules", "fallback", "open_questions", "offer_check_for",
-            "wording"}
-
-
-def _known_keys(node: dict[str, Any], allowed: set[str], out: _Collect, what: str) -> None:
-    """A misspelt key would silently drop a condition or a list: refuse it."""
-    unknown = [str(k) for k in node if k != "__line__" and str(k) not in allowed]
-    if unknown:
-        out.add(line_of(node), f"{what}: unknown key {', '.join(map(repr, unknown))} "
-                f"(expected {', '.join(sorted(allowed))})")
-
-
-def _list(value: Any, out: _Collect, line: int | None, what: str) -> list[Any]:
-    if not isinstance(value, list):
-        out.add(line, f"{what} must be a list")
-        return []
-    return value
-
-
-def _keyed(node: Any, out: _Collect, what: str, line: int | None) -> str | None:
-    if not isinstance(node, dict):
-        out.add(line, f"each {what} must be a mapping with a key")
-        return None
-    key = node.get("key")
-    if key is None or not KEY.match(str(key)):
-        out.add(line_of(node), f"{what} key {key!r} must be 1-20 lowercase letters, digits and '-'")
-        return None
-    if str(key) == SKIPPED:
-        out.add(line_of(node), f"{what} key {SKIPPED!r} is reserved")
-        return None
-    return str(key)
-
-
-def _required_text(node: dict[str, Any], key: str, out: _Collect, what: str) -> str | None:
-    try:
-        return required_text(node, key, out.path, what)
-    except KnowledgeError as exc:
-        out.errors.append(exc)
-        return None
-
-
-def _steps(nodes: Any, out: _Collect, line: int | None) -> list[Step]:
-    steps: list[Step] = []
-    for node in _list(nodes, out, line, "steps"):
-        key = _keyed(node, out, "step", line)
-        if key is None:
-            continue
-        what = f"step {key!r}"
-        _known_keys(node, {"key", "label", "question", "hint", "ask_if", "options"}, out, what)
-        if any(s.key == key for s in steps):
-            out.add(line_of(node), f"duplicate step key {key!r}")
-            continue
-        label = _required_text(node, "label", out, what)
-        question = _required_text(node, "question", out, what)
-        options: list[Option] = []
-        for option_node in _list(node.get("options") or [], out, line_of(node), f"{what}: options"):
-            option_key = _keyed(option_node, out, f"{what}: option", line_of(node))
-            if option_key is None:
-                continue
-            _known_keys(option_node, {"key", "label"}, out, f"{what}: option {option_key!r}")
-            option_label = _required_text(option_node, "label", out,
-                                          f"{what}: option {option_key!r}")
-            if any(o.key == option_key for o in options):
-                out.add(line_of(option_node), f"{what}: duplicate option {option_key!r}")
-            elif option_label is not None:
-                if len(option_label) > LABEL_CHARS:
-                    out.add(line_of(option_node), f"{what}: option {option_key!r} label is longer "
-                            f"than {LABEL_CHARS} characters (a button shows no more)")
-                options.append(Option(option_key, option_label))
-        if not node.get("options"):
-            out.add(line_of(node), f"{what} has no options")
-        ask_if = _conditions(node.get("ask_if"), {s.key: s for s in steps}, out, line_of(node),
-                             f"{what}: ask_if", later_hint=True)
-        hint = node.get("hint")
-        if label is not None and question is not None:
-            steps.append(Step(key, label, question, tuple(options),
-                              " ".join(str(hint).split()) if hint else None, ask_if,
-                              line_of(node) or 1))
-    return steps
-
-
-def _conditions(node: Any, steps: dict[str, Step], out: _Collect, line: int | None, what: str,
-                later_hint: bool = False) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """`{step: [option, ...]}` checked against the steps; 'skipped' matches no answer."""
-    if node is None:
-        return ()
-    if not isinstance(node, dict):
-        out.add(line, f"{what} must map step keys to option keys")
-        return ()
-    line = line_of(node) or line
-    conditions = []
-    for step_key, allowed in node.items():
-        if step_key == "__line__":
-            continue
-        step = steps.get(str(step_key))
+def _check_conditions(conditions: dict[str, tuple[str, ...]], steps: dict[str, Step],
+                      out: _Collect, line: int | None, what: str, later_hint: bool = False
+                      ) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The conditions whose steps and options exist (of the steps so far)."""
+    checked = []
+    for step_key, keys in conditions.items():
+        step = steps.get(step_key)
+        if step is None and step_key in out.broken:
+            continue  # follows from the step's own errors
         if step is None:
             where = " before this step" if later_hint else ""
             known = ", ".join(steps) or "none"
             out.add(line, f"{what}: unknown step {step_key!r}{where} (steps: {known})")
             continue
-        values = [allowed] if isinstance(allowed, str) else allowed
-        if not isinstance(values, list) or not values:
-            out.add(line, f"{what}: {step_key} must list option keys")
-            continue
-        keys = [str(v) for v in values]
         unknown = [k for k in keys if k != SKIPPED and step.option(k) is None]
         if unknown:
             known = ", ".join(o.key for o in step.options)
             out.add(line, f"{what}: unknown option {', '.join(map(repr, unknown))} of step "
                     f"{step_key!r} (options: {known}, {SKIPPED})")
             continue
-        conditions.append((step.key, tuple(keys)))
-    return tuple(conditions)
+        checked.append((step.key, keys))
+    return tuple(checked)
 
 
-def _ids(value: Any, entry_ids: set[str], out: _Collect, line: int | None,
-         what: str) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    values = [value] if isinstance(value, str) else value
-    if not isinstance(values, list):
-        out.add(line, f"{what} must be a list of FAQ entry ids")
-        return ()
-    ids = tuple(str(v) for v in values)
-    # An id the FAQ files lost to an error is unknown because of it: reported as following
-    # from that error, apart from ids that are unknown here (a typo in this file).
+def _ids(ids: tuple[str, ...], out: _Collect, line: int | None, what: str) -> tuple[str, ...]:
+    """The FAQ entry ids that exist. An id the FAQ files lost to an error is unknown because
+    of it: reported as following from that error, apart from ids that are unknown here (a
+    typo in this file)."""
     by_cause: dict[int, tuple[KnowledgeError | None, list[str]]] = {}
-    for unknown in (i for i in ids if i not in entry_ids):
+    for unknown in (i for i in ids if i not in out.entry_ids):
         cause = out.lost.get(unknown)
         by_cause.setdefault(id(cause), (cause, []))[1].append(unknown)
     for cause, unknown in by_cause.values():
         out.add(line, f"{what}: unknown FAQ entry {', '.join(map(repr, unknown))}", cause)
-    return tuple(i for i in ids if i in entry_ids)
+    return tuple(i for i in ids if i in out.entry_ids)
 
 
-def _methods(node: Any, entry_ids: set[str], out: _Collect,
-             line: int | None) -> dict[str, Method]:
-    if not isinstance(node, dict):
-        out.add(line, "methods must map method keys to a label and entries")
-        return {}
-    methods = {}
-    for key, value in node.items():
-        if key == "__line__":
-            continue
-        if not KEY.match(str(key)):
-            out.add(line_of(node), f"method key {key!r} must be 1-20 lowercase letters, digits "
-                    "and '-'")
-            continue
-        if not isinstance(value, dict):
-            out.add(line_of(node), f"method {key!r} needs a label and entries")
-            continue
-        _known_keys(value, {"label", "entries"}, out, f"method {key!r}")
-        label = _required_text(value, "label", out, f"method {key!r}")
-        entries = _ids(value.get("entries"), entry_ids, out, line_of(value), f"method {key!r}")
-        if label is not None:
-            methods[str(key)] = Method(str(key), label, entries, line_of(value) or 1)
-    return methods
-
-
-def _rule(node: Any, steps: dict[str, Step], methods: dict[str, Method], entry_ids: set[str],
-          out: _Collect, what: str) -> Rule | None:
-    if not isinstance(node, dict):
-        out.add(None, f"each {what} must be a mapping with reason and entries")
-        return None
-    line = line_of(node)
-    _known_keys(node, {"when", "methods", "reason", "entries"}, out, what)
-    reason = _required_text(node, "reason", out, what)
-    when = _conditions(node.get("when"), steps, out, line, f"{what}: when")
-    raw_methods = node.get("methods") or []
-    if not isinstance(raw_methods, list):
-        out.add(line, f"{what}: methods must be a list of method keys")
-        raw_methods = []
-    unknown = [str(m) for m in raw_methods if str(m) not in methods]
+def _when_methods_entries(raw: dict[str, Any], node: RuleShape | OpenQuestionShape,
+                          steps: dict[str, Step], methods: dict[str, Method], out: _Collect,
+                          what: str) -> tuple[tuple[tuple[str, tuple[str, ...]], ...],
+                                              tuple[str, ...], tuple[str, ...]]:
+    when = _check_conditions(node.when, steps, out, line_of(raw.get("when")) or node.line,
+                             f"{what}: when")
+    unknown = [m for m in node.methods if m not in methods and m not in out.broken]
     if unknown:
-        out.add(line, f"{what}: unknown method {', '.join(map(repr, unknown))} "
+        out.add(node.line, f"{what}: unknown method {', '.join(map(repr, unknown))} "
                 f"(methods: {', '.join(methods) or 'none'})")
-    entries = _ids(node.get("entries"), entry_ids, out, line, what)
-    if not node.get("entries"):
-        out.add(line, f"{what} has no entries (the FAQ entries behind its reason)")
-    if reason is None:
-        return None
-    return Rule(when, tuple(str(m) for m in raw_methods if str(m) in methods), reason, entries,
-                line or 1)
+    known = tuple(m for m in node.methods if m in methods)
+    return when, known, _ids(node.entries, out, node.line, what)
 
 
-def _open_question(node: Any, steps: dict[str, Step], methods: dict[str, Method],
-                   entry_ids: set[str], out: _Collect) -> OpenQuestion | None:
-    if not isinstance(node, dict):
-        out.add(None, "each open question must be a mapping with text")
-        return None
-    line = line_of(node)
-    _known_keys(node, {"text", "when", "methods", "entries"}, out, "open question")
-    text = _required_text(node, "text", out, "open question")
-    when = _conditions(node.get("when"), steps, out, line, "open question: when")
-    raw_methods = node.get("methods") or []
-    unknown = [str(m) for m in raw_methods if str(m) not in methods]
-    if unknown:
-        out.add(line, f"open question: unknown method {', '.join(map(repr, unknown))}")
-    entries = _ids(node.get("entries"), entry_ids, out, line, "open question")
-    if text is None:
-        return None
-    return OpenQuestion(text, when, tuple(str(m) for m in raw_methods if str(m) in methods),
-                        entries, line or 1)
-
-
-def _never_say(node: Any, out: _Collect, line: int | None) -> tuple[str, ...]:
-    if node is None:
-        return ()
-    if not isinstance(node, dict):
-        out.add(line, "wording must be a mapping (never_say: [...])")
-        return ()
-    value = node.get("never_say") or []
-    if not isinstance(value, list):
-        out.add(line_of(node), "wording.never_say must be a list of phrases")
-        return ()
-    return tuple(str(v).strip() for v in value if str(v).strip())
+def _rule(raw: dict[str, Any], node: RuleShape, steps: dict[str, Step],
+          methods: dict[str, Method], out: _Collect, what: str) -> Rule:
+    when, known, entries = _when_methods_entries(raw, node, steps, methods, out, what)
+    return Rule(when, known, node.reason, entries, node.line or 1)
 
 
 def _check_wording(never_say: tuple[str, ...], steps: list[Step], methods: dict[str, Method],

@@ -17,7 +17,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, ContextTypes
 from bot.handlers.guards import parse_id, queue_followup_once
 from bot.replies import render, to_plain_text
 from bot.services import services_of
-from bot.storage.models import Question
+from bot.storage.models import FollowUpReason, Question
 from bot.storage.records import set_feedback, set_feedback_reason
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,8 @@ async def request_followup(update: Update, context: ContextTypes.DEFAULT_TYPE) -
 async def _send_to_secretariat(query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE,
                                question_id: int) -> None:
     """Open the question's follow-up (reason "feedback") and have it posted, once."""
-    followup_id = await queue_followup_once(query, context, question_id, "feedback")
+    followup_id = await queue_followup_once(query, context, question_id,
+                                            FollowUpReason.FEEDBACK)
     if followup_id is None:
         return
     await _drop_buttons(query, "")

@@ -17,7 +17,7 @@ from telegram.ext import ApplicationHandlerStop, ContextTypes
 
 from bot.replies import render, to_plain_text
 from bot.services import post_followup, services_of
-from bot.storage.models import utcnow
+from bot.storage.models import FollowUpReason, utcnow
 from bot.storage.records import claim_send, forget_button_presses, open_new_followup
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ async def unknown_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 
 
 async def queue_followup_once(query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE,
-                              question_id: int, reason: str) -> int | None:
+                              question_id: int, reason: FollowUpReason) -> int | None:
     """A button that sends a question to the secretariat: open its follow-up and have it
     posted, once however often it is pressed. The follow-up's number when this press opened
     it (the caller confirms); None when the press was answered here (already sent, or the

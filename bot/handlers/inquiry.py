@@ -26,7 +26,7 @@ from bot.delivery.inbox import is_recovered
 from bot.handlers.guards import parse_id, queue_followup_once
 from bot.replies import render, to_plain_text
 from bot.services import services_of
-from bot.storage.models import Person, Question
+from bot.storage.models import FollowUpReason, Person, Question
 from bot.storage.records import QuestionRecord
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,8 @@ async def send(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     if own is None:
         return
-    followup_id = await queue_followup_once(query, context, own[0].id, "direct")
+    followup_id = await queue_followup_once(query, context, own[0].id,
+                                            FollowUpReason.DIRECT)
     if followup_id is not None:
         await _replace(query, render("followup_sent", reference=followup_id))
 

@@ -7,6 +7,7 @@ blocks the others.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import uuid
@@ -40,7 +41,7 @@ from bot.handlers.inquiry import TYPING, inquiry_button, offers_inquiry, take_ty
 from bot.replies import render, render_answer, to_plain_text
 from bot.services import Services, asker_of, post_followup, services_of
 from bot.settings import Settings
-from bot.storage.models import utcnow
+from bot.storage.models import QuestionStatus, utcnow
 from bot.storage.records import (
     QuestionRecord,
     followups_of,
@@ -184,26 +185,29 @@ async def ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             "message_id": message.message_id, "text": text, "asked_at": utcnow()}
 
     if len(text) > services.settings.max_question_chars:
-        await services.database.save_question(QuestionRecord(status="too_long", **base))
+        await services.database.save_question(
+            QuestionRecord(status=QuestionStatus.TOO_LONG, **base))
         await message.reply_html(render("too_long", length=len(text),
                                         limit=services.settings.max_question_chars))
         return
     refusal = services.limiter.refuse(user.id)
     if refusal is not None:
-        await services.database.save_question(QuestionRecord(status="limited", **base))
+        await services.database.save_question(QuestionRecord(status=QuestionStatus.LIMITED, **base))
         if refusal.first:  # told once per wait; the rest of a burst is recorded, not answered
             await message.reply_html(render("rate_limited", seconds=refusal.seconds))
         return
     if message.chat.type == ChatType.PRIVATE and context.user_data.pop(TYPING, None):
         # After "사무국에 직접 문의" on /start: the asker wants a person, not the bot.
-        await take_typed_question(update, context, QuestionRecord(status="direct", **base))
+        await take_typed_question(update, context,
+                                  QuestionRecord(status=QuestionStatus.DIRECT, **base))
         return
 
     index = services.index  # one snapshot for the whole question, even if a reload swaps it
     result = await services.answerer.answer(text, index, services.settings.answering_rules())
     hit = result.hit
     recorded = await services.database.save_question(QuestionRecord(
-        status=result.status, entry_id=result.document.id if result.document else None,
+        status=QuestionStatus(result.status),
+        entry_id=result.document.id if result.document else None,
         score=hit.score if hit else None, coverage=hit.coverage if hit else None,
         knowledge_version=index.version, wants_followup=result.followup, **base))
     if recorded.duplicate and not is_recovered(update):
@@ -260,7 +264,9 @@ async def show_entry(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         await query.answer("이 질문은 더 이상 없습니다. 다시 질문해 주세요.", show_alert=True)
         return
     await query.answer()
-    result = answer_entry(entry, index, services_of(context).settings.answering_rules())
+    # Related entries are searched for: answering work, off the event loop like a question's.
+    result = await asyncio.to_thread(answer_entry, entry, index,
+                                     services_of(context).settings.answering_rules())
     await query.message.reply_html(render_answer(result, index.knowledge),
                                    reply_markup=answer_keyboard(result, None, index.knowledge))
 

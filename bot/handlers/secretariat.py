@@ -10,6 +10,7 @@ who may use it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import logging
@@ -52,7 +53,7 @@ from bot.replies import render
 from bot.reports.stats import period_stats
 from bot.services import Services, services_of
 from bot.settings import Settings
-from bot.storage.models import FollowUp, SentOnce, utcnow
+from bot.storage.models import EventKind, FollowUp, FollowUpStatus, SentOnce, utcnow
 from bot.storage.records import (
     FollowUpCase,
     add_event,
@@ -152,7 +153,7 @@ async def on_group_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     async with services.database.session() as session:
         if not await claim_send(session, key):
             return  # this reply reached the asker already (a redelivered update)
-    addition = case.followup.status == "answered"
+    addition = case.followup.status == FollowUpStatus.ANSWERED
     try:
         delivered = await context.bot.send_message(
             case.question.chat_id,
@@ -168,7 +169,7 @@ async def on_group_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
             raise  # transient, and retried for SEND_RETRY_SECONDS already: on_error says so
         reason = "사용자가 봇을 차단함" if isinstance(exc, Forbidden) else exc.message
         async with services.database.session() as session:
-            await add_event(session, followup.id, "delivery_failed", message.from_user.id,
+            await add_event(session, followup.id, EventKind.DELIVERY_FAILED, message.from_user.id,
                             f"{reason}: {text}")
         await message.reply_html(render("secretariat_delivery_failed", followup_id=followup.id,
                                         reason=reason))
@@ -180,7 +181,7 @@ async def on_group_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         "secretariat_delivered", followup_id=followup.id, asker_name=asker_name(case),
         addition=addition))
     async with services.database.session() as session:
-        await add_event(session, followup.id, "delivered", message.from_user.id,
+        await add_event(session, followup.id, EventKind.DELIVERED, message.from_user.id,
                         group_message_id=confirmation.message_id)
 
 
@@ -210,7 +211,8 @@ async def _edit_delivered(update: Update, context: ContextTypes.DEFAULT_TYPE,
             return  # an edit of something else than the text (or the same text again)
         raise
     async with services_of(context).database.session() as session:
-        await add_event(session, case.followup.id, "edited", update.effective_user.id, text)
+        await add_event(session, case.followup.id, EventKind.EDITED, update.effective_user.id,
+                            text)
     await update.effective_message.reply_html(render(
         "secretariat_edit_delivered", followup_id=case.followup.id,
         asker_name=asker_name(case)))
@@ -237,7 +239,7 @@ async def on_post_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
             followup = await session.get(FollowUp, followup_id)
         if followup is None:
             await query.answer(render("followup_missing"), show_alert=True)
-        elif followup.status == "closed":
+        elif followup.status == FollowUpStatus.CLOSED:
             await query.answer(render("followup_unchanged", kb_gap=False))
         else:
             await query.answer()
@@ -307,7 +309,7 @@ async def _tell_asker_closed(context: ContextTypes.DEFAULT_TYPE, case: FollowUpC
     except (Forbidden, BadRequest) as exc:
         failure = "사용자가 봇을 차단함" if isinstance(exc, Forbidden) else exc.message
         async with services_of(context).database.session() as session:
-            await add_event(session, case.followup.id, "delivery_failed",
+            await add_event(session, case.followup.id, EventKind.DELIVERY_FAILED,
                             text=f"{failure}: {reason}")
         return failure
     return "told"
@@ -378,7 +380,8 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     async with services.database.session() as session:
         questions = await questions_between(session, since)
         cases = await followups_between(session, since)
-    figures = period_stats(questions, cases, services.index, since)
+    # The unanswered questions' terms are analysed with the index: off the event loop.
+    figures = await asyncio.to_thread(period_stats, questions, cases, services.index, since)
     await update.effective_message.reply_html(render("stats", stats=figures, days=days))
 
 
@@ -402,9 +405,12 @@ async def _propose_faq(update: Update, context: ContextTypes.DEFAULT_TYPE,
         await update.effective_message.reply_html(render(
             "tofaq_refused", followup_id=followup_id, missing=case is None))
         return
-    path = write_faq_proposal(case, services.settings.knowledge_dir, services.index)
+    # The closest entries are a search over the index: off the event loop, with the write.
+    path = await asyncio.to_thread(write_faq_proposal, case, services.settings.knowledge_dir,
+                                   services.index)
     async with services.database.session() as session:
-        await add_event(session, followup_id, "proposal", update.effective_user.id, str(path))
+        await add_event(session, followup_id, EventKind.PROPOSAL, update.effective_user.id,
+                        str(path))
     await update.effective_message.reply_html(render(
         "tofaq_written", followup_id=followup_id,
         path=path.relative_to(services.settings.knowledge_dir.parent)
@@ -444,7 +450,7 @@ async def send_digest(context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     async with services.database.session() as session:
         cases = await followups_between(session, until=utcnow() - dt.timedelta(days=1),
-                                        status="open")
+                                        status=FollowUpStatus.OPEN)
     if cases:
         await context.bot.send_message(group, render("digest", cases=cases), parse_mode="HTML")
 

@@ -12,7 +12,7 @@ from typing import TextIO
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.replies import render, to_plain_text
-from bot.reports.period import aware, database_error, day_start, kst
+from bot.reports.period import database_error, day_start, kst
 from bot.settings import Settings
 from bot.storage.database import Database, with_database
 from bot.storage.models import AdminAction
@@ -33,7 +33,7 @@ def list_actions(settings: Settings, since: dt.date | None = None, as_json: bool
         return database_error(settings, exc)
     if as_json:
         for action in actions:
-            print(json.dumps({"at": aware(action.at).isoformat(), "person_id": action.person_id,
+            print(json.dumps({"at": action.at.isoformat(), "person_id": action.person_id,
                               "action": action.action, "allowed": action.allowed,
                               "detail": action.detail}, ensure_ascii=False), file=out)
         return 0

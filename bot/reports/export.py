@@ -22,7 +22,6 @@ from bot.replies import _environment
 from bot.reports.charts import daily_chart
 from bot.reports.period import (
     Period,
-    aware,
     database_error,
     day_start,
     handle,
@@ -32,7 +31,7 @@ from bot.reports.period import (
 from bot.reports.stats import PeriodStats, daily_figures, period_stats
 from bot.settings import Settings
 from bot.storage.database import with_database
-from bot.storage.models import Person, utcnow
+from bot.storage.models import FollowUpStatus, Person, QuestionStatus, utcnow
 from index import KnowledgeBase
 
 QUESTION_LABELS = {"answered": "답변", "unanswered": "미답변", "off_topic": "주제 밖",
@@ -158,8 +157,9 @@ def summary_rows(period: Period, stats: PeriodStats, now: dt.datetime
         ("사무국 문의 (기간에 접수)", None),
         ("접수", stats.followups_opened),
         *((f"  {STATUS_LABELS[status]}", count) for status, count in (
-            ("answered", stats.followups_answered), ("closed", stats.followups_closed),
-            ("open", stats.followups_open))),
+            (FollowUpStatus.ANSWERED, stats.followups_answered),
+            (FollowUpStatus.CLOSED, stats.followups_closed),
+            (FollowUpStatus.OPEN, stats.followups_open))),
         ("답변까지 걸린 시간 (중앙값)", duration_text(stats.median_hours_to_answer)),
     ]
 
@@ -244,11 +244,11 @@ class OpenRow:
 
 def open_rows(period: Period, now: dt.datetime) -> list[OpenRow]:
     """The period's follow-ups still open, oldest first, with how many days they have waited."""
-    cases = sorted((c for c in period.cases if c.followup.status == "open"),
-                   key=lambda c: (aware(c.followup.created_at), c.followup.id))
+    cases = sorted((c for c in period.cases if c.followup.status == FollowUpStatus.OPEN),
+                   key=lambda c: (c.followup.created_at, c.followup.id))
     return [OpenRow(c.followup.id, c.question.asked_at,
                     " ".join(p for p in (asker_name(c), handle(c.person)) if p),
-                    c.question.text, (now - aware(c.followup.created_at)).days)
+                    c.question.text, (now - c.followup.created_at).days)
             for c in cases]
 
 
@@ -258,7 +258,7 @@ class DecidedRow:
     talk): listed, so that a question it misrouted is seen."""
 
     asked_at: dt.datetime
-    status: str
+    status: QuestionStatus
     text: str
 
 
@@ -269,9 +269,9 @@ DECIDED_SHOWN = 30
 def decided_rows(period: Period) -> list[DecidedRow]:
     """The period's messages the bot decided were off topic or small talk, newest first."""
     return [DecidedRow(q.asked_at, q.status, q.text)
-            for q in sorted(period.questions, key=lambda q: (aware(q.asked_at), q.id),
+            for q in sorted(period.questions, key=lambda q: (q.asked_at, q.id),
                             reverse=True)
-            if q.status in ("off_topic", "smalltalk")]
+            if q.status in (QuestionStatus.OFF_TOPIC, QuestionStatus.SMALLTALK)]
 
 
 def to_html(period: Period, stats: PeriodStats, now: dt.datetime | None = None) -> bytes:

@@ -15,6 +15,7 @@ from bot.followups import STATUS_LABELS, asker_name
 from bot.reports.period import database_error, day_start, handle, kst, kst_text
 from bot.settings import Settings
 from bot.storage.database import Database, with_database
+from bot.storage.models import FollowUpStatus
 from bot.storage.records import FollowUpCase, followups_between
 
 
@@ -94,7 +95,8 @@ def format_followups(cases: list[FollowUpCase]) -> str:
     return "\n".join(lines)
 
 
-def list_followups(settings: Settings, status: str | None = None, since: dt.date | None = None,
+def list_followups(settings: Settings, status: FollowUpStatus | None = None,
+                   since: dt.date | None = None,
                    as_json: bool = False, out: TextIO | None = None) -> int:
     out = out or sys.stdout
 

@@ -17,13 +17,9 @@ from bot.storage.records import FollowUpCase, followups_between, open_followups,
 # --- time -----------------------------------------------------------------------------------
 
 
-def aware(when: dt.datetime) -> dt.datetime:
-    """A stored moment as an aware datetime; naive values (from SQLite) are UTC."""
-    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
-
-
 def kst(when: dt.datetime | None) -> dt.datetime | None:
-    return aware(when).astimezone(KST) if when is not None else None
+    """A stored moment (aware, bot.storage.models.UTCDateTime) in Korean time."""
+    return when.astimezone(KST) if when is not None else None
 
 
 def kst_text(when: dt.datetime | None) -> str:
@@ -75,7 +71,7 @@ async def read_period(database: Database, since: dt.datetime, until: dt.datetime
             person = await session.get(Person, person_id)
             if person is not None:
                 people[person_id] = person
-    cases = [c for c in later if aware(c.followup.created_at) < until]
+    cases = [c for c in later if c.followup.created_at < until]
     return Period(since, until, questions, cases, {c.question.id: c for c in later}, people,
                   open_total)
 

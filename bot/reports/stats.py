@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 
 from bot.answering import STATUSES
 from bot.replies import KST
-from bot.storage.models import Question
+from bot.storage.models import FollowUpStatus, Question, QuestionStatus
 from bot.storage.records import FollowUpCase
 from index import KnowledgeIndex
 
 # What counts as a question to answer: what the bot decided (bot.answering.STATUSES), not
-# refusals for length or pace.
-ASKED = STATUSES
+# refusals for length or pace. (QuestionStatus fails here if a decision is not one of its.)
+ASKED = tuple(QuestionStatus(status) for status in STATUSES)
 
 
 @dataclass(frozen=True)
@@ -62,25 +62,22 @@ class PeriodStats:
         return self.answered / on_topic if on_topic else 0.0
 
 
-def _aware(when: dt.datetime) -> dt.datetime:
-    # SQLite returns naive datetimes; they were written in UTC.
-    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
-
-
 def daily_figures(questions: Iterable[Question], first: dt.date, last: dt.date
                   ) -> list[DayFigures]:
     """Every Korean day from first to last, days without questions included."""
-    per_day: dict[dt.date, Counter[str]] = {}
+    per_day: dict[dt.date, Counter[QuestionStatus]] = {}
     for question in questions:
         if question.status in ASKED:
-            day = _aware(question.asked_at).astimezone(KST).date()
+            day = question.asked_at.astimezone(KST).date()
             per_day.setdefault(day, Counter())[question.status] += 1
     days = []
     for n in range((last - first).days + 1):
         day = first + dt.timedelta(days=n)
         counts = per_day.get(day, Counter())
-        days.append(DayFigures(day, sum(counts.values()), counts["answered"],
-                               counts["unanswered"], counts["off_topic"], counts["smalltalk"]))
+        days.append(DayFigures(day, sum(counts.values()), counts[QuestionStatus.ANSWERED],
+                               counts[QuestionStatus.UNANSWERED],
+                               counts[QuestionStatus.OFF_TOPIC],
+                               counts[QuestionStatus.SMALLTALK]))
     return days
 
 
@@ -91,12 +88,12 @@ def period_stats(questions: list[Question], cases: list[FollowUpCase],
     asked = [q for q in questions if q.status in ASKED]
     by_status = Counter(q.status for q in asked)
     hours = [
-        (_aware(c.followup.answered_at) - _aware(c.followup.created_at)).total_seconds() / 3600
+        (c.followup.answered_at - c.followup.created_at).total_seconds() / 3600
         for c in cases if c.followup.answered_at is not None
     ]
     terms: Counter[str] = Counter()
     for question in asked:
-        if question.status == "unanswered" and index is not None:
+        if question.status == QuestionStatus.UNANSWERED and index is not None:
             query = index.parse(question.text)
             # The things asked about: nouns, not verbs or bare numbers, in the asker's words
             # (금리, not the 이자 that stood in for it in the search; apply, not its stem).
@@ -105,11 +102,14 @@ def period_stats(questions: list[Question], cases: list[FollowUpCase],
                           if kind == "noun" and not t.isdigit()})
     statuses = Counter(c.followup.status for c in cases)
     return PeriodStats(
-        since=since, until=until, questions=len(asked), answered=by_status["answered"],
-        unanswered=by_status["unanswered"], off_topic=by_status["off_topic"],
-        smalltalk=by_status["smalltalk"],
-        followups_opened=len(cases), followups_answered=statuses["answered"],
-        followups_closed=statuses["closed"], followups_open=statuses["open"],
+        since=since, until=until, questions=len(asked),
+        answered=by_status[QuestionStatus.ANSWERED],
+        unanswered=by_status[QuestionStatus.UNANSWERED],
+        off_topic=by_status[QuestionStatus.OFF_TOPIC],
+        smalltalk=by_status[QuestionStatus.SMALLTALK],
+        followups_opened=len(cases), followups_answered=statuses[FollowUpStatus.ANSWERED],
+        followups_closed=statuses[FollowUpStatus.CLOSED],
+        followups_open=statuses[FollowUpStatus.OPEN],
         median_hours_to_answer=statistics.median(hours) if hours else None,
         top_unanswered_terms=terms.most_common(top_terms),
     )

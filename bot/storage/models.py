@@ -6,17 +6,142 @@ Schema changes go through Alembic migrations in bot/storage/migrations/, applied
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Integer, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
+
+# --- statuses ---------------------------------------------------------------------------------
+# Stored as their words (VARCHAR columns, as the migrations made them): an enum here changes
+# what the code may write, not what the database holds.
+
+
+class QuestionStatus(StrEnum):
+    """What became of a question. The first four are the decisions of bot.answering."""
+
+    ANSWERED = "answered"
+    UNANSWERED = "unanswered"
+    OFF_TOPIC = "off_topic"
+    SMALLTALK = "smalltalk"
+    TOO_LONG = "too_long"  # refused unread: over the length limit
+    LIMITED = "limited"  # refused unread: over the user's questions per minute
+    DIRECT = "direct"  # typed for the secretariat after "ask the secretariat"
+    CONSULTATION = "consultation"  # a consultation request from the eligibility check
+
+
+class FollowUpStatus(StrEnum):
+    OPEN = "open"
+    ANSWERED = "answered"
+    CLOSED = "closed"
+
+
+class FollowUpReason(StrEnum):
+    """Why a follow-up was opened."""
+
+    UNANSWERED = "unanswered"  # the bot could not answer
+    FEEDBACK = "feedback"  # the asker pressed 👎 and asked the secretariat
+    CONSULTATION = "consultation"  # the eligibility check's consultation request
+    DIRECT = "direct"  # the asker asked the secretariat on purpose
+
+
+class EventKind(StrEnum):
+    """What happened to a follow-up."""
+
+    POSTED = "posted"  # its post reached the secretariat group
+    ANSWER = "answer"  # the first answer, sent to the asker
+    ADDITION = "addition"  # a later answer
+    DELIVERED = "delivered"  # the group was told the answer reached the asker
+    EDITED = "edited"  # an answer edited in the group, the asker's copy edited too
+    DELIVERY_FAILED = "delivery_failed"
+    CLOSED = "closed"  # closed without an answer
+    GAP = "gap"  # marked as a gap of the knowledge base
+    PROPOSAL = "proposal"  # an FAQ proposal written from it
+    CONSULTATION = "consultation"  # the details of a consultation request
+
+
+class InboxState(StrEnum):
+    """Where an update of the inbox is (bot/delivery/inbox.py), in this order."""
+
+    RECEIVED = "received"
+    REPLYING = "replying"
+    REPLIED = "replied"
+    DONE = "done"
+
+
+class StatusType(TypeDecorator[StrEnum]):
+    """A status column: written only as one of its enum's words, read back as the enum.
+
+    A word the enum does not know (written by a newer version of the bot) is read as it is.
+    """
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[StrEnum]) -> None:
+        super().__init__()
+        self.enum = enum
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        try:
+            return None if value is None else self.enum(value)
+        except ValueError:
+            return value
+
+
+def _status(enum: type[StrEnum], **kwargs: Any) -> Any:
+    return Field(sa_type=StatusType(enum), **kwargs)
+
+
+# --- moments ----------------------------------------------------------------------------------
 
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A moment, stored in UTC and read back aware, in UTC.
+
+    SQLite keeps no time zone: it stores the UTC wall time and hands it back naive, which is
+    read here as UTC; PostgreSQL's timestamptz keeps the moment. An aware moment in another
+    zone is turned to UTC first (SQLite would otherwise keep its local wall time).
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect
+                           ) -> dt.datetime | None:
+        if value is None or value.tzinfo is None:
+            return value
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect
+                             ) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
 def _when(**kwargs: object) -> object:
-    return Field(sa_column=Column(DateTime(timezone=True), **kwargs))
+    return Field(sa_column=Column(UTCDateTime(), **kwargs))
+
+
+# --- tables -----------------------------------------------------------------------------------
 
 
 class Person(SQLModel, table=True):
@@ -41,8 +166,7 @@ class Question(SQLModel, table=True):
     chat_id: int = Field(sa_column=Column(BigInteger, nullable=False))
     message_id: int = Field(sa_column=Column(BigInteger, nullable=False))
     text: str = Field(sa_column=Column(Text, nullable=False))
-    # answered | unanswered | off_topic | smalltalk (bot.answering.STATUSES) | too_long | limited
-    status: str = Field(index=True)
+    status: QuestionStatus = _status(QuestionStatus, index=True)
     entry_id: str | None = None
     score: float | None = None
     coverage: float | None = None
@@ -62,9 +186,8 @@ class FollowUp(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     question_id: int = Field(foreign_key="question.id", unique=True)
-    # open | answered | closed
-    status: str = Field(default="open", index=True)
-    reason: str = "unanswered"  # unanswered | feedback | consultation | direct
+    status: FollowUpStatus = _status(FollowUpStatus, default=FollowUpStatus.OPEN, index=True)
+    reason: FollowUpReason = _status(FollowUpReason, default=FollowUpReason.UNANSWERED)
     answer: str | None = Field(default=None, sa_column=Column(Text))
     answered_by: int | None = Field(default=None, sa_column=Column(BigInteger))
     answered_at: dt.datetime | None = _when(nullable=True)
@@ -91,8 +214,7 @@ class FollowUpEvent(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     followup_id: int = Field(foreign_key="followup.id", index=True)
-    # posted | answer | addition | delivery_failed | closed | gap | proposal | consultation
-    kind: str
+    kind: EventKind = _status(EventKind)
     author_id: int | None = Field(default=None, sa_column=Column(BigInteger))
     text: str | None = Field(default=None, sa_column=Column(Text))
     # The bot's message in the secretariat group about this event; replies to it count too.
@@ -155,7 +277,7 @@ class InboxUpdate(SQLModel, table=True):
     update_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     # The update as Telegram sent it (JSON), to handle it again after a crash.
     payload: str = Field(sa_column=Column(Text, nullable=False))
-    state: str = Field(default="received", index=True)
+    state: InboxState = _status(InboxState, default=InboxState.RECEIVED, index=True)
     owner: str = Field(index=True)
     # Who sent it: another process waits for a user's earlier update before the next one.
     user_id: int | None = Field(default=None, sa_column=Column(BigInteger, index=True))

@@ -24,12 +24,17 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.storage.models import (
     AdminAction,
     BotState,
+    EventKind,
     FollowUp,
     FollowUpEvent,
+    FollowUpReason,
+    FollowUpStatus,
+    InboxState,
     InboxUpdate,
     KnowledgeState,
     Person,
     Question,
+    QuestionStatus,
     SentOnce,
     utcnow,
 )
@@ -72,7 +77,7 @@ class QuestionRecord:
     chat_id: int
     message_id: int
     text: str
-    status: str
+    status: QuestionStatus
     asked_at: dt.datetime
     entry_id: str | None = None
     score: float | None = None
@@ -91,6 +96,7 @@ class QuestionRecord:
         data = json.loads(line)
         data["asker"] = Asker(**data["asker"])
         data["asked_at"] = dt.datetime.fromisoformat(data["asked_at"])
+        data["status"] = QuestionStatus(data["status"])
         return cls(**data)
 
 
@@ -151,7 +157,8 @@ async def record_questions(session: AsyncSession, records: list[QuestionRecord]
         knowledge_version=r.knowledge_version, asked_at=r.asked_at) for r in records])
     wanted = [(question_id, r.asked_at)
               for r, (question_id, _) in zip(records, stored, strict=True) if r.wants_followup]
-    followups = (await _open_followups(session, wanted, "unanswered"))[0] if wanted else {}
+    followups = ((await _open_followups(session, wanted, FollowUpReason.UNANSWERED))[0]
+                 if wanted else {})
     await session.commit()
     return [Recorded(question_id, followups.get(question_id), duplicate=duplicate)
             for question_id, duplicate in stored]
@@ -194,7 +201,7 @@ async def _insert_question(session: AsyncSession, **values: Any) -> tuple[int, b
     return (await _insert_questions(session, [values]))[0]
 
 
-async def open_followup(session: AsyncSession, question_id: int, reason: str,
+async def open_followup(session: AsyncSession, question_id: int, reason: FollowUpReason,
                         when: dt.datetime | None = None) -> int:
     """The follow-up of a question, opened now unless it exists already."""
     return (await _open_followups(session, [(question_id, when or utcnow())], reason))[0][
@@ -202,10 +209,11 @@ async def open_followup(session: AsyncSession, question_id: int, reason: str,
 
 
 async def _open_followups(session: AsyncSession, questions: list[tuple[int, dt.datetime]],
-                          reason: str) -> tuple[dict[int, int], set[int]]:
+                          reason: FollowUpReason) -> tuple[dict[int, int], set[int]]:
     """The follow-ups of questions (question id -> follow-up id), opened now for those that
     have none yet, and the questions whose follow-up this call opened."""
-    rows = {question_id: {"question_id": question_id, "status": "open", "reason": reason,
+    rows = {question_id: {"question_id": question_id, "status": FollowUpStatus.OPEN,
+                          "reason": reason,
                           "created_at": when} for question_id, when in questions}
     table = FollowUp.__table__
     stmt = (
@@ -223,7 +231,7 @@ async def _open_followups(session: AsyncSession, questions: list[tuple[int, dt.d
     return followups, set(opened)
 
 
-async def open_new_followup(session: AsyncSession, question_id: int, reason: str
+async def open_new_followup(session: AsyncSession, question_id: int, reason: FollowUpReason
                             ) -> tuple[int, bool]:
     """The follow-up of a question, and whether this call opened it (False: it was open)."""
     followups, opened = await _open_followups(session, [(question_id, utcnow())], reason)
@@ -242,10 +250,10 @@ async def record_consultation(session: AsyncSession, asker: Asker, chat_id: int,
     await upsert_person(session, asker, when)
     question_id, duplicate = await _insert_question(
         session, person_id=asker.id, chat_id=chat_id, message_id=message_id, text=storable(text),
-        status="consultation", asked_at=when)
-    followup_id = await open_followup(session, question_id, "consultation", when)
+        status=QuestionStatus.CONSULTATION, asked_at=when)
+    followup_id = await open_followup(session, question_id, FollowUpReason.CONSULTATION, when)
     if not duplicate:
-        session.add(FollowUpEvent(followup_id=followup_id, kind="consultation",
+        session.add(FollowUpEvent(followup_id=followup_id, kind=EventKind.CONSULTATION,
                                   author_id=asker.id, text=storable(details), at=when))
     await session.commit()
     return Recorded(question_id, followup_id, duplicate=duplicate)
@@ -346,14 +354,14 @@ async def _followup_cases(session: AsyncSession, followup_ids: list[int]) -> lis
             for followup, question, person in (found[i] for i in followup_ids if i in found)]
 
 
-async def add_event(session: AsyncSession, followup_id: int, kind: str,
+async def add_event(session: AsyncSession, followup_id: int, kind: EventKind,
                     author_id: int | None = None, text: str | None = None,
                     group_message_id: int | None = None) -> FollowUpEvent:
     event = FollowUpEvent(followup_id=followup_id, kind=kind, author_id=author_id,
                           text=_storable_or_none(text),
                           group_message_id=group_message_id, at=utcnow())
     session.add(event)
-    if kind == "posted" and group_message_id is not None:
+    if kind == EventKind.POSTED and group_message_id is not None:
         await session.exec(update(FollowUp).where(FollowUp.id == followup_id)
                            .values(group_message_id=group_message_id, post_error=None))
     await session.commit()
@@ -378,16 +386,17 @@ async def record_answer(session: AsyncSession, followup_id: int, author_id: int,
     """A secretariat answer that reached the asker: the first answers it, later ones add."""
     text = storable(text)
     followup = await session.get(FollowUp, followup_id)
-    first = followup.status != "answered"
+    first = followup.status != FollowUpStatus.ANSWERED
     if first:
-        followup.status = "answered"
+        followup.status = FollowUpStatus.ANSWERED
         followup.answer = text
         followup.answered_by = author_id
         followup.answered_at = utcnow()
     else:
         followup.answer = f"{followup.answer}\n\n{text}"
     session.add(followup)
-    return await add_event(session, followup_id, "answer" if first else "addition",
+    return await add_event(session, followup_id,
+                           EventKind.ANSWER if first else EventKind.ADDITION,
                            author_id, text)
 
 
@@ -400,16 +409,17 @@ async def close_followup(session: AsyncSession, followup_id: int, by: int,
     followup = await session.get(FollowUp, followup_id)
     if followup is None:
         return None, False
-    if (followup.kb_gap if kb_gap else followup.status == "closed"):
+    if (followup.kb_gap if kb_gap else followup.status == FollowUpStatus.CLOSED):
         return followup, False
     if kb_gap:
         followup.kb_gap = True
     else:
-        followup.status = "closed"
+        followup.status = FollowUpStatus.CLOSED
         followup.closed_by = by
         followup.closed_at = utcnow()
     session.add(followup)
-    await add_event(session, followup_id, "gap" if kb_gap else "closed", by, reason)
+    await add_event(session, followup_id, EventKind.GAP if kb_gap else EventKind.CLOSED, by,
+                    reason)
     return followup, True
 
 
@@ -417,10 +427,10 @@ async def open_followups(session: AsyncSession, offset: int = 0, limit: int = 10
                          ) -> tuple[list[FollowUpCase], int]:
     """Open follow-ups, oldest first, one page; and how many are open in all."""
     total = (await session.exec(
-        select(func.count()).select_from(FollowUp).where(FollowUp.status == "open")
+        select(func.count()).select_from(FollowUp).where(FollowUp.status == FollowUpStatus.OPEN)
     )).scalar_one()
     ids = (await session.exec(
-        select(FollowUp.id).where(FollowUp.status == "open")
+        select(FollowUp.id).where(FollowUp.status == FollowUpStatus.OPEN)
         .order_by(FollowUp.created_at, FollowUp.id).offset(offset).limit(limit)
     )).scalars().all()
     return await followup_cases(session, list(ids)), total
@@ -443,7 +453,7 @@ async def unposted_followups(session: AsyncSession, now: dt.datetime, limit: int
     """Open follow-ups not yet in the secretariat group whose next try is due, oldest first."""
     return list((await session.exec(
         select(FollowUp.id)
-        .where(FollowUp.group_message_id.is_(None), FollowUp.status != "closed",
+        .where(FollowUp.group_message_id.is_(None), FollowUp.status != FollowUpStatus.CLOSED,
                (FollowUp.post_after.is_(None)) | (FollowUp.post_after <= now))
         .order_by(FollowUp.id).limit(limit)
     )).scalars().all())
@@ -477,7 +487,7 @@ async def followup_post_failed(session: AsyncSession, followup_id: int, error: s
 async def unposted_count(session: AsyncSession) -> int:
     return (await session.exec(
         select(func.count()).select_from(FollowUp)
-        .where(FollowUp.group_message_id.is_(None), FollowUp.status != "closed")
+        .where(FollowUp.group_message_id.is_(None), FollowUp.status != FollowUpStatus.CLOSED)
     )).scalar_one()
 
 
@@ -503,7 +513,8 @@ async def failed_replies(session: AsyncSession, limit: int = 5
 
 
 async def followups_between(session: AsyncSession, since: dt.datetime | None = None,
-                            until: dt.datetime | None = None, status: str | None = None
+                            until: dt.datetime | None = None,
+                            status: FollowUpStatus | None = None
                             ) -> list[FollowUpCase]:
     stmt = select(FollowUp.id).order_by(FollowUp.created_at, FollowUp.id)
     if since is not None:
@@ -655,21 +666,23 @@ async def note_updates(session: AsyncSession, notes: list[InboxNote]) -> set[int
             .on_conflict_do_nothing(index_elements=["bot_id", "update_id"])
             .returning(table.c.update_id))
     rows = {n.update_id: {"bot_id": n.bot_id, "update_id": n.update_id, "payload": n.payload,
-                          "state": "received", "owner": n.owner,
+                          "state": InboxState.RECEIVED, "owner": n.owner,
                           "received_at": n.received_at, "user_id": n.user_id}
             for n in notes}
     return set((await session.exec(stmt, params=list(rows.values()))).scalars().all())
 
 
-async def mark_updates(session: AsyncSession, bot_id: int, marks: dict[int, str],
+async def mark_updates(session: AsyncSession, bot_id: int, marks: dict[int, InboxState],
                        owner: str | None = None) -> set[int]:
     """Move a bot's updates to a state: `replying` from received (or again), `received` back
     from replying (the send failed for sure), `replied` from either (a spool replay gives an
     update's last mark only), `done` from any; done is final. With `owner`, only that
     process's updates move (another may have taken one over). The ids that did not move to
     `replying` (asked only of that state: its reply is not sent unless it moved)."""
-    before = {"replying": ["received", "replying"], "received": ["replying"],
-              "replied": ["received", "replying"], "done": ["received", "replying", "replied"]}
+    received, replying, replied, done = (InboxState.RECEIVED, InboxState.REPLYING,
+                                         InboxState.REPLIED, InboxState.DONE)
+    before = {replying: [received, replying], received: [replying],
+              replied: [received, replying], done: [received, replying, replied]}
     table = InboxUpdate.__table__
     refused: set[int] = set()
     for state, earlier in before.items():
@@ -677,14 +690,14 @@ async def mark_updates(session: AsyncSession, bot_id: int, marks: dict[int, str]
         if not ids:
             continue
         values: dict[str, Any] = {"state": state}
-        if state == "done":
+        if state == done:
             values["finished_at"] = utcnow()
         stmt = update(InboxUpdate).where(
             InboxUpdate.bot_id == bot_id, InboxUpdate.update_id.in_(ids),
             InboxUpdate.state.in_(earlier)).values(**values)
         if owner is not None:
             stmt = stmt.where(InboxUpdate.owner == owner)
-        if state == "replying":  # RETURNING costs a round trip to SQLite's thread: only here
+        if state == replying:  # RETURNING costs a round trip to SQLite's thread: only here
             moved = (await session.exec(stmt.returning(table.c.update_id))).scalars().all()
             refused = set(ids) - set(moved)
         else:
@@ -698,7 +711,7 @@ async def unfinished_before(session: AsyncSession, bot_id: int, user_id: int, up
     found = await session.exec(
         select(InboxUpdate.update_id).where(
             InboxUpdate.bot_id == bot_id, InboxUpdate.user_id == user_id,
-            InboxUpdate.update_id < update_id, InboxUpdate.state != "done",
+            InboxUpdate.update_id < update_id, InboxUpdate.state != InboxState.DONE,
             InboxUpdate.owner != but).limit(1))
     return found.first() is not None
 
@@ -707,7 +720,8 @@ async def inbox_owners(session: AsyncSession, bot_id: int, but: str) -> list[str
     """The processes of this bot other than `but` with updates not done."""
     return list((await session.exec(
         select(InboxUpdate.owner).where(InboxUpdate.bot_id == bot_id,
-                                        InboxUpdate.state != "done", InboxUpdate.owner != but)
+                                        InboxUpdate.state != InboxState.DONE,
+                                        InboxUpdate.owner != but)
         .distinct())).scalars().all())
 
 
@@ -718,7 +732,7 @@ async def take_over_updates(session: AsyncSession, bot_id: int, dead: str, new_o
     table = InboxUpdate.__table__
     taken = await session.exec(
         update(InboxUpdate).where(InboxUpdate.bot_id == bot_id, InboxUpdate.owner == dead,
-                                  InboxUpdate.state != "done")
+                                  InboxUpdate.state != InboxState.DONE)
         .values(owner=new_owner)
         .returning(table.c.update_id, table.c.payload, table.c.state))
     rows = [InboxUpdate(bot_id=bot_id, update_id=update_id, payload=payload, state=state,
@@ -730,7 +744,7 @@ async def take_over_updates(session: AsyncSession, bot_id: int, dead: str, new_o
 
 async def forget_done_updates(session: AsyncSession, before: dt.datetime) -> None:
     """Drop updates done before `before`: Telegram redelivers only the last day."""
-    await session.exec(delete(InboxUpdate).where(InboxUpdate.state == "done",
+    await session.exec(delete(InboxUpdate).where(InboxUpdate.state == InboxState.DONE,
                                                  InboxUpdate.finished_at < before))
     await session.commit()
 

@@ -28,13 +28,13 @@ from .records import (
     User,
     UserMessage,
 )
-from .server import (
+from .server import BotApiStandIn
+from .state import (
     ALL_UPDATE_TYPES,
     DEFAULT_TOKEN,
     DEFAULT_UPDATE_TYPES,
     SENDING_METHODS,
     ApiError,
-    BotApiStandIn,
 )
 
 __all__ = [

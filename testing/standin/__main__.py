@@ -17,7 +17,8 @@ import contextlib
 import signal
 
 from .limits import SlidingWindow
-from .server import DEFAULT_TOKEN, BotApiStandIn
+from .server import BotApiStandIn
+from .state import DEFAULT_TOKEN
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
