@@ -107,6 +107,10 @@ class _Handling:
     replied: bool = False
     # Another process took it over (this one's lock looked free): it is left to that one.
     taken_over: bool = False
+    # Its handler makes the sends that matter at most once by claims of their own
+    # (bot/delivery/once.py), so it is handled again after a crash whatever its first
+    # message's fate: a button press, a secretariat reply.
+    resumable: bool = False
 
 
 _HANDLING: ContextVar[_Handling | None] = ContextVar("inbox_handling", default=None)
@@ -117,6 +121,15 @@ def is_recovered(update: Update) -> bool:
     through: its question may be stored already, and the user may have had no reply."""
     handling = _HANDLING.get()
     return handling is not None and handling.update_id == update.update_id and handling.recovered
+
+
+def handle_again_after_crash(update: Update) -> None:
+    """This update's handler keeps its own record of its sends (bot/delivery/once.py): after
+    a crash it is handled again even if its first message went out, and carries on from
+    where it stopped (a secretariat reply reached the asker; the group's confirmation not)."""
+    handling = _HANDLING.get()
+    if handling is not None and handling.update_id == update.update_id:
+        handling.resumable = True
 
 
 def may_repeat(update: Update) -> bool:
@@ -704,7 +717,8 @@ class InboxProcessor(BaseUpdateProcessor):
             log.debug("update %d handed back to the inbox", update.update_id)
             return
         handling = _Handling(update.update_id, update.update_id in self.inbox.recovered,
-                             repeat=update.update_id in self.inbox.repeats)
+                             repeat=update.update_id in self.inbox.repeats,
+                             resumable=update.callback_query is not None)
         token = _HANDLING.set(handling)
         task = asyncio.current_task()
         assert task is not None
@@ -788,7 +802,21 @@ class InboxRequest(DelegatingRequest):
                          connect_timeout: ODVInput[float] = DEFAULT_NONE,
                          pool_timeout: ODVInput[float] = DEFAULT_NONE) -> tuple[int, bytes]:
         handling = _HANDLING.get()
+        if handling is not None and handling.recovered and _answers_a_press(url):
+            return await self._answer_press_again(url, method, request_data, read_timeout,
+                                                  write_timeout, connect_timeout, pool_timeout)
         if handling is None or handling.replied or not _sends_a_message(url):
+            return await super().do_request(url, method, request_data, read_timeout,
+                                            write_timeout, connect_timeout, pool_timeout)
+        if handling.resumable:
+            # Its sends keep their own claims; the inbox only makes sure it is still this
+            # process's, and leaves it "replying" so that a crash has it handled again.
+            if not handling.replying and not await self._inbox.mark(handling.update_id,
+                                                                    "replying"):
+                handling.taken_over = True
+                raise asyncio.CancelledError(f"update {handling.update_id} is another "
+                                             "process's now")
+            handling.replying = True
             return await super().do_request(url, method, request_data, read_timeout,
                                             write_timeout, connect_timeout, pool_timeout)
         # Once marked, a crash has the reply sent again after the restart, marked as a
@@ -825,10 +853,25 @@ class InboxRequest(DelegatingRequest):
             self._first_sends.release()
         return code, body
 
+    async def _answer_press_again(self, url: str, method: str,
+                                  request_data: RequestData | None, *timeouts: Any
+                                  ) -> tuple[int, bytes]:
+        """A button press handled again after a crash: Telegram refuses a second answer to
+        it (or one past its time), and the handler must go on to what it still owes."""
+        code, body = await super().do_request(url, method, request_data, *timeouts)
+        if code == 400:
+            log.info("a press handled again after a restart was answered before, or too late")
+            return 200, b'{"ok":true,"result":true}'
+        return code, body
+
     def _release_slot(self, written: asyncio.Future[bool]) -> None:
         if not written.cancelled():
             written.exception()  # logged by the inbox's writer already
         self._first_sends.release()
+
+
+def _answers_a_press(url: str) -> bool:
+    return url.rsplit("/", 1)[-1].lower() == "answercallbackquery"
 
 
 def _sends_a_message(url: str) -> bool:
