@@ -37,7 +37,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +59,7 @@ from bot.storage.records import (
     InboxNote,
     forget_done_updates,
     inbox_owners,
+    mark_going_out,
     mark_updates,
     note_updates,
     take_over_updates,
@@ -114,6 +115,20 @@ class _Handling:
 
 
 _HANDLING: ContextVar[_Handling | None] = ContextVar("inbox_handling", default=None)
+# The claim of a send made once (bot/delivery/once.py) whose message is being sent: noted as
+# going out just before its request does, so that a crash while it only waited for its turn
+# (Telegram's rate, a group's limit) does not count as maybe sent.
+_SENDING_ONCE: ContextVar[str | None] = ContextVar("inbox_sending_once", default=None)
+
+
+@contextlib.contextmanager
+def sending_once(key: str) -> Iterator[None]:
+    """The message sent inside is the one the claim `key` names."""
+    token = _SENDING_ONCE.set(key)
+    try:
+        yield
+    finally:
+        _SENDING_ONCE.reset(token)
 
 
 def is_recovered(update: Update) -> bool:
@@ -817,6 +832,10 @@ class InboxRequest(DelegatingRequest):
                 raise asyncio.CancelledError(f"update {handling.update_id} is another "
                                              "process's now")
             handling.replying = True
+            if (key := _SENDING_ONCE.get()) is not None and request_data is not None:
+                chat_id = request_data.parameters.get("chat_id")
+                async with self._inbox.database.session() as session:
+                    await mark_going_out(session, key, int(chat_id) if chat_id else 0)
             return await super().do_request(url, method, request_data, read_timeout,
                                             write_timeout, connect_timeout, pool_timeout)
         # Once marked, a crash has the reply sent again after the restart, marked as a

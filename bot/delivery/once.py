@@ -18,7 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import Message, Update
 from telegram.error import TelegramError
 
-from bot.delivery.inbox import handle_again_after_crash
+from bot.delivery.inbox import handle_again_after_crash, sending_once
 from bot.storage.database import Database
 from bot.storage.records import Claim, claim_send, note_sent, release_send
 
@@ -30,7 +30,7 @@ async def send_once(database: Database, update: Update, key: str,
                     then: Callable[[AsyncSession, Message], Awaitable[object]] | None = None
                     ) -> Claim:
     """Send what `key` names unless it was sent: `send(repeat)` sends it, `repeat` saying
-    whether it may have gone out before (this update claimed it before its process
+    whether it may have gone out before (this update was sending it when its process
     stopped); `then` records what the send means in the transaction that notes it. The
     claim as it was found: NEW or RESUMED (sent now), SENT or ELSEWHERE (nothing sent).
 
@@ -46,7 +46,8 @@ async def send_once(database: Database, update: Update, key: str,
         log.warning("%s: its process stopped while sending it; sent again, marked as a "
                     "possible repeat", key)
     try:
-        message = await send(claim is Claim.RESUMED)
+        with sending_once(key):
+            message = await send(claim is Claim.RESUMED)
     except TelegramError:
         async with database.session() as session:
             await release_send(session, key)

@@ -547,8 +547,8 @@ async def admin_actions(session: AsyncSession, since: dt.datetime | None = None
 class Claim(StrEnum):
     """Where a send made at most once stands, as its claim finds it."""
 
-    NEW = "new"  # claimed now: send it
-    RESUMED = "resumed"  # claimed by this same update before its process stopped: it may
+    NEW = "new"  # claimed now (or before by this same update, which never sent it): send it
+    RESUMED = "resumed"  # this same update was sending it when its process stopped: it may
     #                      have gone out, or not
     SENT = "sent"  # sent already (its message is noted)
     ELSEWHERE = "elsewhere"  # another update claimed it and is (or was) sending it
@@ -569,9 +569,19 @@ async def claim_send(session: AsyncSession, key: str, update_id: int | None = No
         return Claim.ELSEWHERE
     if found.message_id is not None:
         return Claim.SENT
-    if update_id is not None and found.update_id == update_id:
-        return Claim.RESUMED
-    return Claim.ELSEWHERE
+    if update_id is None or found.update_id != update_id:
+        return Claim.ELSEWHERE
+    if found.chat_id is None:  # its process stopped before the request went out
+        return Claim.NEW
+    return Claim.RESUMED
+
+
+async def mark_going_out(session: AsyncSession, key: str, chat_id: int) -> None:
+    """A claimed send's request is going out to `chat_id` now: from here until its message
+    is noted, a crash leaves unknown whether it was sent."""
+    await session.exec(update(SentOnce).where(SentOnce.key == key, SentOnce.chat_id.is_(None))
+                       .values(chat_id=chat_id))
+    await session.commit()
 
 
 async def release_send(session: AsyncSession, key: str) -> None:
