@@ -20,7 +20,7 @@ from sqlmodel import select
 from bench.crash import QUESTIONS, REPEAT_NOTE, start_bot, wait_for_change
 from bot.delivery.inbox import FIRST_SENDS_IN_FLIGHT, lock_key
 from bot.storage.database import Database
-from bot.storage.models import InboxUpdate, Question
+from bot.storage.models import FollowUp, InboxUpdate, Question
 from testing.standin import BotApiStandIn
 from testing.throwaway_db import asyncpg_dsn
 from tests.roundrobin import RoundRobin
@@ -235,3 +235,31 @@ async def cut_lock_connection(database_url: str, owner: str) -> int:
             "AND (classid::bigint << 32) | objid::bigint = $1", lock_key(owner)))
     finally:
         await connection.close()
+
+
+async def test_two_processes_together_post_at_most_20_messages_a_minute_to_the_secretariat_group(
+        tmp_path: Path, database_url: str) -> None:
+    """Telegram takes 20 messages a minute in a group. Each process used to keep that limit
+    for itself, so two posted up to 40 follow-ups a minute and drew 429s; each now sends
+    its share, 10, and the rest wait for the next minute."""
+    group = -1001977
+    async with two_processes(tmp_path, database_url,
+                             SECRETARIAT_CHAT_ID=str(group)) as deployment:
+        tg, database = deployment.tg, deployment.database
+        tg.group(group, "사무국", members=[tg.user(7_000_002, "사무국")])
+        await tg.wait_until(lambda: all("and 10 a minute to a group" in deployment.log(n)
+                                        for n in (0, 1)), timeout=30)
+        askers = [tg.user(670_000 + n, f"문의자{n}") for n in range(24)]
+        for asker in askers:
+            tg.send_text(asker, "투자 한도가 기업당 얼마예요?")
+
+        # Both processes post until each has had its share of the minute, and then wait.
+        await tg.wait_until(lambda: all("has had this process's share of its limit" in
+                                        deployment.log(n) for n in (0, 1)), timeout=120)
+        posts = [m for m in tg.messages_to(group) if m.kind == "sent"]
+        assert len(posts) == 20
+        assert tg.too_many_requests == 0, tg.rejections[:3]
+        async with database.session() as session:
+            waiting = (await session.exec(select(FollowUp.id).where(
+                FollowUp.group_message_id.is_(None)))).all()
+        assert len(waiting) == 4, "promised, and posted in the next minute"
