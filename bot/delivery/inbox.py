@@ -35,6 +35,7 @@ import datetime as dt
 import fcntl
 import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -93,6 +94,10 @@ LOCK_CHECK_SECONDS = 1.0
 # apart: a live process whose lock connection was cut holds its lock again within
 # LOCK_CHECK_SECONDS, and taking its updates over would answer them twice.
 TAKEOVER_GRACE = 3.0
+# A message goes out only while the process's lock was seen held less than
+# TAKEOVER_GRACE - LEASE_MARGIN ago (when other processes run): no other can have taken its
+# update over then. The margin covers the request's way to Telegram.
+LEASE_MARGIN = 1.0
 
 
 @dataclass
@@ -297,6 +302,33 @@ class Inbox:
         with self.spool_path.open("a", encoding="utf-8") as spool:
             spool.write("".join(line + "\n" for line in lines))
 
+    async def still_owns(self, update_id: int) -> bool:
+        """Just before a message for the update goes out: whether this process still owns
+        it for certain. When other processes run and the lock was not seen held lately (the
+        database is out of reach, the event loop stalled), the send waits until the lock is
+        held again and the inbox row says it is still this process's; False: another took it
+        over meanwhile, and answers it."""
+        if self._processes <= 1 or self.liveness.lease_left() > 0:
+            return True
+        if update_id in self._spooled and self._spool_pending():
+            return True  # noted in this process's spool alone: no other can take it over
+        log.warning("inbox: lock of this process not seen held for %.1f s; update %d waits "
+                    "until it is", TAKEOVER_GRACE - LEASE_MARGIN - self.liveness.lease_left(),
+                    update_id)
+        while True:
+            try:
+                if not self._spool_pending():  # its notes and marks must be written first
+                    await self.liveness.hold(self.owner)
+                    async with self.database.session() as session:
+                        refused = await mark_updates(session, self.bot_id,
+                                                     {update_id: "replying"}, self.owner)
+                        await session.commit()
+                    return update_id not in refused
+            except DATABASE_ERRORS as exc:
+                log.debug("inbox: ownership of update %d not confirmed (%s)", update_id,
+                          type(exc).__name__)
+            await asyncio.sleep(LOCK_CHECK_SECONDS / 2)
+
     async def wait_for_earlier(self, update: Update) -> None:
         """Wait (up to a few seconds) while another process is still handling an earlier
         update of the same user: the next step of a /check must find the state the previous
@@ -466,8 +498,16 @@ class Liveness:
         self._folder = None if self.postgres or path in ("", ":memory:") else Path(path).parent
         self._stem = Path(path).name
         self._held: Any = None  # the lock file or the connection holding the lock
+        # When the lock was last seen held (monotonic): a lock file's lock ends only with its
+        # process; PostgreSQL's also with its connection.
+        self.confirmed_at = -math.inf if self.postgres else math.inf
         self._free_since: dict[str, float] = {}  # owner -> when its lock was first seen free
         self._holding = asyncio.Lock()
+
+    def lease_left(self) -> float:
+        """Seconds for which no other process can take this one's updates over yet: they
+        do so only once its lock has been free for TAKEOVER_GRACE (less a margin)."""
+        return self.confirmed_at + TAKEOVER_GRACE - LEASE_MARGIN - time.monotonic()
 
     def _lock_file(self, owner: str) -> Path:
         assert self._folder is not None
@@ -481,10 +521,12 @@ class Liveness:
     async def _hold(self, owner: str) -> None:
         if self.postgres:
             lost = self._held is not None
+            asked_at = time.monotonic()  # the lock was held when the server answered, later
             if self._held is not None:
                 try:
                     await self._held.execute(text("SELECT 1"))
                     await self._held.commit()
+                    self.confirmed_at = asked_at
                     return
                 except DATABASE_ERRORS:
                     with contextlib.suppress(Exception):
@@ -498,6 +540,7 @@ class Liveness:
                                      {"space": PROCESSES_LOCK_SPACE, "bot": self._bot_key})
             await connection.commit()  # the locks are the session's; no transaction stays open
             self._held = connection
+            self.confirmed_at = asked_at
             if lost:
                 log.warning("inbox: the database connection holding this process's lock was "
                             "lost; lock held again")
@@ -832,6 +875,10 @@ class InboxRequest(DelegatingRequest):
                 raise asyncio.CancelledError(f"update {handling.update_id} is another "
                                              "process's now")
             handling.replying = True
+            if not await self._inbox.still_owns(handling.update_id):
+                handling.taken_over = True
+                raise asyncio.CancelledError(f"update {handling.update_id} is another "
+                                             "process's now")
             if (key := _SENDING_ONCE.get()) is not None and request_data is not None:
                 chat_id = request_data.parameters.get("chat_id")
                 async with self._inbox.database.session() as session:
@@ -852,6 +899,10 @@ class InboxRequest(DelegatingRequest):
         # it held back at once (33 in flight, 20 replies unknown at one SIGKILL).
         await self._first_sends.acquire()
         try:
+            if not await self._inbox.still_owns(handling.update_id):
+                handling.taken_over = True
+                raise asyncio.CancelledError(f"update {handling.update_id} is another "
+                                             "process's now")
             code, body = await super().do_request(url, method, request_data, read_timeout,
                                                   write_timeout, connect_timeout, pool_timeout)
         except BaseException:
