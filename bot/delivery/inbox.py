@@ -117,6 +117,10 @@ class _Handling:
     # (bot/delivery/once.py), so it is handled again after a crash whatever its first
     # message's fate: a button press, a secretariat reply.
     resumable: bool = False
+    # How often this process had taken its lock when its "replying" mark was written: the
+    # mark found the update its own, and no other can take it over while the lock is held
+    # without a break since (Liveness.acquisitions).
+    epoch: int = 0
 
 
 _HANDLING: ContextVar[_Handling | None] = ContextVar("inbox_handling", default=None)
@@ -302,13 +306,16 @@ class Inbox:
         with self.spool_path.open("a", encoding="utf-8") as spool:
             spool.write("".join(line + "\n" for line in lines))
 
-    async def still_owns(self, update_id: int) -> bool:
+    async def still_owns(self, update_id: int, epoch: int) -> bool:
         """Just before a message for the update goes out: whether this process still owns
         it for certain. When other processes run and the lock was not seen held lately (the
-        database is out of reach, the event loop stalled), the send waits until the lock is
-        held again and the inbox row says it is still this process's; False: another took it
-        over meanwhile, and answers it."""
-        if self._processes <= 1 or self.liveness.lease_left() > 0:
+        database is out of reach, the event loop stalled), or was lost and taken again since
+        the update was marked `replying` in `epoch`, the send waits until the lock is held
+        and the inbox row says it is still this process's; False: another took it over
+        meanwhile, and answers it."""
+        liveness = self.liveness
+        if self._processes <= 1 or (liveness.lease_left() > 0
+                                    and epoch == liveness.acquisitions):
             return True
         if update_id in self._spooled and self._spool_pending():
             return True  # noted in this process's spool alone: no other can take it over
@@ -501,6 +508,8 @@ class Liveness:
         # When the lock was last seen held (monotonic): a lock file's lock ends only with its
         # process; PostgreSQL's also with its connection.
         self.confirmed_at = -math.inf if self.postgres else math.inf
+        self.acquisitions = 0  # how often the lock was taken (again, after a cut connection)
+        self._lost = False
         self._free_since: dict[str, float] = {}  # owner -> when its lock was first seen free
         self._holding = asyncio.Lock()
 
@@ -520,7 +529,6 @@ class Liveness:
 
     async def _hold(self, owner: str) -> None:
         if self.postgres:
-            lost = self._held is not None
             asked_at = time.monotonic()  # the lock was held when the server answered, later
             if self._held is not None:
                 try:
@@ -532,6 +540,7 @@ class Liveness:
                     with contextlib.suppress(Exception):
                         await self._held.close()
                     self._held = None
+                    self._lost = True  # said when held again, however many tries it takes
             connection: AsyncConnection = await self.database.engine.connect()
             await connection.execute(text("SELECT pg_advisory_lock(:key)"),
                                      {"key": lock_key(owner)})
@@ -541,7 +550,9 @@ class Liveness:
             await connection.commit()  # the locks are the session's; no transaction stays open
             self._held = connection
             self.confirmed_at = asked_at
-            if lost:
+            self.acquisitions += 1
+            if self._lost:
+                self._lost = False
                 log.warning("inbox: the database connection holding this process's lock was "
                             "lost; lock held again")
         elif self._folder is not None and self._held is None:
@@ -869,13 +880,14 @@ class InboxRequest(DelegatingRequest):
         if handling.resumable:
             # Its sends keep their own claims; the inbox only makes sure it is still this
             # process's, and leaves it "replying" so that a crash has it handled again.
-            if not handling.replying and not await self._inbox.mark(handling.update_id,
-                                                                    "replying"):
-                handling.taken_over = True
-                raise asyncio.CancelledError(f"update {handling.update_id} is another "
-                                             "process's now")
+            if not handling.replying:
+                handling.epoch = self._inbox.liveness.acquisitions
+                if not await self._inbox.mark(handling.update_id, "replying"):
+                    handling.taken_over = True
+                    raise asyncio.CancelledError(f"update {handling.update_id} is another "
+                                                 "process's now")
             handling.replying = True
-            if not await self._inbox.still_owns(handling.update_id):
+            if not await self._inbox.still_owns(handling.update_id, handling.epoch):
                 handling.taken_over = True
                 raise asyncio.CancelledError(f"update {handling.update_id} is another "
                                              "process's now")
@@ -887,6 +899,7 @@ class InboxRequest(DelegatingRequest):
                                             write_timeout, connect_timeout, pool_timeout)
         # Once marked, a crash has the reply sent again after the restart, marked as a
         # possible repeat: the user may have it if Telegram had it before the next mark.
+        handling.epoch = self._inbox.liveness.acquisitions
         if not await self._inbox.mark(handling.update_id, "replying"):
             handling.taken_over = True
             raise asyncio.CancelledError(f"update {handling.update_id} is another process's "
@@ -899,7 +912,7 @@ class InboxRequest(DelegatingRequest):
         # it held back at once (33 in flight, 20 replies unknown at one SIGKILL).
         await self._first_sends.acquire()
         try:
-            if not await self._inbox.still_owns(handling.update_id):
+            if not await self._inbox.still_owns(handling.update_id, handling.epoch):
                 handling.taken_over = True
                 raise asyncio.CancelledError(f"update {handling.update_id} is another "
                                              "process's now")
