@@ -313,6 +313,7 @@ async def test_a_process_cut_off_from_the_database_sends_nothing_for_the_updates
 
         twice = {u.id: [m.text for m in tg.messages_to(u)] for u in users
                  if len(tg.messages_to(u)) > 1}
+        print("users answered twice (A's replies on their way at the cut):", len(twice))
         assert len(twice) <= FIRST_SENDS_IN_FLIGHT, twice
         assert all(len(texts) == 2 and any(REPEAT_NOTE in t for t in texts)
                    for texts in twice.values()), twice
