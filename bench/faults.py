@@ -17,6 +17,9 @@ group:
   not posted, duplicates.
 - crash: questions lost after SIGKILL mid-burst, from bench/crash.py's run_crash_scenario
   (written separately); shown as "n/a" while that module is absent.
+- crash at the desk: the bot killed once half of 6 secretariat replies reached their askers
+  (bench/crash_desk.py): askers without the answer, replies the group was not told of,
+  follow-ups not recorded answered, answers and confirmations seen twice unmarked.
 
 A lost item is waited for up to `--patience` seconds after the last one arrived: posting to a
 group is limited to 20 messages a minute, so a burst's follow-ups take minutes to post.
@@ -40,6 +43,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.crash_desk import DeskCrash, desk_crash_scenario
 from bot.knowledge import load_index
 from index import KnowledgeIndex
 from testing.harness import RunningBot, bot_settings, running_bot
@@ -51,6 +55,7 @@ GROUP = -1001900
 MEMBER = 7_000_001
 ANSWERABLE = ("국민성장펀드 규모는?", "M.AX 얼라이언스가 뭐예요?")
 UNANSWERABLE = "투자 한도가 기업당 얼마예요?"
+DESK_ASKERS = 6  # a post and a confirmation each: within the group's 20 a minute
 
 
 @dataclass
@@ -201,13 +206,15 @@ class Report:
     burst: Figures
     outage: Figures
     crash: dict[str, int] | None = None
+    desk: DeskCrash | None = None
 
     @property
     def clean(self) -> bool:
         # A reply sent again after the kill and marked as a possible repeat is by design.
         crash_clean = self.crash is None or not any(
             count for figure, count in self.crash.items() if figure != "marked_repeats")
-        return self.burst.clean and self.outage.clean and crash_clean
+        desk_clean = self.desk is None or not self.desk.failed
+        return self.burst.clean and self.outage.clean and crash_clean and desk_clean
 
 
 @asynccontextmanager
@@ -240,7 +247,11 @@ async def measure(kind: str, postgres: str | None, users: int, outage_users: int
         # makes its own database: a fresh SQLite file (None), or one on the server given.
         server = None if kind == "sqlite" else postgres
         crashed = await asyncio.to_thread(crash_scenario, server, users)
-    return Report(kind, burst_figures, outage_figures, crashed)
+    desk = None
+    if crash:
+        desk = await desk_crash_scenario(None if kind == "sqlite" else postgres, DESK_ASKERS,
+                                         "half delivered")
+    return Report(kind, burst_figures, outage_figures, crashed, desk)
 
 
 def describe(report: Report) -> str:
@@ -259,6 +270,9 @@ def describe(report: Report) -> str:
     else:
         lines.append("  SIGKILL mid-burst: " + ", ".join(f"{k} {v}"
                                                        for k, v in report.crash.items()))
+    if report.desk is not None:
+        lines.append(f"  SIGKILL while {report.desk.replies} secretariat replies were "
+                     f"delivered: {report.desk.summary()}")
     lines.append(f"  all zero: {'yes' if report.clean else 'NO'}")
     return "\n".join(lines)
 

@@ -106,7 +106,13 @@ def render_answer(answer: Answer, knowledge: KnowledgeBase, reference: int | Non
     the reply then says.
     """
     reply = _render_reply(answer, knowledge, reference, queued, terminal)
-    return render("repeat", answer.language, reply=Markup(reply)) if repeat else reply
+    return maybe_repeat(reply, repeat, answer.language)
+
+
+def maybe_repeat(html: str, repeat: bool, language: str = "ko") -> str:
+    """A message as sent again after a crash left unknown whether it went out: it opens
+    with a line saying it may be a repeat (bot/delivery/once.py)."""
+    return render("repeat", language, reply=Markup(html)) if repeat else html
 
 
 def _render_reply(answer: Answer, knowledge: KnowledgeBase, reference: int | None,

@@ -13,6 +13,10 @@ import pytest
 from sqlmodel import select
 
 from bench.crash import REPEAT_NOTE, interrupted_burst, start_bot, wait_for_change
+from bench.crash_desk import GROUP as DESK_GROUP
+from bench.crash_desk import MEMBER as DESK_MEMBER
+from bench.crash_desk import UNANSWERABLE as DESK_QUESTION
+from bench.crash_desk import desk_crash
 from bot.delivery.inbox import FIRST_SENDS_IN_FLIGHT
 from bot.storage.database import Database
 from bot.storage.models import InboxUpdate, Question
@@ -138,6 +142,75 @@ async def test_an_update_noted_in_the_spool_while_the_database_is_down_is_answer
         finally:
             await database.close()
         assert [len(tg.messages_to(user)) for user in (first, second, third)] == [1, 1, 1]
+    finally:
+        for process in (bot, restarted):
+            if process is not None and process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+                await asyncio.wait_for(process.wait(), timeout=30)
+
+
+@pytest.mark.parametrize("at", ["in flight, not sent", "in flight, sent"])
+async def test_secretariat_replies_in_flight_at_a_kill_reach_each_asker_once_and_the_group_hears_of_each(  # noqa: E501
+        tg: BotApiStandIn, tmp_path: Path, database_url: str, at: str) -> None:
+    """A member answers three follow-ups; the bot is killed while it delivers them. After
+    the restart every asker has the secretariat's answer, a second copy only when the kill
+    left unknown whether the first went out, and then saying so; the group is told of each
+    delivery once and every follow-up is recorded as answered."""
+    crash = await desk_crash(tg, tmp_path, database_url, askers=3, at=at)
+
+    logs = (tmp_path / "first.log").read_text() + (tmp_path / "restarted.log").read_text()
+    assert crash.askers_without_answer == 0, logs[-3000:]
+    assert crash.unmarked_answer_duplicates == 0, crash.answers
+    assert crash.confirmations_missing == 0 and crash.confirmation_duplicates == 0, logs[-3000:]
+    assert crash.unanswered_followups == 0 and crash.unfinished == 0
+    if at == "in flight, sent":  # each asker had it; each gets it again, marked
+        assert crash.answer_duplicates == 3 and crash.marked_first_answers == 0
+    if at == "in flight, not sent":  # none had it: the first each sees is marked
+        assert crash.answer_duplicates == 0 and crash.marked_first_answers == 3
+
+
+@pytest.mark.parametrize("sent", [False, True], ids=["not-sent", "sent"])
+async def test_a_follow_up_closed_while_the_bot_is_killed_is_closed_once_and_its_asker_and_the_group_are_told(  # noqa: E501
+        tg: BotApiStandIn, tmp_path: Path, database_url: str, sent: bool) -> None:
+    """A member picks the reason for closing a follow-up; the bot is killed while it tells
+    the asker. After the restart the same press is carried on: the asker has the notice
+    (again, marked, if the first may have gone out) and the group is told once."""
+    member = tg.user(DESK_MEMBER, "사무국")
+    tg.group(DESK_GROUP, "사무국", members=[member])
+    extra = {"SECRETARIAT_CHAT_ID": str(DESK_GROUP)}
+    bot = await start_bot(tg, tmp_path, database_url, "first.log", **extra)
+    restarted = None
+    try:
+        await tg.wait_until(lambda: tg.calls("getUpdates"), timeout=120)
+        asker = tg.user(660_000, "문의자")
+        tg.send_text(asker, DESK_QUESTION)
+        post = await tg.wait_for_message(DESK_GROUP, lambda m: any(
+            (data or "").startswith("sc:") for _, data in m.buttons), timeout=60)
+        followup = next(data for _, data in post.buttons if (data or "").startswith("sc:"))
+        tg.press(member, post, followup)
+        ask = await tg.wait_for_message(DESK_GROUP, lambda m: any(
+            (data or "").startswith("sr:") for _, data in m.buttons), timeout=60)
+        await tg.wait_until(lambda: tg.messages_to(asker), timeout=60)  # the bot's reply
+        tg.hold("sendMessage", delivered=sent)
+        tg.press(member, ask, f"sr:{followup[3:]}:announced")
+        await tg.wait_until(lambda: tg.held("sendMessage"), timeout=60)
+        bot.kill()
+        await bot.wait()
+        tg.release()
+
+        restarted = await start_bot(tg, tmp_path, database_url, "restarted.log", **extra)
+        closed = await tg.wait_for_message(DESK_GROUP, lambda m: "종료했습니다" in (m.text or "")
+                                           and m.reply_to == ask.message_id, timeout=120)
+        assert "질문한 분께 사유를 알렸습니다" in closed.text, closed.text
+        notices = [m.text or "" for m in tg.messages_to(asker)][1:]
+        if sent:
+            assert len(notices) == 2 and REPEAT_NOTE not in notices[0]
+            assert REPEAT_NOTE in notices[1]
+        else:
+            assert len(notices) == 1 and REPEAT_NOTE in notices[0]
+        assert [m for m in tg.messages_to(DESK_GROUP)
+                if m.reply_to == ask.message_id and m.kind == "sent"] == [closed]
+        assert "handled again after a restart" in (tmp_path / "restarted.log").read_text()
     finally:
         for process in (bot, restarted):
             if process is not None and process.returncode is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import shutil
 from pathlib import Path
@@ -72,9 +73,16 @@ async def test_unanswered_question_reaches_secretariat_and_reply_reaches_user(
     await tg.wait_for_message(desk.group)
     [followup] = await desk.followups()
     assert "설명회에서도" in followup.answer
-    async with desk.database.session() as session:
-        kinds = (await session.exec(select(FollowUpEvent.kind).order_by(FollowUpEvent.id))).all()
-    assert list(kinds) == ["posted", "answer", "delivered", "addition", "delivered"]
+    # The confirmation's event is written once Telegram has the confirmation.
+    expected = ["posted", "answer", "delivered", "addition", "delivered"]
+    for _ in range(200):
+        async with desk.database.session() as session:
+            kinds = list((await session.exec(
+                select(FollowUpEvent.kind).order_by(FollowUpEvent.id))).all())
+        if kinds == expected:
+            break
+        await asyncio.sleep(0.05)
+    assert kinds == expected
 
 
 async def test_a_reply_that_cannot_be_delivered_is_reported_and_stays_open(

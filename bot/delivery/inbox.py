@@ -35,9 +35,10 @@ import datetime as dt
 import fcntl
 import json
 import logging
+import math
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,7 @@ from bot.storage.records import (
     InboxNote,
     forget_done_updates,
     inbox_owners,
+    mark_going_out,
     mark_updates,
     note_updates,
     take_over_updates,
@@ -91,6 +93,10 @@ LOCK_CHECK_SECONDS = 1.0
 # apart: a live process whose lock connection was cut holds its lock again within
 # LOCK_CHECK_SECONDS, and taking its updates over would answer them twice.
 TAKEOVER_GRACE = 3.0
+# A message goes out only while the process's lock was seen held less than
+# TAKEOVER_GRACE - LEASE_MARGIN ago (when other processes run): no other can have taken its
+# update over then. The margin covers the request's way to Telegram.
+LEASE_MARGIN = 1.0
 
 
 @dataclass
@@ -106,9 +112,31 @@ class _Handling:
     replied: bool = False
     # Another process took it over (this one's lock looked free): it is left to that one.
     taken_over: bool = False
+    # Its handler makes the sends that matter at most once by claims of their own
+    # (bot/delivery/once.py), so it is handled again after a crash whatever its first
+    # message's fate: a button press, a secretariat reply.
+    resumable: bool = False
+    # How often this process had taken its lock when its "replying" mark was written: the
+    # mark found the update its own, and no other can take it over while the lock is held
+    # without a break since (Liveness.acquisitions).
+    epoch: int = 0
 
 
 _HANDLING: ContextVar[_Handling | None] = ContextVar("inbox_handling", default=None)
+# The claim of a send made once (bot/delivery/once.py) whose message is being sent: noted as
+# going out just before its request does, so that a crash while it only waited for its turn
+# (Telegram's rate, a group's limit) does not count as maybe sent.
+_SENDING_ONCE: ContextVar[str | None] = ContextVar("inbox_sending_once", default=None)
+
+
+@contextlib.contextmanager
+def sending_once(key: str) -> Iterator[None]:
+    """The message sent inside is the one the claim `key` names."""
+    token = _SENDING_ONCE.set(key)
+    try:
+        yield
+    finally:
+        _SENDING_ONCE.reset(token)
 
 
 def is_recovered(update: Update) -> bool:
@@ -116,6 +144,15 @@ def is_recovered(update: Update) -> bool:
     through: its question may be stored already, and the user may have had no reply."""
     handling = _HANDLING.get()
     return handling is not None and handling.update_id == update.update_id and handling.recovered
+
+
+def handle_again_after_crash(update: Update) -> None:
+    """This update's handler keeps its own record of its sends (bot/delivery/once.py): after
+    a crash it is handled again even if its first message went out, and carries on from
+    where it stopped (a secretariat reply reached the asker; the group's confirmation not)."""
+    handling = _HANDLING.get()
+    if handling is not None and handling.update_id == update.update_id:
+        handling.resumable = True
 
 
 def may_repeat(update: Update) -> bool:
@@ -267,6 +304,36 @@ class Inbox:
         self.spool_path.parent.mkdir(parents=True, exist_ok=True)
         with self.spool_path.open("a", encoding="utf-8") as spool:
             spool.write("".join(line + "\n" for line in lines))
+
+    async def still_owns(self, update_id: int, epoch: int) -> bool:
+        """Just before a message for the update goes out: whether this process still owns
+        it for certain. When other processes run and the lock was not seen held lately (the
+        database is out of reach, the event loop stalled), or was lost and taken again since
+        the update was marked `replying` in `epoch`, the send waits until the lock is held
+        and the inbox row says it is still this process's; False: another took it over
+        meanwhile, and answers it."""
+        liveness = self.liveness
+        if self._processes <= 1 or (liveness.lease_left() > 0
+                                    and epoch == liveness.acquisitions):
+            return True
+        if update_id in self._spooled and self._spool_pending():
+            return True  # noted in this process's spool alone: no other can take it over
+        log.warning("inbox: lock of this process not seen held for %.1f s; update %d waits "
+                    "until it is", TAKEOVER_GRACE - LEASE_MARGIN - self.liveness.lease_left(),
+                    update_id)
+        while True:
+            try:
+                if not self._spool_pending():  # its notes and marks must be written first
+                    await self.liveness.hold(self.owner)
+                    async with self.database.session() as session:
+                        refused = await mark_updates(session, self.bot_id,
+                                                     {update_id: "replying"}, self.owner)
+                        await session.commit()
+                    return update_id not in refused
+            except DATABASE_ERRORS as exc:
+                log.debug("inbox: ownership of update %d not confirmed (%s)", update_id,
+                          type(exc).__name__)
+            await asyncio.sleep(LOCK_CHECK_SECONDS / 2)
 
     async def wait_for_earlier(self, update: Update) -> None:
         """Wait (up to a few seconds) while another process is still handling an earlier
@@ -437,8 +504,18 @@ class Liveness:
         self._folder = None if self.postgres or path in ("", ":memory:") else Path(path).parent
         self._stem = Path(path).name
         self._held: Any = None  # the lock file or the connection holding the lock
+        # When the lock was last seen held (monotonic): a lock file's lock ends only with its
+        # process; PostgreSQL's also with its connection.
+        self.confirmed_at = -math.inf if self.postgres else math.inf
+        self.acquisitions = 0  # how often the lock was taken (again, after a cut connection)
+        self._lost = False
         self._free_since: dict[str, float] = {}  # owner -> when its lock was first seen free
         self._holding = asyncio.Lock()
+
+    def lease_left(self) -> float:
+        """Seconds for which no other process can take this one's updates over yet: they
+        do so only once its lock has been free for TAKEOVER_GRACE (less a margin)."""
+        return self.confirmed_at + TAKEOVER_GRACE - LEASE_MARGIN - time.monotonic()
 
     def _lock_file(self, owner: str) -> Path:
         assert self._folder is not None
@@ -451,16 +528,18 @@ class Liveness:
 
     async def _hold(self, owner: str) -> None:
         if self.postgres:
-            lost = self._held is not None
+            asked_at = time.monotonic()  # the lock was held when the server answered, later
             if self._held is not None:
                 try:
                     await self._held.execute(text("SELECT 1"))
                     await self._held.commit()
+                    self.confirmed_at = asked_at
                     return
                 except DATABASE_ERRORS:
                     with contextlib.suppress(Exception):
                         await self._held.close()
                     self._held = None
+                    self._lost = True  # said when held again, however many tries it takes
             connection: AsyncConnection = await self.database.engine.connect()
             await connection.execute(text("SELECT pg_advisory_lock(:key)"),
                                      {"key": lock_key(owner)})
@@ -469,7 +548,10 @@ class Liveness:
                                      {"space": PROCESSES_LOCK_SPACE, "bot": self._bot_key})
             await connection.commit()  # the locks are the session's; no transaction stays open
             self._held = connection
-            if lost:
+            self.confirmed_at = asked_at
+            self.acquisitions += 1
+            if self._lost:
+                self._lost = False
                 log.warning("inbox: the database connection holding this process's lock was "
                             "lost; lock held again")
         elif self._folder is not None and self._held is None:
@@ -703,7 +785,8 @@ class InboxProcessor(BaseUpdateProcessor):
             log.debug("update %d handed back to the inbox", update.update_id)
             return
         handling = _Handling(update.update_id, update.update_id in self.inbox.recovered,
-                             repeat=update.update_id in self.inbox.repeats)
+                             repeat=update.update_id in self.inbox.repeats,
+                             resumable=update.callback_query is not None)
         token = _HANDLING.set(handling)
         task = asyncio.current_task()
         assert task is not None
@@ -787,11 +870,35 @@ class InboxRequest(DelegatingRequest):
                          connect_timeout: ODVInput[float] = DEFAULT_NONE,
                          pool_timeout: ODVInput[float] = DEFAULT_NONE) -> tuple[int, bytes]:
         handling = _HANDLING.get()
+        if handling is not None and handling.recovered and _answers_a_press(url):
+            return await self._answer_press_again(url, method, request_data, read_timeout,
+                                                  write_timeout, connect_timeout, pool_timeout)
         if handling is None or handling.replied or not _sends_a_message(url):
+            return await super().do_request(url, method, request_data, read_timeout,
+                                            write_timeout, connect_timeout, pool_timeout)
+        if handling.resumable:
+            # Its sends keep their own claims; the inbox only makes sure it is still this
+            # process's, and leaves it "replying" so that a crash has it handled again.
+            if not handling.replying:
+                handling.epoch = self._inbox.liveness.acquisitions
+                if not await self._inbox.mark(handling.update_id, "replying"):
+                    handling.taken_over = True
+                    raise asyncio.CancelledError(f"update {handling.update_id} is another "
+                                                 "process's now")
+            handling.replying = True
+            if not await self._inbox.still_owns(handling.update_id, handling.epoch):
+                handling.taken_over = True
+                raise asyncio.CancelledError(f"update {handling.update_id} is another "
+                                             "process's now")
+            if (key := _SENDING_ONCE.get()) is not None and request_data is not None:
+                chat_id = request_data.parameters.get("chat_id")
+                async with self._inbox.database.session() as session:
+                    await mark_going_out(session, key, int(chat_id) if chat_id else 0)
             return await super().do_request(url, method, request_data, read_timeout,
                                             write_timeout, connect_timeout, pool_timeout)
         # Once marked, a crash has the reply sent again after the restart, marked as a
         # possible repeat: the user may have it if Telegram had it before the next mark.
+        handling.epoch = self._inbox.liveness.acquisitions
         if not await self._inbox.mark(handling.update_id, InboxState.REPLYING):
             handling.taken_over = True
             raise asyncio.CancelledError(f"update {handling.update_id} is another process's "
@@ -804,6 +911,10 @@ class InboxRequest(DelegatingRequest):
         # it held back at once (33 in flight, 20 replies unknown at one SIGKILL).
         await self._first_sends.acquire()
         try:
+            if not await self._inbox.still_owns(handling.update_id, handling.epoch):
+                handling.taken_over = True
+                raise asyncio.CancelledError(f"update {handling.update_id} is another "
+                                             "process's now")
             code, body = await super().do_request(url, method, request_data, read_timeout,
                                                   write_timeout, connect_timeout, pool_timeout)
         except BaseException:
@@ -824,10 +935,25 @@ class InboxRequest(DelegatingRequest):
             self._first_sends.release()
         return code, body
 
+    async def _answer_press_again(self, url: str, method: str,
+                                  request_data: RequestData | None, *timeouts: Any
+                                  ) -> tuple[int, bytes]:
+        """A button press handled again after a crash: Telegram refuses a second answer to
+        it (or one past its time), and the handler must go on to what it still owes."""
+        code, body = await super().do_request(url, method, request_data, *timeouts)
+        if code == 400:
+            log.info("a press handled again after a restart was answered before, or too late")
+            return 200, b'{"ok":true,"result":true}'
+        return code, body
+
     def _release_slot(self, written: asyncio.Future[bool]) -> None:
         if not written.cancelled():
             written.exception()  # logged by the inbox's writer already
         self._first_sends.release()
+
+
+def _answers_a_press(url: str) -> bool:
+    return url.rsplit("/", 1)[-1].lower() == "answercallbackquery"
 
 
 def _sends_a_message(url: str) -> bool:

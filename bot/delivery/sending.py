@@ -12,6 +12,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -23,6 +24,11 @@ log = logging.getLogger(__name__)
 # The first wait after a failure, doubled each time up to the longest.
 FIRST_BACKOFF_S = 0.5
 LONGEST_BACKOFF_S = 8.0
+# Telegram's limit for a group: 20 messages in any minute. Counted here from when a message
+# is handed to Telegram, which counts from when it takes it, a little later: the window is
+# kept a second longer so that the two never disagree.
+GROUP_MESSAGES_PER_MINUTE = 20
+GROUP_WINDOW_S = 61.0
 
 
 class Pacer:
@@ -49,10 +55,46 @@ class Pacer:
             await asyncio.sleep(slot - now)
 
 
+class GroupPacer:
+    """Keeps each group's limit of `per_window` messages in any `window` seconds, shared by
+    the bot's `processes`: each sends at most its whole share of it in any window, so that
+    together they never send more than the limit (two processes: 10 each)."""
+
+    def __init__(self, per_window: int = GROUP_MESSAGES_PER_MINUTE,
+                 window: float = GROUP_WINDOW_S) -> None:
+        self.per_window = per_window
+        self.window = window
+        self.processes = 1
+        self._sent: dict[int | str, deque[float]] = {}
+
+    @property
+    def share(self) -> int:
+        return max(1, self.per_window // self.processes)
+
+    async def wait(self, group: int | str) -> None:
+        """Until this process may send one more message to `group`; counted as sent."""
+        sent = self._sent.setdefault(group, deque())
+        told = False
+        while True:
+            now = time.monotonic()
+            while sent and sent[0] <= now - self.window:
+                sent.popleft()
+            if len(sent) < self.share:
+                sent.append(now)  # no await since the count: waiters never overtake it
+                return
+            wait = sent[0] + self.window - now
+            if not told:
+                log.info("group %s has had this process's share of its limit (%d of %d "
+                         "messages a minute); the next goes in %.0f s", group, self.share,
+                         self.per_window, wait)
+                told = True
+            await asyncio.sleep(wait)
+
+
 class RetryingRateLimiter(AIORateLimiter):
-    """AIORateLimiter (a group's limit, retries after a 429's retry_after) with the whole
-    bot's rate kept by a Pacer that the bot's processes share, and transient failures retried
-    until `window` seconds have passed since the first attempt.
+    """AIORateLimiter (retries after a 429's retry_after) with the whole bot's rate kept by
+    a Pacer and each group's by a GroupPacer, both shared by the bot's processes, and
+    transient failures retried until `window` seconds have passed since the first attempt.
 
     BadRequest and Forbidden are not retried: the same request would fail the same way.
     A timeout is retried although Telegram may have sent the message: a rare duplicate is
@@ -60,14 +102,16 @@ class RetryingRateLimiter(AIORateLimiter):
     """
 
     def __init__(self, window: float, throttle: bool = True, per_second: float = 28) -> None:
+        # AIORateLimiter keeps neither limit: its group limiter is one process's (two sent a
+        # group 40 messages a minute), and bursts 20 at once where 30 a second are allowed.
+        super().__init__(overall_max_rate=0, group_max_rate=0, max_retries=10)
         if throttle:
-            # One message every 1/per_second s rather than 30 at once each second (bot/app.py);
-            # the pacer does that, AIORateLimiter keeps each group's limit.
-            super().__init__(overall_max_rate=0, max_retries=10)
+            # One message every 1/per_second s rather than 30 at once each second (bot/app.py).
             self.pacer: Pacer | None = Pacer(per_second)
+            self.groups: GroupPacer | None = GroupPacer()
         else:  # measuring the bot's own throughput: no throttling, failures still retried
-            super().__init__(overall_max_rate=0, group_max_rate=0, max_retries=10)
             self.pacer = None
+            self.groups = None
         self.window = window
         # Whether to go on retrying: bot/app.py makes it "while the application runs", so that
         # stopping never waits out a retry window (a stop waits for the handlers).
@@ -84,7 +128,10 @@ class RetryingRateLimiter(AIORateLimiter):
     ) -> bool | dict[str, Any] | list[dict[str, Any]]:
         deadline = time.monotonic() + self.window
         backoff = FIRST_BACKOFF_S
+        group = _group_of(data.get("chat_id"))
         while True:
+            if self.groups is not None and group is not None:
+                await self.groups.wait(group)
             if self.pacer is not None and data.get("chat_id") is not None:
                 await self.pacer.wait()  # calls to a chat count; AIORateLimiter did the same
             try:
@@ -106,14 +153,29 @@ class RetryingRateLimiter(AIORateLimiter):
         if self.pacer is None or self.pacer.processes == processes:
             return
         self.pacer.processes = max(1, processes)
+        if self.groups is not None:
+            self.groups.processes = max(1, processes)
         log.info("%d bot processes share Telegram's limit: this one sends up to %.1f "
-                 "messages a second", processes, self.pacer.share)
+                 "messages a second, and %d a minute to a group", processes, self.pacer.share,
+                 self.groups.share if self.groups is not None else 0)
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but give up at once when the application stops."""
         until = time.monotonic() + seconds
         while (left := until - time.monotonic()) > 0 and self.keep_trying():
             await asyncio.sleep(min(left, 0.25))
+
+
+def _group_of(chat_id: object) -> int | str | None:
+    """The group a call goes to, as Telegram tells them from private chats: a negative id
+    (or a @channel name); None for a private chat or no chat."""
+    if isinstance(chat_id, str) and not chat_id.lstrip("-").isdigit():
+        return chat_id
+    try:
+        number = int(chat_id)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+    return number if number < 0 else None
 
 
 def _retry_after(exc: RetryAfter) -> float:

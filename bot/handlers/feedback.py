@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy.exc import SQLAlchemyError
-from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import TelegramError
 from telegram.ext import BaseHandler, CallbackQueryHandler, ContextTypes
 
+from bot.delivery.inbox import is_recovered
+from bot.delivery.once import send_once
 from bot.handlers.guards import parse_id, queue_followup_once
-from bot.replies import render, to_plain_text
+from bot.replies import maybe_repeat, render, to_plain_text
 from bot.services import services_of
 from bot.storage.models import FollowUpReason, Question
 from bot.storage.records import set_feedback, set_feedback_reason
@@ -55,9 +57,12 @@ async def vote(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if question is None or question.person_id != query.from_user.id:
         await query.answer(_notice("not_asker"), show_alert=True)
         return
-    if not counted:
+    if not counted and not is_recovered(update):
         await query.answer(_notice("rated"))
         return
+    # Handled again after a crash, the vote may be this press's: the thanks go out once
+    # per answer all the same.
+    value = str(question.feedback or value)
     await query.answer("👍" if int(value) > 0 else "👎")
     await _drop_buttons(query, "fb:")
     markup = None
@@ -67,8 +72,13 @@ async def vote(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
                    for key in REASONS]
         markup = InlineKeyboardMarkup([reasons[:2], reasons[2:], [InlineKeyboardButton(
             "사무국에 질문 보내기", callback_data=f"fu:{question_id}")]])
-    await query.message.reply_html(render("feedback_thanks", value=int(value)),
-                                   reply_markup=markup)
+
+    async def thank(repeat: bool) -> Message:
+        return await query.message.reply_html(
+            maybe_repeat(render("feedback_thanks", value=int(value)), repeat),
+            reply_markup=markup)
+
+    await send_once(services.database, update, f"feedback-thanks:{question_id}", thank)
 
 
 async def reason(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -94,11 +104,11 @@ async def reason(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if question is None or question.person_id != query.from_user.id:
         await query.answer(_notice("not_asker"), show_alert=True)
         return
-    if not counted:
+    if not counted and not is_recovered(update):
         await query.answer(_notice("reason_given"))
         return
     if key == "other_question":
-        await _send_to_secretariat(query, context, question_id)
+        await _send_to_secretariat(update, context, question_id)
         return
     await query.answer(_notice("reason_thanks"))
     await _drop_buttons(query, "fr:")
@@ -119,18 +129,26 @@ async def request_followup(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     if question is None or question.person_id != query.from_user.id:
         await query.answer(_notice("not_asker_send"), show_alert=True)
         return
-    await _send_to_secretariat(query, context, question.id)
+    await _send_to_secretariat(update, context, question.id)
 
 
-async def _send_to_secretariat(query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE,
+async def _send_to_secretariat(update: Update, context: ContextTypes.DEFAULT_TYPE,
                                question_id: int) -> None:
-    """Open the question's follow-up (reason "feedback") and have it posted, once."""
-    followup_id = await queue_followup_once(query, context, question_id,
+    """Open the question's follow-up (reason "feedback") and have it posted, once; the
+    asker is told its number once."""
+    query = update.callback_query
+    followup_id = await queue_followup_once(update, context, question_id,
                                             FollowUpReason.FEEDBACK)
     if followup_id is None:
         return
     await _drop_buttons(query, "")
-    await query.message.reply_html(render("followup_sent", reference=followup_id))
+
+    async def tell(repeat: bool) -> Message:
+        return await query.message.reply_html(
+            maybe_repeat(render("followup_sent", reference=followup_id), repeat))
+
+    await send_once(services_of(context).database, update, f"followup-sent:{followup_id}",
+                    tell)
 
 
 async def _drop_buttons(query: CallbackQuery, prefix: str) -> None:

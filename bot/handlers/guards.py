@@ -11,14 +11,20 @@ import datetime as dt
 import logging
 
 from sqlalchemy.exc import SQLAlchemyError
-from telegram import CallbackQuery, Update
+from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
+from bot.delivery.inbox import is_recovered
 from bot.replies import render, to_plain_text
 from bot.services import post_followup, services_of
 from bot.storage.models import FollowUpReason, utcnow
-from bot.storage.records import claim_send, forget_button_presses, open_new_followup
+from bot.storage.records import (
+    Claim,
+    claim_send,
+    forget_button_presses,
+    open_new_followup,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +55,15 @@ async def check_update(update: object, context: ContextTypes.DEFAULT_TYPE) -> No
         return
     try:
         async with services_of(context).database.session() as session:
-            first = await claim_send(session, f"callback:{query.id}")
+            claim = await claim_send(session, f"callback:{query.id}", update.update_id)
     except SQLAlchemyError:
         log.warning("button press %s not checked for repeats (database unavailable)", query.id)
         return  # better a rare repeat than a button that does nothing
-    if not first:
+    if claim is Claim.RESUMED:
+        # Its process stopped while handling it: the handler carries on, each of its sends
+        # made once by its own claim (bot/delivery/once.py).
+        log.info("button press %s handled again after a restart", query.id)
+    elif claim is not Claim.NEW:
         log.info("button press %s delivered again; handled already", query.id)
         raise ApplicationHandlerStop
 
@@ -78,12 +88,13 @@ async def unknown_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         log.warning("could not answer the button press %s", update.callback_query.id)
 
 
-async def queue_followup_once(query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE,
+async def queue_followup_once(update: Update, context: ContextTypes.DEFAULT_TYPE,
                               question_id: int, reason: FollowUpReason) -> int | None:
     """A button that sends a question to the secretariat: open its follow-up and have it
     posted, once however often it is pressed. The follow-up's number when this press opened
-    it (the caller confirms); None when the press was answered here (already sent, or the
-    database is away)."""
+    it, or may have (handled again after a crash: the caller confirms, once per follow-up);
+    None when the press was answered here (already sent, or the database is away)."""
+    query = update.callback_query
     try:
         async with services_of(context).database.session() as session:
             followup_id, new = await open_new_followup(session, question_id, reason)
@@ -91,7 +102,7 @@ async def queue_followup_once(query: CallbackQuery, context: ContextTypes.DEFAUL
         log.exception("follow-up not opened")
         await query.answer(to_plain_text(render("unavailable")), show_alert=True)
         return None
-    if not new:  # pressed again: the secretariat has it already
+    if not new and not is_recovered(update):  # pressed again: the secretariat has it already
         await query.answer(to_plain_text(render("followup_sent", reference=followup_id)),
                            show_alert=True)
         return None

@@ -19,7 +19,7 @@ from telegram import (
     Message,
     Update,
 )
-from telegram.error import TelegramError
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import BaseHandler, CallbackQueryHandler, ContextTypes
 
 from bot.delivery.inbox import is_recovered
@@ -124,7 +124,7 @@ async def send(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     if own is None:
         return
-    followup_id = await queue_followup_once(query, context, own[0].id,
+    followup_id = await queue_followup_once(update, context, own[0].id,
                                             FollowUpReason.DIRECT)
     if followup_id is not None:
         await _replace(query, render("followup_sent", reference=followup_id))
@@ -141,7 +141,11 @@ async def _replace(query: CallbackQuery, html: str) -> None:
     """The consent message becomes its outcome, without buttons."""
     try:
         await query.edit_message_text(html, parse_mode="HTML")
-    except TelegramError:  # too old to edit: say it in a new message instead
+    except BadRequest as exc:
+        if "not modified" in exc.message:
+            return  # it says so already (the press handled again after a crash)
+        await query.message.reply_html(html)  # too old to edit: say it in a new message
+    except TelegramError:
         await query.message.reply_html(html)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import (
     Bot,
     InlineKeyboardButton,
@@ -38,6 +39,8 @@ from telegram.ext import (
     filters,
 )
 
+from bot.delivery.inbox import is_recovered
+from bot.delivery.once import send_once
 from bot.followups import (
     CLOSE_REASONS,
     EVENT_LABELS,
@@ -49,26 +52,25 @@ from bot.followups import (
     post_keyboard,
 )
 from bot.handlers.guards import ROW_ID_MAX, parse_id
-from bot.replies import render
+from bot.replies import maybe_repeat, render
 from bot.reports.stats import period_stats
 from bot.services import Services, services_of
 from bot.settings import Settings
+from bot.storage.database import Database
 from bot.storage.models import EventKind, FollowUp, FollowUpStatus, SentOnce, utcnow
 from bot.storage.records import (
+    Claim,
     FollowUpCase,
     add_event,
-    claim_send,
     close_followup,
     failed_replies,
     followup_case,
     followup_for_group_message,
     followups_between,
     log_action,
-    note_sent,
     open_followups,
     questions_between,
     record_answer,
-    release_send,
     sent_message,
     unposted_count,
 )
@@ -144,45 +146,68 @@ async def on_group_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if not await _allowed(update, context, "answer_followup"):
         return
     key = f"secretariat-reply:{message.chat_id}:{message.message_id}"
+    database = services.database
     if update.edited_message is not None:
-        async with services.database.session() as session:
+        async with database.session() as session:
             sent = await sent_message(session, key)
         if sent is not None:
             await _edit_delivered(update, context, case, sent, text)
             return
-    async with services.database.session() as session:
-        if not await claim_send(session, key):
-            return  # this reply reached the asker already (a redelivered update)
     addition = case.followup.status == FollowUpStatus.ANSWERED
-    try:
-        delivered = await context.bot.send_message(
+    member = message.from_user.id
+
+    async def deliver(repeat: bool) -> Message:
+        return await context.bot.send_message(
             case.question.chat_id,
-            render("secretariat_answer", followup_id=followup.id, question=case.question.text,
-                   answer=text, addition=addition, edited=False),
+            maybe_repeat(render("secretariat_answer", followup_id=followup.id,
+                                question=case.question.text, answer=text, addition=addition,
+                                edited=False), repeat),
             parse_mode="HTML",
             reply_parameters=ReplyParameters(case.question.message_id,
                                              allow_sending_without_reply=True))
-    except TelegramError as exc:
-        async with services.database.session() as session:
-            await release_send(session, key)  # a later edit or redelivery may try again
-        if not isinstance(exc, Forbidden | BadRequest):
-            raise  # transient, and retried for SEND_RETRY_SECONDS already: on_error says so
+
+    async def answered(session: AsyncSession, delivered: Message) -> None:
+        await record_answer(session, followup.id, member, text)
+
+    try:
+        # Once per reply message, however often it arrives; a crash mid-way is carried on
+        # by the same update handled again (bot/delivery/once.py).
+        claim = await send_once(database, update, key, deliver, answered)
+    except (Forbidden, BadRequest) as exc:
         reason = "사용자가 봇을 차단함" if isinstance(exc, Forbidden) else exc.message
-        async with services.database.session() as session:
-            await add_event(session, followup.id, EventKind.DELIVERY_FAILED, message.from_user.id,
+        async with database.session() as session:
+            await add_event(session, followup.id, EventKind.DELIVERY_FAILED, member,
                             f"{reason}: {text}")
         await message.reply_html(render("secretariat_delivery_failed", followup_id=followup.id,
                                         reason=reason))
         return
-    async with services.database.session() as session:
-        await note_sent(session, key, delivered.chat_id, delivered.message_id)
-        await record_answer(session, followup.id, message.from_user.id, text)
-    confirmation = await message.reply_html(render(
-        "secretariat_delivered", followup_id=followup.id, asker_name=asker_name(case),
-        addition=addition))
-    async with services.database.session() as session:
-        await add_event(session, followup.id, EventKind.DELIVERED, message.from_user.id,
+    # transient failures (retried for SEND_RETRY_SECONDS already) raise: on_error says so
+    if claim is Claim.ELSEWHERE:
+        return  # another update of this reply is delivering it
+    if claim is Claim.SENT:
+        if not is_recovered(update):
+            return  # this reply reached the asker already (a redelivered update)
+        addition = await _was_addition(database, followup.id)
+
+    async def confirm(repeat: bool) -> Message:
+        return await message.reply_html(maybe_repeat(render(
+            "secretariat_delivered", followup_id=followup.id, asker_name=asker_name(case),
+            addition=addition), repeat))
+
+    async def confirmed(session: AsyncSession, confirmation: Message) -> None:
+        await add_event(session, followup.id, EventKind.DELIVERED, member,
                         group_message_id=confirmation.message_id)
+
+    await send_once(database, update, f"{key}:confirmed", confirm, confirmed)
+
+
+async def _was_addition(database: Database, followup_id: int) -> bool:
+    """Whether the last answer recorded for a follow-up added to an earlier one."""
+    async with database.session() as session:
+        case = await followup_case(session, followup_id)
+    answers = ([e for e in case.events if e.kind in (EventKind.ANSWER, EventKind.ADDITION)]
+               if case else [])
+    return bool(answers) and answers[-1].kind == EventKind.ADDITION
 
 
 def _post_followup_id(post: Message) -> int | None:
@@ -243,9 +268,14 @@ async def on_post_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
             await query.answer(render("followup_unchanged", kb_gap=False))
         else:
             await query.answer()
-            await query.message.reply_html(
-                render("secretariat_close_ask", followup_id=followup_id),
-                reply_markup=close_reason_keyboard(followup_id))
+
+            async def ask(repeat: bool) -> Message:
+                return await query.message.reply_html(
+                    maybe_repeat(render("secretariat_close_ask", followup_id=followup_id),
+                                 repeat),
+                    reply_markup=close_reason_keyboard(followup_id))
+
+            await send_once(services.database, update, f"callback:{query.id}:ask", ask)
         return
     async with services.database.session() as session:
         followup, changed = await close_followup(session, followup_id, query.from_user.id,
@@ -253,18 +283,19 @@ async def on_post_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if followup is None:
         await query.answer(render("followup_missing"), show_alert=True)
         return
-    if not changed:  # pressed again, or by a second member: the group was told already
+    if not changed and not is_recovered(update):
+        # pressed again, or by a second member: the group was told already
         await query.answer(render("followup_unchanged", kb_gap=True))
         return
     await query.answer()
-    await query.message.reply_html(render("secretariat_closed", followup_id=followup_id,
-                                          kb_gap=True, by=_member_name(query.from_user),
-                                          reason=None, asker=None))
+    await _tell_group_closed(update, context, followup_id, kb_gap=True, reason=None,
+                             asker=None)
 
 
 async def on_close_reason(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A reason chosen for closing a follow-up: close it, and tell the asker why (unless the
-    secretariat answered them already). Pressed again, it changes nothing."""
+    secretariat answered them already). Pressed again, it changes nothing; handled again
+    after a crash, it tells whom it had not told yet."""
     query = update.callback_query
     if not await _allowed(update, context, f"button:{query.data}"):
         return
@@ -278,37 +309,59 @@ async def on_close_reason(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     async with services.database.session() as session:
         followup, changed = await close_followup(session, followup_id, query.from_user.id,
                                                  reason=reason)
-        case = await followup_case(session, followup_id) if changed else None
-    if followup is None:
+        case = await followup_case(session, followup_id) if followup is not None else None
+    if followup is None or case is None:
         await query.answer(render("followup_missing"), show_alert=True)
         return
-    if not changed:
+    # Handled again after a crash, the follow-up may have been closed by this very press.
+    if not changed and not (is_recovered(update) and case.followup.status == "closed"):
         await query.answer(render("followup_unchanged", kb_gap=False))
         return
     await query.answer()
     with contextlib.suppress(TelegramError):  # the choice is made: the buttons go
         await query.edit_message_reply_markup(None)
     asker = "answered" if case.followup.answered_at else await _tell_asker_closed(
-        context, case, reason)
-    await query.message.reply_html(render("secretariat_closed", followup_id=followup_id,
-                                          kb_gap=False, by=_member_name(query.from_user),
-                                          reason=reason, asker=asker))
+        update, context, case, reason)
+    await _tell_group_closed(update, context, followup_id, kb_gap=False, reason=reason,
+                             asker=asker)
 
 
-async def _tell_asker_closed(context: ContextTypes.DEFAULT_TYPE, case: FollowUpCase,
-                             reason: str) -> str:
-    """Tell the asker their question was closed, and why: "told", or why they were not."""
-    try:
-        await context.bot.send_message(
+async def _tell_group_closed(update: Update, context: ContextTypes.DEFAULT_TYPE,
+                             followup_id: int, kb_gap: bool, reason: str | None,
+                             asker: str | None) -> None:
+    """Tell the group a follow-up was closed (or marked a gap), once per follow-up."""
+    query = update.callback_query
+
+    async def tell(repeat: bool) -> Message:
+        return await query.message.reply_html(maybe_repeat(render(
+            "secretariat_closed", followup_id=followup_id, kb_gap=kb_gap,
+            by=_member_name(query.from_user), reason=reason, asker=asker), repeat))
+
+    kind = "gap" if kb_gap else "closed"
+    await send_once(services_of(context).database, update, f"followup-{kind}:{followup_id}",
+                    tell)
+
+
+async def _tell_asker_closed(update: Update, context: ContextTypes.DEFAULT_TYPE,
+                             case: FollowUpCase, reason: str) -> str:
+    """Tell the asker their question was closed, and why, once: "told", or why they were
+    not."""
+    database = services_of(context).database
+
+    async def tell(repeat: bool) -> Message:
+        return await context.bot.send_message(
             case.question.chat_id,
-            render("followup_closed", followup_id=case.followup.id,
-                   question=case.question.text, reason=reason),
+            maybe_repeat(render("followup_closed", followup_id=case.followup.id,
+                                question=case.question.text, reason=reason), repeat),
             parse_mode="HTML",
             reply_parameters=ReplyParameters(case.question.message_id,
                                              allow_sending_without_reply=True))
+
+    try:
+        await send_once(database, update, f"followup-closed-asker:{case.followup.id}", tell)
     except (Forbidden, BadRequest) as exc:
         failure = "사용자가 봇을 차단함" if isinstance(exc, Forbidden) else exc.message
-        async with services_of(context).database.session() as session:
+        async with database.session() as session:
             await add_event(session, case.followup.id, EventKind.DELIVERY_FAILED,
                             text=f"{failure}: {reason}")
         return failure

@@ -296,3 +296,6 @@ class SentOnce(SQLModel, table=True):
     chat_id: int | None = Field(default=None, sa_column=Column(BigInteger))
     message_id: int | None = Field(default=None, sa_column=Column(BigInteger))
     at: dt.datetime = _when(nullable=False)
+    # The update whose handler claimed it: the same update handled again after a crash
+    # carries on from the claim (bot/delivery/once.py); any other update leaves it.
+    update_id: int | None = Field(default=None, sa_column=Column(BigInteger))

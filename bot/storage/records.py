@@ -14,6 +14,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import delete, func, select, tuple_, update
@@ -554,14 +555,44 @@ async def admin_actions(session: AsyncSession, since: dt.datetime | None = None
 # --- sends made at most once --------------------------------------------------------------
 
 
-async def claim_send(session: AsyncSession, key: str) -> bool:
-    """Whether this is the first attempt to send what `key` names (a callback id, a group
-    message); the claim stays, so that a redelivered update or press sends nothing more."""
-    stmt = (_insert(session, SentOnce).values(key=key, at=utcnow())
+class Claim(StrEnum):
+    """Where a send made at most once stands, as its claim finds it."""
+
+    NEW = "new"  # claimed now (or before by this same update, which never sent it): send it
+    RESUMED = "resumed"  # this same update was sending it when its process stopped: it may
+    #                      have gone out, or not
+    SENT = "sent"  # sent already (its message is noted)
+    ELSEWHERE = "elsewhere"  # another update claimed it and is (or was) sending it
+
+
+async def claim_send(session: AsyncSession, key: str, update_id: int | None = None) -> Claim:
+    """Claim the send `key` names (a callback id, a secretariat reply, a notice about a
+    follow-up) for the update `update_id`; the claim stays, so that a redelivered update or
+    press sends nothing more, while the same update handled again after a crash carries on."""
+    stmt = (_insert(session, SentOnce).values(key=key, at=utcnow(), update_id=update_id)
             .on_conflict_do_nothing(index_elements=["key"]).returning(SentOnce.__table__.c.key))
     claimed = (await session.exec(stmt)).first() is not None
     await session.commit()
-    return claimed
+    if claimed:
+        return Claim.NEW
+    found = await session.get(SentOnce, key)
+    if found is None:  # released meanwhile: the next attempt claims it
+        return Claim.ELSEWHERE
+    if found.message_id is not None:
+        return Claim.SENT
+    if update_id is None or found.update_id != update_id:
+        return Claim.ELSEWHERE
+    if found.chat_id is None:  # its process stopped before the request went out
+        return Claim.NEW
+    return Claim.RESUMED
+
+
+async def mark_going_out(session: AsyncSession, key: str, chat_id: int) -> None:
+    """A claimed send's request is going out to `chat_id` now: from here until its message
+    is noted, a crash leaves unknown whether it was sent."""
+    await session.exec(update(SentOnce).where(SentOnce.key == key, SentOnce.chat_id.is_(None))
+                       .values(chat_id=chat_id))
+    await session.commit()
 
 
 async def release_send(session: AsyncSession, key: str) -> None:
@@ -571,10 +602,10 @@ async def release_send(session: AsyncSession, key: str) -> None:
 
 
 async def note_sent(session: AsyncSession, key: str, chat_id: int, message_id: int) -> None:
-    """The message a claimed send became (to edit it when its source is edited)."""
+    """The message a claimed send became (to edit it when its source is edited). Not
+    committed: the caller commits it with what the send means (an answer recorded, …)."""
     await session.exec(update(SentOnce).where(SentOnce.key == key)
                        .values(chat_id=chat_id, message_id=message_id))
-    await session.commit()
 
 
 async def sent_message(session: AsyncSession, key: str) -> SentOnce | None:
