@@ -284,9 +284,11 @@ async def test_in_groups_the_bot_answers_only_when_addressed(bot: RunningBot) ->
     bot.tg.send_text(member, f"@{bot.tg.bot_username} 국민성장펀드 규모는?", chat=group)
     reply = await bot.tg.wait_for_message(group)
     assert "150조" in reply.text
-    bot.tg.send_text(member, "운용 기간은요?", chat=group, reply_to=reply)
+    # A reply to the bot is addressed to it. (운용 기간은요? on its own is declined since the
+    # answerable reading: 기간 is mostly asked of what the knowledge base lacks, 신청 기간.)
+    bot.tg.send_text(member, "투자 기간은요?", chat=group, reply_to=reply)
     second = await bot.tg.wait_for_message(group)
     assert "5년" in second.text
     assert len(bot.tg.messages_to(group)) == 2
     texts = [q.text for q in await bot.questions()]
-    assert texts == ["국민성장펀드 규모는?", "운용 기간은요?"]
+    assert texts == ["국민성장펀드 규모는?", "투자 기간은요?"]

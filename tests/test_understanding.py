@@ -167,7 +167,7 @@ def test_questions_of_a_kind_the_knowledge_base_never_holds_read_as_unanswerable
     ("안녕히 계세요", "smalltalk", "goodbye", "안녕히 가세요"),
     ("주식 추천해줘", "off_topic", None, "죄송하지만 그 주제는"),
     ("마감일이 언제예요?", "unanswered", None, "죄송합니다. 이 질문에는"),
-    ("문의처 알려주세요", "answered", None, "국민성장펀드 사무국은"),
+    ("문의는 어디로 하나요?", "answered", None, "국민성장펀드 사무국은"),
 ])
 def test_four_outcomes_each_with_its_reply(message: str, status: str, intent: str | None,
                                           reply_starts: str, real_index: KnowledgeIndex) -> None:
