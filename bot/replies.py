@@ -21,10 +21,11 @@ from markupsafe import Markup
 from pydantic import BaseModel
 
 from bot.answering import Answer
+from bot.language import LANGUAGES
 from bot.particles import particle, with_particle
-from index import KnowledgeBase
+from index import FaqEntry, KnowledgeBase
+from index.analyzer import detect_language
 
-LANGUAGES = ("ko", "en")
 _TAG = re.compile(r"<[^>]+>")
 _BLANK_LINES = re.compile(r"\n{3,}")
 
@@ -42,6 +43,14 @@ def _kdatetime(value: dt.datetime) -> str:
     return f"{_kdate(local)} {local:%H:%M}"
 
 
+def question_in(entry: Any, language: str) -> str:
+    """An FAQ entry's (or a passage's) question in `language`: for English, the first of the
+    entry's listed phrasings written in English, when it has one."""
+    if language == "en" and isinstance(entry, FaqEntry):
+        return next((a for a in entry.alternates if detect_language(a) == "en"), entry.question)
+    return entry.question
+
+
 @lru_cache(maxsize=1)
 def _environment() -> Environment:
     env = Environment(
@@ -57,6 +66,7 @@ def _environment() -> Environment:
     # after a closing tag: <code>{{ v }}</code>{{ v | particle("으로") }}.
     env.filters["josa"] = with_particle
     env.filters["particle"] = particle
+    env.filters["question_in"] = question_in
     return env
 
 
@@ -64,11 +74,15 @@ def render(template_name: str, language: str = "ko", **context: Any) -> str:
     """Render a template (e.g. "answer") in `language`, tidy blank lines, return HTML."""
     env = _environment()
     lang = language if language in LANGUAGES else "ko"
-    # Messages not yet written in English are sent in Korean.
-    template = env.select_template([f"{lang}/{template_name}.html.j2",
-                                    f"ko/{template_name}.html.j2"])
+    template = env.get_template(f"{lang}/{template_name}.html.j2")
     text = template.render(**context)
     return _BLANK_LINES.sub("\n\n", text).strip()
+
+
+def label(kind: str, language: str = "ko", template: str = "buttons", **context: Any) -> str:
+    """A button's label, from the labels template `template` in `language` (plain text:
+    buttons show no markup)."""
+    return to_plain_text(render(template, language, kind=kind, **context))
 
 
 class Command(BaseModel):
