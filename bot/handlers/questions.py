@@ -152,16 +152,20 @@ async def choose_language(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     language = speaks(update.effective_user, context.user_data)
     await update.effective_message.reply_html(
         render("language", language, current=language),
-        reply_markup=keyboard([[button(label("language", language, language=lang), "lang", lang)
+        reply_markup=keyboard([[button(label("language", language, choice=lang), "lang", lang)
                                 for lang in LANGUAGES]]))
 
 
 async def language_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """한국어 / English under /lang."""
-    await update.callback_query.answer()
-    with contextlib.suppress(TelegramError):  # the choice is made: the buttons go
-        await update.callback_query.edit_message_reply_markup(None)
-    await _switch_language(update, context, unpack(update.callback_query.data).field(0))
+    """한국어 / English under /lang: the question becomes the confirmation."""
+    query = update.callback_query
+    language = unpack(query.data).field(0)
+    remember(context.user_data, language)
+    await query.answer()
+    try:
+        await query.edit_message_text(render("language_set", language), parse_mode="HTML")
+    except TelegramError:  # too old to edit: say it in a new message instead
+        await query.message.reply_html(render("language_set", language))
 
 
 async def _switch_language(update: Update, context: ContextTypes.DEFAULT_TYPE,
