@@ -21,10 +21,12 @@ from markupsafe import Markup
 from pydantic import BaseModel
 
 from bot.answering import Answer
+from bot.answering.wording import as_said, asks_yes_or_no
 from bot.language import LANGUAGES
 from bot.particles import particle, with_particle
 from index import FaqEntry, KnowledgeBase
 from index.analyzer import detect_language
+from index.knowledge import Source
 
 _TAG = re.compile(r"<[^>]+>")
 _BLANK_LINES = re.compile(r"\n{3,}")
@@ -51,6 +53,11 @@ def question_in(entry: Any, language: str) -> str:
     return entry.question
 
 
+def source_name(source: Source, language: str) -> str:
+    """What a source is called in `language`: its short name, else its publisher."""
+    return (source.short_en if language == "en" else source.short_ko) or source.publisher
+
+
 @lru_cache(maxsize=1)
 def _environment() -> Environment:
     env = Environment(
@@ -67,6 +74,7 @@ def _environment() -> Environment:
     env.filters["josa"] = with_particle
     env.filters["particle"] = particle
     env.filters["question_in"] = question_in
+    env.filters["as_said"] = as_said  # {{ answer_text | as_said(yes_or_no) }}
     return env
 
 
@@ -133,6 +141,7 @@ def _render_reply(answer: Answer, knowledge: KnowledgeBase, reference: int | Non
                   queued: bool, terminal: bool) -> str:
     if answer.parts:
         parts = [{"question": p.question, "document": p.document,
+                  "yes_or_no": asks_yes_or_no(p.question),
                   "sources": [knowledge.sources[s] for s in p.document.sources]
                   if p.document else []} for p in answer.parts]
         return render("answer_parts", answer.language, parts=parts, reference=reference,
@@ -141,7 +150,8 @@ def _render_reply(answer: Answer, knowledge: KnowledgeBase, reference: int | Non
         document = answer.document
         sources = [knowledge.sources[s] for s in document.sources]
         return render("answer", answer.language, document=document, sources=sources,
-                      suggestions=answer.suggestions)
+                      suggestions=answer.suggestions,
+                      yes_or_no=asks_yes_or_no(answer.question))
     if answer.status == "unanswered":
         return render("unanswered", answer.language, reference=reference, queued=queued,
                       terminal=terminal, suggestions=answer.suggestions)

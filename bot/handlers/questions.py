@@ -32,9 +32,9 @@ from bot.eligibility.conversation import start_button
 from bot.eligibility.loading import rules_of
 from bot.handlers import feedback, inquiry
 from bot.handlers.inquiry import TYPING, inquiry_button, offers_inquiry, take_typed_question
-from bot.keyboards import KEY, button, in_rows, keyboard, pattern, unpack
+from bot.keyboards import KEY, button, in_rows, keyboard, link, pattern, unpack
 from bot.language import LANGUAGES, remember, speaks
-from bot.replies import label, question_in, render, render_answer, to_plain_text
+from bot.replies import label, question_in, render, render_answer, source_name, to_plain_text
 from bot.services import Services, asker_of, post_followup, services_of
 from bot.settings import Settings
 from bot.storage.models import QuestionStatus, utcnow
@@ -70,6 +70,10 @@ def answer_keyboard(result: Answer, question_id: int | None,
     language = result.language
     rows = entry_buttons([d for d in result.suggestions if isinstance(d, FaqEntry)], language)
     rules = rules_of(knowledge) if knowledge is not None else None
+    if knowledge is not None and result.status == "answered" and result.document is not None:
+        cited = [knowledge.sources[s] for s in result.document.sources if s in knowledge.sources]
+        rows += in_rows([link(label("source", language, name=source_name(s, language)), s.url)
+                         for s in cited if s.url])
     if (rules is not None and result.status == "answered" and result.document is not None
             and result.document.id in rules.offer_check_for):
         rows.append([start_button(language)])  # "does it apply to us?": walk them through
