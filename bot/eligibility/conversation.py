@@ -7,8 +7,11 @@ bot restart does not lose it: the conversation state and the answers are persist
 database (bot/storage/persistence.py). The result can go to the secretariat as a consultation
 request, which arrives in its group like a follow-up and is answered the same way.
 
+Text typed while a step waits is answered when the knowledge answers it, with a button to
+continue the check; anything else gets the step again with its buttons (questions.py asks).
+
 Callback data (bot/keyboards.py): ck:start, ck:a:<step>:<option>, ck:k:<step> (skip),
-ck:consult, ck:send, ck:keep.
+ck:resume (the current step again), ck:consult, ck:send, ck:keep.
 """
 
 from __future__ import annotations
@@ -137,6 +140,50 @@ async def choose(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str | No
     text, markup = _result_view(context, rules, answers, language)
     await query.edit_message_text(text, parse_mode="HTML", reply_markup=markup)
     return RESULT
+
+
+# --- typing during the check ------------------------------------------------------------------
+
+
+def waiting_step(context: ContextTypes.DEFAULT_TYPE) -> Step | None:
+    """The step a running check waits on, or None when no check is asking."""
+    rules = _served_rules(context)
+    state = (context.user_data or {}).get(DATA)
+    if rules is None or not state or not isinstance(state.get("answers"), dict):
+        return None
+    return rules.next_step(state["answers"])
+
+
+def resume_button(language: str) -> InlineKeyboardButton:
+    """"Continue the check" under an answer given while a check is running."""
+    return button(label("continue_check", language), CHECK, "resume")
+
+
+async def remind(update: Update, context: ContextTypes.DEFAULT_TYPE, typed: bool) -> None:
+    """The running check's current step again, as a new message with its buttons (the old
+    one loses them); `typed`: the user typed instead of pressing, which the reminder says."""
+    rules, state = _served_rules(context), context.user_data.get(DATA)
+    step = waiting_step(context)
+    if rules is None or state is None or step is None:
+        return
+    language = _language(update.effective_user, context)
+    text, markup = _step_view(rules, step, state["answers"], language)
+    if typed:
+        text = render("eligibility_reminder", language) + "\n\n" + text
+    old = state.get("message_id")
+    sent = await update.effective_message.reply_html(text, reply_markup=markup)
+    state["message_id"] = sent.message_id
+    if old:  # one check, one set of live buttons
+        with contextlib.suppress(TelegramError):
+            await context.bot.edit_message_reply_markup(update.effective_chat.id, old,
+                                                        reply_markup=None)
+
+
+async def resume(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str:
+    """"Continue the check": its current step again, with its buttons."""
+    await update.callback_query.answer()
+    await remind(update, context, typed=False)
+    return ASKING
 
 
 async def _alert(query: CallbackQuery, kind: str, language: str) -> None:
@@ -288,7 +335,8 @@ def handlers() -> list[BaseHandler]:
             entry_points=[CommandHandler("check", begin), restart],
             states={
                 ASKING: [CallbackQueryHandler(choose, pattern=pattern(CHECK, "a", KEY, KEY)),
-                         CallbackQueryHandler(choose, pattern=pattern(CHECK, "k", KEY))],
+                         CallbackQueryHandler(choose, pattern=pattern(CHECK, "k", KEY)),
+                         CallbackQueryHandler(resume, pattern=pattern(CHECK, "resume"))],
                 RESULT: [CallbackQueryHandler(consult, pattern=pattern(CHECK, "consult"))],
                 CONSENT: [CallbackQueryHandler(send, pattern=pattern(CHECK, "send")),
                           CallbackQueryHandler(keep, pattern=pattern(CHECK, "keep")),

@@ -28,7 +28,7 @@ from telegram.ext import (
 
 from bot.answering import Answer, answer_entry
 from bot.delivery.inbox import is_recovered, may_repeat
-from bot.eligibility.conversation import start_button
+from bot.eligibility.conversation import remind, resume_button, start_button, waiting_step
 from bot.eligibility.loading import rules_of
 from bot.handlers import feedback, inquiry
 from bot.handlers.inquiry import TYPING, inquiry_button, offers_inquiry, take_typed_question
@@ -63,10 +63,11 @@ def topic_buttons(knowledge: KnowledgeBase, language: str = "ko") -> list[Inline
 
 
 def answer_keyboard(result: Answer, question_id: int | None,
-                    knowledge: KnowledgeBase | None = None, inquiry: bool = False
-                    ) -> InlineKeyboardMarkup | None:
-    """Related questions, the eligibility check, 👍/👎 on an answer; with `inquiry`, the
-    offer to send a declined question to the secretariat."""
+                    knowledge: KnowledgeBase | None = None, inquiry: bool = False,
+                    resume: bool = False) -> InlineKeyboardMarkup | None:
+    """Related questions, the sources' pages, the eligibility check, 👍/👎 on an answer; with
+    `inquiry`, the offer to send a declined question to the secretariat; with `resume`, the
+    way back to a running check."""
     language = result.language
     rows = entry_buttons([d for d in result.suggestions if isinstance(d, FaqEntry)], language)
     rules = rules_of(knowledge) if knowledge is not None else None
@@ -81,6 +82,8 @@ def answer_keyboard(result: Answer, question_id: int | None,
         rows.append([button("👍", "fb", question_id, 1), button("👎", "fb", question_id, -1)])
     if inquiry and question_id is not None and result.status in ("unanswered", "off_topic"):
         rows.append([inquiry_button(language, question_id)])
+    if resume:
+        rows.append([resume_button(language)])
     return keyboard(rows)
 
 
@@ -237,14 +240,22 @@ async def ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
     index = services.index  # one snapshot for the whole question, even if a reload swaps it
     result = await services.answerer.answer(text, index, services.settings.answering_rules())
+    # Typed while the check waits on a step: an answer is given, with the way back to the
+    # check; anything else ("조선 기자재예요") was meant for the check, which asks again.
+    checking = waiting_step(context) is not None
+    reminded = checking and result.status != "answered"
     hit = result.hit
     recorded = await services.database.save_question(QuestionRecord(
         status=QuestionStatus(result.status),
         entry_id=result.document.id if result.document else None,
         score=hit.score if hit else None, coverage=hit.coverage if hit else None,
-        knowledge_version=index.version, wants_followup=result.followup, **base))
+        knowledge_version=index.version, wants_followup=result.followup and not reminded,
+        **base))
     if recorded.duplicate and not is_recovered(update):
         return  # a redelivered update: the user has had this reply already
+    if reminded:
+        await remind(update, context, typed=True)
+        return
     if recorded.followup_id is not None:
         # The follow-up row is the promise: it is posted whether or not the reply gets out.
         await post_followup(context.application, recorded.followup_id)
@@ -253,7 +264,7 @@ async def ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     try:
         await message.reply_html(html, reply_markup=answer_keyboard(
             result, recorded.question_id, index.knowledge,
-            inquiry=recorded.followup_id is None and offers_inquiry(context)),
+            inquiry=recorded.followup_id is None and offers_inquiry(context), resume=checking),
             do_quote=message.chat.type != ChatType.PRIVATE)
     except TelegramError as exc:  # already tried again for SEND_RETRY_SECONDS
         await _reply_failed(services, recorded.question_id, exc)
