@@ -1,5 +1,6 @@
 """Typing during /check: what the knowledge answers is answered, with the way back to the check;
-anything else was meant for the check, which shows its step again with its buttons."""
+anything else was meant for the check, which shows its step again with its buttons. The fields
+it offers are the alliance's, from knowledge/eligibility.yaml's one list of them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.eligibility.loading import rules_of
+from index import KnowledgeInvalid, load_knowledge
 from testing.harness import RunningBot, bot_settings, running_bot
+from tests.conftest import KNOWLEDGE
 
 GROUP = -1001650
 
@@ -71,3 +75,30 @@ async def test_a_question_during_the_check_is_answered_with_a_button_back_to_it(
     tg.send_text(user, "국민성장펀드 총 규모는?")
     after = await tg.wait_for_message(user, lambda m: m.kind == "sent" and "150조원" in m.text)
     assert "ck:resume" not in data_of(after)
+
+
+def test_the_field_step_offers_the_alliances_fields_from_the_one_list_of_them(
+        knowledge_copy: Path) -> None:
+    """조선·해양, 물류, 가전 … are the alliance's fields: the field step takes them from the
+    sub-alliance step, so a field added there is offered in both."""
+    rules = rules_of(load_knowledge(KNOWLEDGE))
+    field = [o.label for o in rules.step("field").options]
+    assert field[:6] == ["AI", "반도체", "바이오", "로봇", "방산", "미래차·모빌리티"]
+    assert field[-1] == "기타"
+    assert {"자율운항선박(조선·해양)", "AI 유통·물류", "AI 가전", "AI 팩토리"} <= set(field)
+    assert "AI 반도체" not in field, "the same field as 반도체 is offered once"
+
+    path = knowledge_copy / "eligibility.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace(
+        "      - {key: ai-semiconductor, label: AI 반도체, same_as: semiconductor}",
+        "      - {key: ai-semiconductor, label: AI 반도체, same_as: semiconductor}\n"
+        "      - {key: ai-shipping, label: AI 해운}"), encoding="utf-8")
+    field = [o.label for o in rules_of(load_knowledge(knowledge_copy)).step("field").options]
+    assert field[-2:] == ["AI 해운", "기타"]
+
+    path.write_text(text.replace("same_as: robot", "same_as: robots"), encoding="utf-8")
+    with pytest.raises(KnowledgeInvalid) as caught:
+        rules_of(load_knowledge(knowledge_copy))
+    assert "option 'humanoid' is same_as 'robots', which step 'field' does not offer" in str(
+        caught.value)
