@@ -49,7 +49,6 @@ from index.analyzer import detect_language
 log = logging.getLogger(__name__)
 
 
-
 def entry_buttons(entries: Iterable[FaqEntry], language: str = "ko"
                   ) -> list[list[InlineKeyboardButton]]:
     """One button per FAQ entry, showing its question: pressed, it sends the answer."""
@@ -158,7 +157,7 @@ async def choose_language(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         return
     language = speaks(update.effective_user, context.user_data)
     await update.effective_message.reply_html(
-        render("language", language, current=language),
+        render("language", language),
         reply_markup=keyboard([[button(label("language", language, choice=lang), "lang", lang)
                                 for lang in LANGUAGES]]))
 
