@@ -5,9 +5,10 @@ labels of its statuses and events. Used by the desk's handlers, the poster and t
 
 from __future__ import annotations
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import InlineKeyboardMarkup
 
-from bot.replies import render, to_plain_text
+from bot.keyboards import button, keyboard
+from bot.replies import label, render, to_plain_text
 from bot.storage.models import EventKind, FollowUpReason
 from bot.storage.records import FollowUpCase
 from index import FaqEntry, KnowledgeIndex
@@ -26,15 +27,14 @@ EVENT_LABELS = {"posted": "사무국 그룹에 게시", "answer": "답변 전달
 CLOSE_REASONS = ("announced", "undecided", "out_of_scope", "duplicate", "not_a_question")
 
 
-def close_reason(key: str) -> str:
+def close_reason(key: str, language: str = "ko") -> str:
     """What the asker is told about why their question was closed."""
-    return to_plain_text(render("close_reason", key=key))
+    return to_plain_text(render("close_reason", language, key=key))
 
 
 def close_reason_keyboard(followup_id: int) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[InlineKeyboardButton(close_reason(key),
-                                                       callback_data=f"sr:{followup_id}:{key}")]
-                                 for key in CLOSE_REASONS])
+    return keyboard([button(close_reason(key), "sr", followup_id, key)]
+                    for key in CLOSE_REASONS)
 
 
 def asker_name(case: FollowUpCase) -> str:
@@ -45,10 +45,9 @@ def asker_name(case: FollowUpCase) -> str:
 
 
 def post_keyboard(followup_id: int) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[
-        InlineKeyboardButton("답변 불필요·종료", callback_data=f"sc:{followup_id}"),
-        InlineKeyboardButton("지식베이스 공백", callback_data=f"sg:{followup_id}"),
-    ], [InlineKeyboardButton("FAQ 제안 만들기", callback_data=f"sf:{followup_id}")]])
+    return keyboard([[button(label("close"), "sc", followup_id),
+                      button(label("gap"), "sg", followup_id)],
+                     [button(label("propose"), "sf", followup_id)]])
 
 
 def post_text(case: FollowUpCase, index: KnowledgeIndex) -> str:

@@ -21,10 +21,13 @@ from markupsafe import Markup
 from pydantic import BaseModel
 
 from bot.answering import Answer
+from bot.answering.wording import as_said, asks_yes_or_no
+from bot.language import LANGUAGES
 from bot.particles import particle, with_particle
-from index import KnowledgeBase
+from index import FaqEntry, KnowledgeBase
+from index.analyzer import detect_language
+from index.knowledge import Source
 
-LANGUAGES = ("ko", "en")
 _TAG = re.compile(r"<[^>]+>")
 _BLANK_LINES = re.compile(r"\n{3,}")
 
@@ -42,6 +45,19 @@ def _kdatetime(value: dt.datetime) -> str:
     return f"{_kdate(local)} {local:%H:%M}"
 
 
+def question_in(entry: Any, language: str) -> str:
+    """An FAQ entry's (or a passage's) question in `language`: for English, the first of the
+    entry's listed phrasings written in English, when it has one."""
+    if language == "en" and isinstance(entry, FaqEntry):
+        return next((a for a in entry.alternates if detect_language(a) == "en"), entry.question)
+    return entry.question
+
+
+def source_name(source: Source, language: str) -> str:
+    """What a source is called in `language`: its short name, else its publisher."""
+    return (source.short_en if language == "en" else source.short_ko) or source.publisher
+
+
 @lru_cache(maxsize=1)
 def _environment() -> Environment:
     env = Environment(
@@ -57,6 +73,8 @@ def _environment() -> Environment:
     # after a closing tag: <code>{{ v }}</code>{{ v | particle("으로") }}.
     env.filters["josa"] = with_particle
     env.filters["particle"] = particle
+    env.filters["question_in"] = question_in
+    env.filters["as_said"] = as_said  # {{ answer_text | as_said(yes_or_no) }}
     return env
 
 
@@ -64,11 +82,15 @@ def render(template_name: str, language: str = "ko", **context: Any) -> str:
     """Render a template (e.g. "answer") in `language`, tidy blank lines, return HTML."""
     env = _environment()
     lang = language if language in LANGUAGES else "ko"
-    # Messages not yet written in English are sent in Korean.
-    template = env.select_template([f"{lang}/{template_name}.html.j2",
-                                    f"ko/{template_name}.html.j2"])
+    template = env.get_template(f"{lang}/{template_name}.html.j2")
     text = template.render(**context)
     return _BLANK_LINES.sub("\n\n", text).strip()
+
+
+def label(kind: str, language: str = "ko", template: str = "buttons", **context: Any) -> str:
+    """A button's label, from the labels template `template` in `language` (plain text:
+    buttons show no markup)."""
+    return to_plain_text(render(template, language, kind=kind, **context))
 
 
 class Command(BaseModel):
@@ -119,6 +141,7 @@ def _render_reply(answer: Answer, knowledge: KnowledgeBase, reference: int | Non
                   queued: bool, terminal: bool) -> str:
     if answer.parts:
         parts = [{"question": p.question, "document": p.document,
+                  "yes_or_no": asks_yes_or_no(p.question),
                   "sources": [knowledge.sources[s] for s in p.document.sources]
                   if p.document else []} for p in answer.parts]
         return render("answer_parts", answer.language, parts=parts, reference=reference,
@@ -127,7 +150,8 @@ def _render_reply(answer: Answer, knowledge: KnowledgeBase, reference: int | Non
         document = answer.document
         sources = [knowledge.sources[s] for s in document.sources]
         return render("answer", answer.language, document=document, sources=sources,
-                      suggestions=answer.suggestions)
+                      suggestions=answer.suggestions,
+                      yes_or_no=asks_yes_or_no(answer.question))
     if answer.status == "unanswered":
         return render("unanswered", answer.language, reference=reference, queued=queued,
                       terminal=terminal, suggestions=answer.suggestions)

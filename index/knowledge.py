@@ -49,6 +49,10 @@ class Source:
     title: str
     publisher: str
     date: dt.date
+    # What an answer's source line calls it (Korean, English); without one, publisher and title.
+    short_ko: str | None = None
+    short_en: str | None = None
+    url: str | None = None  # where the public can read it: a button under the answer
 
 
 @dataclass(frozen=True)
@@ -174,10 +178,31 @@ CategoryKey = Annotated[str, BeforeValidator(lambda v: "" if v is None else str(
                         AfterValidator(_known_category)]
 
 
+def _short(value: Any) -> dict[str, str]:
+    """A source's short names, {ko: …, en: …}: what an answer's source line calls it."""
+    if not value:
+        return {}
+    if not isinstance(value, dict) or not set(without_line(value)) <= {"ko", "en"}:
+        raise refuse("short must be {ko: …, en: …}")
+    return {language: " ".join(str(name).split())
+            for language, name in without_line(value).items() if name}
+
+
+def _url(value: Any) -> str | None:
+    """Where the public can read a source: an https address (a button under the answer)."""
+    if value is None:
+        return None
+    if not (isinstance(value, str) and value.startswith("https://") and " " not in value):
+        raise refuse("url {url} is not an https address", url=repr(value))
+    return value
+
+
 class SourceShape(Shape):
     title: LineText
     publisher: LineText
     date: Date
+    short: Annotated[dict[str, str], BeforeValidator(_short), Field(default_factory=dict)]
+    url: Annotated[str | None, BeforeValidator(_url)] = None
 
 
 class CategoryShape(Shape):
@@ -252,7 +277,9 @@ def _load_sources(path: Path) -> dict[str, Source]:
     sources = {}
     for key, node in _entries(path, "source", "title, publisher and date"):
         shape = validated(SourceShape, node, path, f"source {key}")
-        sources[key] = Source(key, shape.title, shape.publisher, shape.date)
+        sources[key] = Source(key, shape.title, shape.publisher, shape.date,
+                              short_ko=shape.short.get("ko"), short_en=shape.short.get("en"),
+                              url=shape.url)
     return sources
 
 

@@ -281,6 +281,13 @@ def check(root: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     ("methods: [loan]", "methods: [loans]", 12, "rule: unknown method 'loans'"),
     ("가까운 방식입니다", "승인됩니다", 12, "says '승인됩니다'"),
     ("      - {key: loan, label: 대출}", "      - {key: loan, label: [대출}", 8, "invalid YAML"),
+    ("    options:\n      - {key: equity", "    also_offer: {step: purposes}\n    options:\n"
+     "      - {key: equity", 6, "step 'purpose': also_offer names 'purposes', which is not "
+     "another step"),
+    ("    options:\n      - {key: equity", "    also_offer: {step: purpose, befor: loan}\n"
+     "    options:\n      - {key: equity", 6, "step 'purpose': unknown key 'befor'"),
+    ("      - {key: loan, label: 대출}", "      - {key: loan, label: 대출, same_as: Loan}", 8,
+     "step 'purpose': option 'loan': key 'Loan' must be"),
 ])
 def test_maxbot_check_refuses_broken_rules_with_their_line(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, line: int,

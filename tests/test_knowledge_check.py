@@ -184,3 +184,29 @@ def test_version_changes_when_an_answer_changes(small_knowledge: Path) -> None:
     faq.write_text(faq.read_text(encoding="utf-8").replace("150조원", "151조원"),
                    encoding="utf-8")
     assert load_knowledge(small_knowledge).version != before
+
+
+def test_a_sources_short_names_and_url_are_checked_at_their_line(tmp_path: Path) -> None:
+    """sources.yaml's `short` ({ko: …, en: …}) and `url` (https only) are read into the
+    source, and a wrong one is an error at its line like the other keys."""
+    root = tmp_path / "kb"
+    shutil.copytree(KNOWLEDGE, root)
+    sources = root / "sources.yaml"
+    text = sources.read_text(encoding="utf-8")
+    short = "  short: {ko: 산업부·금융위 보도자료, en: MOTIE·FSC press release}\n"
+    assert short in text
+    sources.write_text(text.replace(short, short + "  url: https://www.korea.kr/briefing/s1\n"),
+                       encoding="utf-8")
+    s1 = load_knowledge(root).sources["S1"]
+    assert (s1.short_ko, s1.short_en) == ("산업부·금융위 보도자료", "MOTIE·FSC press release")
+    assert s1.url == "https://www.korea.kr/briefing/s1"
+
+    line = text[:text.index(short)].count("\n") + 1
+    sources.write_text(text.replace(short, "  short: {ko: 보도자료, fr: communiqué}\n"
+                                           "  url: http://www.korea.kr/s1\n"), encoding="utf-8")
+    with pytest.raises(KnowledgeInvalid) as caught:
+        load_knowledge(root)
+    said = [str(e) for e in caught.value.errors if e.path == sources]
+    assert f"{sources}:{line}: source S1: short must be {{ko: …, en: …}}" in said, said
+    assert any(f"{sources}:" in s and "source S1: url 'http://www.korea.kr/s1' is not an https "
+               "address" in s for s in said), said

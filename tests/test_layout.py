@@ -31,7 +31,8 @@ LAYERS: list[list[str]] = [
     ["bot.delivery", "bot.reloading", "bot.reports", "bot.documents"],
     ["bot.knowledge", "bot.followups", "bot.evaluation"],
     ["bot.replies", "bot.settings", "bot.eligibility.loading"],
-    ["bot.answering", "bot.storage", "bot.eligibility.rules", "bot.particles"],
+    ["bot.answering", "bot.storage", "bot.eligibility.rules", "bot.particles", "bot.keyboards",
+     "bot.language"],
     ["index"],
 ]
 # Packages that only hold rooms: their __init__ imports nothing of ours.

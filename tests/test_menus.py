@@ -15,7 +15,7 @@ from testing.harness import RunningBot, bot_settings, running_bot
 GROUP = -1001600
 ADMIN = 9301
 ABSENT_ADMIN = 9302  # never opened the bot: Telegram has no chat with them
-USER_COMMANDS = ["start", "topics", "myquestions", "check", "cancel", "help"]
+USER_COMMANDS = ["start", "topics", "myquestions", "check", "cancel", "lang", "help"]
 DESK_COMMANDS = ["pending", "followup", "stats", "tofaq"]
 ADMIN_COMMANDS = ["reload", "kb"]
 

@@ -201,13 +201,14 @@ def _combine(whole: Answer, parts: list[Answer]) -> Answer:
                   parts=tuple(distinct))
 
 
-def answer_entry(entry: FaqEntry, index: KnowledgeIndex, rules: AnsweringRules = DEFAULT_RULES
-                 ) -> Answer:
-    """The answer for an FAQ entry the user picked from a button, with related questions."""
+def answer_entry(entry: FaqEntry, index: KnowledgeIndex, rules: AnsweringRules = DEFAULT_RULES,
+                 language: str = "ko") -> Answer:
+    """The answer for an FAQ entry the user picked from a button, with related questions, in
+    the `language` they read."""
     query = index.parse(entry.question)
     hits = index.search(query, limit=rules.max_suggestions + 3)
     related = _suggestions(hits, rules, exclude=entry)
-    return Answer(entry.question, "answered", "ko", query, Hit(entry, 0.0, 1.0), related,
+    return Answer(entry.question, "answered", language, query, Hit(entry, 0.0, 1.0), related,
                   probability=1.0, on_topic=1.0)
 
 

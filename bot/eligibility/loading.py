@@ -8,6 +8,7 @@ bot/knowledge.py reads the rules together with the rest of the knowledge folder,
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -138,6 +139,23 @@ Conditions = Annotated[dict[str, Annotated[Names, BeforeValidator(_present)]],
 class OptionShape(Strict):
     key: Key
     label: Annotated[LineText, AfterValidator(_short_label)]
+    # The option of the step that offers this one's (also_offer) that means the same: this
+    # one is then not offered there a second time.
+    same_as: Key | None = None
+
+
+def _offer_spec(value: Any) -> Any:
+    if value is not None and not isinstance(value, dict):
+        raise refuse("also_offer must be {step: <another step>, before: <its option>}")
+    return value
+
+
+class AlsoOfferShape(Strict):
+    """`also_offer: {step: sub-alliance, before: other}`: a step offers another step's
+    options too (but those `same_as` one of its own), before its option `before` (else last)."""
+
+    step: Key
+    before: Key | None = None
 
 
 class StepShape(Strict):
@@ -147,6 +165,7 @@ class StepShape(Strict):
     hint: OptionalLineText = None
     ask_if: Conditions  # asked only when these hold
     options: Annotated[tuple[OptionShape, ...], BeforeValidator(_present)]
+    also_offer: Annotated[AlsoOfferShape | None, BeforeValidator(_offer_spec)] = None
 
     @model_validator(mode="after")
     def _options_once(self) -> StepShape:
@@ -276,6 +295,7 @@ def load_eligibility(path: Path, entry_ids: set[str], errors: list[KnowledgeErro
         if not data.get(key):
             out.add(shape.line, f"has no {key}")
     steps: dict[str, Step] = {}
+    offers: dict[str, tuple[dict[str, Any], StepShape]] = {}
     for raw, node in out.each(StepShape, shape.steps, "step", shape.line, _option_named):
         what = f"step {node.key!r}"
         if node.key in steps:
@@ -286,6 +306,8 @@ def load_eligibility(path: Path, entry_ids: set[str], errors: list[KnowledgeErro
         steps[node.key] = Step(node.key, node.label, node.question,
                                tuple(Option(o.key, o.label) for o in node.options),
                                node.hint, ask_if, node.line or 1)
+        offers[node.key] = raw, node
+    steps = _offered_from(steps, offers, out)
     methods = {}
     for key, raw in shape.methods.items():
         if not KEY.match(key):
@@ -319,6 +341,42 @@ def load_eligibility(path: Path, entry_ids: set[str], errors: list[KnowledgeErro
         return None
     return EligibilityRules(path, tuple(steps.values()), methods, tuple(rules), fallback,
                             tuple(questions), offer, never_say)
+
+
+def _offered_from(steps: dict[str, Step], shapes: dict[str, tuple[dict[str, Any], StepShape]],
+                  out: _Collect) -> dict[str, Step]:
+    """Steps that also offer another step's options (`also_offer: {step: sub-alliance, before:
+    other}`): the field of business lists the alliance's fields, except those an option of the
+    other step says are the `same_as` one of its own. One list of fields, kept in one place."""
+    offered = dict(steps)
+    for key, (raw, node) in shapes.items():
+        spec = node.also_offer
+        if spec is None or key not in steps:
+            continue
+        step = steps[key]
+        line = line_of(raw.get("also_offer")) or step.line
+        source = steps.get(spec.step)
+        if source is None or source.key == step.key:
+            if spec.step not in out.broken:  # else it follows from that step's own errors
+                out.add(line, f"step {step.key!r}: also_offer names {spec.step!r}, which is "
+                        "not another step")
+            continue
+        own = {o.key for o in step.options}
+        links = {o.key: o.same_as for o in shapes[source.key][1].options}
+        for option in shapes[source.key][1].options:
+            if option.same_as is not None and option.same_as not in own:
+                out.add(option.line or source.line,
+                        f"step {source.key!r}: option {option.key!r} is same_as "
+                        f"{option.same_as!r}, which step {step.key!r} does not offer")
+        extra = [o for o in source.options if links.get(o.key) is None and o.key not in own]
+        if spec.before is not None and spec.before not in own:
+            out.add(line, f"step {step.key!r}: also_offer before {spec.before!r}, which is not "
+                    "one of its options")
+        cut = next((i for i, o in enumerate(step.options) if o.key == spec.before),
+                   len(step.options))
+        offered[key] = dataclasses.replace(
+            step, options=(*step.options[:cut], *extra, *step.options[cut:]))
+    return offered
 
 
 def _check_conditions(conditions: dict[str, tuple[str, ...]], steps: dict[str, Step],

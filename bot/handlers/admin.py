@@ -13,10 +13,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler, ContextTypes
 
+from bot.handlers.guards import audited
 from bot.reloading import ReloadFailed
 from bot.replies import render
 from bot.services import services_of
-from bot.storage.records import active_knowledge, log_action, most_disliked
+from bot.storage.records import active_knowledge, most_disliked
 
 log = logging.getLogger(__name__)
 
@@ -24,18 +25,9 @@ log = logging.getLogger(__name__)
 async def is_admin(update: Update, context: ContextTypes.DEFAULT_TYPE, action: str,
                    detail: str = "") -> bool:
     """Check the sender is an admin; record the attempt either way; refuse politely."""
-    services = services_of(context)
     user = update.effective_user
-    allowed = user is not None and user.id in services.settings.admin_user_ids
-    try:
-        async with services.database.session() as session:
-            await log_action(session, user.id if user else 0, action, detail[:500], allowed)
-    except SQLAlchemyError:
-        log.exception("audit log not written for %s", action)
-    if not allowed:
-        log.warning("refused admin action %s for user %s", action, user.id if user else None)
-        await update.effective_message.reply_html(render("admin_refused"))
-    return allowed
+    allowed = user is not None and user.id in services_of(context).settings.admin_user_ids
+    return await audited(update, context, action, allowed, "admin_refused", detail)
 
 
 async def reload_knowledge(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

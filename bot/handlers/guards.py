@@ -16,6 +16,7 @@ from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
 from bot.delivery.inbox import is_recovered
+from bot.language import speaks
 from bot.replies import render, to_plain_text
 from bot.services import post_followup, services_of
 from bot.storage.models import FollowUpReason, utcnow
@@ -23,23 +24,11 @@ from bot.storage.records import (
     Claim,
     claim_send,
     forget_button_presses,
+    log_action,
     open_new_followup,
 )
 
 log = logging.getLogger(__name__)
-
-# Our row ids are 32-bit integers in PostgreSQL; a larger number names no row and would
-# overflow the driver.
-ROW_ID_MAX = 2**31 - 1
-
-
-def parse_id(text: str) -> int | None:
-    """A row id typed or carried in a button (`12`, `#12`), or None when it cannot be one."""
-    digits = text.strip().lstrip("#")
-    if not digits.isascii() or not digits.isdigit() or len(digits) > 10:
-        return None
-    value = int(digits)
-    return value if 0 < value <= ROW_ID_MAX else None
 
 
 async def check_update(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -82,14 +71,38 @@ async def unknown_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     log.info("button data %r from user %s matches nothing", update.callback_query.data,
              update.effective_user.id)
     try:
-        await update.callback_query.answer(to_plain_text(render("stale_button")),
+        language = speaks(update.effective_user, context.user_data)
+        await update.callback_query.answer(to_plain_text(render("stale_button", language)),
                                            show_alert=True)
     except TelegramError:
         log.warning("could not answer the button press %s", update.callback_query.id)
 
 
+async def audited(update: Update, context: ContextTypes.DEFAULT_TYPE, action: str,
+                  allowed: bool, refusal: str, detail: str = "") -> bool:
+    """An attempt at a desk or admin action: written to the audit log, allowed or not, and
+    refused politely (template `refusal`, in the person's language) when not allowed."""
+    user = update.effective_user
+    try:
+        async with services_of(context).database.session() as session:
+            await log_action(session, user.id if user else 0, action, detail[:500], allowed)
+    except SQLAlchemyError:
+        log.exception("audit log not written for %s by %s", action, user.id if user else None)
+    if allowed:
+        return True
+    chat_id = update.effective_chat.id if update.effective_chat else None
+    log.warning("refused %s for user %s in chat %s", action, user.id if user else None, chat_id)
+    text = render(refusal, speaks(user, context.user_data))
+    if update.callback_query:
+        await update.callback_query.answer(to_plain_text(text), show_alert=True)
+    elif update.effective_message:
+        await update.effective_message.reply_html(text)
+    return False
+
+
 async def queue_followup_once(update: Update, context: ContextTypes.DEFAULT_TYPE,
-                              question_id: int, reason: FollowUpReason) -> int | None:
+                              question_id: int, reason: FollowUpReason, language: str = "ko"
+                              ) -> int | None:
     """A button that sends a question to the secretariat: open its follow-up and have it
     posted, once however often it is pressed. The follow-up's number when this press opened
     it, or may have (handled again after a crash: the caller confirms, once per follow-up);
@@ -100,11 +113,11 @@ async def queue_followup_once(update: Update, context: ContextTypes.DEFAULT_TYPE
             followup_id, new = await open_new_followup(session, question_id, reason)
     except SQLAlchemyError:
         log.exception("follow-up not opened")
-        await query.answer(to_plain_text(render("unavailable")), show_alert=True)
+        await query.answer(to_plain_text(render("unavailable", language)), show_alert=True)
         return None
     if not new and not is_recovered(update):  # pressed again: the secretariat has it already
-        await query.answer(to_plain_text(render("followup_sent", reference=followup_id)),
-                           show_alert=True)
+        await query.answer(to_plain_text(render("followup_sent", language,
+                                                reference=followup_id)), show_alert=True)
         return None
     await query.answer()
     await post_followup(context.application, followup_id)

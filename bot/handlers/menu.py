@@ -15,6 +15,7 @@ from telegram.error import TelegramError
 from telegram.ext import BaseHandler, CommandHandler, ContextTypes
 
 from bot.handlers.secretariat import is_secretariat
+from bot.language import speaks
 from bot.replies import Command, CommandMenu, command_menu, render
 from bot.services import services_of
 from bot.settings import Settings
@@ -60,9 +61,10 @@ async def show_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     chat_id = update.effective_chat.id if update.effective_chat else None
     desk = await is_secretariat(services, context.bot, user, chat_id)
     admin = user.id in services.settings.admin_user_ids
-    menu = command_menu("ko")
+    language = speaks(user, context.user_data)
+    menu = command_menu(language)
     await update.effective_message.reply_html(render(
-        "help", bot_username=context.bot.username or "bot", commands=menu.user,
+        "help", language, bot_username=context.bot.username or "bot", commands=menu.user,
         desk=menu.desk if desk else [], admin=menu.admin if admin else []))
 
 

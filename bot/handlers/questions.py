@@ -14,13 +14,7 @@ import uuid
 from collections.abc import Iterable
 
 from sqlalchemy.exc import SQLAlchemyError
-from telegram import (
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    Message,
-    MessageEntity,
-    Update,
-)
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, MessageEntity, Update
 from telegram.constants import ChatType
 from telegram.error import Forbidden, TelegramError
 from telegram.ext import (
@@ -34,11 +28,13 @@ from telegram.ext import (
 
 from bot.answering import Answer, answer_entry
 from bot.delivery.inbox import is_recovered, may_repeat
-from bot.eligibility.conversation import start_button
+from bot.eligibility.conversation import remind, resume_button, start_button, waiting_step
 from bot.eligibility.loading import rules_of
 from bot.handlers import feedback, inquiry
 from bot.handlers.inquiry import TYPING, inquiry_button, offers_inquiry, take_typed_question
-from bot.replies import render, render_answer, to_plain_text
+from bot.keyboards import KEY, button, in_rows, keyboard, link, pattern, unpack
+from bot.language import LANGUAGES, remember, speaks
+from bot.replies import label, question_in, render, render_answer, source_name, to_plain_text
 from bot.services import Services, asker_of, post_followup, services_of
 from bot.settings import Settings
 from bot.storage.models import QuestionStatus, utcnow
@@ -48,37 +44,46 @@ from bot.storage.records import (
     record_reply_failure,
 )
 from index import FaqEntry, KnowledgeBase, KnowledgeIndex
+from index.analyzer import detect_language
 
 log = logging.getLogger(__name__)
 
-BUTTON_TEXT_CHARS = 40
+
+def entry_buttons(entries: Iterable[FaqEntry], language: str = "ko"
+                  ) -> list[list[InlineKeyboardButton]]:
+    """One button per FAQ entry, showing its question: pressed, it sends the answer."""
+    return [[button(question_in(e, language), "a", e.id)] for e in entries]
 
 
-def _button_text(text: str) -> str:
-    return text if len(text) <= BUTTON_TEXT_CHARS else text[: BUTTON_TEXT_CHARS - 1] + "…"
-
-
-def entry_buttons(entries: Iterable[FaqEntry]) -> list[list[InlineKeyboardButton]]:
-    return [[InlineKeyboardButton(_button_text(e.question), callback_data=f"a:{e.id}")]
-            for e in entries]
+def topic_buttons(knowledge: KnowledgeBase, language: str = "ko") -> list[InlineKeyboardButton]:
+    """One button per topic that has entries, named in `language`."""
+    return [button(getattr(c, language), "t", c.key) for c in knowledge.categories.values()
+            if any(e.category == c.key for e in knowledge.entries)]
 
 
 def answer_keyboard(result: Answer, question_id: int | None,
-                    knowledge: KnowledgeBase | None = None, inquiry: bool = False
-                    ) -> InlineKeyboardMarkup | None:
-    """Related questions, the eligibility check, 👍/👎 on an answer; with `inquiry`, the
-    offer to send a declined question to the secretariat."""
-    rows = entry_buttons([d for d in result.suggestions if isinstance(d, FaqEntry)])
+                    knowledge: KnowledgeBase | None = None, inquiry: bool = False,
+                    resume: bool = False) -> InlineKeyboardMarkup | None:
+    """Related questions, the sources' pages, the eligibility check, 👍/👎 on an answer; with
+    `inquiry`, the offer to send a declined question to the secretariat; with `resume`, the
+    way back to a running check."""
+    language = result.language
+    rows = entry_buttons([d for d in result.suggestions if isinstance(d, FaqEntry)], language)
     rules = rules_of(knowledge) if knowledge is not None else None
+    if knowledge is not None and result.status == "answered" and result.document is not None:
+        cited = [knowledge.sources[s] for s in result.document.sources if s in knowledge.sources]
+        rows += in_rows([link(label("source", language, name=source_name(s, language)), s.url)
+                         for s in cited if s.url])
     if (rules is not None and result.status == "answered" and result.document is not None
             and result.document.id in rules.offer_check_for):
-        rows.append([start_button()])  # "does it apply to us?": walk them through
+        rows.append([start_button(language)])  # "does it apply to us?": walk them through
     if result.status == "answered" and question_id is not None:
-        rows.append([InlineKeyboardButton("👍", callback_data=f"fb:{question_id}:1"),
-                     InlineKeyboardButton("👎", callback_data=f"fb:{question_id}:-1")])
+        rows.append([button("👍", "fb", question_id, 1), button("👎", "fb", question_id, -1)])
     if inquiry and question_id is not None and result.status in ("unanswered", "off_topic"):
-        rows.append([inquiry_button(question_id)])
-    return InlineKeyboardMarkup(rows) if rows else None
+        rows.append([inquiry_button(language, question_id)])
+    if resume:
+        rows.append([resume_button(language)])
+    return keyboard(rows)
 
 
 def question_text(message: Message, bot_username: str | None) -> str:
@@ -116,18 +121,16 @@ ADDRESSED = AddressedToBot()
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Welcome: what the bot answers and stores, with example questions and topics."""
     index = services_of(context).index
-    examples = _examples(index)
-    topics = [InlineKeyboardButton(c.ko, callback_data=f"t:{c.key}")
-              for c in index.knowledge.categories.values()
-              if any(e.category == c.key for e in index.knowledge.entries)]
-    rows = entry_buttons(examples) + [topics[i:i + 2] for i in range(0, len(topics), 2)]
+    language = speaks(update.effective_user, context.user_data)
+    rows = (entry_buttons(_examples(index), language)
+            + in_rows(topic_buttons(index.knowledge, language)))
     if rules_of(index.knowledge) is not None:
-        rows.append([start_button()])
+        rows.append([start_button(language)])
     if offers_inquiry(context):
-        rows.append([inquiry_button()])
+        rows.append([inquiry_button(language)])
     name = update.effective_user.first_name if update.effective_user else None
     await update.effective_message.reply_html(
-        render("welcome", name=name), reply_markup=InlineKeyboardMarkup(rows))
+        render("welcome", language, name=name), reply_markup=keyboard(rows))
 
 
 def _examples(index: KnowledgeIndex, count: int = 4) -> list[FaqEntry]:
@@ -139,37 +142,66 @@ def _examples(index: KnowledgeIndex, count: int = 4) -> list[FaqEntry]:
 
 
 async def topics(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await update.effective_message.reply_html(render("topics"),
-                                              reply_markup=_topics_keyboard(context))
+    """/topics: the topics as buttons, one to a row."""
+    language = speaks(update.effective_user, context.user_data)
+    buttons = topic_buttons(services_of(context).index.knowledge, language)
+    await update.effective_message.reply_html(render("topics", language),
+                                              reply_markup=keyboard(in_rows(buttons, 1)))
 
 
-def _topics_keyboard(context: ContextTypes.DEFAULT_TYPE) -> InlineKeyboardMarkup:
-    knowledge = services_of(context).index.knowledge
-    buttons = [[InlineKeyboardButton(c.ko, callback_data=f"t:{c.key}")]
-               for c in knowledge.categories.values()
-               if any(e.category == c.key for e in knowledge.entries)]
-    return InlineKeyboardMarkup(buttons)
+async def choose_language(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/lang: the language the bot speaks, as buttons; /lang en or /lang ko switches at once."""
+    wanted = (context.args or [""])[0].lower()
+    if wanted in LANGUAGES:
+        await _switch_language(update, context, wanted)
+        return
+    language = speaks(update.effective_user, context.user_data)
+    await update.effective_message.reply_html(
+        render("language", language),
+        reply_markup=keyboard([[button(label("language", language, choice=lang), "lang", lang)
+                                for lang in LANGUAGES]]))
+
+
+async def language_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """한국어 / English under /lang: the question becomes the confirmation."""
+    query = update.callback_query
+    language = unpack(query.data).field(0)
+    remember(context.user_data, language)
+    await query.answer()
+    try:
+        await query.edit_message_text(render("language_set", language), parse_mode="HTML")
+    except TelegramError:  # too old to edit: say it in a new message instead
+        await query.message.reply_html(render("language_set", language))
+
+
+async def _switch_language(update: Update, context: ContextTypes.DEFAULT_TYPE,
+                           language: str) -> None:
+    remember(context.user_data, language)
+    await update.effective_message.reply_html(render("language_set", language))
 
 
 async def my_questions(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/myquestions: the asker's questions that went to the secretariat, newest first, with
     their reference numbers, where each stands and the answer (or why it was closed)."""
     user = update.effective_user
+    language = speaks(user, context.user_data)
     if update.effective_chat.type != ChatType.PRIVATE:  # the list is nobody else's business
-        await update.effective_message.reply_html(render("my_questions_private"))
+        await update.effective_message.reply_html(render("my_questions_private", language))
         return
     try:
         async with services_of(context).database.session() as session:
             cases, total = await followups_of(session, user.id)
     except SQLAlchemyError:
         log.exception("questions of user %s not read", user.id)
-        await update.effective_message.reply_html(render("unavailable"))
+        await update.effective_message.reply_html(render("unavailable", language))
         return
-    await update.effective_message.reply_html(render("my_questions", cases=cases, total=total))
+    await update.effective_message.reply_html(render("my_questions", language, cases=cases,
+                                                     total=total))
 
 
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await update.effective_message.reply_html(render("unknown_command"))
+    await update.effective_message.reply_html(
+        render("unknown_command", speaks(update.effective_user, context.user_data)))
 
 
 # --- questions --------------------------------------------------------------------------------
@@ -183,18 +215,21 @@ async def ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     text = question_text(message, context.bot.username)
     base = {"asker": asker_of(user), "chat_id": message.chat_id,
             "message_id": message.message_id, "text": text, "asked_at": utcnow()}
+    if text:  # the language they write in is the one they read
+        remember(context.user_data, detect_language(text))
+    language = speaks(user, context.user_data)
 
     if len(text) > services.settings.max_question_chars:
         await services.database.save_question(
             QuestionRecord(status=QuestionStatus.TOO_LONG, **base))
-        await message.reply_html(render("too_long", length=len(text),
+        await message.reply_html(render("too_long", language, length=len(text),
                                         limit=services.settings.max_question_chars))
         return
     refusal = services.limiter.refuse(user.id)
     if refusal is not None:
         await services.database.save_question(QuestionRecord(status=QuestionStatus.LIMITED, **base))
         if refusal.first:  # told once per wait; the rest of a burst is recorded, not answered
-            await message.reply_html(render("rate_limited", seconds=refusal.seconds))
+            await message.reply_html(render("rate_limited", language, seconds=refusal.seconds))
         return
     if message.chat.type == ChatType.PRIVATE and context.user_data.pop(TYPING, None):
         # After "사무국에 직접 문의" on /start: the asker wants a person, not the bot.
@@ -204,14 +239,22 @@ async def ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
     index = services.index  # one snapshot for the whole question, even if a reload swaps it
     result = await services.answerer.answer(text, index, services.settings.answering_rules())
+    # Typed while the check waits on a step: an answer is given, with the way back to the
+    # check; anything else ("조선 기자재예요") was meant for the check, which asks again.
+    checking = waiting_step(context) is not None
+    reminded = checking and result.status != "answered"
     hit = result.hit
     recorded = await services.database.save_question(QuestionRecord(
         status=QuestionStatus(result.status),
         entry_id=result.document.id if result.document else None,
         score=hit.score if hit else None, coverage=hit.coverage if hit else None,
-        knowledge_version=index.version, wants_followup=result.followup, **base))
+        knowledge_version=index.version, wants_followup=result.followup and not reminded,
+        **base))
     if recorded.duplicate and not is_recovered(update):
         return  # a redelivered update: the user has had this reply already
+    if reminded:
+        await remind(update, context, typed=True)
+        return
     if recorded.followup_id is not None:
         # The follow-up row is the promise: it is posted whether or not the reply gets out.
         await post_followup(context.application, recorded.followup_id)
@@ -220,7 +263,7 @@ async def ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     try:
         await message.reply_html(html, reply_markup=answer_keyboard(
             result, recorded.question_id, index.knowledge,
-            inquiry=recorded.followup_id is None and offers_inquiry(context)),
+            inquiry=recorded.followup_id is None and offers_inquiry(context), resume=checking),
             do_quote=message.chat.type != ChatType.PRIVATE)
     except TelegramError as exc:  # already tried again for SEND_RETRY_SECONDS
         await _reply_failed(services, recorded.question_id, exc)
@@ -244,11 +287,13 @@ async def not_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Stickers, photos, voice, files: say what the bot can read."""
     message = update.effective_message
     kind = "document" if message.document else "media"
-    await message.reply_html(render("not_text", kind=kind))
+    await message.reply_html(render("not_text", speaks(update.effective_user, context.user_data),
+                                    kind=kind))
 
 
 async def edited(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await update.effective_message.reply_html(render("edited"))
+    await update.effective_message.reply_html(
+        render("edited", speaks(update.effective_user, context.user_data)))
 
 
 # --- buttons ----------------------------------------------------------------------------------
@@ -258,15 +303,16 @@ async def show_entry(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     """A question button: send that FAQ answer."""
     query = update.callback_query
     index = services_of(context).index
-    entry_id = query.data.split(":", 1)[1]
+    language = speaks(update.effective_user, context.user_data)
+    entry_id = unpack(query.data).field(0)
     entry = next((e for e in index.knowledge.entries if e.id == entry_id), None)
     if entry is None:
-        await query.answer("이 질문은 더 이상 없습니다. 다시 질문해 주세요.", show_alert=True)
+        await query.answer(label("gone", language, "entry"), show_alert=True)
         return
     await query.answer()
     # Related entries are searched for: answering work, off the event loop like a question's.
     result = await asyncio.to_thread(answer_entry, entry, index,
-                                     services_of(context).settings.answering_rules())
+                                     services_of(context).settings.answering_rules(), language)
     await query.message.reply_html(render_answer(result, index.knowledge),
                                    reply_markup=answer_keyboard(result, None, index.knowledge))
 
@@ -275,14 +321,16 @@ async def show_topic(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     """A topic button: list that topic's FAQ questions as buttons."""
     query = update.callback_query
     knowledge = services_of(context).index.knowledge
-    category = knowledge.categories.get(query.data.split(":", 1)[1])
+    language = speaks(update.effective_user, context.user_data)
+    category = knowledge.categories.get(unpack(query.data).field(0))
     if category is None:
-        await query.answer("이 주제는 더 이상 없습니다.", show_alert=True)
+        await query.answer(label("gone", language, "topic"), show_alert=True)
         return
     await query.answer()
     entries = [e for e in knowledge.entries if e.category == category.key]
-    await query.message.reply_html(render("topic", category=category, count=len(entries)),
-                                   reply_markup=InlineKeyboardMarkup(entry_buttons(entries)))
+    await query.message.reply_html(
+        render("topic", language, name=getattr(category, language), count=len(entries)),
+        reply_markup=keyboard(entry_buttons(entries, language)))
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -297,18 +345,22 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         user = update.effective_user.id if update.effective_user else None
         where = f" update={update.update_id} chat={chat} user={user}"
     log.error("error %s while handling%s", error_id, where, exc_info=context.error)
-    if isinstance(update, Update) and update.callback_query is not None:
+    if not isinstance(update, Update):
+        return
+    language = speaks(update.effective_user, context.user_data)
+    if update.callback_query is not None:
         # Stop the button's spinner: a press is answered whatever happened (unless it was
         # answered already, or is too old to answer).
         with contextlib.suppress(TelegramError):
-            await update.callback_query.answer(to_plain_text(render("error", error_id=error_id)),
-                                               show_alert=True)
+            await update.callback_query.answer(
+                to_plain_text(render("error", language, error_id=error_id)), show_alert=True)
         return
-    if isinstance(update, Update) and update.effective_message is not None:
+    if update.effective_message is not None:
         if isinstance(context.error, Forbidden):
             return  # the user blocked the bot: nobody to tell
         try:
-            await update.effective_message.reply_html(render("error", error_id=error_id))
+            await update.effective_message.reply_html(render("error", language,
+                                                             error_id=error_id))
         except TelegramError:
             log.warning("could not tell the user about error %s", error_id)
 
@@ -324,8 +376,10 @@ def handlers(settings: Settings) -> list[BaseHandler]:
         CommandHandler("start", start),
         CommandHandler("topics", topics),
         CommandHandler("myquestions", my_questions),
-        CallbackQueryHandler(show_entry, pattern=r"^a:"),
-        CallbackQueryHandler(show_topic, pattern=r"^t:"),
+        CommandHandler("lang", choose_language),
+        CallbackQueryHandler(show_entry, pattern=pattern("a", "[^:]*")),
+        CallbackQueryHandler(show_topic, pattern=pattern("t", KEY)),
+        CallbackQueryHandler(language_button, pattern=pattern("lang", "(ko|en)")),
         *feedback.handlers(),
         MessageHandler(filters.UpdateType.EDITED_MESSAGE & private_or_addressed, edited),
         MessageHandler(filters.COMMAND & private_or_addressed, unknown_command),

@@ -17,12 +17,9 @@ import logging
 from pathlib import Path
 
 import yaml
-from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import (
     Bot,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
     Message,
     ReplyParameters,
     Update,
@@ -51,8 +48,10 @@ from bot.followups import (
     near_misses,
     post_keyboard,
 )
-from bot.handlers.guards import ROW_ID_MAX, parse_id
-from bot.replies import maybe_repeat, render
+from bot.handlers.guards import audited
+from bot.keyboards import KEY, NUMBER, ROW_ID_MAX, button, keyboard, parse_id, pattern, unpack
+from bot.language import language_of
+from bot.replies import label, maybe_repeat, render, to_plain_text
 from bot.reports.stats import period_stats
 from bot.services import Services, services_of
 from bot.settings import Settings
@@ -67,7 +66,6 @@ from bot.storage.records import (
     followup_case,
     followup_for_group_message,
     followups_between,
-    log_action,
     open_followups,
     questions_between,
     record_answer,
@@ -106,23 +104,18 @@ async def is_secretariat(services: Services, bot: Bot, user: User, chat_id: int 
 
 async def _allowed(update: Update, context: ContextTypes.DEFAULT_TYPE, action: str) -> bool:
     """Check the asker may use the desk; log the attempt either way and refuse politely."""
-    services = services_of(context)
-    user = update.effective_user
     chat_id = update.effective_chat.id if update.effective_chat else None
-    allowed = await is_secretariat(services, context.bot, user, chat_id)
+    allowed = await is_secretariat(services_of(context), context.bot, update.effective_user,
+                                   chat_id)
     detail = (update.effective_message.text or "") if update.effective_message else ""
-    try:
-        async with services.database.session() as session:
-            await log_action(session, user.id, action, detail[:500], allowed)
-    except SQLAlchemyError:
-        log.exception("audit log not written for %s by %s", action, user.id)
-    if not allowed:
-        log.warning("refused %s for user %s in chat %s", action, user.id, chat_id)
-        if update.callback_query:
-            await update.callback_query.answer(render("secretariat_refused"), show_alert=True)
-        elif update.effective_message:
-            await update.effective_message.reply_html(render("secretariat_refused"))
-    return allowed
+    return await audited(update, context, action, allowed, "secretariat_refused", detail)
+
+
+def _asker_language(context: ContextTypes.DEFAULT_TYPE, case: FollowUpCase) -> str:
+    """The language the asker reads (bot/language.py), for what is sent to them."""
+    person = case.person
+    return language_of(context.application.user_data.get(case.question.person_id),
+                       person.language_code if person else None)
 
 
 async def on_group_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -155,13 +148,14 @@ async def on_group_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
             return
     addition = case.followup.status == FollowUpStatus.ANSWERED
     member = message.from_user.id
+    language = _asker_language(context, case)
 
     async def deliver(repeat: bool) -> Message:
         return await context.bot.send_message(
             case.question.chat_id,
-            maybe_repeat(render("secretariat_answer", followup_id=followup.id,
+            maybe_repeat(render("secretariat_answer", language, followup_id=followup.id,
                                 question=case.question.text, answer=text, addition=addition,
-                                edited=False), repeat),
+                                edited=False), repeat, language),
             parse_mode="HTML",
             reply_parameters=ReplyParameters(case.question.message_id,
                                              allow_sending_without_reply=True))
@@ -174,7 +168,7 @@ async def on_group_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         # by the same update handled again (bot/delivery/once.py).
         claim = await send_once(database, update, key, deliver, answered)
     except (Forbidden, BadRequest) as exc:
-        reason = "사용자가 봇을 차단함" if isinstance(exc, Forbidden) else exc.message
+        reason = to_plain_text(render("blocked")) if isinstance(exc, Forbidden) else exc.message
         async with database.session() as session:
             await add_event(session, followup.id, EventKind.DELIVERY_FAILED, member,
                             f"{reason}: {text}")
@@ -214,10 +208,10 @@ def _post_followup_id(post: Message) -> int | None:
     """The follow-up a post is about, from its buttons (see post_keyboard)."""
     markup = post.reply_markup
     for row in markup.inline_keyboard if markup else ():
-        for button in row:
-            data = button.callback_data
-            if isinstance(data, str) and data.startswith("sc:"):
-                return parse_id(data[3:])
+        for pressable in row:
+            press = unpack(pressable.callback_data)
+            if press.kind == "sc":
+                return press.id()
     return None
 
 
@@ -228,8 +222,9 @@ async def _edit_delivered(update: Update, context: ContextTypes.DEFAULT_TYPE,
         return  # still being sent, or its sender died mid-way: nothing to edit yet
     try:
         await context.bot.edit_message_text(
-            render("secretariat_answer", followup_id=case.followup.id,
-                   question=case.question.text, answer=text, addition=False, edited=True),
+            render("secretariat_answer", _asker_language(context, case),
+                   followup_id=case.followup.id, question=case.question.text, answer=text,
+                   addition=False, edited=True),
             chat_id=sent.chat_id, message_id=sent.message_id, parse_mode="HTML")
     except BadRequest as exc:
         if "not modified" in exc.message:
@@ -249,8 +244,8 @@ async def on_post_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     query = update.callback_query
     if not await _allowed(update, context, f"button:{query.data}"):
         return
-    kind, raw_id = query.data.split(":")
-    followup_id = parse_id(raw_id)
+    press = unpack(query.data)
+    kind, followup_id = press.kind, press.id()
     if followup_id is None:
         await query.answer(render("followup_missing"), show_alert=True)
         return
@@ -299,8 +294,8 @@ async def on_close_reason(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     query = update.callback_query
     if not await _allowed(update, context, f"button:{query.data}"):
         return
-    _, raw_id, key = query.data.split(":")
-    followup_id = parse_id(raw_id)
+    press = unpack(query.data)
+    followup_id, key = press.id(), press.field(1)
     if followup_id is None or key not in CLOSE_REASONS:
         await query.answer(render("followup_missing"), show_alert=True)
         return
@@ -321,7 +316,7 @@ async def on_close_reason(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     with contextlib.suppress(TelegramError):  # the choice is made: the buttons go
         await query.edit_message_reply_markup(None)
     asker = "answered" if case.followup.answered_at else await _tell_asker_closed(
-        update, context, case, reason)
+        update, context, case, key)
     await _tell_group_closed(update, context, followup_id, kb_gap=False, reason=reason,
                              asker=asker)
 
@@ -343,16 +338,19 @@ async def _tell_group_closed(update: Update, context: ContextTypes.DEFAULT_TYPE,
 
 
 async def _tell_asker_closed(update: Update, context: ContextTypes.DEFAULT_TYPE,
-                             case: FollowUpCase, reason: str) -> str:
-    """Tell the asker their question was closed, and why, once: "told", or why they were
-    not."""
+                             case: FollowUpCase, key: str) -> str:
+    """Tell the asker their question was closed, and why (reason `key`, in their language),
+    once: "told", or why they were not."""
     database = services_of(context).database
+    language = _asker_language(context, case)
+    reason = close_reason(key, language)
 
     async def tell(repeat: bool) -> Message:
         return await context.bot.send_message(
             case.question.chat_id,
-            maybe_repeat(render("followup_closed", followup_id=case.followup.id,
-                                question=case.question.text, reason=reason), repeat),
+            maybe_repeat(render("followup_closed", language, followup_id=case.followup.id,
+                                question=case.question.text, reason=reason), repeat,
+                         language),
             parse_mode="HTML",
             reply_parameters=ReplyParameters(case.question.message_id,
                                              allow_sending_without_reply=True))
@@ -360,7 +358,7 @@ async def _tell_asker_closed(update: Update, context: ContextTypes.DEFAULT_TYPE,
     try:
         await send_once(database, update, f"followup-closed-asker:{case.followup.id}", tell)
     except (Forbidden, BadRequest) as exc:
-        failure = "사용자가 봇을 차단함" if isinstance(exc, Forbidden) else exc.message
+        failure = to_plain_text(render("blocked")) if isinstance(exc, Forbidden) else exc.message
         async with database.session() as session:
             await add_event(session, case.followup.id, EventKind.DELIVERY_FAILED,
                             text=f"{failure}: {reason}")
@@ -374,7 +372,7 @@ async def pending(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     offset = 0
     if update.callback_query:
-        offset = min(int(update.callback_query.data.split(":")[1][:10]), ROW_ID_MAX)
+        offset = min(int(unpack(update.callback_query.data).field(0)[:10]), ROW_ID_MAX)
         await update.callback_query.answer()
     async with services_of(context).database.session() as session:
         cases, total = await open_followups(session, offset, PAGE)
@@ -382,13 +380,13 @@ async def pending(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         unsent, unsent_total = await failed_replies(session)
     buttons = []
     if offset > 0:
-        buttons.append(InlineKeyboardButton("◀ 이전", callback_data=f"pg:{max(0, offset - PAGE)}"))
+        buttons.append(button(label("previous"), "pg", max(0, offset - PAGE)))
     if offset + PAGE < total:
-        buttons.append(InlineKeyboardButton("다음 ▶", callback_data=f"pg:{offset + PAGE}"))
+        buttons.append(button(label("next"), "pg", offset + PAGE))
     text = render("pending", cases=cases, total=total, first=offset + 1,
                   last=offset + len(cases), unposted=unposted, unsent=unsent,
                   unsent_total=unsent_total)
-    markup = InlineKeyboardMarkup([buttons]) if buttons else None
+    markup = keyboard([buttons])
     if update.callback_query:
         await update.callback_query.edit_message_text(text, parse_mode="HTML",
                                                       reply_markup=markup)
@@ -407,7 +405,7 @@ async def show_followup(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         return
     number = _followup_number(context)
     if number is None:
-        await update.effective_message.reply_html("사용법: <code>/followup 번호</code>")
+        await update.effective_message.reply_html(render("usage", command="followup"))
         return
     async with services_of(context).database.session() as session:
         case = await followup_case(session, number)
@@ -444,7 +442,7 @@ async def to_faq(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     number = _followup_number(context)
     if number is None:
-        await update.effective_message.reply_html("사용법: <code>/tofaq 번호</code>")
+        await update.effective_message.reply_html(render("usage", command="tofaq"))
         return
     await _propose_faq(update, context, number)
 
@@ -517,9 +515,9 @@ def handlers(settings: Settings) -> list[BaseHandler]:
         CommandHandler("followup", show_followup),
         CommandHandler("stats", stats),
         CommandHandler("tofaq", to_faq),
-        CallbackQueryHandler(pending, pattern=r"^pg:\d+$"),
-        CallbackQueryHandler(on_post_button, pattern=r"^s[cgf]:\d+$"),
-        CallbackQueryHandler(on_close_reason, pattern=r"^sr:\d+:[a-z_]+$"),
+        CallbackQueryHandler(pending, pattern=pattern("pg", NUMBER)),
+        CallbackQueryHandler(on_post_button, pattern=pattern("s[cgf]", NUMBER)),
+        CallbackQueryHandler(on_close_reason, pattern=pattern("sr", NUMBER, KEY)),
         MessageHandler(in_group & filters.REPLY & (filters.TEXT | filters.CAPTION)
                     & ~filters.COMMAND, on_group_reply),
     ]

@@ -15,7 +15,7 @@ import warnings
 from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import (
     BaseHandler,
     CallbackQueryHandler,
@@ -58,8 +58,9 @@ from bot.documents.policy import (
 )
 from bot.handlers.admin import is_admin
 from bot.handlers.questions import not_text
+from bot.keyboards import KEY, WORD, button, in_rows, keyboard, pattern, unpack
 from bot.reloading import ReloadFailed
-from bot.replies import KST, render
+from bot.replies import KST, label, render, to_plain_text
 from bot.services import services_of
 from bot.storage.records import log_action
 from index.knowledge import KnowledgeError, Source, split_passages
@@ -174,20 +175,17 @@ async def _next_step(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
         return DATE
     categories = services.index.knowledge.categories
     if pending.category not in categories:
-        buttons = [InlineKeyboardButton(c.ko, callback_data=f"up:{pending.token}:c:{c.key}")
-                   for c in categories.values()]
-        await _ask(update, pending, "category",
-                   InlineKeyboardMarkup([buttons[i:i + 2] for i in range(0, len(buttons), 2)]))
+        buttons = [button(c.ko, "up", pending.token, "c", c.key) for c in categories.values()]
+        await _ask(update, pending, "category", keyboard(in_rows(buttons)))
         return CATEGORY
     policy_dir = services.settings.knowledge_dir / "policy"
     try:
         target = policy_path(policy_dir, pending.slug)
         if target.exists() and pending.overwrite is None:
             alternative = free_path(policy_dir, pending.slug)
-            await _ask(update, pending, "overwrite", InlineKeyboardMarkup([[
-                InlineKeyboardButton("덮어쓰기", callback_data=f"up:{pending.token}:o:1"),
-                InlineKeyboardButton(f"새 이름 {alternative.name}",
-                                     callback_data=f"up:{pending.token}:o:0")]]),
+            await _ask(update, pending, "overwrite", keyboard([[
+                button(label("overwrite"), "up", pending.token, "o", 1),
+                button(label("new_name", name=alternative.name), "up", pending.token, "o", 0)]]),
                 name=target.name, new_name=alternative.name)
             return OVERWRITE
     except UploadRefused as refused:
@@ -227,9 +225,11 @@ async def got_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int 
     """The topic or the overwrite choice; buttons of an earlier upload are stale."""
     query = update.callback_query
     pending = _pending(context)
-    _, token, kind, value = [*query.data.split(":", 3), "", "", ""][:4]
+    press = unpack(query.data)
+    token, kind, value = press.field(0), press.field(1), press.field(2)
     if pending is None or token != pending.token:
-        await query.answer("끝난 업로드의 버튼입니다.", show_alert=True)
+        await update.callback_query.answer(to_plain_text(render("upload_stale")),
+                                           show_alert=True)
         return None
     await query.answer()
     await query.edit_message_reply_markup(None)
@@ -244,7 +244,8 @@ async def got_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int 
 
 async def stale_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A topic or overwrite button pressed after its upload ended."""
-    await update.callback_query.answer("끝난 업로드의 버튼입니다.", show_alert=True)
+    await update.callback_query.answer(to_plain_text(render("upload_stale")),
+                                       show_alert=True)
 
 
 async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
@@ -354,7 +355,7 @@ def handlers() -> list[BaseHandler]:
                         & filters.UpdateType.MESSAGE)
     private_text = (filters.TEXT & ~filters.COMMAND & filters.ChatType.PRIVATE
                     & filters.UpdateType.MESSAGE)
-    buttons = CallbackQueryHandler(got_button, pattern=r"^up:")
+    buttons = CallbackQueryHandler(got_button, pattern=pattern("up", WORD, "[co]", KEY))
     with warnings.catch_warnings():
         # The topic and overwrite buttons belong to the conversation of the admin and chat,
         # not to one message; each carries the upload's token instead.

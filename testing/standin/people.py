@@ -34,11 +34,12 @@ class People:
         username: str | None = None,
         last_name: str | None = None,
         *,
-        language_code: str | None = "en",
+        language_code: str | None = "ko",
         started: bool = True,
     ) -> User:
         """Register a user (and their private chat with the bot).
 
+        Their app speaks Korean unless ``language_code`` says otherwise (``"en"``: English).
         ``started=False`` models someone who never opened the bot: sending to them gives
         403 "Forbidden: bot can't initiate conversation with a user" until they write.
         """

@@ -32,7 +32,7 @@ class User:
     first_name: str
     username: str | None = None
     last_name: str | None = None
-    language_code: str | None = "en"
+    language_code: str | None = "ko"
     is_bot: bool = False
 
     def to_json(self) -> JSON:
