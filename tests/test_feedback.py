@@ -69,14 +69,14 @@ async def test_another_question_after_thumbs_down_reaches_the_secretariat_once(
         desk: RunningBot) -> None:
     tg = desk.tg
     user = tg.user(7913, "다른질문", username="other_q")
-    thanks = await thumbs_down(desk, user, "초저리 대출이 있나요?")
+    thanks = await thumbs_down(desk, user, "초저리 대출 지원도 하나요?")
     pressed = tg.press(user, thanks, button(thanks, "다른 질문이었음"))
     sent = await tg.wait_for_message(user, lambda m: m.kind == "sent")
     [followup] = await desk.followups()
     assert f"접수번호 {followup.id}" in sent.text and followup.reason == "feedback"
     post = await tg.wait_for_message(desk.group)
     assert f"#{followup.id}" in post.text and "다른 질문이었음" in post.text
-    assert "초저리 대출이 있나요?" in post.text and "@other_q" in post.text
+    assert "초저리 대출 지원도 하나요?" in post.text and "@other_q" in post.text
     [row] = await desk.questions()
     assert (row.feedback, row.feedback_reason) == (-1, "other_question")
 

@@ -103,7 +103,7 @@ async def test_topic_menu_lists_questions_and_a_question_button_shows_its_answer
 
 async def test_thumbs_down_offers_the_secretariat_and_opens_a_followup(bot: RunningBot) -> None:
     user = bot.tg.user(106, "예린")
-    bot.tg.send_text(user, "초저리 대출이 있나요?")
+    bot.tg.send_text(user, "초저리 대출 지원도 하나요?")
     answer = await bot.tg.wait_for_message(user)
     [down] = [data for text, data in answer.buttons if text == "👎"]
     bot.tg.press(user, answer, down)
