@@ -261,9 +261,13 @@ GROUP_SHARES = {"on": 1.5, "on_examples": 0.5, "near": 1.0, "chat": 1.0, "smallt
 
 
 def topic_weights(items: list[Labelled]) -> np.ndarray:
-    groups = [_weight_group(item) for item in items]
-    sizes = {g: groups.count(g) for g in set(groups)}
-    return np.array([GROUP_SHARES[g] / sizes[g] * len(items) for g in groups])
+    return _shared_weights([_weight_group(item) for item in items], GROUP_SHARES)
+
+
+def _shared_weights(groups: list[str | None], shares: dict[str, float]) -> np.ndarray:
+    """Per item the weight that gives its group its share of the total (0 for no group)."""
+    sizes = {g: groups.count(g) for g in set(groups) if g is not None}
+    return np.array([0.0 if g is None else shares[g] / sizes[g] * len(groups) for g in groups])
 
 
 def _weight_group(item: Labelled) -> str:
@@ -325,10 +329,7 @@ def _answerable_group(item: Labelled) -> str | None:
 
 def answerable_weights(items: list[Labelled]) -> np.ndarray:
     """Per item its weight in the answerable reading (0: not taught by it)."""
-    groups = [_answerable_group(item) for item in items]
-    sizes = {g: groups.count(g) for g in set(groups) if g is not None}
-    return np.array([0.0 if g is None else ANSWERABLE_SHARES[g] / sizes[g] * len(items)
-                     for g in groups])
+    return _shared_weights([_answerable_group(item) for item in items], ANSWERABLE_SHARES)
 
 
 def _answerable_classifier() -> LogisticRegression:

@@ -34,6 +34,10 @@ TOPIC_EXAMPLES_FILE = "topic_examples.yaml"
 ON_TOPIC, OFF_TOPIC = "on_topic", "off_topic"
 
 
+def _logistic(log_odds: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-np.clip(log_odds, -700, 700)))
+
+
 @dataclass(frozen=True)
 class TopicModel:
     classes: tuple[str, ...]
@@ -63,8 +67,7 @@ class TopicModel:
             answerable[row] += weights @ self.answerable_coef[columns]
         logits -= logits.max(axis=1, keepdims=True)
         odds = np.exp(logits)
-        return (odds / odds.sum(axis=1, keepdims=True),
-                1 / (1 + np.exp(-np.clip(answerable, -700, 700))))
+        return odds / odds.sum(axis=1, keepdims=True), _logistic(answerable)
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,7 @@ class Trees:
         leaves = self._paths(rows)[:, :, -1]
         trees = np.arange(self.feature.shape[0])
         raw = self.baseline + self.values[trees, leaves].sum(axis=1)
-        return 1 / (1 + np.exp(-np.clip(raw, -700, 700)))
+        return _logistic(raw)
 
     def contributions(self, row: np.ndarray) -> list[tuple[str, float]]:
         """Each signal's push on the log-odds for one row (positive: towards yes), strongest
