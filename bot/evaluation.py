@@ -64,13 +64,19 @@ class EvalReport:
         for (it matches a `must`)."""
         return [v for v in self.verdicts if v.answer.status == "answered" and not v.correct
                 and not (v.item.kind == "mixed" and not v.answer.followup
-                         and not [p for p in v.item.must if not re.search(p, v.reply)])
+                         and not [p for p in v.item.must if not holds(p, v.reply)])
                 and not (v.answer.parts and v.answer.followup
-                         and any(re.search(p, v.reply) for p in v.item.must))]
+                         and any(holds(p, v.reply) for p in v.item.must))]
 
     @property
     def failures(self) -> list[Verdict]:
         return [v for v in self.verdicts if not v.correct]
+
+
+def holds(pattern: str, reply: str) -> bool:
+    """Does the reply state what the pattern describes? Case does not change a fact: a set's
+    `Manufacturing AI Transformation` is the answer's `manufacturing AI transformation`."""
+    return re.search(pattern, reply, re.IGNORECASE) is not None
 
 
 def load_questions(path: Path | str) -> list[EvalQuestion]:
@@ -92,19 +98,19 @@ def judge(item: EvalQuestion, result: Answer, reply: str) -> str | None:
     if item.kind == "in":
         if result.status != "answered":
             return f"expected an answer, got {result.status}"
-        missing = [p for p in item.must if not re.search(p, reply)]
+        missing = [p for p in item.must if not holds(p, reply)]
         return f"answer lacks {missing}" if missing else None
     if item.kind == "mixed":
-        missing = [p for p in item.must if not re.search(p, reply)]
+        missing = [p for p in item.must if not holds(p, reply)]
         if missing or not result.followup:
             return (f"answer lacks {missing}" if missing else "") + (
                 "" if result.followup else f" not queued ({result.status})")
-        invented = [p for p in item.must_not if re.search(p, reply)]
+        invented = [p for p in item.must_not if holds(p, reply)]
         return f"reply matches forbidden {invented}" if invented else None
     if item.kind == "unknown":
         if result.status != "unanswered":
             return f"expected a follow-up, got {result.status}"
-        invented = [p for p in item.must_not if re.search(p, reply)]
+        invented = [p for p in item.must_not if holds(p, reply)]
         return f"reply matches forbidden {invented}" if invented else None
     if result.status not in ("off_topic", "smalltalk"):
         return f"expected a pointer, got {result.status}"

@@ -45,7 +45,7 @@ from bot.answering.model import (
     TOPIC_FILE,
 )
 from bot.answering.parts import question_parts
-from bot.evaluation import EvalQuestion, load_questions
+from bot.evaluation import EvalQuestion, holds, load_questions
 from bot.replies import render_answer, to_plain_text
 from index import FaqEntry, KnowledgeIndex, Query
 
@@ -371,7 +371,7 @@ def _is_right(item: Labelled, answer: Answer, index: KnowledgeIndex) -> bool:
     if item.entry_id is not None:
         return answer.document.id == item.entry_id
     reply = to_plain_text(render_answer(answer, index.knowledge))
-    return all(re.search(p, reply) for p in item.must)
+    return all(holds(p, reply) for p in item.must)
 
 
 def candidate_rows(items: list[Labelled], parsed: list[list[Query]], on_topic: np.ndarray,
