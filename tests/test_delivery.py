@@ -134,6 +134,7 @@ async def test_a_reply_that_cannot_be_sent_in_its_window_is_listed_for_the_secre
         assert "국민성장펀드 규모는?" in listing.text and "Service Unavailable" in listing.text
 
 
+@pytest.mark.alone
 async def test_followups_of_questions_replayed_from_the_spool_reach_the_group(
         tg, tmp_path: Path, real_index: KnowledgeIndex, database_url: str) -> None:
     settings = bot_settings(tg, tmp_path, database_url=database_url, secretariat_chat_id=GROUP)

@@ -88,6 +88,7 @@ async def test_a_reply_in_flight_at_a_kill_reaches_its_user_after_the_restart_ma
                 await asyncio.wait_for(process.wait(), timeout=30)
 
 
+@pytest.mark.alone
 async def test_sigterm_mid_burst_stops_the_bot_within_8_seconds_and_hands_back_the_rest(
         tg: BotApiStandIn, tmp_path: Path) -> None:
     """A container runtime waits 10 s after SIGTERM; the updates not answered by then are
@@ -102,6 +103,7 @@ async def test_sigterm_mid_burst_stops_the_bot_within_8_seconds_and_hands_back_t
     assert "left unfinished by a stopped process" in (tmp_path / "restarted.log").read_text()
 
 
+@pytest.mark.alone
 async def test_an_update_noted_in_the_spool_while_the_database_is_down_is_answered_once_after_a_kill(  # noqa: E501
         tg: BotApiStandIn, tmp_path: Path, database_url: str) -> None:
     """The database is away: the update is noted in the inbox's spool file before Telegram

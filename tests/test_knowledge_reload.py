@@ -147,7 +147,7 @@ async def test_maxbot_reindex_makes_running_bots_serve_the_new_version_and_audit
         out = capsys.readouterr().out
         assert f"knowledge {before} -> " in out and "~ fund-size" in out
         assert "added 0, removed 0, changed" in out
-        await tg.wait_until(lambda: bot.services.index.version != before, timeout=10)
+        await tg.wait_until(lambda: bot.services.index.version != before, timeout=60)
         user = tg.user(9600, "재색인")
         tg.send_text(user, "국민성장펀드 총 규모는?")
         assert "180조원" in (await tg.wait_for_message(user)).text

@@ -42,6 +42,7 @@ async def start_database(database_url: str, tmp_path: Path) -> None:
     await asyncio.to_thread(subprocess.run, [POSTGRES_CTL, "start"], check=True)
 
 
+@pytest.mark.alone
 async def test_questions_survive_a_database_outage_and_are_written_when_it_is_back(
         tg, tmp_path: Path, real_index: KnowledgeIndex, database_url: str) -> None:
     settings = bot_settings(tg, tmp_path, database_url=database_url)
@@ -96,6 +97,7 @@ class SlowIndex(KnowledgeIndex):
         return super().parse_many(texts, situation_ends)
 
 
+@pytest.mark.alone
 async def test_a_slow_question_holds_up_no_one_else(
         tg, tmp_path: Path, real_index: KnowledgeIndex) -> None:
     async with running_bot(tg, bot_settings(tg, tmp_path), SlowIndex(real_index)):
@@ -113,6 +115,7 @@ async def test_a_slow_question_holds_up_no_one_else(
         assert "150조" in reply.text
 
 
+@pytest.mark.alone
 async def test_stats_over_a_slow_question_hold_up_no_one_else(
         tg, tmp_path: Path, real_index: KnowledgeIndex) -> None:
     """/stats analyses the period's unanswered questions with the index, which takes a while
@@ -146,6 +149,7 @@ class SlowEntryIndex(KnowledgeIndex):
         return super().parse_many(texts, situation_ends)
 
 
+@pytest.mark.alone
 async def test_a_question_button_over_a_slow_entry_holds_up_no_one_else(
         tg, tmp_path: Path, real_index: KnowledgeIndex) -> None:
     """A question button's answer looks up the entries related to it, with the index: done
