@@ -147,6 +147,12 @@ def test_each_of_two_things_asked_together_gets_its_own_fact(real_index: Knowled
     assert result.followup
 
 
+def test_one_thing_asked_of_two_parties_is_answered_whole(real_index: KnowledgeIndex) -> None:
+    result = answer("하나 더, M.AX 얼라이언스랑 국민성장펀드는 무슨 관계예요?", real_index)
+    assert result.status == "answered" and not result.parts and not result.followup
+    assert result.document.id == "link-why"
+
+
 def test_questions_of_a_kind_the_knowledge_base_never_holds_read_as_unanswerable(
         real_index: KnowledgeIndex) -> None:
     """The answerable reading is learned from the labelled questions: asking a rate or a

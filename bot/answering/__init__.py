@@ -190,6 +190,11 @@ def _combine(whole: Answer, parts: list[Answer]) -> Answer:
     if len(asked) < 2 or (whole.status == "answered" and len(answered_ids) <= 1
                           and all(p.status == "answered" for p in asked)):
         return whole
+    if whole.status == "answered" and whole.hit is not None and whole.hit.coverage >= 1.0:
+        # The entry answering the whole message holds every word it asks about: "M.AX
+        # 얼라이언스랑 국민성장펀드는 무슨 관계예요?" asks one thing of two parties, and a
+        # part ("국민성장펀드는 무슨 관계예요?") can add nothing the whole's answer lacks.
+        return whole
     # The same entry answering two parts is said once.
     distinct: list[Answer] = []
     for part in asked:
