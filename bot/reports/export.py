@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.answering import STATUSES
-from bot.followups import STATUS_LABELS, asker_name
+from bot.followups import asker_name, status_label
 from bot.replies import _environment
 from bot.reports.charts import daily_chart
 from bot.reports.period import (
@@ -90,7 +90,7 @@ def question_rows(period: Period, entry_questions: Mapping[str, str]
             if question.entry_id else "",
             _feedback(question.feedback),
             followup.id if followup else "",
-            STATUS_LABELS.get(followup.status, followup.status) if followup else "",
+            status_label(followup.status) if followup else "",
             (followup.answer or "") if followup else "",
             kst(followup.answered_at) if followup else None,
         ])
@@ -102,7 +102,7 @@ def followup_rows(period: Period) -> list[list[object]]:
     for case in period.cases:
         followup = case.followup
         rows.append([
-            followup.id, STATUS_LABELS.get(followup.status, followup.status),
+            followup.id, status_label(followup.status),
             kst(followup.created_at), REASON_LABELS.get(followup.reason, followup.reason),
             asker_name(case), _username(case.person), case.question.text, followup.answer or "",
             kst(followup.answered_at), kst(followup.closed_at),
@@ -156,7 +156,7 @@ def summary_rows(period: Period, stats: PeriodStats, now: dt.datetime
         ("길이·속도 제한으로 거절한 메시지", refused),
         ("사무국 문의 (기간에 접수)", None),
         ("접수", stats.followups_opened),
-        *((f"  {STATUS_LABELS[status]}", count) for status, count in (
+        *((f"  {status_label(status)}", count) for status, count in (
             (FollowUpStatus.ANSWERED, stats.followups_answered),
             (FollowUpStatus.CLOSED, stats.followups_closed),
             (FollowUpStatus.OPEN, stats.followups_open))),
