@@ -5,6 +5,9 @@ entries they cite, every error with its line. Every text has its English twin be
 
 bot/knowledge.py reads the rules together with the rest of the knowledge folder, so that
 `maxbot check` and /reload list the errors of both at once; `rules_of(knowledge)` gives them.
+
+One module over 400 lines on purpose: the file's shape and the checks of its references read
+as one pass over it, every error collected before failing.
 """
 
 from __future__ import annotations
