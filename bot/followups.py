@@ -9,7 +9,7 @@ from telegram import InlineKeyboardMarkup
 
 from bot.keyboards import button, keyboard
 from bot.replies import label, render, to_plain_text
-from bot.storage.models import EventKind, FollowUpReason, FollowUpStatus
+from bot.storage.models import EventKind, FollowUpReason, FollowUpStatus, QuestionStatus
 from bot.storage.records import FollowUpCase
 from index import FaqEntry, KnowledgeIndex
 
@@ -22,6 +22,16 @@ def status_label(status: FollowUpStatus | str, language: str = "ko") -> str:
 def event_label(kind: EventKind | str, language: str = "ko") -> str:
     """What a follow-up's event was, in words, from followup_labels.html.j2."""
     return label(f"event:{kind}", language, "followup_labels")
+
+
+def question_label(status: QuestionStatus | str, language: str = "ko") -> str:
+    """What became of a question, in words, from followup_labels.html.j2."""
+    return label(f"question:{status}", language, "followup_labels")
+
+
+def reason_label(reason: FollowUpReason | str, language: str = "ko") -> str:
+    """Why a follow-up was opened, in words, from followup_labels.html.j2."""
+    return label(f"reason:{reason}", language, "followup_labels")
 
 
 def event_labels(language: str = "ko") -> dict[str, str]:

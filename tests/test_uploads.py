@@ -36,6 +36,7 @@ from bot.storage.models import AdminAction
 from index import KnowledgeIndex, build_index, load_knowledge
 from index.knowledge import Category, Source, split_passages
 from testing.harness import RunningBot, bot_settings, running_bot
+from tests.conftest import PROJECT
 
 
 def refusal_of(action, *args, language: str = "ko") -> str:
@@ -452,3 +453,16 @@ def test_the_written_document_passes_the_loaders_checks(tmp_path: Path) -> None:
     assert passages[0].heading == "1. 일정" and passages[0].text.startswith("# 해시로")
     assert [p.heading for p in passages[1:]] == ["2. 긴 절", "2. 긴 절 (2)", "2. 긴 절 (3)"]
     assert all(len(p.text) <= 1500 for p in passages)
+
+
+def test_every_refusal_the_code_raises_has_its_words_in_both_languages() -> None:
+    codes = set()
+    for path in (PROJECT / "bot").rglob("*.py"):
+        codes |= set(re.findall(r'UploadRefused\("([a-z_0-9]+)"', path.read_text("utf-8")))
+    assert {"too_big", "encrypted", "content", "not_valid"} <= codes
+    details = {"extension": ".x", "kind": "zip", "megabytes": 11.0, "limit": 10, "pages": 301,
+               "format": "PDF", "error": "disk full"}
+    for code in sorted(codes):
+        for language in ("ko", "en"):
+            assert render("upload_refusal", language, code=code, **details).strip(), (
+                f"no words for {code!r} in {language}/upload_refusal.html.j2")

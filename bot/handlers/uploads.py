@@ -339,7 +339,7 @@ async def _finish(update: Update, context: ContextTypes.DEFAULT_TYPE,
             split_passages(target, markdown, {**knowledge.sources, source_id: source},
                            knowledge.categories)
         except KnowledgeError as exc:
-            await _give_up(update, context, f"변환한 문서가 형식 검사를 통과하지 못했습니다: {exc}",
+            await _give_up(update, context, UploadRefused("not_valid", error=str(exc)),
                            pending.file_name)
             return
         try:
