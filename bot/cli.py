@@ -17,6 +17,7 @@ from bot.eligibility.loading import rules_of
 from bot.knowledge import load_index, load_knowledge
 from bot.replies import render, render_answer, to_plain_text
 from bot.settings import Settings
+from bot.storage.models import FollowUpStatus
 from index import KnowledgeError, KnowledgeIndex, KnowledgeInvalid
 
 
@@ -355,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--queries", type=int, default=300, help="questions per corpus")
 
     followups = sub.add_parser("followups", help="list the secretariat's follow-ups")
-    followups.add_argument("--status", choices=["open", "answered", "closed"])
+    followups.add_argument("--status", type=FollowUpStatus, choices=list(FollowUpStatus))
     followups.add_argument("--since", type=dt.date.fromisoformat, metavar="YYYY-MM-DD",
                            help="opened on or after this day (KST)")
     followups.add_argument("--json", action="store_true", help="one JSON object per line")

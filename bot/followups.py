@@ -9,17 +9,33 @@ from telegram import InlineKeyboardMarkup
 
 from bot.keyboards import button, keyboard
 from bot.replies import label, render, to_plain_text
-from bot.storage.models import EventKind, FollowUpReason
+from bot.storage.models import EventKind, FollowUpReason, FollowUpStatus, QuestionStatus
 from bot.storage.records import FollowUpCase
 from index import FaqEntry, KnowledgeIndex
 
-STATUS_LABELS = {"open": "열림", "answered": "답변 완료", "closed": "종료"}
-EVENT_LABELS = {"posted": "사무국 그룹에 게시", "answer": "답변 전달", "addition": "추가 답변 전달",
-                "delivery_failed": "전달 실패", "closed": "답변 없이 종료",
-                "gap": "지식베이스 공백 표시", "proposal": "FAQ 제안 작성",
-                "consultation": "상담 요청", "delivered": "그룹에 전달 확인",
-                "edited": "답변 수정 전달"}
 
+def status_label(status: FollowUpStatus | str, language: str = "ko") -> str:
+    """A follow-up's status in words, from followup_labels.html.j2."""
+    return label(f"status:{status}", language, "followup_labels")
+
+
+def event_label(kind: EventKind | str, language: str = "ko") -> str:
+    """What a follow-up's event was, in words, from followup_labels.html.j2."""
+    return label(f"event:{kind}", language, "followup_labels")
+
+
+def question_label(status: QuestionStatus | str, language: str = "ko") -> str:
+    """What became of a question, in words, from followup_labels.html.j2."""
+    return label(f"question:{status}", language, "followup_labels")
+
+
+def reason_label(reason: FollowUpReason | str, language: str = "ko") -> str:
+    """Why a follow-up was opened, in words, from followup_labels.html.j2."""
+    return label(f"reason:{reason}", language, "followup_labels")
+
+
+def event_labels(language: str = "ko") -> dict[str, str]:
+    return {str(kind): event_label(kind, language) for kind in EventKind}
 
 
 # Why the secretariat closes a follow-up without an answer; the words, which the asker is

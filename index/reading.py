@@ -297,6 +297,8 @@ def shape_message(error: ErrorDetails, what: str) -> str:
     field = ".".join(names)
     prefix = f"{what}: " if what else ""
     kind = error["type"]
+    if kind in ("missing", "blank") and names and names[-1].endswith("_en"):
+        return f"{what} has no {names[-1]} (the English twin of {names[-1][:-3]})".strip()
     if kind in ("missing", "blank") and names:
         return f"{what} has no {_CALLED.get(names[-1], names[-1])}".strip()
     if kind == "extra_forbidden":

@@ -91,9 +91,11 @@ def test_the_field_step_offers_the_alliances_fields_from_the_one_list_of_them(
     path = knowledge_copy / "eligibility.yaml"
     text = path.read_text(encoding="utf-8")
     path.write_text(text.replace(
-        "      - {key: ai-semiconductor, label: AI 반도체, same_as: semiconductor}",
-        "      - {key: ai-semiconductor, label: AI 반도체, same_as: semiconductor}\n"
-        "      - {key: ai-shipping, label: AI 해운}"), encoding="utf-8")
+        "      - {key: ai-semiconductor, label: AI 반도체, same_as: semiconductor, "
+        "label_en: AI semiconductors}",
+        "      - {key: ai-semiconductor, label: AI 반도체, same_as: semiconductor, "
+        "label_en: AI semiconductors}\n"
+        "      - {key: ai-shipping, label: AI 해운, label_en: AI shipping}"), encoding="utf-8")
     field = [o.label for o in rules_of(load_knowledge(knowledge_copy)).step("field").options]
     assert field[-2:] == ["AI 해운", "기타"]
 

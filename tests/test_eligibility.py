@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,75 @@ async def test_a_full_check_from_start_names_the_methods_and_the_entries_behind_
     tg.press(user, result, "a:support-direct-investment")
     entry = await tg.wait_for_message(user)
     assert "15조원" in entry.text
+
+
+HANGUL = re.compile(r"[가-힣]")
+
+
+def korean_in(message: BotMessage) -> list[str]:
+    """The pieces of a message, its text and its buttons' labels, with Korean in them."""
+    return [piece for piece in [message.text, *(text for text, _ in message.buttons)]
+            if HANGUL.search(piece)]
+
+
+async def test_an_english_user_runs_the_whole_check_in_english(desk: RunningBot) -> None:
+    tg = desk.tg
+    user = tg.user(7807, "Jane", username="jane_ceo", language_code="en")
+    tg.send_text(user, "/check")
+    step = await tg.wait_for_message(user)
+    assert step.text.startswith("🧭 Support check · 1/6")
+    assert "What is your company's main field of business?" in step.text
+    assert "If none fits, choose 'Other'." in step.text, "the hint, in English"
+    assert {"Semiconductors", "Future cars · mobility", "Autonomous ships (shipbuilding)",
+            "Other", "Skip ⏭"} <= {text for text, _ in step.buttons}
+    assert korean_in(step) == []
+
+    tg.send_text(user, "We build ship parts")  # typed, not pressed: reminded, in English
+    again = await tg.wait_for_message(user, lambda m: m.kind == "sent")
+    assert again.text.startswith("🧭 The support check is still running.")
+    assert "What is your company's main field of business?" in again.text
+    assert korean_in(again) == []
+    await tg.wait_for_message(user, lambda m: m.kind == "edited")  # the old step's buttons go
+
+    step = await press(tg, user, again, "ck:a:field:ai")
+    assert "What will the money be used for?" in step.text
+    assert "So far: Field of business AI" in step.text
+    assert "Equity investment for growth" in [text for text, _ in step.buttons]
+    seen = [step]
+    for choice in ("purpose:equity", "size:1b-10b", "alliance:member", "sub-alliance:humanoid"):
+        step = await walk(tg, user, step, choice)
+        seen.append(step)
+    assert "Which sub-alliance are you in?" in seen[3].text
+    assert "Where are your business sites or the project?" in seen[4].text
+    assert all(korean_in(s) == [] for s in seen), [korean_in(s) for s in seen]
+    result = await walk(tg, user, step, "region:non-capital")
+
+    text = result.text
+    assert text.startswith("🧭 Support check result")
+    for line in ("• Field of business: AI", "• Use of the money: Equity investment for growth",
+                 "• Amount needed: 1-10 billion won", "• M.AX Alliance: Yes, we are a member",
+                 "• Sub-alliance: Humanoids", "• Region: Outside the Seoul area",
+                 "✅ Direct investment · Indirect investment"):
+        assert line in text
+    assert "15 trillion won of direct and 35 trillion won of indirect investment" in text
+    assert "the humanoid field's demand came to 6.6 trillion won" in text
+    assert "40% or more of its money on regional projects" in text
+    assert "The limits per company and per project" in text
+    assert "does not mean your company qualifies" in text
+    assert korean_in(result) == []
+    assert "a:support-direct-investment" in data_of(result)
+
+    tg.press(user, result, "ck:consult")  # what would be shared, in English; Korean to the group
+    consent = await tg.wait_for_message(user, lambda m: m.kind == "sent")
+    assert "• Sub-alliance: Humanoids" in consent.text and "Jane (@jane_ceo)" in consent.text
+    assert "the secretariat gets them in Korean" in consent.text
+    assert korean_in(consent) == []
+    tg.press(user, consent, "ck:send")
+    sent = await tg.wait_for_message(user)
+    assert "reference" in sent.text and korean_in(sent) == []
+    post = await tg.wait_for_message(desk.group)
+    assert "• 분과: 휴머노이드" in post.text and "• 지역: 비수도권" in post.text
+    assert tg.parse_errors == []
 
 
 async def test_an_eligibility_question_gets_the_answer_and_a_button_to_the_check(
@@ -246,21 +316,25 @@ offer_check_for: [fund-size]
 steps:
   - key: purpose
     label: 자금 용도
+    label_en: Use of the money
     question: 자금을 어디에 쓰시나요?
+    question_en: What is the money for?
     options:
-      - {key: equity, label: 지분투자}
-      - {key: loan, label: 대출}
+      - {key: equity, label: 지분투자, label_en: Equity}
+      - {key: loan, label: 대출, label_en: A loan}
 methods:
-  loan: {label: 초저리 대출, entries: [fund-loan]}
+  loan: {label: 초저리 대출, label_en: Low-rate loans, entries: [fund-loan]}
 rules:
   - when: {purpose: [loan]}
     methods: [loan]
     reason: 대출이면 초저리 대출이 가까운 방식입니다.
+    reason_en: For a loan, low-rate loans are the closest kind.
     entries: [fund-loan]
 open_questions:
   - text: 금리 수준
+    text_en: The interest rate
 wording:
-  never_say: [승인됩니다]
+  never_say: [승인됩니다, will be approved]
 """
 
 
@@ -270,23 +344,37 @@ def check(root: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize(("old", "new", "line", "message"), [
-    ("    entries: [fund-loan]\nopen", "    entries: [fund-lone]\nopen", 12,
+    ("    entries: [fund-loan]\nopen", "    entries: [fund-lone]\nopen", 14,
      "rule: unknown FAQ entry 'fund-lone'"),
-    ("when: {purpose: [loan]}", "when: {purpos: [loan]}", 12,
+    ("when: {purpose: [loan]}", "when: {purpos: [loan]}", 14,
      "rule: when: unknown step 'purpos'"),
-    ("when: {purpose: [loan]}", "when: {purpose: [lone]}", 12,
+    ("when: {purpose: [loan]}", "when: {purpose: [lone]}", 14,
      "rule: when: unknown option 'lone' of step 'purpose'"),
-    ("    reason: 대출이면 초저리 대출이 가까운 방식입니다.\n", "", 12, "rule has no reason"),
+    ("    reason: 대출이면 초저리 대출이 가까운 방식입니다.\n", "", 14, "rule has no reason"),
     ("    label: 자금 용도\n", "", 3, "step 'purpose' has no label"),
-    ("methods: [loan]", "methods: [loans]", 12, "rule: unknown method 'loans'"),
-    ("가까운 방식입니다", "승인됩니다", 12, "says '승인됩니다'"),
-    ("      - {key: loan, label: 대출}", "      - {key: loan, label: [대출}", 8, "invalid YAML"),
+    ("methods: [loan]", "methods: [loans]", 14, "rule: unknown method 'loans'"),
+    ("가까운 방식입니다", "승인됩니다", 14, "says '승인됩니다'"),
+    ("closest kind", "kind that will be approved", 14, "says 'will be approved'"),
+    # Every text has its English twin.
+    ("    label_en: Use of the money\n", "", 3,
+     "step 'purpose' has no label_en (the English twin of label)"),
+    ("    question_en: What is the money for?\n", "", 3, "step 'purpose' has no question_en"),
+    ("    question_en: What is the money for?\n",
+     "    question_en: What is the money for?\n    hint: 대략이면 됩니다.\n", 3,
+     "step 'purpose': hint and hint_en (its English twin) go together"),
+    (", label_en: A loan}", "}", 10, "step 'purpose': option 'loan' has no label_en"),
+    ("label_en: Low-rate loans, ", "", 12, "method 'loan' has no label_en"),
+    ("    reason_en: For a loan, low-rate loans are the closest kind.\n", "", 14,
+     "rule has no reason_en (the English twin of reason)"),
+    ("    text_en: The interest rate\n", "", 20, "open question has no text_en"),
+    ("      - {key: loan, label: 대출, label_en: A loan}",
+     "      - {key: loan, label: [대출}", 10, "invalid YAML"),
     ("    options:\n      - {key: equity", "    also_offer: {step: purposes}\n    options:\n"
-     "      - {key: equity", 6, "step 'purpose': also_offer names 'purposes', which is not "
+     "      - {key: equity", 8, "step 'purpose': also_offer names 'purposes', which is not "
      "another step"),
     ("    options:\n      - {key: equity", "    also_offer: {step: purpose, befor: loan}\n"
-     "    options:\n      - {key: equity", 6, "step 'purpose': unknown key 'befor'"),
-    ("      - {key: loan, label: 대출}", "      - {key: loan, label: 대출, same_as: Loan}", 8,
+     "    options:\n      - {key: equity", 8, "step 'purpose': unknown key 'befor'"),
+    (", label_en: A loan}", ", label_en: A loan, same_as: Loan}", 10,
      "step 'purpose': option 'loan': key 'Loan' must be"),
 ])
 def test_maxbot_check_refuses_broken_rules_with_their_line(
@@ -342,5 +430,5 @@ def test_a_broken_step_is_reported_once_not_again_by_each_rule_that_names_it(
     rules = root / "eligibility.yaml"
     assert len(errors) == 2, out
     assert f"{rules}:3: step 'purpose' has no label" in errors[0]
-    assert (f"{rules}:11: rule: unknown key 'extra' (expected entries, methods, reason, when)"
-            in errors[1])
+    assert (f"{rules}:13: rule: unknown key 'extra' (expected entries, methods, reason, "
+            "reason_en, when)" in errors[1])

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.followups import event_label, question_label, reason_label, status_label
 from bot.keyboards import pack, pattern, unpack
+from bot.storage.models import EventKind, FollowUpReason, FollowUpStatus, QuestionStatus
 from testing.harness import RunningBot, bot_settings, running_bot
 from tests.conftest import PROJECT
 
@@ -140,3 +142,24 @@ async def test_an_english_asker_hears_from_the_secretariat_in_english(desk: Runn
     tg.press(desk.member, ask, pack("sr", followup.id + 1, "undecided"))
     closed = await tg.wait_for_message(user)
     assert "closed" in closed.text and not HANGUL.search(closed.text.split("\n")[0])
+
+
+def test_every_status_and_event_of_a_followup_has_its_words_in_both_languages() -> None:
+    for language in ("ko", "en"):
+        statuses = [status_label(status, language) for status in FollowUpStatus]
+        events = [event_label(kind, language) for kind in EventKind]
+        assert all(statuses) and len(set(statuses)) == len(statuses)
+        assert all(events) and len(set(events)) == len(events)
+    assert [status_label(s) for s in FollowUpStatus] == ["열림", "답변 완료", "종료"]
+    assert status_label(FollowUpStatus.CLOSED, "en") == "closed"
+    assert event_label(EventKind.GAP) == "지식베이스 공백 표시"
+
+
+def test_every_question_status_and_followup_reason_has_its_words_in_both_languages() -> None:
+    for language in ("ko", "en"):
+        questions = [question_label(status, language) for status in QuestionStatus]
+        reasons = [reason_label(reason, language) for reason in FollowUpReason]
+        assert all(questions) and len(set(questions)) == len(questions), questions
+        assert all(reasons) and len(set(reasons)) == len(reasons), reasons
+    assert question_label(QuestionStatus.DIRECT) == "사무국 직접 문의"
+    assert reason_label(FollowUpReason.FEEDBACK, "en") == "👎 on an answer"

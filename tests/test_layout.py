@@ -193,3 +193,39 @@ def test_the_checks_see_a_lazy_circle_and_an_import_up_the_layers(tmp_path: Path
     assert wrong_way(graph, [["bot.handlers"], ["index"]], {"bot"}) == [
         "index.search imports bot.handlers.questions: bot.handlers is in a higher layer "
         "than index"]
+
+
+# "No file over ~400 lines without a reason at its top" (STYLE.md): a little slack for the
+# file that grows by a line, none for one that grows by a screen.
+LONG_LINES = 420
+
+
+def test_every_module_over_400_lines_says_why_at_its_top() -> None:
+    unexplained = []
+    for module, path in project_modules(PROJECT).items():
+        text = path.read_text(encoding="utf-8")
+        if text.count("\n") <= LONG_LINES or module.startswith("tests"):
+            continue
+        docstring = ast.get_docstring(ast.parse(text)) or ""
+        if "over 400 lines" not in " ".join(docstring.split()):
+            unexplained.append(f"{path.relative_to(PROJECT)} ({text.count(chr(10))} lines)")
+    assert unexplained == []
+
+
+def test_the_readme_says_where_every_module_lives() -> None:
+    """Each module of bot/, index/ and testing/ is named in the README's "where each concern
+    lives" table, by its path, its file name beside its package's, or its folder."""
+    readme = (PROJECT / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("Where each concern lives:"):]
+    table = table[:table.index("\n\n", table.index("| concern |"))]
+    unnamed = []
+    for package in ("bot", "index", "testing"):
+        for path in sorted((PROJECT / package).rglob("*.py")):
+            relative = path.relative_to(PROJECT)
+            if path.name in ("__init__.py", "__main__.py") or "migrations" in relative.parts:
+                continue
+            folder = f"{relative.parent.as_posix()}/"
+            if not (f"`{relative.as_posix()}`" in table or f"`{path.name}`" in table
+                    or f"`{folder}`" in table or f"{path.name}`" in table):
+                unnamed.append(relative.as_posix())
+    assert unnamed == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import io
 import logging
 import sqlite3
@@ -12,8 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import OperationalError, StatementError
+from sqlmodel import select
 
 from bot.app import configure_logging
+from bot.storage.database import Database, upgrade_schema
+from bot.storage.models import Question, QuestionStatus
+from bot.storage.records import Asker, QuestionRecord, Recorded
 from index import KnowledgeIndex
 from testing.harness import bot_settings, running_bot
 from tests.conftest import POSTGRES_CTL
@@ -328,3 +334,31 @@ async def test_a_question_the_database_refuses_is_reported_to_the_asker_and_the_
         assert "오류" not in reply.text
         assert [q.text for q in await running.questions()] == ["M.AX 얼라이언스 분과 알려줘"]
         assert not settings.spool_path.exists(), "refused, not taken for an outage"
+
+
+async def test_a_value_the_database_refuses_is_reported_as_it_is_not_spooled_as_an_outage(
+        tmp_path: Path, database_url: str) -> None:
+    """A StatementError (here a score that is no number) is the statement's fault, not the
+    database being away: the asker's handler gets that error, nothing goes to the spool, and
+    the question written with it in the same group commit is stored."""
+    await asyncio.to_thread(upgrade_schema, database_url)
+    database = Database(database_url, tmp_path / "spool.jsonl")
+    try:
+        now = dt.datetime.now(dt.UTC)
+        bad = QuestionRecord(Asker(401, "값오류"), 401, 1, "국민성장펀드 규모는?",
+                             QuestionStatus.ANSWERED, now, score="not a number")
+        good = QuestionRecord(Asker(402, "정상"), 402, 1, "M.AX 얼라이언스는?",
+                              QuestionStatus.ANSWERED, now, score=0.9)
+        refused, stored = await asyncio.gather(database.save_question(bad),
+                                               database.save_question(good),
+                                               return_exceptions=True)
+        assert isinstance(refused, StatementError) and "not a number" in str(refused)
+        assert not isinstance(refused, OperationalError)
+        assert isinstance(stored, Recorded) and stored.question_id is not None
+        assert not stored.spooled
+        assert not database.spool_path.exists(), "refused, not taken for an outage"
+        async with database.session() as session:
+            texts = (await session.exec(select(Question.text))).all()
+        assert texts == ["M.AX 얼라이언스는?"]
+    finally:
+        await database.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -30,10 +31,21 @@ from bot.documents.policy import (
     source_entry,
     write_upload,
 )
+from bot.replies import render, to_plain_text
 from bot.storage.models import AdminAction
 from index import KnowledgeIndex, build_index, load_knowledge
 from index.knowledge import Category, Source, split_passages
 from testing.harness import RunningBot, bot_settings, running_bot
+from tests.conftest import PROJECT
+
+
+def refusal_of(action, *args, language: str = "ko") -> str:
+    """What the admin reads when `action(*args)` refuses a file."""
+    with pytest.raises(UploadRefused) as refused:
+        action(*args)
+    return to_plain_text(render("upload_refusal", language, code=refused.value.code,
+                                **refused.value.details))
+
 
 ADMIN = 9100
 USER = 9200
@@ -265,6 +277,29 @@ async def test_what_is_not_an_admins_readable_document_writes_nothing(live: Runn
     assert [(a.allowed, a.detail) for a in refused] == [(False, "정책.md (15 bytes)")]
 
 
+async def test_an_admin_who_reads_english_is_told_in_english_why_a_file_is_refused(
+        live: RunningBot) -> None:
+    live.tg.send_text(live.admin, "/lang en")
+    assert "English" in await reply_to_admin(live)
+    for name, data, expected in [
+        ("보고서.docx", _zip({"word/document.xml": b"<w/>"}),
+         ".docx files are not accepted; only .md, .txt, .pdf and .hwpx are."),
+        ("가짜.pdf", b"<html>not a pdf</html>", "The name says .pdf, but the content is text."),
+        ("옛날.hwpx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600),
+         "the content is HWP (5.0) or an old Office document. Save it as 'HWPX' in Hangul"),
+    ]:
+        live.tg.send_document(live.admin, name, data,
+                              caption="출처: 산업부, 2026-01-15; 분류: fund")
+        refused = await reply_to_admin(live)
+        assert f"{name} was not added: " in refused and expected in refused
+        assert "Nothing was saved." in refused and not re.search(r"[가-힣]", refused.replace(
+            name, ""))
+    async with live.database.session() as session:
+        details = (await session.exec(select(AdminAction.detail).where(
+            AdminAction.action == "upload_refused").order_by(AdminAction.id))).all()
+    assert details[1] == "가짜.pdf: 이름은 .pdf 파일인데 내용은 텍스트입니다.", "the log is Korean"
+
+
 async def test_an_upload_that_breaks_the_knowledge_base_is_undone(live: RunningBot) -> None:
     root = live.settings.knowledge_dir
     (root / "faq" / "broken.yaml").write_text("entries: [\n", encoding="utf-8")
@@ -362,8 +397,7 @@ def test_text_is_utf8_or_cp949_and_never_binary() -> None:
     for data, reason in [(b"", "빈 파일"), (b"\x00\x01binary", "이진"),
                          (b"\n\n   \n", "읽을 수 있는 글이 없습니다"),
                          (b"\x80\xff" * 20, "UTF-8도 CP949")]:
-        with pytest.raises(UploadRefused, match=reason):
-            convert("메모.txt", data)
+        assert reason in refusal_of(convert, "메모.txt", data)
 
 
 def test_pdf_pages_and_headings_encrypted_and_broken_pdfs() -> None:
@@ -378,12 +412,13 @@ def test_pdf_pages_and_headings_encrypted_and_broken_pdfs() -> None:
     writer.encrypt(user_password="secret", algorithm="RC4-128")
     locked = io.BytesIO()
     writer.write(locked)
-    with pytest.raises(UploadRefused, match="암호"):
-        convert("잠김.pdf", locked.getvalue())
-    with pytest.raises(UploadRefused, match="PDF를 읽지 못했습니다"):
-        convert("깨짐.pdf", b"%PDF-1.7\n" + b"garbage " * 100)
-    with pytest.raises(UploadRefused, match="읽을 수 있는 글이 없습니다"):
-        convert("빈.pdf", korean_pdf([[]]))
+    assert refusal_of(convert, "잠김.pdf", locked.getvalue()) == (
+        "암호가 걸린 PDF입니다. 암호를 푼 파일을 보내 주세요.")
+    assert refusal_of(convert, "잠김.pdf", locked.getvalue(), language="en") == (
+        "The PDF is password-protected. Please send it without the password.")
+    assert refusal_of(convert, "깨짐.pdf", b"%PDF-1.7\n" + b"garbage " * 100).startswith(
+        "PDF를 읽지 못했습니다")
+    assert "읽을 수 있는 글이 없습니다" in refusal_of(convert, "빈.pdf", korean_pdf([[]]))
 
 
 def test_hwpx_headings_come_from_outline_styles() -> None:
@@ -392,10 +427,10 @@ def test_hwpx_headings_come_from_outline_styles() -> None:
     assert converted.sections[1].text == "AI 바우처 설명회는 4월 셋째 주 목요일에 열립니다."
     encrypted = _zip({"mimetype": b"application/hwp+zip", "Contents/section0.xml": b"x",
                       "META-INF/manifest.xml": b"<manifest><encryption-data/></manifest>"})
-    with pytest.raises(UploadRefused, match="암호"):
-        convert("잠김.hwpx", encrypted)
-    with pytest.raises(UploadRefused, match=r"HWP\(5\.0\)"):
-        convert("옛날.hwpx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600))
+    assert "암호가 걸린(또는 배포용) HWPX" in refusal_of(convert, "잠김.hwpx", encrypted)
+    assert refusal_of(convert, "옛날.hwpx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600)) == (
+        "이름은 .hwpx 파일인데 내용은 HWP(5.0) 또는 옛 오피스 문서입니다. "
+        "한글에서 'HWPX'로 저장해 보내 주세요.")
 
 
 def test_headings_are_short_titles_not_sentences() -> None:
@@ -418,3 +453,16 @@ def test_the_written_document_passes_the_loaders_checks(tmp_path: Path) -> None:
     assert passages[0].heading == "1. 일정" and passages[0].text.startswith("# 해시로")
     assert [p.heading for p in passages[1:]] == ["2. 긴 절", "2. 긴 절 (2)", "2. 긴 절 (3)"]
     assert all(len(p.text) <= 1500 for p in passages)
+
+
+def test_every_refusal_the_code_raises_has_its_words_in_both_languages() -> None:
+    codes = set()
+    for path in (PROJECT / "bot").rglob("*.py"):
+        codes |= set(re.findall(r'UploadRefused\("([a-z_0-9]+)"', path.read_text("utf-8")))
+    assert {"too_big", "encrypted", "content", "not_valid"} <= codes
+    details = {"extension": ".x", "kind": "zip", "megabytes": 11.0, "limit": 10, "pages": 301,
+               "format": "PDF", "error": "disk full"}
+    for code in sorted(codes):
+        for language in ("ko", "en"):
+            assert render("upload_refusal", language, code=code, **details).strip(), (
+                f"no words for {code!r} in {language}/upload_refusal.html.j2")

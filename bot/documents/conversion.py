@@ -1,8 +1,9 @@
 """Check a document and convert it to headed sections: Markdown, plain text, PDF or HWPX.
 
 The checks come first (size, extension against content, encoding, encryption, zip bombs);
-every refusal is an UploadRefused whose reason is said to the admin as it is. Pure: no
-Telegram, no files written (bot/documents/policy.py writes them).
+every refusal is an UploadRefused with a reason code and its details, which the admin reads
+in words from bot/templates/<language>/upload_refusal.html.j2. Pure: no Telegram, no files
+written (bot/documents/policy.py writes them).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import unicodedata
 import warnings
 import zipfile
 from dataclasses import dataclass, replace
+from typing import Any
 
 import yaml
 
@@ -32,17 +34,19 @@ MAX_HEADING_CHARS = 80
 MAX_ZIP_ENTRIES = 2000
 MAX_ZIP_UNPACKED = 200 * 1024 * 1024
 
+# The kinds a file's content can be (`sniff`); their names are in upload_kind.html.j2.
 EXTENSIONS = {".md": "text", ".txt": "text", ".pdf": "pdf", ".hwpx": "hwpx"}
-KIND_NAMES = {"text": "텍스트", "pdf": "PDF", "hwpx": "HWPX", "zip": "ZIP 압축 파일",
-              "ole": "HWP(5.0) 또는 옛 오피스 문서", "binary": "이진 파일"}
 
 
 class UploadRefused(Exception):
-    """A file that is not taken; `reason` is said to the admin as it is."""
+    """A file that is not taken, for the reason `code` ("too_big", "encrypted", ...) with its
+    `details` (sizes, limits, the kind found): the admin reads it from the template
+    upload_refusal.html.j2, which has a sentence for each code."""
 
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
+    def __init__(self, code: str, **details: Any) -> None:
+        self.code = code
+        self.details = details
+        super().__init__(f"{code} {details}" if details else code)
 
 
 @dataclass(frozen=True)
@@ -110,13 +114,10 @@ def check_kind(file_name: str, data: bytes) -> str:
     extension = extension_of(file_name)
     expected = EXTENSIONS.get(extension)
     if expected is None:
-        raise UploadRefused(
-            f"{extension or '확장자 없는'} 파일은 받지 않습니다. .md, .txt, .pdf, .hwpx만 됩니다.")
+        raise UploadRefused("extension", extension=extension)
     actual = sniff(data)
     if actual != expected:
-        hint = " 한글에서 'HWPX'로 저장해 보내 주세요." if actual == "ole" else ""
-        raise UploadRefused(f"이름은 {extension} 파일인데 내용은 {KIND_NAMES[actual]}입니다."
-                            + hint)
+        raise UploadRefused("content", extension=extension, kind=actual)
     return expected
 
 
@@ -126,10 +127,9 @@ def check_kind(file_name: str, data: bytes) -> str:
 def convert(file_name: str, data: bytes) -> Converted:
     """Check and convert a file to headed sections (blocking; run it in a thread)."""
     if not data:
-        raise UploadRefused("빈 파일입니다.")
+        raise UploadRefused("empty")
     if len(data) > MAX_UPLOAD_BYTES:
-        raise UploadRefused(f"파일이 너무 큽니다 ({len(data) / 1024 / 1024:.1f}MB, "
-                            f"최대 {MAX_UPLOAD_BYTES // 1024 // 1024}MB).")
+        raise too_big(len(data))
     kind = check_kind(file_name, data)
     if kind == "pdf":
         converted = pdf_sections(data)
@@ -141,10 +141,16 @@ def convert(file_name: str, data: bytes) -> Converted:
         converted = text_sections(decode_text(data))
     sections = tuple(s for s in converted.sections if s.text)
     if not sections:
-        raise UploadRefused("읽을 수 있는 글이 없습니다 (스캔한 이미지뿐인 문서일 수 있습니다).")
+        raise UploadRefused("no_text")
     if sum(len(s.text) for s in sections) > MAX_TEXT_CHARS:
-        raise UploadRefused(f"글이 너무 깁니다 (최대 {MAX_TEXT_CHARS:,}자). 나눠서 보내 주세요.")
+        raise UploadRefused("too_long", limit=MAX_TEXT_CHARS)
     return replace(converted, sections=sections)
+
+
+def too_big(size: int) -> UploadRefused:
+    """A file over MAX_UPLOAD_BYTES, in megabytes: as found, and the limit."""
+    return UploadRefused("too_big", megabytes=round(size / 1024 / 1024, 1),
+                         limit=MAX_UPLOAD_BYTES // 1024 // 1024)
 
 
 def decode_text(data: bytes) -> str:
@@ -153,21 +159,20 @@ def decode_text(data: bytes) -> str:
         try:
             text = data.decode("utf-16")
         except UnicodeDecodeError as exc:
-            raise UploadRefused("UTF-16 글자를 읽지 못했습니다.") from exc
+            raise UploadRefused("utf16") from exc
     else:
         if b"\x00" in data:
-            raise UploadRefused("글 파일이 아닙니다 (이진 데이터가 들어 있습니다).")
+            raise UploadRefused("binary")
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError:
             try:
                 text = data.decode("cp949")
             except UnicodeDecodeError as exc:
-                raise UploadRefused("UTF-8도 CP949(EUC-KR)도 아닌 글자가 있습니다. "
-                                    "UTF-8로 저장해 보내 주세요.") from exc
+                raise UploadRefused("encoding") from exc
     controls = sum(1 for c in text if unicodedata.category(c) == "Cc" and c not in "\t\n\r\f")
     if controls > max(2, len(text) // 200):
-        raise UploadRefused("글 파일이 아닙니다 (제어 문자가 많습니다).")
+        raise UploadRefused("control_characters")
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
@@ -211,18 +216,17 @@ def pdf_sections(data: bytes) -> Converted:
             try:
                 opened = reader.decrypt("")
             except Exception as exc:  # pypdf raises several kinds for unsupported ciphers
-                raise UploadRefused("암호가 걸린 PDF입니다. 암호를 푼 파일을 보내 주세요.") from exc
+                raise UploadRefused("encrypted", format="PDF") from exc
             if not opened:
-                raise UploadRefused("암호가 걸린 PDF입니다. 암호를 푼 파일을 보내 주세요.")
+                raise UploadRefused("encrypted", format="PDF")
         if len(reader.pages) > MAX_PDF_PAGES:
-            raise UploadRefused(f"쪽이 너무 많습니다 ({len(reader.pages)}쪽, "
-                                f"최대 {MAX_PDF_PAGES}쪽).")
+            raise UploadRefused("pages", pages=len(reader.pages), limit=MAX_PDF_PAGES)
         pages = [(page.extract_text() or "") for page in reader.pages]
     except UploadRefused:
         raise
     except Exception as exc:  # a broken PDF fails in many ways; none of them is ours to fix
         log.info("unreadable PDF: %s", exc)
-        raise UploadRefused("PDF를 읽지 못했습니다 (손상되었거나 지원하지 않는 형식).") from exc
+        raise UploadRefused("unreadable", format="PDF") from exc
     lines = [[clean_line(line) for line in page.splitlines()] for page in pages]
     if any(looks_like_heading(line) for page in lines for line in page):
         return Converted("pdf", _sections_from_lines([line for page in lines for line in page]))
@@ -271,7 +275,7 @@ def hwpx_sections(data: bytes) -> Converted:
                 document.close()
     except Exception as exc:  # python-hwpx raises its own errors and XML/zip ones
         log.info("unreadable HWPX: %s", exc)
-        raise UploadRefused("HWPX를 읽지 못했습니다 (손상되었거나 지원하지 않는 형식).") from exc
+        raise UploadRefused("unreadable", format="HWPX") from exc
     lines = [clean_line(re.sub(r"\t+", " | ", line.strip("\t"))) for line in text.splitlines()]
     return Converted("hwpx", _sections_from_lines(lines, headings))
 
@@ -281,19 +285,18 @@ def _check_hwpx_package(data: bytes) -> None:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             infos = archive.infolist()
             if len(infos) > MAX_ZIP_ENTRIES or sum(i.file_size for i in infos) > MAX_ZIP_UNPACKED:
-                raise UploadRefused("HWPX 압축을 풀면 너무 큽니다.")
+                raise UploadRefused("unpacks_too_big")
             if any(i.flag_bits & 0x1 for i in infos):
-                raise UploadRefused("암호가 걸린 HWPX입니다. 암호를 푼 파일을 보내 주세요.")
+                raise UploadRefused("encrypted", format="HWPX")
             names = set(archive.namelist())
             manifest = "META-INF/manifest.xml"
             if (manifest in names and archive.getinfo(manifest).file_size < 1024 * 1024
                     and b"encryption-data" in archive.read(manifest)):
-                raise UploadRefused("암호가 걸린(또는 배포용) HWPX입니다. "
-                                    "암호를 푼 파일을 보내 주세요.")
+                raise UploadRefused("encrypted_or_distribution")
             if not any(re.fullmatch(r"Contents/section\d+\.xml", n) for n in names):
-                raise UploadRefused("HWPX에 본문(Contents/section*.xml)이 없습니다.")
+                raise UploadRefused("no_body")
     except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as exc:
-        raise UploadRefused("HWPX 압축을 열지 못했습니다.") from exc
+        raise UploadRefused("not_a_zip") from exc
 
 
 _NUMBERED = re.compile(

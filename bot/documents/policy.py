@@ -45,10 +45,10 @@ def slugify(file_name: str) -> str:
 def policy_path(policy_dir: Path, slug: str) -> Path:
     """knowledge/policy/<slug>.md, checked to resolve to a file directly in the policy folder."""
     if not re.fullmatch(r"[a-z0-9가-힣][a-z0-9가-힣-]*", slug):
-        raise UploadRefused("파일 이름을 쓸 수 없습니다.")
+        raise UploadRefused("bad_name")
     target = policy_dir / f"{slug}.md"
     if target.resolve().parent != policy_dir.resolve() or target.is_symlink():
-        raise UploadRefused("파일 이름이 정책 문서 폴더 밖을 가리킵니다.")
+        raise UploadRefused("outside_folder")
     return target
 
 

@@ -2,10 +2,12 @@
 
 /check (or the button on /start and under the eligibility FAQ answer) starts it. Every step,
 option and rule comes from knowledge/eligibility.yaml (bot/eligibility/loading.py reads it), every
-word from the eligibility_* templates. Each step can be skipped, /cancel ends the check, and a
-bot restart does not lose it: the conversation state and the answers are persisted in the
-database (bot/storage/persistence.py). The result can go to the secretariat as a consultation
-request, which arrives in its group like a follow-up and is answered the same way.
+other word from the eligibility_* templates, all in the user's language (the file's texts have
+English twins); the request the secretariat gets is in Korean. Each step can be skipped,
+/cancel ends the check, and a bot restart does not lose it: the conversation state and the
+answers are persisted in the database (bot/storage/persistence.py). The result can go to the
+secretariat as a consultation request, which arrives in its group like a follow-up and is
+answered the same way.
 
 Text typed while a step waits is answered when the knowledge answers it, with a button to
 continue the check; anything else gets the step again with its buttons (questions.py asks).
@@ -49,8 +51,11 @@ DATA = "eligibility"
 CHECK = "ck"
 
 
-def _served_rules(context: ContextTypes.DEFAULT_TYPE) -> EligibilityRules | None:
-    return rules_of(services_of(context).index.knowledge)
+def _served_rules(context: ContextTypes.DEFAULT_TYPE, language: str = "ko"
+                  ) -> EligibilityRules | None:
+    """The rules of the served knowledge, their texts in `language`."""
+    rules = rules_of(services_of(context).index.knowledge)
+    return rules.in_language(language) if rules is not None else None
 
 
 def start_button(language: str) -> InlineKeyboardButton:
@@ -91,8 +96,8 @@ def _step_view(rules: EligibilityRules, step: Step, answers: dict[str, str | Non
 
 async def begin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str | int:
     """/check or a "check" button: a fresh check, from its first step."""
-    rules = _served_rules(context)
     language = _language(update.effective_user, context)
+    rules = _served_rules(context, language)
     if update.callback_query:
         await update.callback_query.answer()
     message = update.effective_message
@@ -110,8 +115,8 @@ async def begin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str | int
 async def choose(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str | None:
     """An option or 건너뛰기 on the current step: record it, show the next step or the result."""
     query = update.callback_query
-    rules = _served_rules(context)
     language = _language(query.from_user, context)
+    rules = _served_rules(context, language)
     state = context.user_data.get(DATA)
     press = unpack(query.data)
     step_key = press.field(1)
@@ -162,11 +167,12 @@ def resume_button(language: str) -> InlineKeyboardButton:
 async def remind(update: Update, context: ContextTypes.DEFAULT_TYPE, typed: bool) -> None:
     """The running check's current step again, as a new message with its buttons (the old
     one loses them); `typed`: the user typed instead of pressing, which the reminder says."""
-    rules, state = _served_rules(context), context.user_data.get(DATA)
+    language = _language(update.effective_user, context)
+    rules, state = _served_rules(context, language), context.user_data.get(DATA)
     step = waiting_step(context)
     if rules is None or state is None or step is None:
         return
-    language = _language(update.effective_user, context)
+    step = rules.step(step.key)
     text, markup = _step_view(rules, step, state["answers"], language)
     if typed:
         text = render("eligibility_reminder", language) + "\n\n" + text
@@ -214,15 +220,17 @@ def _result_view(context: ContextTypes.DEFAULT_TYPE, rules: EligibilityRules,
 # --- the consultation request -----------------------------------------------------------------
 
 
-def _summaries(context: ContextTypes.DEFAULT_TYPE, rules: EligibilityRules,
-               answers: dict[str, str | None]) -> tuple[str, str]:
-    """(one line for lists, the answers and result laid out) as plain text."""
+def _summaries(rules: EligibilityRules, answers: dict[str, str | None], language: str = "ko"
+               ) -> tuple[str, str]:
+    """(one line for lists, the answers and result laid out) as plain text, in `language`:
+    Korean for the secretariat, the user's for the user."""
+    rules = rules.in_language(language)
     outcome = rules.evaluate(answers)
     laid_out = answered(rules, answers)
-    line = to_plain_text(render("eligibility_summary", answered=laid_out, outcome=outcome,
-                                one_line=True))
-    details = to_plain_text(render("eligibility_summary", answered=laid_out, outcome=outcome,
-                                   one_line=False))
+    line = to_plain_text(render("eligibility_summary", language, answered=laid_out,
+                                outcome=outcome, one_line=True))
+    details = to_plain_text(render("eligibility_summary", language, answered=laid_out,
+                                   outcome=outcome, one_line=False))
     return " ".join(line.split()), details
 
 
@@ -248,7 +256,7 @@ async def consult(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str | N
     await query.answer()
     user = update.effective_user
     language = _language(user, context)
-    _, details = _summaries(context, rules, state["answers"])
+    _, details = _summaries(rules, state["answers"], language)
     await query.message.reply_html(
         render("eligibility_consent", language, name=user.full_name, username=user.username,
                details=details),
@@ -263,7 +271,7 @@ async def send(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str | int 
     if current is None:
         return None
     rules, state = current
-    line, details = _summaries(context, rules, state["answers"])
+    line, details = _summaries(rules, state["answers"])
     services = services_of(context)
     try:
         async with services.database.session() as session:

@@ -1,9 +1,13 @@
 """Read and check knowledge/eligibility.yaml: the guided check's steps, methods and rules, its
 shape declared as pydantic models and its references checked against each other and the FAQ
-entries they cite, every error with its line.
+entries they cite, every error with its line. Every text has its English twin beside it
+(`label` and `label_en`, `reason` and `reason_en`, ...): a missing twin is an error.
 
 bot/knowledge.py reads the rules together with the rest of the knowledge folder, so that
 `maxbot check` and /reload list the errors of both at once; `rules_of(knowledge)` gives them.
+
+One module over 400 lines on purpose: the file's shape and the checks of its references read
+as one pass over it, every error collected before failing.
 """
 
 from __future__ import annotations
@@ -136,9 +140,13 @@ Conditions = Annotated[dict[str, Annotated[Names, BeforeValidator(_present)]],
                        BeforeValidator(_conditions), Field(default_factory=dict)]
 
 
+ShortLabel = Annotated[LineText, AfterValidator(_short_label)]
+
+
 class OptionShape(Strict):
     key: Key
-    label: Annotated[LineText, AfterValidator(_short_label)]
+    label: ShortLabel
+    label_en: ShortLabel
     # The option of the step that offers this one's (also_offer) that means the same: this
     # one is then not offered there a second time.
     same_as: Key | None = None
@@ -161,8 +169,11 @@ class AlsoOfferShape(Strict):
 class StepShape(Strict):
     key: Key
     label: LineText
+    label_en: LineText
     question: LineText
+    question_en: LineText
     hint: OptionalLineText = None
+    hint_en: OptionalLineText = None
     ask_if: Conditions  # asked only when these hold
     options: Annotated[tuple[OptionShape, ...], BeforeValidator(_present)]
     also_offer: Annotated[AlsoOfferShape | None, BeforeValidator(_offer_spec)] = None
@@ -173,11 +184,14 @@ class StepShape(Strict):
         twice = sorted({k for k in keys if keys.count(k) > 1})
         if twice:
             raise refuse("duplicate option {keys}", keys=", ".join(map(repr, twice)))
+        if (self.hint is None) != (self.hint_en is None):
+            raise refuse("hint and hint_en (its English twin) go together")
         return self
 
 
 class MethodShape(Strict):
     label: LineText
+    label_en: LineText
     entries: Names = ()
 
 
@@ -185,11 +199,13 @@ class RuleShape(Strict):
     when: Conditions
     methods: Names = ()
     reason: LineText
+    reason_en: LineText
     entries: Annotated[Names, BeforeValidator(_present)]  # the FAQ entries behind its reason
 
 
 class OpenQuestionShape(Strict):
     text: LineText
+    text_en: LineText
     when: Conditions
     methods: Names = ()
     entries: Names = ()
@@ -304,8 +320,9 @@ def load_eligibility(path: Path, entry_ids: set[str], errors: list[KnowledgeErro
         ask_if = _check_conditions(node.ask_if, steps, out, line_of(raw.get("ask_if")) or node.line,
                                    f"{what}: ask_if", later_hint=True)
         steps[node.key] = Step(node.key, node.label, node.question,
-                               tuple(Option(o.key, o.label) for o in node.options),
-                               node.hint, ask_if, node.line or 1)
+                               tuple(Option(o.key, o.label, o.label_en) for o in node.options),
+                               node.hint, ask_if, node.line or 1, node.label_en,
+                               node.question_en, node.hint_en)
         offers[node.key] = raw, node
     steps = _offered_from(steps, offers, out)
     methods = {}
@@ -318,7 +335,7 @@ def load_eligibility(path: Path, entry_ids: set[str], errors: list[KnowledgeErro
         for _, node in out.each(MethodShape, [raw], f"method {key!r}", shape.line):
             out.broken.discard(key)
             entries = _ids(node.entries, out, node.line, f"method {key!r}")
-            methods[key] = Method(key, node.label, entries, node.line or 1)
+            methods[key] = Method(key, node.label, entries, node.line or 1, node.label_en)
     rules = [_rule(raw, node, steps, methods, out, "rule")
              for raw, node in out.each(RuleShape, shape.rules, "rule", shape.line)]
     fallback = None
@@ -329,7 +346,7 @@ def load_eligibility(path: Path, entry_ids: set[str], errors: list[KnowledgeErro
             out.add(fallback.line, "fallback needs methods and no when")
     questions = [OpenQuestion(node.text, *_when_methods_entries(raw, node, steps, methods, out,
                                                                  "open question"),
-                              node.line or 1)
+                              node.line or 1, node.text_en)
                  for raw, node in out.each(OpenQuestionShape, shape.open_questions, "open question",
                                       shape.line)]
     offer = _ids(shape.offer_check_for, out, shape.line, "offer_check_for")
@@ -433,24 +450,27 @@ def _when_methods_entries(raw: dict[str, Any], node: RuleShape | OpenQuestionSha
 def _rule(raw: dict[str, Any], node: RuleShape, steps: dict[str, Step],
           methods: dict[str, Method], out: _Collect, what: str) -> Rule:
     when, known, entries = _when_methods_entries(raw, node, steps, methods, out, what)
-    return Rule(when, known, node.reason, entries, node.line or 1)
+    return Rule(when, known, node.reason, entries, node.line or 1, node.reason_en)
 
 
 def _check_wording(never_say: tuple[str, ...], steps: list[Step], methods: dict[str, Method],
                    rules: list[Rule], questions: list[OpenQuestion], out: _Collect) -> None:
-    """No text may promise what wording.never_say lists."""
+    """No text, in either language, may promise what wording.never_say lists."""
     if not never_say:
         return
-    texts: list[tuple[int | None, str, str]] = []
+    texts: list[tuple[int | None, str, str | None]] = []
     for step in steps:
-        texts += [(step.line, f"step {step.key!r}", step.question)]
-        texts += [(step.line, f"step {step.key!r}", o.label) for o in step.options]
-        if step.hint:
-            texts.append((step.line, f"step {step.key!r}", step.hint))
-    texts += [(m.line, f"method {m.key!r}", m.label) for m in methods.values()]
-    texts += [(r.line, "rule", r.reason) for r in rules]
-    texts += [(q.line, "open question", q.text) for q in questions]
+        texts += [(step.line, f"step {step.key!r}", t) for t in (step.question, step.question_en,
+                                                                 step.hint, step.hint_en)]
+        texts += [(step.line, f"step {step.key!r}", t) for o in step.options
+                  for t in (o.label, o.label_en)]
+    texts += [(m.line, f"method {m.key!r}", t) for m in methods.values()
+              for t in (m.label, m.label_en)]
+    texts += [(r.line, "rule", t) for r in rules for t in (r.reason, r.reason_en)]
+    texts += [(q.line, "open question", t) for q in questions for t in (q.text, q.text_en)]
     for line, what, text in texts:
+        if text is None:
+            continue
         folded = text.casefold()
         for phrase in never_say:
             if phrase.casefold() in folded:

@@ -2,14 +2,15 @@
 
 `knowledge/eligibility.yaml` holds every step, option and rule (bot/eligibility/loading.py
 reads and validates it); this module evaluates a set of answers against them. Pure: no files,
-no Telegram. Nothing here knows which answer leads where.
+no Telegram. Nothing here knows which answer leads where. Every text comes in Korean with its
+English twin (`label_en`, ...); `in_language` gives the rules as a user of a language reads them.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 # Keys travel in Telegram button data ("ck:a:<step>:<option>", 64 bytes at most).
@@ -23,6 +24,7 @@ LABEL_CHARS = 40
 class Option:
     key: str
     label: str
+    label_en: str | None = None
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,9 @@ class Step:
     # Asked only when every listed step's answer is one of the listed options.
     ask_if: tuple[tuple[str, tuple[str, ...]], ...] = ()
     line: int = 1
+    label_en: str | None = None
+    question_en: str | None = None
+    hint_en: str | None = None
 
     def option(self, key: str | None) -> Option | None:
         return next((o for o in self.options if o.key == key), None)
@@ -46,6 +51,7 @@ class Method:
     label: str
     entries: tuple[str, ...]
     line: int = 1
+    label_en: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,7 @@ class Rule:
     reason: str
     entries: tuple[str, ...]
     line: int = 1
+    reason_en: str | None = None
 
     def applies(self, answers: Mapping[str, str | None]) -> bool:
         return _holds(self.when, answers)
@@ -71,6 +78,7 @@ class OpenQuestion:
     methods: tuple[str, ...] = ()
     entries: tuple[str, ...] = ()
     line: int = 1
+    text_en: str | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,29 @@ class EligibilityRules:
     open_questions: tuple[OpenQuestion, ...]
     offer_check_for: tuple[str, ...] = ()
     never_say: tuple[str, ...] = field(default=())
+
+    def in_language(self, language: str) -> EligibilityRules:
+        """The rules with every text in `language`: the English twins for "en", else as
+        written (Korean). Keys, conditions and entries stay, so answers carry over."""
+        if language != "en":
+            return self
+
+        def step(s: Step) -> Step:
+            return replace(s, label=s.label_en or s.label, question=s.question_en or s.question,
+                           hint=s.hint_en or s.hint,
+                           options=tuple(replace(o, label=o.label_en or o.label)
+                                         for o in s.options))
+
+        def rule(r: Rule) -> Rule:
+            return replace(r, reason=r.reason_en or r.reason)
+
+        return replace(
+            self, steps=tuple(step(s) for s in self.steps),
+            methods={k: replace(m, label=m.label_en or m.label) for k, m in self.methods.items()},
+            rules=tuple(rule(r) for r in self.rules),
+            fallback=rule(self.fallback) if self.fallback else None,
+            open_questions=tuple(replace(q, text=q.text_en or q.text)
+                                 for q in self.open_questions))
 
     def step(self, key: str | None) -> Step | None:
         return next((s for s in self.steps if s.key == key), None)

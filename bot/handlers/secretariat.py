@@ -40,13 +40,13 @@ from bot.delivery.inbox import is_recovered
 from bot.delivery.once import send_once
 from bot.followups import (
     CLOSE_REASONS,
-    EVENT_LABELS,
-    STATUS_LABELS,
     asker_name,
     close_reason,
     close_reason_keyboard,
+    event_labels,
     near_misses,
     post_keyboard,
+    status_label,
 )
 from bot.handlers.guards import audited
 from bot.keyboards import KEY, NUMBER, ROW_ID_MAX, button, keyboard, parse_id, pattern, unpack
@@ -415,8 +415,8 @@ async def show_followup(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         return
     await update.effective_message.reply_html(render(
         "followup_detail", case=case, asker_name=asker_name(case),
-        status_label=STATUS_LABELS.get(case.followup.status, case.followup.status),
-        event_labels=EVENT_LABELS), reply_markup=post_keyboard(case.followup.id))
+        status_label=status_label(case.followup.status), event_labels=event_labels()),
+        reply_markup=post_keyboard(case.followup.id))
 
 
 async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -3,6 +3,8 @@
 The conversation: an admin sends a file in a private chat; it is checked and converted
 (bot/documents/); what the caption does not say (source, date, topic) is asked for; the files
 are written, the knowledge is reloaded, and a reload that fails puts everything back as it was.
+Every message is in the admin's language; a refusal's reason comes from upload_refusal.html.j2
+by its code, and the audit log keeps it in Korean.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import secrets
 import warnings
 from dataclasses import dataclass
 
+from markupsafe import Markup
 from sqlalchemy.exc import SQLAlchemyError
 from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import (
@@ -36,13 +39,13 @@ from bot.documents.caption import (
 )
 from bot.documents.conversion import (
     EXTENSIONS,
-    KIND_NAMES,
     MAX_UPLOAD_BYTES,
     Converted,
     UploadRefused,
     convert,
     extension_of,
     one_line,
+    too_big,
 )
 from bot.documents.policy import (
     DEFAULT_PUBLISHER,
@@ -59,6 +62,7 @@ from bot.documents.policy import (
 from bot.handlers.admin import is_admin
 from bot.handlers.questions import not_text
 from bot.keyboards import KEY, WORD, button, in_rows, keyboard, pattern, unpack
+from bot.language import speaks
 from bot.reloading import ReloadFailed
 from bot.replies import KST, label, render, to_plain_text
 from bot.services import services_of
@@ -89,6 +93,16 @@ def _pending(context: ContextTypes.DEFAULT_TYPE) -> PendingUpload | None:
     return context.user_data.get("upload") if context.user_data is not None else None
 
 
+def _language(update: object, context: ContextTypes.DEFAULT_TYPE) -> str:
+    user = update.effective_user if isinstance(update, Update) else None
+    return speaks(user, context.user_data)
+
+
+def _reason(refused: UploadRefused, language: str) -> Markup:
+    """Why a file is not taken, in words: upload_refusal.html.j2, by the refusal's code."""
+    return Markup(render("upload_refusal", language, code=refused.code, **refused.details))
+
+
 async def _audit(update: Update, context: ContextTypes.DEFAULT_TYPE, action: str,
                  detail: str, allowed: bool = True) -> None:
     services = services_of(context)
@@ -113,35 +127,31 @@ async def received(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
         await not_text(update, context)
         return ConversationHandler.END
     document = message.document
-    file_name = one_line(document.file_name or "") or "이름 없는 파일"
+    file_name = (one_line(document.file_name or "")
+                 or label("unnamed", _language(update, context), "upload_kind"))
     if not await is_admin(update, context, "upload",
                           f"{file_name} ({document.file_size or '?'} bytes)"):
         return ConversationHandler.END
 
-    async def refuse(reason: str) -> int:
-        await _audit(update, context, "upload_refused", f"{file_name}: {reason}")
-        await message.reply_html(render("upload_refused", file_name=file_name, reason=reason))
-        return ConversationHandler.END
-
     if extension_of(file_name) not in EXTENSIONS:
-        return await refuse(f"{extension_of(file_name) or '확장자 없는'} 파일은 받지 않습니다. "
-                            ".md, .txt, .pdf, .hwpx만 됩니다.")
+        return await _give_up(update, context,
+                              UploadRefused("extension", extension=extension_of(file_name)),
+                              file_name)
     if document.file_size is not None and document.file_size > MAX_UPLOAD_BYTES:
-        return await refuse(f"파일이 너무 큽니다 ({document.file_size / 1024 / 1024:.1f}MB, "
-                            f"최대 {MAX_UPLOAD_BYTES // 1024 // 1024}MB).")
+        return await _give_up(update, context, too_big(document.file_size), file_name)
     try:
         telegram_file = await document.get_file()
         data = bytes(await telegram_file.download_as_bytearray())
     except Exception:
         log.exception("upload %s not downloaded", file_name)
-        return await refuse("파일을 내려받지 못했습니다. 다시 보내 주세요.")
+        return await _give_up(update, context, UploadRefused("not_downloaded"), file_name)
     try:
         converted = await asyncio.to_thread(convert, file_name, data)
     except UploadRefused as refused:
-        return await refuse(refused.reason)
+        return await _give_up(update, context, refused, file_name)
     except Exception:
         log.exception("upload %s not converted", file_name)
-        return await refuse("파일을 읽지 못했습니다.")
+        return await _give_up(update, context, UploadRefused("not_converted"), file_name)
 
     caption = parse_caption(message.caption, services.index.knowledge.categories)
     source, publisher = split_publisher(caption.source) if caption.source else (None, None)
@@ -152,11 +162,12 @@ async def received(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     return await _next_step(update, context)
 
 
-async def _ask(update: Update, pending: PendingUpload, step: str,
-               markup: InlineKeyboardMarkup | None = None, **extra: object) -> None:
+async def _ask(update: Update, context: ContextTypes.DEFAULT_TYPE, pending: PendingUpload,
+               step: str, markup: InlineKeyboardMarkup | None = None, **extra: object) -> None:
+    language = _language(update, context)
     await update.effective_message.reply_html(
-        render("upload_ask", step=step, file_name=pending.file_name,
-               kind=KIND_NAMES.get(pending.converted.kind, "Markdown"),
+        render("upload_ask", language, step=step, file_name=pending.file_name,
+               kind=label(pending.converted.kind, language, "upload_kind"),
                sections=len(pending.converted.sections), **extra),
         reply_markup=markup)
 
@@ -167,29 +178,32 @@ async def _next_step(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     if pending is None:
         return ConversationHandler.END
     services = services_of(context)
+    language = _language(update, context)
     if pending.source is None:
-        await _ask(update, pending, "source", first=True)
+        await _ask(update, context, pending, "source", first=True)
         return SOURCE
     if pending.date is None:
-        await _ask(update, pending, "date", retry=False)
+        await _ask(update, context, pending, "date", retry=False)
         return DATE
     categories = services.index.knowledge.categories
     if pending.category not in categories:
-        buttons = [button(c.ko, "up", pending.token, "c", c.key) for c in categories.values()]
-        await _ask(update, pending, "category", keyboard(in_rows(buttons)))
+        buttons = [button(c.en if language == "en" else c.ko, "up", pending.token, "c", c.key)
+                   for c in categories.values()]
+        await _ask(update, context, pending, "category", keyboard(in_rows(buttons)))
         return CATEGORY
     policy_dir = services.settings.knowledge_dir / "policy"
     try:
         target = policy_path(policy_dir, pending.slug)
         if target.exists() and pending.overwrite is None:
             alternative = free_path(policy_dir, pending.slug)
-            await _ask(update, pending, "overwrite", keyboard([[
-                button(label("overwrite"), "up", pending.token, "o", 1),
-                button(label("new_name", name=alternative.name), "up", pending.token, "o", 0)]]),
+            await _ask(update, context, pending, "overwrite", keyboard([[
+                button(label("overwrite", language), "up", pending.token, "o", 1),
+                button(label("new_name", language, name=alternative.name), "up", pending.token,
+                       "o", 0)]]),
                 name=target.name, new_name=alternative.name)
             return OVERWRITE
     except UploadRefused as refused:
-        return await _give_up(update, context, refused.reason)
+        return await _give_up(update, context, refused)
     await _finish(update, context, pending)
     return ConversationHandler.END
 
@@ -201,7 +215,7 @@ async def got_source(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     text = update.effective_message.text or ""
     source = source_without_date(text)
     if not source:
-        await _ask(update, pending, "source", first=False)
+        await _ask(update, context, pending, "source", first=False)
         return SOURCE
     pending.source, publisher = split_publisher(source)
     pending.publisher = pending.publisher or publisher
@@ -215,7 +229,7 @@ async def got_date(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
         return ConversationHandler.END
     date = parse_date(update.effective_message.text or "")
     if date is None:
-        await _ask(update, pending, "date", retry=True)
+        await _ask(update, context, pending, "date", retry=True)
         return DATE
     pending.date = date
     return await _next_step(update, context)
@@ -228,8 +242,8 @@ async def got_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int 
     press = unpack(query.data)
     token, kind, value = press.field(0), press.field(1), press.field(2)
     if pending is None or token != pending.token:
-        await update.callback_query.answer(to_plain_text(render("upload_stale")),
-                                           show_alert=True)
+        await update.callback_query.answer(
+            to_plain_text(render("upload_stale", _language(update, context))), show_alert=True)
         return None
     await query.answer()
     await query.edit_message_reply_markup(None)
@@ -244,14 +258,15 @@ async def got_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int 
 
 async def stale_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A topic or overwrite button pressed after its upload ended."""
-    await update.callback_query.answer(to_plain_text(render("upload_stale")),
-                                       show_alert=True)
+    await update.callback_query.answer(
+        to_plain_text(render("upload_stale", _language(update, context))), show_alert=True)
 
 
 async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     pending = context.user_data.pop("upload", None)
     await _audit(update, context, "upload_cancelled", pending.file_name if pending else "")
-    await update.effective_message.reply_html(render("upload_cancelled", timeout=False))
+    await update.effective_message.reply_html(
+        render("upload_cancelled", _language(update, context), timeout=False))
     return ConversationHandler.END
 
 
@@ -259,24 +274,30 @@ async def busy(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Another document while one is waiting for answers."""
     pending = _pending(context)
     await update.effective_message.reply_html(
-        render("upload_busy", file_name=pending.file_name if pending else ""))
+        render("upload_busy", _language(update, context),
+               file_name=pending.file_name if pending else ""))
 
 
 async def timed_out(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     pending = context.user_data.pop("upload", None) if context.user_data is not None else None
     if isinstance(update, Update) and update.effective_chat is not None and pending:
         await context.bot.send_message(update.effective_chat.id,
-                                       render("upload_cancelled", timeout=True),
+                                       render("upload_cancelled", _language(update, context),
+                                              timeout=True),
                                        parse_mode="HTML")
 
 
-async def _give_up(update: Update, context: ContextTypes.DEFAULT_TYPE, reason: str,
+async def _give_up(update: Update, context: ContextTypes.DEFAULT_TYPE, refused: UploadRefused,
                    file_name: str | None = None) -> int:
+    """Refuse the file: say why, in the admin's language; log why, in Korean."""
     pending = context.user_data.pop("upload", None)
     file_name = file_name or (pending.file_name if pending else "")
-    await _audit(update, context, "upload_refused", f"{file_name}: {reason}")
+    await _audit(update, context, "upload_refused",
+                 f"{file_name}: {to_plain_text(_reason(refused, 'ko'))}")
+    language = _language(update, context)
     await update.effective_message.reply_html(
-        render("upload_refused", file_name=file_name, reason=reason))
+        render("upload_refused", language, file_name=file_name,
+               reason=_reason(refused, language)))
     return ConversationHandler.END
 
 
@@ -299,7 +320,7 @@ async def _finish(update: Update, context: ContextTypes.DEFAULT_TYPE,
             if target.exists() and not pending.overwrite:
                 target = free_path(policy_dir, pending.slug)
         except UploadRefused as refused:
-            await _give_up(update, context, refused.reason, pending.file_name)
+            await _give_up(update, context, refused, pending.file_name)
             return
         assert pending.date is not None and pending.source is not None
         assert pending.category is not None
@@ -318,14 +339,14 @@ async def _finish(update: Update, context: ContextTypes.DEFAULT_TYPE,
             split_passages(target, markdown, {**knowledge.sources, source_id: source},
                            knowledge.categories)
         except KnowledgeError as exc:
-            await _give_up(update, context, f"변환한 문서가 형식 검사를 통과하지 못했습니다: {exc}",
+            await _give_up(update, context, UploadRefused("not_valid", error=str(exc)),
                            pending.file_name)
             return
         try:
             written = write_upload(sources_path, entry, target, markdown)
         except OSError as exc:
             log.exception("upload %s not written", pending.file_name)
-            await _give_up(update, context, f"파일을 쓰지 못했습니다 ({exc.strerror}).",
+            await _give_up(update, context, UploadRefused("not_written", error=exc.strerror),
                            pending.file_name)
             return
         result = await services.reloader.reload(by=admin_id)
@@ -333,8 +354,8 @@ async def _finish(update: Update, context: ContextTypes.DEFAULT_TYPE,
             written.undo()
             await _audit(update, context, "upload_failed",
                          f"{pending.file_name} -> {target.name}: {'; '.join(result.errors)}")
-            await message.reply_html(render("upload_failed", file_name=pending.file_name,
-                                            failure=result))
+            await message.reply_html(render("upload_failed", _language(update, context),
+                                            file_name=pending.file_name, failure=result))
             return
     passages = [p for p in services.index.knowledge.passages
                 if p.path.resolve() == target.resolve()]
@@ -342,10 +363,12 @@ async def _finish(update: Update, context: ContextTypes.DEFAULT_TYPE,
     await _audit(update, context, "upload_done",
                  f"{pending.file_name} -> policy/{target.name}, source {source_id}, "
                  f"{len(passages)} passages, version {services.index.version}")
+    language = _language(update, context)
     await message.reply_html(render(
-        "upload_done", file_name=pending.file_name, name=target.name, title=title,
+        "upload_done", language, file_name=pending.file_name, name=target.name, title=title,
         passages=len(passages), source_id=source_id, source=source,
-        category=category.ko if category else pending.category, old_version=version_before,
+        category=((category.en if language == "en" else category.ko) if category
+                  else pending.category), old_version=version_before,
         new_version=services.index.version, overwritten=written.policy_before is not None))
 
 

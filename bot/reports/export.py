@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.answering import STATUSES
-from bot.followups import STATUS_LABELS, asker_name
+from bot.followups import asker_name, question_label, reason_label, status_label
 from bot.replies import _environment
 from bot.reports.charts import daily_chart
 from bot.reports.period import (
@@ -34,12 +34,6 @@ from bot.storage.database import with_database
 from bot.storage.models import FollowUpStatus, Person, QuestionStatus, utcnow
 from index import KnowledgeBase
 
-QUESTION_LABELS = {"answered": "답변", "unanswered": "미답변", "off_topic": "주제 밖",
-                   "smalltalk": "일상 대화",
-                   "too_long": "너무 긴 질문", "limited": "질문 속도 제한",
-                   "consultation": "상담 요청"}
-REASON_LABELS = {"unanswered": "미답변 질문", "feedback": "답변에 👎",
-                 "consultation": "지원 방식 확인 상담 요청"}
 # Cells starting with these are formulas to Excel; user text must never run as one.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -85,12 +79,12 @@ def question_rows(period: Period, entry_questions: Mapping[str, str]
                 else "") or str(question.person_id)
         rows.append([
             question.id, kst(question.asked_at), name, _username(person), question.text,
-            QUESTION_LABELS.get(question.status, question.status),
+            question_label(question.status),
             entry_questions.get(question.entry_id, question.entry_id or "")
             if question.entry_id else "",
             _feedback(question.feedback),
             followup.id if followup else "",
-            STATUS_LABELS.get(followup.status, followup.status) if followup else "",
+            status_label(followup.status) if followup else "",
             (followup.answer or "") if followup else "",
             kst(followup.answered_at) if followup else None,
         ])
@@ -102,8 +96,8 @@ def followup_rows(period: Period) -> list[list[object]]:
     for case in period.cases:
         followup = case.followup
         rows.append([
-            followup.id, STATUS_LABELS.get(followup.status, followup.status),
-            kst(followup.created_at), REASON_LABELS.get(followup.reason, followup.reason),
+            followup.id, status_label(followup.status),
+            kst(followup.created_at), reason_label(followup.reason),
             asker_name(case), _username(case.person), case.question.text, followup.answer or "",
             kst(followup.answered_at), kst(followup.closed_at),
             "예" if followup.kb_gap else "", case.question.id,
@@ -151,12 +145,12 @@ def summary_rows(period: Period, stats: PeriodStats, now: dt.datetime
         ("작성 시각 (KST)", kst(now)),
         ("봇의 판단", None),
         ("질문", stats.questions),
-        *((f"  {QUESTION_LABELS[status]}", decided[status]) for status in STATUSES),
+        *((f"  {question_label(status)}", decided[status]) for status in STATUSES),
         ("답변율 (주제 밖·일상 대화 제외)", stats.answer_rate if on_topic else "-"),
         ("길이·속도 제한으로 거절한 메시지", refused),
         ("사무국 문의 (기간에 접수)", None),
         ("접수", stats.followups_opened),
-        *((f"  {STATUS_LABELS[status]}", count) for status, count in (
+        *((f"  {status_label(status)}", count) for status, count in (
             (FollowUpStatus.ANSWERED, stats.followups_answered),
             (FollowUpStatus.CLOSED, stats.followups_closed),
             (FollowUpStatus.OPEN, stats.followups_open))),

@@ -11,7 +11,7 @@ from typing import TextIO
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.followups import STATUS_LABELS, asker_name
+from bot.followups import asker_name, status_label
 from bot.reports.period import database_error, day_start, handle, kst, kst_text
 from bot.settings import Settings
 from bot.storage.database import Database, with_database
@@ -68,7 +68,7 @@ def format_followups(cases: list[FollowUpCase]) -> str:
     rows = []
     for case in cases:
         followup = case.followup
-        status = STATUS_LABELS.get(followup.status, followup.status)
+        status = status_label(followup.status)
         if followup.kb_gap:
             status += " ·공백"
         asker = " ".join(p for p in (asker_name(case), handle(case.person)) if p)
@@ -87,8 +87,7 @@ def format_followups(cases: list[FollowUpCase]) -> str:
         if case.followup.answer:
             lines.append(" " * indent + "↳ 답변: " + _one_line(case.followup.answer))
     counts = Counter(c.followup.status for c in cases)
-    summary = " · ".join(f"{label} {counts[s]}" for s, label in STATUS_LABELS.items()
-                         if counts[s])
+    summary = " · ".join(f"{status_label(s)} {counts[s]}" for s in FollowUpStatus if counts[s])
     gaps = sum(c.followup.kb_gap for c in cases)
     lines.append("")
     lines.append(f"{len(cases)}건 ({summary}" + (f", 지식베이스 공백 {gaps}" if gaps else "") + ")")

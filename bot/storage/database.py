@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.exc import (
+    DBAPIError,
     DisconnectionError,
-    IntegrityError,
     InterfaceError,
     OperationalError,
     SQLAlchemyError,
@@ -99,21 +99,21 @@ class Database:
             async with self.session() as session:
                 outcomes: list[Recorded | BaseException] = list(
                     await record_questions(session, records))
-        except (SQLAlchemyError, OSError, TimeoutError) as exc:
-            if isinstance(exc, IntegrityError):
-                if len(batch) > 1:  # a bug in one record: write the others one by one
-                    for one in batch:
-                        await self._write_batch([one])
-                    return True
-                outcomes = [exc]
-            else:
+        except Exception as exc:
+            if is_outage(exc):
                 log.warning("database unavailable (%s); %d question(s) spooled",
                             type(exc).__name__, len(records))
                 await self._spool(records)
                 outcomes = [Recorded(None, None, spooled=True)] * len(records)
                 reachable = False
-        except Exception as exc:  # a bug, not an outage: each handler reports it, none hangs
-            outcomes = [exc] * len(records)
+            elif isinstance(exc, SQLAlchemyError) and len(batch) > 1:
+                # The database refuses one record (a constraint, a value it cannot take):
+                # write the others one by one, so that only that record's asker hears of it.
+                for one in batch:
+                    await self._write_batch([one])
+                return True
+            else:  # a bug, not an outage: each handler reports it, none hangs
+                outcomes = [exc] * len(records)
         for (_, written), outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 written.set_exception(outcome)
@@ -227,6 +227,14 @@ class Database:
 # The database is away (as opposed to one record it refuses): stop and keep the rest.
 OUTAGE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout, OSError,
           TimeoutError)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot be reached now (a connection that failed or was
+    lost, a pool or driver timeout), as opposed to a statement or value it refuses
+    (StatementError, IntegrityError, DataError ...), which trying later would not mend."""
+    return isinstance(exc, OUTAGE) or (isinstance(exc, DBAPIError)
+                                       and exc.connection_invalidated)
 
 
 def _create_engine(url: str, timeout: float) -> AsyncEngine:
