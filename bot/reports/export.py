@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.answering import STATUSES
 from bot.followups import asker_name, question_label, reason_label, status_label
-from bot.replies import _environment
+from bot.replies import _environment, label, render, to_plain_text
 from bot.reports.charts import daily_chart
 from bot.reports.period import (
     Period,
@@ -41,19 +41,29 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # --- maxbot export: rows for CSV and Excel --------------------------------------------------
 
 
+# The columns by key and Excel width; their headers are in export_labels.html.j2.
 QUESTION_COLUMNS = (
-    ("질문 번호", 10), ("질문 시각(KST)", 17), ("질문자", 14), ("텔레그램 사용자명", 18),
-    ("질문", 60), ("처리", 12), ("답변한 FAQ", 40), ("사용자 평가", 10),
-    ("문의 번호", 10), ("문의 상태", 11), ("사무국 답변", 60), ("답변 시각(KST)", 17),
+    ("question_id", 10), ("asked_at", 17), ("asker", 14), ("username", 18),
+    ("question", 60), ("outcome", 12), ("entry", 40), ("feedback", 10),
+    ("followup_id", 10), ("followup_status", 11), ("answer", 60), ("answered_at", 17),
 )
 FOLLOWUP_COLUMNS = (
-    ("문의 번호", 10), ("상태", 11), ("접수 시각(KST)", 17), ("사유", 12), ("질문자", 14),
-    ("텔레그램 사용자명", 18), ("질문", 60), ("사무국 답변", 60), ("답변 시각(KST)", 17),
-    ("종료 시각(KST)", 17), ("지식베이스 공백", 14), ("질문 번호", 10),
+    ("followup_id", 10), ("status", 11), ("opened_at", 17), ("reason", 12), ("asker", 14),
+    ("username", 18), ("question", 60), ("answer", 60), ("answered_at", 17),
+    ("closed_at", 17), ("kb_gap", 14), ("question_id", 10),
 )
 # Which columns hold moments (Excel gets real dates there) and long text (wrapped).
-_MOMENTS = {"질문 시각(KST)", "답변 시각(KST)", "접수 시각(KST)", "종료 시각(KST)"}
-_LONG_TEXT = {"질문", "사무국 답변", "답변한 FAQ"}
+_MOMENTS = {"asked_at", "answered_at", "opened_at", "closed_at"}
+_LONG_TEXT = {"question", "answer", "entry"}
+
+
+def words(kind: str, language: str = "ko") -> str:
+    """A header, sheet name or summary row of the export, from export_labels.html.j2."""
+    return label(kind, language, "export_labels")
+
+
+def column_headers(columns: tuple[tuple[str, int], ...], language: str = "ko") -> list[str]:
+    return [words(f"column:{key}", language) for key, _ in columns]
 
 
 def _username(person: Person | None) -> str:
@@ -65,7 +75,7 @@ def _feedback(value: int | None) -> str:
     return {1: "👍", -1: "👎"}.get(value, "") if value is not None else ""
 
 
-def question_rows(period: Period, entry_questions: Mapping[str, str]
+def question_rows(period: Period, entry_questions: Mapping[str, str], language: str = "ko"
                   ) -> list[list[object]]:
     """One row per question of the period, with its follow-up's columns joined. The FAQ
     entry served is shown by its question (`entry_questions`, by id), as the asker saw it; an
@@ -79,28 +89,29 @@ def question_rows(period: Period, entry_questions: Mapping[str, str]
                 else "") or str(question.person_id)
         rows.append([
             question.id, kst(question.asked_at), name, _username(person), question.text,
-            question_label(question.status),
+            question_label(question.status, language),
             entry_questions.get(question.entry_id, question.entry_id or "")
             if question.entry_id else "",
             _feedback(question.feedback),
             followup.id if followup else "",
-            status_label(followup.status) if followup else "",
+            status_label(followup.status, language) if followup else "",
             (followup.answer or "") if followup else "",
             kst(followup.answered_at) if followup else None,
         ])
     return rows
 
 
-def followup_rows(period: Period) -> list[list[object]]:
+def followup_rows(period: Period, language: str = "ko") -> list[list[object]]:
+    gap = words("yes", language)
     rows: list[list[object]] = []
     for case in period.cases:
         followup = case.followup
         rows.append([
-            followup.id, status_label(followup.status),
-            kst(followup.created_at), reason_label(followup.reason),
+            followup.id, status_label(followup.status, language),
+            kst(followup.created_at), reason_label(followup.reason, language),
             asker_name(case), _username(case.person), case.question.text, followup.answer or "",
             kst(followup.answered_at), kst(followup.closed_at),
-            "예" if followup.kb_gap else "", case.question.id,
+            gap if followup.kb_gap else "", case.question.id,
         ])
     return rows
 
@@ -115,61 +126,67 @@ def _csv_cell(value: object) -> object:
     return value
 
 
-def to_csv(period: Period, entry_questions: Mapping[str, str]) -> bytes:
+def to_csv(period: Period, entry_questions: Mapping[str, str], language: str = "ko") -> bytes:
     """UTF-8 with a byte order mark, so that Excel in Korean opens it as UTF-8."""
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow([name for name, _ in QUESTION_COLUMNS])
-    for row in question_rows(period, entry_questions):
+    writer.writerow(column_headers(QUESTION_COLUMNS, language))
+    for row in question_rows(period, entry_questions, language):
         writer.writerow([_csv_cell(v) for v in row])
     return buffer.getvalue().encode("utf-8-sig")
 
 
-def duration_text(hours: float | None) -> str:
+def duration_text(hours: float | None, language: str = "ko") -> str:
     """A span as /stats and the report show it: minutes under an hour, else hours."""
-    macros = _environment().get_template("ko/_duration.html.j2").module
+    lang = "en" if language == "en" else "ko"
+    macros = _environment().get_template(f"{lang}/_duration.html.j2").module
     return str(macros.duration(hours))
 
 
-def summary_rows(period: Period, stats: PeriodStats, now: dt.datetime
+def summary_rows(period: Period, stats: PeriodStats, now: dt.datetime, language: str = "ko"
                  ) -> list[tuple[str, object]]:
-    """The 요약 sheet: the report's totals, label and value; a value of None heads a section.
+    """The summary sheet: the report's totals, label and value; a value of None heads a section.
     What the bot decided is counted by kind, so that questions sent the wrong way (an
     on-topic question taken for small talk) show in their kind's count."""
     refused = sum(1 for q in period.questions if q.status not in STATUSES)
     decided = {"answered": stats.answered, "unanswered": stats.unanswered,
                "off_topic": stats.off_topic, "smalltalk": stats.smalltalk}
     on_topic = stats.answered + stats.unanswered
+
+    def row(kind: str) -> str:
+        return words(f"summary:{kind}", language)
+
+    # A kind's count is indented under its section's total.
     return [
-        ("기간 (한국 시간)", f"{period.first_day:%Y.%m.%d.} – {period.last_day:%Y.%m.%d.}"),
-        ("작성 시각 (KST)", kst(now)),
-        ("봇의 판단", None),
-        ("질문", stats.questions),
-        *((f"  {question_label(status)}", decided[status]) for status in STATUSES),
-        ("답변율 (주제 밖·일상 대화 제외)", stats.answer_rate if on_topic else "-"),
-        ("길이·속도 제한으로 거절한 메시지", refused),
-        ("사무국 문의 (기간에 접수)", None),
-        ("접수", stats.followups_opened),
-        *((f"  {status_label(status)}", count) for status, count in (
+        (row("period"), f"{period.first_day:%Y.%m.%d.} – {period.last_day:%Y.%m.%d.}"),
+        (row("written"), kst(now)),
+        (row("decided"), None),
+        (row("questions"), stats.questions),
+        *((f"  {question_label(status, language)}", decided[status]) for status in STATUSES),
+        (row("answer_rate"), stats.answer_rate if on_topic else "-"),
+        (row("refused"), refused),
+        (row("followups"), None),
+        (row("opened"), stats.followups_opened),
+        *((f"  {status_label(status, language)}", count) for status, count in (
             (FollowUpStatus.ANSWERED, stats.followups_answered),
             (FollowUpStatus.CLOSED, stats.followups_closed),
             (FollowUpStatus.OPEN, stats.followups_open))),
-        ("답변까지 걸린 시간 (중앙값)", duration_text(stats.median_hours_to_answer)),
+        (row("median"), duration_text(stats.median_hours_to_answer, language)),
     ]
 
 
 def to_xlsx(period: Period, stats: PeriodStats, entry_questions: Mapping[str, str],
-            now: dt.datetime | None = None) -> bytes:
-    """Three sheets, 요약 (the totals), 질문 and 사무국 문의: bold headers, set widths, real
-    dates, filters."""
+            now: dt.datetime | None = None, language: str = "ko") -> bytes:
+    """Three sheets, the summary (the totals), the questions and the follow-ups: bold
+    headers, set widths, real dates, filters."""
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font
 
     workbook = Workbook()
     summary = workbook.active
-    summary.title = "요약"
-    for label, value in summary_rows(period, stats, now or utcnow()):
-        summary.append([label, _xlsx_value(value)])
+    summary.title = words("sheet:summary", language)
+    for name, value in summary_rows(period, stats, now or utcnow(), language):
+        summary.append([name, _xlsx_value(value)])
         label_cell, value_cell = summary[summary.max_row]
         if value is None:
             label_cell.font = Font(bold=True)
@@ -180,9 +197,10 @@ def to_xlsx(period: Period, stats: PeriodStats, entry_questions: Mapping[str, st
         value_cell.alignment = Alignment(horizontal="right")
     summary.column_dimensions["A"].width = 34
     summary.column_dimensions["B"].width = 26
-    _table(workbook.create_sheet("질문"), QUESTION_COLUMNS,
-           question_rows(period, entry_questions))
-    _table(workbook.create_sheet("사무국 문의"), FOLLOWUP_COLUMNS, followup_rows(period))
+    _table(workbook.create_sheet(words("sheet:questions", language)), QUESTION_COLUMNS,
+           question_rows(period, entry_questions, language), language)
+    _table(workbook.create_sheet(words("sheet:followups", language)), FOLLOWUP_COLUMNS,
+           followup_rows(period, language), language)
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
@@ -198,25 +216,26 @@ def _xlsx_value(value: object) -> object:
     return value
 
 
-def _table(sheet, columns: tuple[tuple[str, int], ...], rows: list[list[object]]) -> None:
+def _table(sheet, columns: tuple[tuple[str, int], ...], rows: list[list[object]],
+           language: str) -> None:
     from openpyxl.styles import Alignment, Font
     from openpyxl.utils import get_column_letter
 
-    sheet.append([name for name, _ in columns])
+    sheet.append(column_headers(columns, language))
     for cell in sheet[1]:
         cell.font = Font(bold=True)
         cell.alignment = Alignment(vertical="center")
     for row_number, row in enumerate(rows, start=2):
-        for column, ((name, _), value) in enumerate(zip(columns, row, strict=True), start=1):
+        for column, ((key, _), value) in enumerate(zip(columns, row, strict=True), start=1):
             cell = sheet.cell(row_number, column)
             cell.value = _xlsx_value(value)
             if isinstance(value, dt.datetime):
                 cell.number_format = "yyyy-mm-dd hh:mm"
             elif isinstance(value, str):
                 cell.data_type = "s"  # user text starting with "=" stays text
-            if name in _LONG_TEXT:
+            if key in _LONG_TEXT:
                 cell.alignment = Alignment(wrap_text=True, vertical="top")
-            elif name in _MOMENTS:
+            elif key in _MOMENTS:
                 cell.alignment = Alignment(vertical="top")
     for column, (_, width) in enumerate(columns, start=1):
         sheet.column_dimensions[get_column_letter(column)].width = width
@@ -342,6 +361,7 @@ def export(settings: Settings, fmt: str, since: dt.date, until: dt.date | None, 
     except OSError as exc:
         print(f"Could not write {out}: {exc}", file=sys.stderr)
         return 1
-    print(f"{out}: {period.first_day:%Y-%m-%d}–{period.last_day:%Y-%m-%d} (KST), "
-          f"질문 {len(period.questions)}건, 사무국 문의 {len(period.cases)}건")
+    print(to_plain_text(render("export_written", out=out, first_day=period.first_day,
+                               last_day=period.last_day, questions=len(period.questions),
+                               followups=len(period.cases))))
     return 0
