@@ -12,6 +12,7 @@ from typing import TextIO
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.followups import asker_name, status_label
+from bot.replies import label
 from bot.reports.period import database_error, day_start, handle, kst, kst_text
 from bot.settings import Settings
 from bot.storage.database import Database, with_database
@@ -60,17 +61,24 @@ def _one_line(text: str) -> str:
                             for c in text).split())
 
 
-def format_followups(cases: list[FollowUpCase]) -> str:
+def words(kind: str, language: str = "ko", **context: object) -> str:
+    """The listing's words, from followup_list.html.j2."""
+    return label(kind, language, "followup_list", **context)
+
+
+def format_followups(cases: list[FollowUpCase], language: str = "ko") -> str:
     """Aligned columns, one follow-up a line; its answer, if any, on the line below."""
     if not cases:
-        return "해당하는 문의가 없습니다."
-    header = ("번호", "상태", "접수(KST)", "질문자", "질문")
+        return words("none", language)
+    header = tuple(words(f"header:{key}", language)
+                   for key in ("id", "status", "opened_at", "asker", "question"))
+    gap = words("gap", language)
     rows = []
     for case in cases:
         followup = case.followup
-        status = status_label(followup.status)
+        status = status_label(followup.status, language)
         if followup.kb_gap:
-            status += " ·공백"
+            status += " " + gap
         asker = " ".join(p for p in (asker_name(case), handle(case.person)) if p)
         rows.append((f"#{followup.id}", status, kst_text(followup.created_at), asker,
                      _one_line(case.question.text)))
@@ -81,16 +89,18 @@ def format_followups(cases: list[FollowUpCase]) -> str:
     def line(row: tuple[str, ...]) -> str:
         return "".join(_pad(cell, w) + "  " for cell, w in zip(row, widths, strict=False)) + row[-1]
 
+    answer = words("answer", language)
     lines = [line(header)]
     for case, row in zip(cases, rows, strict=True):
         lines.append(line(row))
         if case.followup.answer:
-            lines.append(" " * indent + "↳ 답변: " + _one_line(case.followup.answer))
+            lines.append(" " * indent + answer + " " + _one_line(case.followup.answer))
     counts = Counter(c.followup.status for c in cases)
-    summary = " · ".join(f"{status_label(s)} {counts[s]}" for s in FollowUpStatus if counts[s])
-    gaps = sum(c.followup.kb_gap for c in cases)
     lines.append("")
-    lines.append(f"{len(cases)}건 ({summary}" + (f", 지식베이스 공백 {gaps}" if gaps else "") + ")")
+    lines.append(words("total", language, total=len(cases),
+                       counts=[(status_label(s, language), counts[s])
+                               for s in FollowUpStatus if counts[s]],
+                       gaps=sum(c.followup.kb_gap for c in cases)))
     return "\n".join(lines)
 
 
