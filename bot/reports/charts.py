@@ -1,9 +1,11 @@
 """The HTML report's daily chart: questions a day as bars, the answer rate as a line. Only the
-geometry; bot/templates/report.html.j2 draws it as inline SVG.
+geometry; bot/templates/report.html.j2 draws it as inline SVG, with the words of
+bot/templates/<language>/_chart.html.j2.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import dataclass
 
@@ -16,13 +18,22 @@ class Bar:
     y: float
     width: float
     height: float
-    label: str
+    figures: DayFigures  # the day's, for its tooltip
 
 
 @dataclass(frozen=True)
 class Tick:
     at: float
     label: str
+
+
+@dataclass(frozen=True)
+class DayTick:
+    """A day under the chart; its weekday too when the days are few enough to leave room."""
+
+    at: float
+    day: dt.date
+    weekday: bool
 
 
 @dataclass(frozen=True)
@@ -41,7 +52,7 @@ class Chart:
     rate_points: list[tuple[float, float]]
     count_ticks: list[Tick]
     rate_ticks: list[Tick]
-    day_ticks: list[Tick]
+    day_ticks: list[DayTick]
 
 
 def _nice_scale(largest: int) -> tuple[int, int]:
@@ -52,9 +63,6 @@ def _nice_scale(largest: int) -> tuple[int, int]:
     power = 10 ** math.floor(math.log10(raw)) if raw >= 1 else 1
     step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
     return math.ceil(largest / step) * step, step
-
-
-WEEKDAYS = "월화수목금토일"
 
 
 def daily_chart(days: list[DayFigures], width: int = 960, height: int = 320) -> Chart:
@@ -71,10 +79,8 @@ def daily_chart(days: list[DayFigures], width: int = 960, height: int = 320) -> 
     for i, day in enumerate(days):
         h = plot_h * day.questions / top_count
         rate = day.answer_rate
-        rate_text = f"{rate * 100:.0f}%" if rate is not None else "-"
         bars.append(Bar(round(x_of(i) - bar_w / 2, 2), round(bottom - h, 2), round(bar_w, 2),
-                        round(h, 2), f"{day.day:%Y.%m.%d.} ({WEEKDAYS[day.day.weekday()]}) "
-                        f"질문 {day.questions}건 · 답변율 {rate_text}"))
+                        round(h, 2), day))
         if rate is None:
             if run:
                 runs.append(run)
@@ -90,9 +96,7 @@ def daily_chart(days: list[DayFigures], width: int = 960, height: int = 320) -> 
                    for v in range(0, top_count + 1, step)]
     rate_ticks = [Tick(round(bottom - plot_h * v / 100, 2), f"{v}%") for v in (0, 25, 50, 75, 100)]
     every = max(1, math.ceil(len(days) / 12))
-    day_ticks = [Tick(round(x_of(i), 2),
-                      f"{d.day.month}.{d.day.day}" + (f"({WEEKDAYS[d.day.weekday()]})"
-                                                      if len(days) <= 14 else ""))
+    day_ticks = [DayTick(round(x_of(i), 2), d.day, weekday=len(days) <= 14)
                  for i, d in enumerate(days) if i % every == 0]
     return Chart(width, height, left, right, top, bottom, bars, lines, points, count_ticks,
                  rate_ticks, day_ticks)
