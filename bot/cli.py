@@ -314,8 +314,7 @@ COMMANDS = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="maxbot",
-        description="국민성장펀드·M.AX 얼라이언스 안내 봇. Without a command: the Telegram bot if "
-        "TELEGRAM_BOT_TOKEN is set, else a chat in this terminal.",
+        description=to_plain_text(render("cli_description")),
     )
     sub = parser.add_subparsers(dest="command")
 
