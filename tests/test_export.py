@@ -353,6 +353,52 @@ def test_chart_reads_with_one_day_and_ninety() -> None:
     assert len(ninety.rate_lines) == 13
 
 
+async def test_exports_and_the_listing_read_in_english_from_the_english_templates(
+        filled: Filled, tmp_path: Path) -> None:
+    """Every word of the export and the listing comes from a template, so the English twins
+    give reports with no Korean but what people wrote."""
+    from bot.replies import _environment
+    from bot.reports.charts import daily_chart
+    from bot.reports.export import summary_rows, to_csv
+    from bot.reports.listing import format_followups
+    from bot.reports.period import day_start, read_period
+    from bot.reports.stats import daily_figures, period_stats
+    from bot.storage.database import with_database
+    from bot.storage.records import followups_between
+
+    start, end = day_start(dt.date(2025, 11, 3)), day_start(dt.date(2025, 11, 6))
+    spool = tmp_path / "spool.jsonl"
+
+    async def cases(database: Database):
+        async with database.session() as session:
+            return await followups_between(session, start)
+
+    # The reports run their own event loop, as `maxbot` does.
+    period = await asyncio.to_thread(
+        with_database, filled.url, spool, lambda db: read_period(db, start, end))
+    listed = await asyncio.to_thread(with_database, filled.url, spool, cases)
+    hangul = re.compile(r"[가-힣]")
+
+    header = to_csv(period, {}, "en").decode("utf-8-sig").splitlines()[0].split(",")
+    assert header[:3] == ["question no.", "asked at (KST)", "asker"]
+    assert len(header) == 12 and not any(hangul.search(h) for h in header)
+
+    stats = period_stats(period.questions, period.cases, None, start, end)
+    labels = [name for name, _ in summary_rows(period, stats, kst(6, 12), "en")]
+    assert labels[0] == "period (Korean time)" and "  small talk" in labels
+    assert all(name.strip() and not hangul.search(name) for name in labels)
+
+    listing = format_followups(listed, "en").splitlines()
+    assert listing[0].split() == ["no.", "status", "opened", "(KST)", "asker", "question"]
+    assert listing[-1] == "4 follow-ups (open 2 · answered 1 · closed 1, knowledge gaps 1)"
+    assert format_followups([], "en") == "No follow-ups match."
+
+    chart = daily_chart(daily_figures(period.questions, period.first_day, period.last_day))
+    words = _environment().get_template("en/_chart.html.j2").module
+    assert str(words.bar_title(chart.bars[0])) == "Mon 2025-11-03: 3 questions · answer rate 50%"
+    assert str(words.day_label(chart.day_ticks[1])) == "11/4 Tue"
+
+
 # --- in a browser -------------------------------------------------------------------------
 
 
