@@ -148,7 +148,7 @@ async def live(tg, tmp_path: Path, knowledge_copy: Path, database_url: str,
         yield bot
 
 
-async def reply_to_admin(bot: RunningBot, timeout: float = 15) -> str:
+async def reply_to_admin(bot: RunningBot, timeout: float = 60) -> str:
     """The bot's next new message to the admin (removing a keyboard is an edit, not a reply)."""
     return (await bot.tg.wait_for_message(bot.admin, lambda m: m.kind == "sent",
                                           timeout=timeout)).text

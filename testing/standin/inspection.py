@@ -26,6 +26,11 @@ from .state import (
     _Hold,
 )
 
+# How long a test waits for what the bot does by default: a ceiling, not a pace (a wait returns
+# as soon as the event happens). A reload rebuilds the index, which took over 15 s on a
+# machine running two test workers and more beside them.
+WAIT_CEILING = 60.0
+
 
 class Inspection:
     """Failing, holding and releasing methods; what was sent, called and refused. Mixed into
@@ -112,7 +117,7 @@ class Inspection:
         self,
         chat: ChatRef,
         predicate: Callable[[BotMessage], bool] | None = None,
-        timeout: float = 15.0,
+        timeout: float = WAIT_CEILING,
     ) -> BotMessage:
         """Next not-yet-returned send/edit in the chat that matches ``predicate``.
 
@@ -137,7 +142,7 @@ class Inspection:
             await asyncio.wait({self._change_future()}, timeout=remaining)
 
     async def wait_until(
-        self, condition: Callable[[], Any], timeout: float = 15.0, poll: float = 0.02
+        self, condition: Callable[[], Any], timeout: float = WAIT_CEILING, poll: float = 0.02
     ) -> Any:
         """Wait until ``condition()`` is truthy and return its value.
 
