@@ -45,6 +45,11 @@ def _kdatetime(value: dt.datetime) -> str:
     return f"{_kdate(local)} {local:%H:%M}"
 
 
+def _sentence(text: str) -> str:
+    """Text as a heading or a table cell opens: its first letter a capital (Korean has none)."""
+    return text[:1].upper() + text[1:]
+
+
 def question_in(entry: Any, language: str) -> str:
     """An FAQ entry's (or a passage's) question in `language`: for English, the first of the
     entry's listed phrasings written in English, when it has one."""
@@ -75,6 +80,12 @@ def _environment() -> Environment:
     env.filters["particle"] = particle
     env.filters["question_in"] = question_in
     env.filters["as_said"] = as_said  # {{ answer_text | as_said(yes_or_no) }}
+    # English labels are lower case, as a column's cells read; {{ x | sentence }} opens a
+    # heading or a cell with a capital.
+    env.filters["sentence"] = _sentence
+    # {{ label("question:answered", language, "followup_labels") }}: a label template's word
+    # in a page made of several (the HTML report).
+    env.globals["label"] = label
     return env
 
 

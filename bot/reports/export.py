@@ -1,6 +1,7 @@
 """`maxbot export`: every question and follow-up of a period as CSV (UTF-8 with BOM, for
 Excel), as an Excel workbook, or as a self-contained HTML report (figures, a daily chart in
-inline SVG, open follow-ups, unanswered terms) rendered from bot/templates/report.html.j2.
+inline SVG, open follow-ups, unanswered terms) rendered from bot/templates/report.html.j2 in the
+words of bot/templates/<language>/_report.html.j2.
 Days are Korean days; times are shown in KST. (`maxbot followups` is bot/reports/listing.py.)
 """
 
@@ -18,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.answering import STATUSES
 from bot.followups import asker_name, question_label, reason_label, status_label
+from bot.language import LANGUAGES
 from bot.replies import _environment, label, render, to_plain_text
 from bot.reports.charts import daily_chart
 from bot.reports.period import (
@@ -287,14 +289,17 @@ def decided_rows(period: Period) -> list[DecidedRow]:
             if q.status in (QuestionStatus.OFF_TOPIC, QuestionStatus.SMALLTALK)]
 
 
-def to_html(period: Period, stats: PeriodStats, now: dt.datetime | None = None) -> bytes:
+def to_html(period: Period, stats: PeriodStats, now: dt.datetime | None = None,
+            language: str = "ko") -> bytes:
+    """The report as one HTML page: report.html.j2 draws it, in the words of `language`."""
     now = now or utcnow()
     days = daily_figures(period.questions, period.first_day, period.last_day)
     rows = open_rows(period, now)
     terms = stats.top_unanswered_terms
     decided = decided_rows(period)
     html = _environment().get_template("report.html.j2").render(
-        stats=stats, first_day=period.first_day, last_day=period.last_day, now=now,
+        language=language if language in LANGUAGES else "ko", stats=stats,
+        first_day=period.first_day, last_day=period.last_day, now=now,
         chart=daily_chart(days), open_rows=rows,
         other_open=max(0, period.open_total - len(rows)), terms=terms,
         most_frequent=max((n for _, n in terms), default=1),
