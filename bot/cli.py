@@ -15,6 +15,7 @@ from pathlib import Path
 from bot.answering import Answer, answer, answer_many, models_of
 from bot.eligibility.loading import rules_of
 from bot.knowledge import load_index, load_knowledge
+from bot.language import LANGUAGES
 from bot.replies import render, render_answer, to_plain_text
 from bot.settings import Settings
 from bot.storage.models import FollowUpStatus
@@ -250,7 +251,7 @@ def cmd_export(opts: argparse.Namespace, settings: Settings) -> int:
         print("Give --format csv, xlsx or html (or an --out file ending in one).",
               file=sys.stderr)
         return 2
-    return export(settings, fmt, opts.since, opts.until, opts.out)
+    return export(settings, fmt, opts.since, opts.until, opts.out, opts.language)
 
 
 def cmd_reindex(opts: argparse.Namespace, settings: Settings) -> int:
@@ -369,6 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--until", type=dt.date.fromisoformat, metavar="YYYY-MM-DD",
                         help="last day, included (KST); default: up to now")
     export.add_argument("--out", type=Path, required=True, metavar="FILE")
+    export.add_argument("--language", choices=LANGUAGES, default="ko",
+                        help="the words of the report, the headers and the labels "
+                        "(default: ko); what people wrote stays as written")
     return parser
 
 

@@ -325,8 +325,10 @@ def _knowledge_for_rows(settings: Settings) -> KnowledgeBase | None:
         return None
 
 
-def export(settings: Settings, fmt: str, since: dt.date, until: dt.date | None, out: Path) -> int:
-    """Write the period from `since` to `until` (both Korean days, included; default today)."""
+def export(settings: Settings, fmt: str, since: dt.date, until: dt.date | None, out: Path,
+           language: str = "ko") -> int:
+    """Write the period from `since` to `until` (both Korean days, included; default today),
+    in the words of `language`."""
     start = day_start(since)
     end = day_start(until + dt.timedelta(days=1)) if until else utcnow()
     if end <= start:
@@ -356,17 +358,17 @@ def export(settings: Settings, fmt: str, since: dt.date, until: dt.date | None, 
     except (SQLAlchemyError, OSError) as exc:
         return database_error(settings, exc)
     if fmt == "csv":
-        data = to_csv(period, entry_questions)
+        data = to_csv(period, entry_questions, language)
     else:
         stats = period_stats(period.questions, period.cases, index, start, end)
-        data = (to_xlsx(period, stats, entry_questions) if fmt == "xlsx"
-                else to_html(period, stats))
+        data = (to_xlsx(period, stats, entry_questions, language=language) if fmt == "xlsx"
+                else to_html(period, stats, language=language))
     try:
         out.write_bytes(data)
     except OSError as exc:
         print(f"Could not write {out}: {exc}", file=sys.stderr)
         return 1
-    print(to_plain_text(render("export_written", out=out, first_day=period.first_day,
+    print(to_plain_text(render("export_written", language, out=out, first_day=period.first_day,
                                last_day=period.last_day, questions=len(period.questions),
                                followups=len(period.cases))))
     return 0
