@@ -332,6 +332,38 @@ async def test_html_report_counts_what_the_bot_decided_and_lists_what_it_took_fo
                     ("2025.11.03. 12:00", "일상 대화", "안녕하세요")]
 
 
+async def test_the_english_html_report_has_no_korean_but_what_people_wrote_and_the_same_figures(
+        filled: Filled, tmp_path: Path) -> None:
+    period = ("--since", "2025-11-03", "--until", "2025-11-05")
+    korean, english = tmp_path / "report-ko.html", tmp_path / "report-en.html"
+    assert await maxbot("export", *period, "--out", str(korean)) == 0
+    assert await maxbot("export", *period, "--out", str(english), "--language", "en") == 0
+    ko, en = korean.read_text(encoding="utf-8"), english.read_text(encoding="utf-8")
+
+    assert '<html lang="en">' in en and "<title>Secretariat's report 2025.11.03." in en
+    assert re.search(r'id="median-hours">2.0 h<', en)
+    assert _chart_bars(en)[0] == "Mon 2025-11-03: 3 questions · answer rate 50%"
+    assert '<tr id="decided-unanswered"><td>Unanswered (sent to the secretariat)</td>' in en
+    # Every figure of the Korean report, in the same order: counts, rates, days, the chart.
+    assert re.findall(r"\d+", en) == re.findall(r"\d+", ko)
+
+    # Korean is left only where people wrote it: their messages, their names, and the words
+    # of unanswered questions, each a word of one of the period's questions (as the CSV has
+    # them).
+    table = tmp_path / "questions.csv"
+    assert await maxbot("export", *period, "--out", str(table), "--language", "en") == 0
+    questions = [row["question"] for row in read_csv(table)]
+    terms = re.search(r'<table class="terms">(.*?)</table>', en, re.S).group(1)
+    words = re.findall(r"<tr><td>([^<]*)</td>", terms)
+    assert words and all(any(w in q for q in questions) for w in words)
+    rest = re.sub(r'<td class="question">[^<]*</td>', "", en)
+    for written in [f"<tr><td>{w}</td>" for w in words] + [
+            name for asker in (LEE, KIM, CHOI) for name in (asker.first_name, asker.last_name)
+            if name]:
+        rest = rest.replace(written, "")
+    assert re.findall(r"[가-힣]+", rest) == []
+
+
 def test_chart_reads_with_one_day_and_ninety() -> None:
     from bot.reports.charts import daily_chart
     from bot.reports.stats import DayFigures
