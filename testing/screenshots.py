@@ -6,8 +6,8 @@ as a Telegram-like page and photographed with headless Chromium.
 
 A Korean and an English user each send /start, a question the knowledge base answers and one
 it does not (declined and queued for the secretariat); the secretariat answers one of them;
-the HTML report of the day is exported as `maxbot export` does and photographed too (the
-report is in Korean, the secretariat's language). Needs Chromium (/usr/bin/chromium) and the
+the HTML report of the day is exported as `maxbot export` does, in Korean and in English
+(`--language en`), and photographed too. Needs Chromium (/usr/bin/chromium) and the
 fonts-noto-cjk and fonts-noto-color-emoji fonts.
 """
 
@@ -159,12 +159,13 @@ def main(argv: list[str] | None = None) -> int:
                 shot = opts.out / f"{scene.name}-{language}.png"
                 photograph(page, shot, WIDTH, height_of(scene), work / "chromium")
                 print(shot)
-        report = work / "report.html"
         today = dt.datetime.now(KST).date()
-        export(settings, "html", today, None, report)
-        shot = opts.out / "report.png"
-        photograph(report, shot, 1000, 1500, work / "chromium")
-        print(shot)
+        for language in SCENES:
+            report = work / f"report-{language}.html"
+            export(settings, "html", today, None, report, language)
+            shot = opts.out / f"report-{language}.png"
+            photograph(report, shot, 1000, 1500, work / "chromium")
+            print(shot)
         shutil.rmtree(work / "chromium", ignore_errors=True)
     return 0
 
