@@ -16,14 +16,11 @@ from typing import Any, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.exc import (
-    DataError,
     DBAPIError,
     DisconnectionError,
-    IntegrityError,
     InterfaceError,
-    NotSupportedError,
+    InternalError,
     OperationalError,
-    ProgrammingError,
     SQLAlchemyError,
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -229,26 +226,18 @@ class Database:
 
 
 # The database is away (as opposed to one record it refuses): stop and keep the rest.
-OUTAGE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout, OSError,
-          TimeoutError)
-
-
-# What the database says of one statement or value: trying later would not mend it.
-REFUSED = (IntegrityError, DataError, ProgrammingError, NotSupportedError)
+OUTAGE = (OperationalError, InterfaceError, InternalError, DisconnectionError, PoolTimeout,
+          OSError, TimeoutError)
 
 
 def is_outage(exc: BaseException) -> bool:
     """Whether `exc` says the database cannot take the write now (a connection that failed or
-    was lost, a pool or driver timeout, a connection left mid-operation by one: asyncpg's
+    was lost, a pool or driver timeout, a connection left out of step by one: asyncpg's
     "another operation is in progress", an InternalError), as opposed to a statement or value
-    it refuses (IntegrityError, DataError, a StatementError raised before the driver), which
-    trying later would not mend. In doubt, an outage: a spooled question is written later, a
-    refused one is only reported."""
-    if isinstance(exc, OUTAGE):
-        return True
-    if isinstance(exc, DBAPIError):
-        return exc.connection_invalidated or not isinstance(exc, REFUSED)
-    return False
+    it refuses (StatementError, IntegrityError, DataError ...), which trying later would not
+    mend."""
+    return isinstance(exc, OUTAGE) or (isinstance(exc, DBAPIError)
+                                       and exc.connection_invalidated)
 
 
 def _create_engine(url: str, timeout: float) -> AsyncEngine:
