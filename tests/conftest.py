@@ -60,6 +60,12 @@ SMALL_KNOWLEDGE = {
 }
 
 
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked slow run first: on two workers, the other one fills their minutes with
+    the short tests instead of waiting for the last long one at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
 def write_knowledge(root: Path, files: dict[str, str] | None = None) -> Path:
     """Write a knowledge folder; `files` overrides or adds files by relative path. The
     decision's models are the project's (they weigh signals, not this folder's words)."""

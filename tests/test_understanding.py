@@ -205,6 +205,7 @@ def test_a_broken_model_file_is_refused_with_its_path(
     assert f"{model}: 'split' must be finite numbers of shape" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_fit_prints_cross_validated_figures_and_writes_models_that_answer(
         knowledge_copy: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
