@@ -79,6 +79,22 @@ class InboxState(StrEnum):
     DONE = "done"
 
 
+class SuggestionStatus(StrEnum):
+    """Where a suggested wording is (bot/learning.py): an admin decides it once."""
+
+    PROPOSED = "proposed"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class SignalKind(StrEnum):
+    """What made a question suggest a wording (bot/learning.py)."""
+
+    PRESSED = "pressed"  # declined, then the asker pressed that entry's button
+    LIKED = "liked"  # answered and rated 👍
+    REPHRASED = "rephrased"  # declined, then asked again in other words and answered
+
+
 class StatusType(TypeDecorator[StrEnum]):
     """A status column: written only as one of its enum's words, read back as the enum.
 
@@ -299,3 +315,40 @@ class SentOnce(SQLModel, table=True):
     # The update whose handler claimed it: the same update handled again after a crash
     # carries on from the claim (bot/delivery/once.py); any other update leaves it.
     update_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+
+
+class Suggestion(SQLModel, table=True):
+    """A wording users asked that an FAQ entry answers but does not list (bot/learning.py):
+    near-identical wordings share one row (`key`), which an admin accepts or rejects once."""
+
+    __table_args__ = (UniqueConstraint("entry_id", "key", name="uq_suggestion_wording"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    entry_id: str = Field(index=True)
+    # The wording with case, spaces and punctuation taken out: what "near-identical" means.
+    key: str = Field(sa_column=Column(Text, nullable=False))
+    # The wording as first asked; accepting writes it as an alternate of the entry.
+    wording: str = Field(sa_column=Column(Text, nullable=False))
+    # A rejected wording is never proposed again.
+    status: SuggestionStatus = _status(SuggestionStatus, default=SuggestionStatus.PROPOSED,
+                                       index=True)
+    decided_by: int | None = Field(default=None, sa_column=Column(BigInteger))
+    decided_at: dt.datetime | None = _when(nullable=True)
+    created_at: dt.datetime = _when(nullable=False)
+
+
+class SuggestionSignal(SQLModel, table=True):
+    """One question that suggests a wording: declined, then the asker pressed that entry's
+    button (pressed); answered and rated 👍 (liked); declined, then asked again in other
+    words and answered (rephrased). A question counts once per suggestion."""
+
+    __tablename__ = "suggestion_signal"
+    __table_args__ = (UniqueConstraint("suggestion_id", "question_id",
+                                       name="uq_suggestion_signal_question"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    suggestion_id: int = Field(foreign_key="suggestion.id", index=True)
+    question_id: int = Field(foreign_key="question.id")
+    person_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    kind: SignalKind = _status(SignalKind)
+    at: dt.datetime = _when(nullable=False)
