@@ -34,7 +34,7 @@ from bot.delivery.intake import CheckedUpdatesRequest, quiet_parse_failures, ser
 from bot.delivery.posting import FollowUpPoster
 from bot.delivery.sending import RetryingRateLimiter
 from bot.eligibility import conversation as eligibility_check
-from bot.handlers import admin, guards, menu, questions, secretariat, uploads
+from bot.handlers import admin, guards, learning, menu, questions, secretariat, uploads
 from bot.knowledge import load_index
 from bot.replies import KST
 from bot.services import Services
@@ -212,7 +212,7 @@ def build_application(settings: Settings, services: Services | None = None) -> A
     application.add_handler(TypeHandler(Update, guards.check_update), group=-1)
     # Documents in private chats: an admin's is an upload, anyone else's is refused as before
     # (the upload conversation hands those to questions.not_text).
-    application.add_handlers([*admin.handlers(), *uploads.handlers(),
+    application.add_handlers([*admin.handlers(), *learning.handlers(), *uploads.handlers(),
                               *secretariat.handlers(settings),
                               *eligibility_check.handlers(), *menu.handlers(),
                               *questions.handlers(settings),

@@ -1,4 +1,5 @@
-"""The `maxbot` command: ask, chat, check, eval, bench, run, reindex, audit, followups, export.
+"""The `maxbot` command: ask, chat, check, eval, bench, run, reindex, audit, followups, export,
+suggestions.
 
 Every command answers through the same engine as the Telegram bot: `answer(question, index)`.
 """
@@ -284,6 +285,61 @@ def cmd_reindex(opts: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_suggestions(opts: argparse.Namespace, settings: Settings) -> int:
+    """List the suggested wordings per entry; accept (write, validate, make it the version
+    every running bot serves) or reject one."""
+    import asyncio
+
+    from bot.learning import accept_suggestion, reject_suggestion, suggestions_by_entry
+    from bot.reloading import fingerprints
+    from bot.storage.database import with_database
+    from bot.storage.records import activate_knowledge, log_action
+
+    index = _open_index(settings)
+
+    async def refresh(database) -> tuple[str, ...]:
+        try:
+            fresh = await asyncio.to_thread(load_index, settings.knowledge_dir, settings.analyzer)
+            models_of(fresh)
+        except KnowledgeInvalid as exc:
+            return tuple(str(e) for e in exc.errors)
+        except KnowledgeError as exc:
+            return (str(exc),)
+        async with database.session() as session:
+            await activate_knowledge(session, fresh.version, fingerprints(fresh.knowledge))
+        return ()
+
+    async def work(database) -> tuple[str, bool]:
+        if opts.action is None:
+            groups = await suggestions_by_entry(database, index.knowledge)
+            return render("suggestions", groups=groups,
+                          total=sum(len(s) for _, s in groups)), True
+        async with database.session() as session:
+            await log_action(session, 0, f"suggestion_{opts.action}", f"cli: #{opts.number}")
+        if opts.action == "accept":
+            decision = await accept_suggestion(database, index.knowledge, opts.number, 0,
+                                               lambda: refresh(database))
+        else:
+            decision = await reject_suggestion(database, opts.number, 0)
+        if decision.outcome in ("accepted", "rejected"):
+            async with database.session() as session:
+                await log_action(session, 0, f"suggestion_{decision.outcome}",
+                                 f"cli: {decision.entry_id}: {decision.wording}")
+        return (render("suggestion_decided", number=opts.number, decision=decision),
+                decision.outcome in ("accepted", "rejected"))
+
+    if opts.action is not None and opts.number is None:
+        print(f"Give the suggestion's number: maxbot suggestions {opts.action} N",
+              file=sys.stderr)
+        return 2
+    text, done = with_database(settings.database_url, settings.spool_path, work)
+    print(to_plain_text(text))
+    if opts.action == "accept" and done:
+        print(f"running bots switch within {settings.knowledge_sync_seconds:g} s "
+              "(KNOWLEDGE_SYNC_SECONDS)")
+    return 0 if done else 1
+
+
 def cmd_audit(opts: argparse.Namespace, settings: Settings) -> int:
     from bot.reports.audit import list_actions
 
@@ -300,6 +356,7 @@ def cmd_default(opts: argparse.Namespace, settings: Settings) -> int:
 COMMANDS = {
     "reindex": cmd_reindex,
     "audit": cmd_audit,
+    "suggestions": cmd_suggestions,
     "ask": cmd_ask,
     "chat": cmd_chat,
     "check": cmd_check,
@@ -349,6 +406,11 @@ def build_parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="list admin and secretariat actions")
     audit.add_argument("--since", type=dt.date.fromisoformat, help="from this day (YYYY-MM-DD)")
     audit.add_argument("--json", action="store_true", help="one JSON object per action")
+
+    suggestions = sub.add_parser("suggestions", help="wordings users asked, to add as FAQ "
+                                 "alternates: list them, or accept / reject one")
+    suggestions.add_argument("action", nargs="?", choices=["accept", "reject"])
+    suggestions.add_argument("number", nargs="?", type=int, help="the suggestion's number")
 
     bench = sub.add_parser("bench", help="latency and memory of answering")
     bench.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000],

@@ -66,6 +66,11 @@ def post_keyboard(followup_id: int) -> InlineKeyboardMarkup:
                      [button(label("propose"), "sf", followup_id)]])
 
 
+def draft_keyboard(followup_id: int) -> InlineKeyboardMarkup:
+    """Under the group's confirmation that an answer reached the asker: make it an FAQ draft."""
+    return keyboard([[button(label("make_draft"), "sf", followup_id)]])
+
+
 def post_text(case: FollowUpCase, index: KnowledgeIndex) -> str:
     """A question with the entries closest to it; a consultation request (from the
     eligibility check) with the answers and result the asker agreed to share."""

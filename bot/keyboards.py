@@ -63,6 +63,16 @@ def pack(kind: str, *fields: object) -> str:
     return data
 
 
+def fits(kind: str, *fields: object) -> bool:
+    """Whether a button of `kind` can carry `fields` (an optional field that does not fit is
+    left out by the caller)."""
+    try:
+        pack(kind, *fields)
+    except ValueError:
+        return False
+    return True
+
+
 def unpack(data: object) -> Press:
     """A button's callback data as a Press (kind "" for data that is not ours)."""
     if not isinstance(data, str) or not data:
@@ -101,8 +111,16 @@ def keyboard(rows: Iterable[Sequence[InlineKeyboardButton]]) -> InlineKeyboardMa
     return InlineKeyboardMarkup(kept) if kept else None
 
 
-def without(markup: InlineKeyboardMarkup | None, *kinds: str) -> InlineKeyboardMarkup | None:
-    """The keyboard without the buttons of `kinds` (none given: without any button)."""
-    rows = [[b for b in row if kinds and unpack(b.callback_data).kind not in kinds]
+def without(markup: InlineKeyboardMarkup | None, *kinds: str, fields: Sequence[object] = ()
+            ) -> InlineKeyboardMarkup | None:
+    """The keyboard without the buttons of `kinds` (none given: without any button); with
+    `fields`, only those of them whose fields begin so (one suggestion's buttons of many)."""
+    first = tuple(str(f) for f in fields)
+
+    def dropped(pressable: InlineKeyboardButton) -> bool:
+        press = unpack(pressable.callback_data)
+        return not kinds or (press.kind in kinds and press.fields[:len(first)] == first)
+
+    rows = [[b for b in row if not dropped(b)]
             for row in (markup.inline_keyboard if markup else ())]
     return keyboard(rows)

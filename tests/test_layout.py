@@ -28,7 +28,7 @@ LAYERS: list[list[str]] = [
     ["bot.handlers"],
     ["bot.eligibility.conversation"],
     ["bot.services"],
-    ["bot.delivery", "bot.reloading", "bot.reports", "bot.documents"],
+    ["bot.delivery", "bot.reloading", "bot.reports", "bot.documents", "bot.learning"],
     ["bot.knowledge", "bot.followups", "bot.evaluation"],
     ["bot.replies", "bot.settings", "bot.eligibility.loading"],
     ["bot.answering", "bot.storage", "bot.eligibility.rules", "bot.particles", "bot.keyboards",

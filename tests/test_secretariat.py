@@ -208,7 +208,7 @@ async def test_an_answered_followup_becomes_an_faq_proposal_an_admin_can_accept(
     [followup] = await desk.followups()
     tg.send_text(desk.member, f"/tofaq {followup.id}", chat=desk.group)
     written = await tg.wait_for_message(desk.group)
-    assert "FAQ 제안 파일" in written.text
+    assert "FAQ 초안" in written.text and "/review" in written.text
 
     knowledge = desk.settings.knowledge_dir
     proposal = knowledge / "review" / f"followup-{followup.id}.yaml"

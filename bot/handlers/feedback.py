@@ -9,6 +9,7 @@ nothing and gets a short notice.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
 from telegram import CallbackQuery, Message, Update
@@ -20,9 +21,10 @@ from bot.delivery.once import send_once
 from bot.handlers.guards import queue_followup_once
 from bot.keyboards import KEY, NUMBER, button, in_rows, keyboard, pattern, unpack, without
 from bot.language import speaks
+from bot.learning import note_signal
 from bot.replies import label, maybe_repeat, render, to_plain_text
 from bot.services import services_of
-from bot.storage.models import FollowUpReason, Question
+from bot.storage.models import FollowUpReason, Question, QuestionStatus
 from bot.storage.records import set_feedback, set_feedback_reason
 
 log = logging.getLogger(__name__)
@@ -64,7 +66,11 @@ async def vote(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     # per answer all the same.
     value = question.feedback or value
     await query.answer("👍" if value > 0 else "👎")
-    await _drop_buttons(query, "fb")
+    if value > 0 and question.status == QuestionStatus.ANSWERED and question.entry_id:
+        # Their words got the right answer: a wording the entry may want to list.
+        await note_signal(services.database, question, services.index.knowledge,
+                          question.entry_id, "liked")
+    await drop_buttons(query, "fb")
     markup = None
     if value < 0:
         reasons = [button(label("", language, "feedback_reason", key=key), "fr", question_id, key)
@@ -111,7 +117,7 @@ async def reason(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await _send_to_secretariat(update, context, question_id, language)
         return
     await query.answer(_notice("reason_thanks", language))
-    await _drop_buttons(query, "fr")
+    await drop_buttons(query, "fr")
 
 
 async def request_followup(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -142,7 +148,7 @@ async def _send_to_secretariat(update: Update, context: ContextTypes.DEFAULT_TYP
                                             FollowUpReason.FEEDBACK, language)
     if followup_id is None:
         return
-    await _drop_buttons(query)
+    await drop_buttons(query)
 
     async def tell(repeat: bool) -> Message:
         return await query.message.reply_html(
@@ -153,11 +159,14 @@ async def _send_to_secretariat(update: Update, context: ContextTypes.DEFAULT_TYP
                     tell)
 
 
-async def _drop_buttons(query: CallbackQuery, *kinds: str) -> None:
-    """Take the buttons of `kinds` (none given: all) off the pressed message, keeping the
-    others (related questions, the eligibility check)."""
+async def drop_buttons(query: CallbackQuery, *kinds: str, fields: Sequence[object] = ()
+                       ) -> None:
+    """Take the buttons of `kinds` (none given: all; with `fields`, those whose fields begin
+    so) off the pressed message, keeping the others (related questions, the eligibility
+    check)."""
     try:
-        await query.edit_message_reply_markup(without(query.message.reply_markup, *kinds))
+        await query.edit_message_reply_markup(without(query.message.reply_markup, *kinds,
+                                                      fields=fields))
     except TelegramError as exc:  # too old to edit: what was stored still counts once
         log.warning("buttons of message %s not updated: %s", query.message.message_id, exc)
 

@@ -32,12 +32,13 @@ from bot.eligibility.conversation import remind, resume_button, start_button, wa
 from bot.eligibility.loading import rules_of
 from bot.handlers import feedback, inquiry
 from bot.handlers.inquiry import TYPING, inquiry_button, offers_inquiry, take_typed_question
-from bot.keyboards import KEY, button, in_rows, keyboard, link, pattern, unpack
+from bot.keyboards import KEY, button, fits, in_rows, keyboard, link, pattern, unpack
 from bot.language import LANGUAGES, remember, speaks
+from bot.learning import DECLINED, note_signal
 from bot.replies import label, question_in, render, render_answer, source_name, to_plain_text
 from bot.services import Services, asker_of, post_followup, services_of
 from bot.settings import Settings
-from bot.storage.models import QuestionStatus, utcnow
+from bot.storage.models import Question, QuestionStatus, utcnow
 from bot.storage.records import (
     QuestionRecord,
     followups_of,
@@ -49,10 +50,18 @@ from index.analyzer import detect_language
 log = logging.getLogger(__name__)
 
 
-def entry_buttons(entries: Iterable[FaqEntry], language: str = "ko"
-                  ) -> list[list[InlineKeyboardButton]]:
-    """One button per FAQ entry, showing its question: pressed, it sends the answer."""
-    return [[button(question_in(e, language), "a", e.id)] for e in entries]
+def entry_buttons(entries: Iterable[FaqEntry], language: str = "ko",
+                  question_id: int | None = None) -> list[list[InlineKeyboardButton]]:
+    """One button per FAQ entry, showing its question: pressed, it sends the answer. With the
+    declined question it was suggested for (when that fits in the button's data), so that a
+    press tells which wording meant which entry (bot/learning.py)."""
+    return [[button(question_in(e, language), "a", *_entry_fields(e.id, question_id))]
+            for e in entries]
+
+
+def _entry_fields(entry_id: str, question_id: int | None) -> tuple[object, ...]:
+    with_question = (entry_id, question_id)
+    return with_question if question_id is not None and fits("a", *with_question) else (entry_id,)
 
 
 def topic_buttons(knowledge: KnowledgeBase, language: str = "ko") -> list[InlineKeyboardButton]:
@@ -68,7 +77,9 @@ def answer_keyboard(result: Answer, question_id: int | None,
     `inquiry`, the offer to send a declined question to the secretariat; with `resume`, the
     way back to a running check."""
     language = result.language
-    rows = entry_buttons([d for d in result.suggestions if isinstance(d, FaqEntry)], language)
+    suggested = [d for d in result.suggestions if isinstance(d, FaqEntry)]
+    rows = entry_buttons(suggested, language,
+                         question_id if result.status in DECLINED else None)
     rules = rules_of(knowledge) if knowledge is not None else None
     if knowledge is not None and result.status == "answered" and result.document is not None:
         cited = [knowledge.sources[s] for s in result.document.sources if s in knowledge.sources]
@@ -302,19 +313,36 @@ async def edited(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def show_entry(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A question button: send that FAQ answer."""
     query = update.callback_query
-    index = services_of(context).index
+    services = services_of(context)
+    index = services.index
     language = speaks(update.effective_user, context.user_data)
-    entry_id = unpack(query.data).field(0)
+    press = unpack(query.data)
+    entry_id = press.field(0)
     entry = next((e for e in index.knowledge.entries if e.id == entry_id), None)
     if entry is None:
         await query.answer(label("gone", language, "entry"), show_alert=True)
         return
     await query.answer()
+    if (question_id := press.id(1)) is not None:
+        await _note_pressed(services, question_id, query.from_user.id, entry)
     # Related entries are searched for: answering work, off the event loop like a question's.
     result = await asyncio.to_thread(answer_entry, entry, index,
                                      services_of(context).settings.answering_rules(), language)
     await query.message.reply_html(render_answer(result, index.knowledge),
                                    reply_markup=answer_keyboard(result, None, index.knowledge))
+
+
+async def _note_pressed(services: Services, question_id: int, user_id: int,
+                        entry: FaqEntry) -> None:
+    """The asker of a declined question chose this entry: their wording may mean it."""
+    try:
+        async with services.database.session() as session:
+            question = await session.get(Question, question_id)
+    except SQLAlchemyError:
+        return  # a hint lost; the answer is on its way all the same
+    if question is not None and question.person_id == user_id and question.status in DECLINED:
+        await note_signal(services.database, question, services.index.knowledge, entry.id,
+                          "pressed")
 
 
 async def show_topic(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -377,7 +405,7 @@ def handlers(settings: Settings) -> list[BaseHandler]:
         CommandHandler("topics", topics),
         CommandHandler("myquestions", my_questions),
         CommandHandler("lang", choose_language),
-        CallbackQueryHandler(show_entry, pattern=pattern("a", "[^:]*")),
+        CallbackQueryHandler(show_entry, pattern=pattern("a", r"[^:]*(:\d+)?")),
         CallbackQueryHandler(show_topic, pattern=pattern("t", KEY)),
         CallbackQueryHandler(language_button, pattern=pattern("lang", "(ko|en)")),
         *feedback.handlers(),

@@ -14,9 +14,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from pathlib import Path
 
-import yaml
 from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import (
     Bot,
@@ -43,14 +41,15 @@ from bot.followups import (
     asker_name,
     close_reason,
     close_reason_keyboard,
+    draft_keyboard,
     event_labels,
-    near_misses,
     post_keyboard,
     status_label,
 )
 from bot.handlers.guards import audited
 from bot.keyboards import KEY, NUMBER, ROW_ID_MAX, button, keyboard, parse_id, pattern, unpack
 from bot.language import language_of
+from bot.learning import write_draft
 from bot.replies import label, maybe_repeat, render, to_plain_text
 from bot.reports.stats import period_stats
 from bot.services import Services, services_of
@@ -72,7 +71,6 @@ from bot.storage.records import (
     sent_message,
     unposted_count,
 )
-from index import KnowledgeIndex
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +184,7 @@ async def on_group_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     async def confirm(repeat: bool) -> Message:
         return await message.reply_html(maybe_repeat(render(
             "secretariat_delivered", followup_id=followup.id, asker_name=asker_name(case),
-            addition=addition), repeat))
+            addition=addition), repeat), reply_markup=draft_keyboard(followup.id))
 
     async def confirmed(session: AsyncSession, confirmation: Message) -> None:
         await add_event(session, followup.id, EventKind.DELIVERED, member,
@@ -457,7 +455,7 @@ async def _propose_faq(update: Update, context: ContextTypes.DEFAULT_TYPE,
             "tofaq_refused", followup_id=followup_id, missing=case is None))
         return
     # The closest entries are a search over the index: off the event loop, with the write.
-    path = await asyncio.to_thread(write_faq_proposal, case, services.settings.knowledge_dir,
+    path = await asyncio.to_thread(write_draft, case, services.settings.knowledge_dir,
                                    services.index)
     async with services.database.session() as session:
         await add_event(session, followup_id, EventKind.PROPOSAL, update.effective_user.id,
@@ -466,31 +464,6 @@ async def _propose_faq(update: Update, context: ContextTypes.DEFAULT_TYPE,
         "tofaq_written", followup_id=followup_id,
         path=path.relative_to(services.settings.knowledge_dir.parent)
         if path.is_relative_to(services.settings.knowledge_dir.parent) else path))
-
-
-def write_faq_proposal(case: FollowUpCase, knowledge_dir: Path, index: KnowledgeIndex) -> Path:
-    """Write knowledge/review/followup-N.yaml: a valid FAQ file an admin reviews and moves."""
-    near = near_misses(case, index)
-    category = near[0].category if near else "contact"
-    answered = case.followup.answered_at or utcnow()
-    entry = {
-        "id": f"followup-{case.followup.id}",
-        "question": case.question.text,
-        "alternates": [],
-        "answer": case.followup.answer,
-        "sources": ["SEC"],
-        "as_of": answered.date().isoformat(),
-    }
-    review = knowledge_dir / "review"
-    review.mkdir(parents=True, exist_ok=True)
-    path = review / f"followup-{case.followup.id}.yaml"
-    header = (f"# FAQ proposal from follow-up #{case.followup.id}, answered by the secretariat.\n"
-              "# Review the wording, category and alternates, then move this file (or its entry)\n"
-              "# into knowledge/faq/ and run `maxbot check` and /reload.\n")
-    body = yaml.safe_dump({"category": category, "entries": [entry]}, allow_unicode=True,
-                          sort_keys=False)
-    path.write_text(header + body, encoding="utf-8")
-    return path
 
 
 async def send_digest(context: ContextTypes.DEFAULT_TYPE) -> None:

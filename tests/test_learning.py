@@ -1,0 +1,262 @@
+"""The knowledge base learns from real questions, and only with an admin's yes: wordings users
+asked become alternates, secretariat answers become FAQ entries."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from bot.knowledge import load_index, load_knowledge
+from bot.learning import _round_trip, add_alternate, phrasing_key
+from bot.storage.models import AdminAction, Suggestion
+from index.knowledge import knowledge_files, knowledge_version
+from testing.harness import RunningBot, bot_settings, running_bot
+from tests.conftest import KNOWLEDGE
+
+ADMIN = 9301
+GROUP = -1001630
+# Declined by the knowledge base as it is, with fund-size among its suggestions.
+DECLINED = "성장펀드 덩치가 어느 정도야"
+
+
+@pytest.fixture
+async def learning(tg, tmp_path: Path, knowledge_copy: Path, database_url: str):
+    """The bot serving a writable copy of the knowledge base, with an admin and a secretariat
+    group of one member."""
+    settings = bot_settings(tg, tmp_path, database_url=database_url,
+                            knowledge_dir=knowledge_copy, secretariat_chat_id=GROUP,
+                            admin_user_ids=frozenset({ADMIN}))
+    async with running_bot(tg, settings, load_index(knowledge_copy)) as bot:
+        bot.admin = tg.user(ADMIN, "관리자")
+        bot.member = tg.user(7801, "김사무")
+        bot.group = tg.group(GROUP, "사무국", members=[bot.member])
+        yield bot
+
+
+def button(message, label: str) -> str:
+    [data] = [data for text, data in message.buttons if text == label]
+    return data
+
+
+async def suggestions(bot: RunningBot):
+    bot.tg.send_text(bot.admin, "/suggestions")
+    return await said(bot.tg, bot.admin)
+
+
+async def said(tg, chat, timeout: float = 15.0):
+    """The bot's next new message in the chat (edits of earlier ones passed over)."""
+    return await tg.wait_for_message(chat, lambda m: m.kind == "sent", timeout=timeout)
+
+
+async def audited(bot: RunningBot) -> list[tuple[str, str, bool]]:
+    async with bot.database.session() as session:
+        rows = (await session.exec(select(AdminAction).order_by(AdminAction.id))).all()
+    return [(a.action, a.detail, a.allowed) for a in rows]
+
+
+def test_every_faq_file_loads_and_dumps_back_byte_for_byte() -> None:
+    writer = _round_trip()
+    for path in sorted((KNOWLEDGE / "faq").glob("*.yaml")):
+        text = path.read_text(encoding="utf-8")
+        out = io.StringIO()
+        writer.dump(writer.load(text), out)
+        assert out.getvalue() == text, path
+
+
+def test_an_accepted_wording_is_the_entrys_last_alternate_and_nothing_else_changes(
+        knowledge_copy: Path) -> None:
+    path = knowledge_copy / "faq" / "fund.yaml"
+    before = path.read_text(encoding="utf-8")
+    edit = add_alternate(path, "fund-size", DECLINED)
+    after = path.read_text(encoding="utf-8")
+    added = [line for line in after.splitlines() if line not in before.splitlines()]
+    assert added == [f"      - {DECLINED}"]
+    assert after.replace(f"      - {DECLINED}\n", "", 1) == before
+    [entry] = [e for e in load_knowledge(knowledge_copy).entries if e.id == "fund-size"]
+    assert entry.alternates[-1] == DECLINED
+    assert add_alternate(path, "fund-size", "성장펀드 덩치가  어느 정도야?") is None, "listed"
+    edit.undo()
+    assert path.read_text(encoding="utf-8") == before
+
+
+def test_near_identical_wordings_share_a_key() -> None:
+    assert phrasing_key("펀드 규모는?") == phrasing_key("펀드규모는") == phrasing_key("펀드 규모는")
+    assert phrasing_key("ＮＧＦ 규모") == phrasing_key("ngf규모")
+    assert phrasing_key("펀드 규모") != phrasing_key("펀드 기간")
+
+
+def test_drafts_in_review_are_not_live_knowledge(knowledge_copy: Path) -> None:
+    version = knowledge_version(knowledge_files(knowledge_copy), knowledge_copy)
+    review = knowledge_copy / "review"
+    review.mkdir()
+    (review / "followup-1.yaml").write_text(
+        "category: fund\nentries:\n  - id: followup-1\n    question: 초안 질문?\n"
+        "    answer: 초안 답.\n    sources: [SEC]\n    as_of: 2026-01-01\n", encoding="utf-8")
+    assert knowledge_version(knowledge_files(knowledge_copy), knowledge_copy) == version
+    assert all(e.id != "followup-1" for e in load_knowledge(knowledge_copy).entries)
+
+
+async def test_a_declined_wording_whose_suggestion_was_pressed_is_accepted_and_then_answered(
+        learning: RunningBot) -> None:
+    tg = learning.tg
+    user = tg.user(7811, "한가람", username="garam_k")
+    tg.send_text(user, DECLINED)
+    declined = await tg.wait_for_message(user)
+    [data] = [d for _, d in declined.buttons if d.startswith("a:fund-size:")]
+    tg.press(user, declined, data)
+    assert "150조원" in (await tg.wait_for_message(user)).text
+    await tg.wait_until(lambda: len(tg.callback_answers) == 1)
+
+    listed = await suggestions(learning)
+    assert "fund-size" in listed.text and f"“{DECLINED}”" in listed.text
+    assert "1회, 1명" in listed.text and "제안 버튼 선택 1" in listed.text
+    assert "한가람" not in listed.text and "garam" not in listed.text, "no asker's name"
+    async with learning.database.session() as session:
+        [suggestion] = (await session.exec(select(Suggestion))).all()
+    accept = button(listed, f"✅ {suggestion.id} 추가")
+    stranger = tg.user(7812, "남")
+    tg.send_text(stranger, "/suggestions")
+    assert "관리자만" in (await tg.wait_for_message(stranger)).text
+    faq = learning.settings.knowledge_dir / "faq" / "fund.yaml"
+    assert DECLINED not in faq.read_text(encoding="utf-8")
+
+    before = learning.services.index.version
+    tg.press(learning.admin, listed, accept)
+    done = await said(tg, learning.admin, timeout=60)
+    assert "대체 표현으로 추가하고 지식베이스를 새로 읽었습니다" in done.text
+    assert learning.services.index.version != before
+    text = faq.read_text(encoding="utf-8")
+    assert text.startswith("# 국민성장펀드 개요") and f"      - {DECLINED}\n" in text
+    [entry] = [e for e in load_knowledge(faq.parent.parent).entries if e.id == "fund-size"]
+    assert entry.alternates[-1] == DECLINED
+
+    tg.send_text(user, DECLINED)
+    answered = await tg.wait_for_message(user)
+    assert "150조원" in answered.text
+    assert [row.status for row in await learning.questions()][-1] == "answered"
+    assert "제안된 표현이 없습니다" in (await suggestions(learning)).text
+    tg.press(learning.admin, listed, accept, forged=True)  # an old button: decided already
+    assert "이미 결정되었습니다" in (await said(tg, learning.admin)).text
+    actions = await audited(learning)
+    assert ("suggestions", "", False) in actions
+    assert ("suggestion_accept", f"#{suggestion.id}", True) in actions
+    assert ("suggestion_accepted", f"fund-size: {DECLINED}", True) in actions
+
+
+async def test_a_rephrased_wording_rejected_is_never_proposed_again(
+        learning: RunningBot) -> None:
+    tg = learning.tg
+    for user_id in (7821, 7822):
+        user = tg.user(user_id, "다시")
+        tg.send_text(user, DECLINED)
+        await tg.wait_for_message(user)
+        tg.send_text(user, "국민성장펀드 규모")  # asked again in its listed words
+        assert "150조원" in (await tg.wait_for_message(user)).text
+        if user_id == 7821:
+            listed = await suggestions(learning)
+            assert f"“{DECLINED}”" in listed.text and "다시 물어 답변 1" in listed.text
+            [reject] = [d for t, d in listed.buttons if d.endswith(":r")]
+            tg.press(learning.admin, listed, reject)
+            assert "거절했습니다" in (await said(tg, learning.admin)).text
+    assert "제안된 표현이 없습니다" in (await suggestions(learning)).text
+    assert DECLINED not in (learning.settings.knowledge_dir / "faq" / "fund.yaml").read_text(
+        encoding="utf-8")
+
+
+async def test_a_liked_answer_to_an_unlisted_wording_is_suggested(learning: RunningBot) -> None:
+    tg = learning.tg
+    user = tg.user(7831, "좋아요")
+    tg.send_text(user, "국민성장펀드 총 규모는?")
+    answer = await tg.wait_for_message(user)
+    tg.press(user, answer, button(answer, "👍"))
+    await tg.wait_for_message(user, lambda m: m.kind == "sent")
+    listed = await suggestions(learning)
+    assert "“국민성장펀드 총 규모는?”" in listed.text and "👍 1" in listed.text
+
+
+async def test_maxbot_suggestions_lists_and_accepts_and_running_bots_follow(
+        learning: RunningBot, tmp_path: Path, monkeypatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.cli import main
+
+    tg = learning.tg
+    user = tg.user(7841, "명령줄")
+    tg.send_text(user, DECLINED)
+    declined = await tg.wait_for_message(user)
+    tg.press(user, declined, next(d for _, d in declined.buttons if d.startswith("a:fund-size:")))
+    await tg.wait_for_message(user)
+    await tg.wait_until(lambda: len(tg.callback_answers) == 1)
+    monkeypatch.setenv("DATABASE_URL", learning.settings.database_url)
+    monkeypatch.setenv("KNOWLEDGE_DIR", str(learning.settings.knowledge_dir))
+    monkeypatch.setenv("SPOOL_PATH", str(tmp_path / "cli-spool.jsonl"))
+    assert await asyncio.to_thread(main, ["suggestions"]) == 0
+    out = capsys.readouterr().out
+    assert f"“{DECLINED}”" in out and "fund-size" in out
+    number = int(out.split(f". “{DECLINED}”")[0].split()[-1])
+    assert await asyncio.to_thread(main, ["suggestions", "accept", str(number)]) == 0
+    assert "대체 표현으로 추가" in capsys.readouterr().out
+    assert await asyncio.to_thread(main, ["suggestions", "accept", str(number)]) == 1
+    await learning.services.reloader.sync()  # what the bot's sync job does every few seconds
+    tg.send_text(user, DECLINED)
+    assert "150조원" in (await tg.wait_for_message(user)).text
+    actions = [(a, d) for a, d, _ in await audited(learning)]
+    assert ("suggestion_accepted", f"cli: fund-size: {DECLINED}") in actions
+
+
+async def test_a_secretariat_answer_becomes_an_faq_entry_that_answers_the_next_asker(
+        learning: RunningBot) -> None:
+    tg = learning.tg
+    question = "국민성장펀드 설명회 참가비가 있나요?"
+    asker = tg.user(7851, "첫질문")
+    tg.send_text(asker, question)
+    assert "접수번호" in (await tg.wait_for_message(asker)).text
+    post = await tg.wait_for_message(learning.group)
+    tg.send_text(learning.member, "설명회 참가비는 없습니다. 누구나 무료로 참석할 수 있습니다.",
+                 chat=learning.group, reply_to=post)
+    await tg.wait_for_message(asker)
+    confirmed = await tg.wait_for_message(learning.group)
+    assert "전달했습니다" in confirmed.text
+    tg.press(learning.member, confirmed, button(confirmed, "FAQ로 만들기"))
+    written = await tg.wait_for_message(learning.group)
+    [followup] = await learning.followups()
+    assert "FAQ 초안" in written.text and f"followup-{followup.id}.yaml" in written.text
+    draft = learning.settings.knowledge_dir / "review" / f"followup-{followup.id}.yaml"
+    assert "무료로 참석" in draft.read_text(encoding="utf-8")
+    assert "SEC" in draft.read_text(encoding="utf-8")
+
+    tg.send_text(learning.admin, "/review")
+    listed = await said(tg, learning.admin)
+    assert question in listed.text and "무료로 참석" in listed.text
+    tg.press(learning.admin, listed, button(listed, f"✅ followup-{followup.id} 승인"))
+    approved = await said(tg, learning.admin, timeout=60)
+    assert "지식베이스를 새로 읽었습니다" in approved.text
+    assert not draft.exists()
+    assert (learning.settings.knowledge_dir / "faq" / draft.name).exists()
+
+    next_asker = tg.user(7852, "다음질문")
+    tg.send_text(next_asker, question)
+    answer = await tg.wait_for_message(next_asker)
+    assert "무료로 참석할 수 있습니다" in answer.text and "접수번호" not in answer.text
+    assert "출처: 사무국 답변" in answer.text  # source SEC, by its short name
+    actions = await audited(learning)
+    assert ("draft_approved", f"followup-{followup.id}", True) in actions
+
+
+async def test_a_discarded_draft_is_set_aside_and_never_served(learning: RunningBot) -> None:
+    tg = learning.tg
+    review = learning.settings.knowledge_dir / "review"
+    review.mkdir()
+    (review / "followup-99.yaml").write_text(
+        "category: fund\nentries:\n  - id: followup-99\n    question: 버릴 질문?\n"
+        "    answer: 버릴 답.\n    sources: [SEC]\n    as_of: 2026-01-01\n", encoding="utf-8")
+    tg.send_text(learning.admin, "/review")
+    listed = await said(tg, learning.admin)
+    tg.press(learning.admin, listed, button(listed, "✖ followup-99 폐기"))
+    assert "폐기했습니다" in (await said(tg, learning.admin)).text
+    assert (review / "discarded" / "followup-99.yaml").exists()
+    tg.send_text(learning.admin, "/review")
+    assert "검토할 FAQ 초안이 없습니다" in (await said(tg, learning.admin)).text
