@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 from pathlib import Path
 
 import pytest
 
+from bot import cli
 from testing.harness import RunningBot, bot_settings, running_bot
 
 GROUP = -1001950
+ADMIN = 7990
 
 
 @pytest.fixture
 async def desk(tg, tmp_path: Path, real_index, database_url: str):
-    settings = bot_settings(tg, tmp_path, database_url=database_url, secretariat_chat_id=GROUP)
+    settings = bot_settings(tg, tmp_path, database_url=database_url, secretariat_chat_id=GROUP,
+                            admin_user_ids=frozenset({ADMIN}))
     async with running_bot(tg, settings, real_index) as bot:
         bot.member = tg.user(7901, "김사무")
         bot.group = tg.group(GROUP, "사무국", members=[bot.member])
@@ -89,3 +94,34 @@ async def test_another_question_after_thumbs_down_reaches_the_secretariat_once(
                         and app.update_processor.current_concurrent_updates == 0)
     assert len([m for m in tg.messages_to(desk.group) if m.kind == "sent"]) == 1
     assert len(await desk.followups()) == 1
+
+
+async def test_the_most_disliked_answers_and_why_show_in_kb_stats_and_the_report(
+        desk: RunningBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tg = desk.tg
+    for user_id, reason in ((7921, "오래된 정보"), (7922, "다른 질문이었음"), (7923, None)):
+        user = tg.user(user_id, "싫어요")
+        thanks = await thumbs_down(desk, user, "국민성장펀드 총 규모는?")
+        if reason is not None:
+            tg.press(user, thanks, button(thanks, reason))
+    await tg.wait_until(lambda: len(tg.callback_answers) == 5)
+    await tg.wait_for_message(desk.group)  # "다른 질문이었음" sent the question on
+    shown = "• fund-size (👎 3: 다른 질문이었음 1 · 오래된 정보 1 · 이유 없음 1)"
+
+    admin = tg.user(ADMIN, "관리자")
+    tg.send_text(admin, "/kb")
+    assert shown in (await tg.wait_for_message(admin)).text
+    tg.send_text(desk.member, "/stats", chat=desk.group)
+    stats = await tg.wait_for_message(desk.group, lambda m: "통계" in m.text)
+    assert "👎가 많은 답변과 이유\n" + shown in stats.text
+
+    monkeypatch.setenv("DATABASE_URL", desk.settings.database_url)
+    monkeypatch.setenv("SPOOL_PATH", str(tmp_path / "cli-spool.jsonl"))
+    out = tmp_path / "report.html"
+    today = dt.datetime.now(dt.UTC).date()
+    assert await asyncio.to_thread(cli.main, [
+        "export", "--format", "html", "--since", (today - dt.timedelta(days=1)).isoformat(),
+        "--out", str(out)]) == 0
+    html = out.read_text(encoding="utf-8")
+    assert ('<tr><td><code>fund-size</code></td><td class="num">3</td>'
+            "<td>다른 질문이었음 1 · 오래된 정보 1 · 이유 없음 1</td></tr>") in html

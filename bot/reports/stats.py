@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from bot.answering import STATUSES
 from bot.replies import KST
 from bot.storage.models import FollowUpStatus, Question, QuestionStatus
-from bot.storage.records import FollowUpCase
+from bot.storage.records import Disliked, FollowUpCase, tally_disliked
 from index import KnowledgeIndex
 
 # What counts as a question to answer: what the bot decided (bot.answering.STATUSES), not
@@ -53,6 +53,8 @@ class PeriodStats:
     followups_open: int
     median_hours_to_answer: float | None
     top_unanswered_terms: list[tuple[str, int]] = field(default_factory=list)
+    # The entries whose answers were marked 👎 most in the period, and why.
+    disliked: list[Disliked] = field(default_factory=list)
 
     @property
     def answer_rate(self) -> float:
@@ -112,4 +114,6 @@ def period_stats(questions: list[Question], cases: list[FollowUpCase],
         followups_open=statuses[FollowUpStatus.OPEN],
         median_hours_to_answer=statistics.median(hours) if hours else None,
         top_unanswered_terms=terms.most_common(top_terms),
+        disliked=tally_disliked((q.entry_id, q.feedback_reason, 1) for q in asked
+                                if q.feedback == -1 and q.entry_id),
     )

@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -639,14 +640,43 @@ async def activate_knowledge(session: AsyncSession, version: str,
     await session.commit()
 
 
-async def most_disliked(session: AsyncSession, limit: int = 5) -> list[tuple[str, int]]:
-    """FAQ entries whose answers users marked 👎 most, with the count."""
+@dataclass(frozen=True)
+class Disliked:
+    """An FAQ entry whose answers users marked 👎, and why (bot.handlers.feedback.REASONS)."""
+
+    entry_id: str
+    count: int
+    reasons: dict[str, int]
+
+    @property
+    def unexplained(self) -> int:
+        """The 👎 given without a reason."""
+        return self.count - sum(self.reasons.values())
+
+
+def tally_disliked(rows: Iterable[tuple[str, str | None, int]], limit: int = 5
+                   ) -> list[Disliked]:
+    """(entry id, reason or None, count) rows as the most 👎 entries, most first, each with
+    its reasons most given first."""
+    counts: dict[str, int] = {}
+    reasons: dict[str, dict[str, int]] = {}
+    for entry_id, reason, count in rows:
+        counts[entry_id] = counts.get(entry_id, 0) + count
+        if reason is not None:
+            given = reasons.setdefault(entry_id, {})
+            given[reason] = given.get(reason, 0) + count
+    top = sorted(counts, key=lambda e: (-counts[e], e))[:limit]
+    return [Disliked(e, counts[e], dict(sorted(reasons.get(e, {}).items(),
+                                               key=lambda p: (-p[1], p[0])))) for e in top]
+
+
+async def most_disliked(session: AsyncSession, limit: int = 5) -> list[Disliked]:
+    """FAQ entries whose answers users marked 👎 most, with the count and the reasons."""
     rows = await session.exec(
-        select(Question.entry_id, func.count()).where(Question.feedback == -1,
-                                                      Question.entry_id.is_not(None))
-        .group_by(Question.entry_id).order_by(func.count().desc(), Question.entry_id)
-        .limit(limit))
-    return [(entry_id, count) for entry_id, count in rows.all()]
+        select(Question.entry_id, Question.feedback_reason, func.count())
+        .where(Question.feedback == -1, Question.entry_id.is_not(None))
+        .group_by(Question.entry_id, Question.feedback_reason))
+    return tally_disliked(rows.all(), limit)
 
 
 # --- python-telegram-bot's persisted state (bot/storage/persistence.py) --------------------
