@@ -189,9 +189,57 @@ def cmd_fit(opts: argparse.Namespace, settings: Settings) -> int:
     from bot.answering.fit import fit, write_models
 
     index = load_index(settings.knowledge_dir, settings.analyzer)
+    if opts.with_traffic:
+        return _fit_with_traffic(opts, settings, index)
     topic, answer_model, report = fit(index, show_errors=opts.errors)
     print("\n".join(report.lines))
     if opts.dry_run:
+        return 0
+    for path in write_models(index.knowledge.root, topic, answer_model):
+        print(f"wrote {path}")
+    return 0
+
+
+def _fit_with_traffic(opts: argparse.Namespace, settings: Settings, index: KnowledgeIndex
+                      ) -> int:
+    """Fit with the labelled questions of real traffic too; write the new models only when
+    no blind set does worse with them (totals: right answers and wrong ones)."""
+    from bot.answering import with_models
+    from bot.answering.fit import blind_totals, fit, traffic_labelled, write_models
+    from bot.answering.model import ANSWER_FILE, MODEL_DIR, models_from_json
+    from bot.storage.database import with_database
+    from bot.storage.suggestions import labelled_traffic
+
+    async def read(database) -> tuple[list[tuple[str, str]], list[str]]:
+        async with database.session() as session:
+            return await labelled_traffic(session)
+
+    right, missed = with_database(settings.database_url, settings.spool_path, read)
+    traffic = traffic_labelled(right, missed)
+    served = json.loads((index.knowledge.root / MODEL_DIR / ANSWER_FILE).read_text("utf-8"))
+    print("before (the models served now, as fitted):")
+    print("\n".join(served.get("figures") or ["  (no figures recorded)"]))
+    print(f"\nafter, with {len(traffic)} labelled questions from traffic "
+          f"({sum(t.answerable for t in traffic)} answered right by their entry, "
+          f"{sum(not t.answerable for t in traffic)} rated 👎 as wrong):")
+    topic, answer_model, report = fit(index, show_errors=opts.errors, traffic=traffic)
+    print("\n".join(report.lines))
+    fitted = with_models(index, models_from_json(topic, answer_model,
+                                                 index.knowledge.root / MODEL_DIR))
+    before, after = blind_totals(index), blind_totals(fitted)
+    print("\nblind sets (right / wrong of all, totals only): before -> after")
+    worse = []
+    for name, old in before.items():
+        new = after[name]
+        print(f"  {name:16} {old.right:4} / {old.wrong:3} of {old.questions:4} -> "
+              f"{new.right:4} / {new.wrong:3}")
+        if new.worse_than(old):
+            worse.append(name)
+    if worse:
+        print(f"not written: worse on {', '.join(worse)}")
+        return 1
+    if opts.dry_run:
+        print("not written (--dry-run)")
         return 0
     for path in write_models(index.knowledge.root, topic, answer_model):
         print(f"wrote {path}")
@@ -397,6 +445,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit = sub.add_parser("fit", help="fit the decision's models on the labelled questions, "
                          "print cross-validated figures and write knowledge/model/")
     fit.add_argument("--dry-run", action="store_true", help="print the figures, write nothing")
+    fit.add_argument("--with-traffic", action="store_true",
+                     help="also learn from the bot's traffic (accepted suggestions, rated "
+                          "answers); write only when the blind sets do not get worse")
     fit.add_argument("--errors", action="store_true",
                      help="also list the question sets' questions the cross-validated "
                           "decision serves wrong or leaves unanswered")

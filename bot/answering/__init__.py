@@ -16,6 +16,7 @@ knowledge folder): no Telegram, no database. How a question is decided:
 
 from __future__ import annotations
 
+import copy
 import weakref
 from dataclasses import dataclass
 from threading import Lock
@@ -93,6 +94,15 @@ def models_of(index: KnowledgeIndex) -> DecisionModels:
         if models is None:
             models = _models[index] = load_models(index.knowledge.root)
         return models
+
+
+def with_models(index: KnowledgeIndex, models: DecisionModels) -> KnowledgeIndex:
+    """The same index deciding with other models (`maxbot fit --with-traffic` measures them
+    on the blind sets before writing them)."""
+    twin = copy.copy(index)
+    with _models_lock:
+        _models[twin] = models
+    return twin
 
 
 def answer(question: str, index: KnowledgeIndex, rules: AnsweringRules = DEFAULT_RULES) -> Answer:
@@ -234,4 +244,4 @@ def _suggestions(hits: list[Hit], rules: AnsweringRules, exclude: Document | Non
 
 
 __all__ = ["DEFAULT_RULES", "STATUSES", "Answer", "AnsweringRules", "Status", "answer",
-           "answer_entry", "answer_many", "models_of"]
+           "answer_entry", "answer_many", "models_of", "with_models"]

@@ -45,7 +45,7 @@ from bot.answering.model import (
     TOPIC_FILE,
 )
 from bot.answering.parts import question_parts
-from bot.evaluation import EvalQuestion, holds, load_questions
+from bot.evaluation import EvalQuestion, evaluate, holds, load_questions
 from bot.replies import render_answer, to_plain_text
 from index import FaqEntry, KnowledgeIndex, Query
 
@@ -98,6 +98,8 @@ class Labelled:
     fold: int | None = None
     # The knowledge base's phrasing this is a variant of (variants are held out together).
     phrasing: str | None = None
+    # Asked of the bot and labelled by its users and admins (`maxbot fit --with-traffic`).
+    traffic: bool = False
 
 
 @dataclass
@@ -179,6 +181,23 @@ def labelled_questions(index: KnowledgeIndex, eval_dir: Path = EVAL_DIR) -> list
     chat = (eval_dir / CHATBOT_TRAIN).read_text(encoding="utf-8").splitlines()
     out.extend(Labelled(line, topic_class=OFF_TOPIC) for line in chat
                if line.strip() and not line.startswith("#"))
+    return out
+
+
+def traffic_labelled(right: list[tuple[str, str]], missed: list[str]) -> list[Labelled]:
+    """Questions users asked, labelled by them: (wording, entry) pairs an admin accepted or a
+    user rated 👍 are answered right by that entry; answers rated 👎 as wrong or as another
+    question are not, and no entry is known to be right for them. They weigh as the question
+    sets do: this is how people really ask."""
+    seen: set[str] = set()
+    out = []
+    for text, entry_id in right:
+        if text not in seen:
+            seen.add(text)
+            out.append(Labelled(text, entry_id=entry_id, answerable=True, on_topic=True,
+                                realistic=True, traffic=True))
+    out.extend(Labelled(text, on_topic=True, realistic=True, traffic=True)
+               for text in dict.fromkeys(missed) if text not in seen)
     return out
 
 
@@ -534,10 +553,12 @@ def choose_threshold(outcomes: list[Outcome], target: float) -> float:
 
 
 def fit(index: KnowledgeIndex, eval_dir: Path = EVAL_DIR, target: float = WRONG_TARGET,
-        show_errors: bool = False) -> tuple[dict, dict, FitReport]:
-    """Fit both models; returns (topic JSON, answer JSON, the cross-validated figures)."""
+        show_errors: bool = False, traffic: list[Labelled] | None = None
+        ) -> tuple[dict, dict, FitReport]:
+    """Fit both models, with the labelled questions of real traffic when given; returns
+    (topic JSON, answer JSON, the cross-validated figures)."""
     report = FitReport()
-    items = labelled_questions(index, eval_dir)
+    items = labelled_questions(index, eval_dir) + list(traffic or ())
     # Parsed once for the topic model (its input holds the content terms) and for the
     # candidates (the own-phrasing variants are searched in their held-out index, parsed
     # alike).
@@ -669,10 +690,13 @@ def _report_figures(report: FitReport, items: list[Labelled], chosen: list[int],
                     outcomes: list[Outcome], on_topic: np.ndarray, threshold: float,
                     on_topic_threshold: float) -> None:
     groups = {
-        "own phrasings": lambda it: it.entry_id is not None,
-        "question sets: in": lambda it: it.realistic and it.answerable,
-        "question sets: unknown": lambda it: it.realistic and it.on_topic and not it.answerable,
+        "own phrasings": lambda it: it.entry_id is not None and not it.traffic,
+        "question sets: in": lambda it: it.realistic and it.answerable and not it.traffic,
+        "question sets: unknown": lambda it: (it.realistic and it.on_topic and not it.answerable
+                                              and not it.traffic),
         "question sets: off": lambda it: it.realistic and not it.on_topic,
+        "traffic: right entry": lambda it: it.traffic and it.answerable,
+        "traffic: 👎 wrong": lambda it: it.traffic and not it.answerable,
     }
     report.say(f"cross-validated ({FOLDS} folds), answer threshold {threshold:.3f}, "
                f"queue from P(on_topic) {on_topic_threshold:.3f}")
@@ -692,6 +716,32 @@ def _report_figures(report: FitReport, items: list[Labelled], chosen: list[int],
     if chat:
         queued = np.mean(on_topic[chat] >= on_topic_threshold)
         report.say(f"  {'everyday chat':24} {len(chat):5}: queued {queued:6.1%}")
+
+
+@dataclass(frozen=True)
+class BlindTotals:
+    """A blind set's totals (its questions stay unread: no failures are listed)."""
+
+    right: int
+    wrong: int
+    questions: int
+
+    def worse_than(self, other: BlindTotals) -> bool:
+        return self.right < other.right or self.wrong > other.wrong
+
+
+def blind_sets(eval_dir: Path = EVAL_DIR) -> list[Path]:
+    """The question sets kept blind: every holdout*.yaml that is not fitted on."""
+    return [p for p in sorted(eval_dir.glob("holdout*.yaml")) if p.name not in TRAINING_SETS]
+
+
+def blind_totals(index: KnowledgeIndex, eval_dir: Path = EVAL_DIR) -> dict[str, BlindTotals]:
+    totals = {}
+    for path in blind_sets(eval_dir):
+        result = evaluate(load_questions(path), index)
+        totals[path.name] = BlindTotals(sum(v.correct for v in result.verdicts),
+                                        len(result.confidently_wrong), len(result.verdicts))
+    return totals
 
 
 def _rounded(values: np.ndarray) -> list[float]:

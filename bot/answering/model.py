@@ -161,6 +161,14 @@ def load_models(root: Path | str) -> DecisionModels:
                           _answer_model(folder / ANSWER_FILE, answer))
 
 
+def models_from_json(topic: dict[str, Any], answer: dict[str, Any], folder: Path
+                     ) -> DecisionModels:
+    """Models as `maxbot fit` returns them, before they are written to `folder` (named in
+    errors); KnowledgeError on a fault, as for the files."""
+    return DecisionModels(_topic_model(folder / TOPIC_FILE, topic),
+                          _answer_model(folder / ANSWER_FILE, answer))
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

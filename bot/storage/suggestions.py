@@ -16,6 +16,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.storage.models import Question, Suggestion, SuggestionSignal, utcnow
 from bot.storage.records import _insert, storable
 
+# 👎 reasons that say the answer served was not the one asked for (bot.handlers.feedback).
+MISSED_REASONS = ("wrong", "other_question")
+
 
 @dataclass(frozen=True)
 class SignalRecord:
@@ -139,3 +142,27 @@ async def reopen_suggestion(session: AsyncSession, suggestion_id: int) -> None:
     await session.exec(update(Suggestion).where(Suggestion.id == suggestion_id)
                        .values(status="proposed", decided_by=None, decided_at=None))
     await session.commit()
+
+
+async def labelled_traffic(session: AsyncSession) -> tuple[list[tuple[str, str]], list[str]]:
+    """What users and admins said about real questions, for `maxbot fit --with-traffic`:
+    (wording, entry) pairs that entry answers (accepted suggestions with the questions
+    behind them, answers rated 👍), and the questions whose answer was rated 👎 as wrong or as
+    another question."""
+    accepted = await session.exec(
+        select(Suggestion.wording, Suggestion.entry_id)
+        .where(Suggestion.status == "accepted"))
+    asked = await session.exec(
+        select(Question.text, Suggestion.entry_id)
+        .join(SuggestionSignal, SuggestionSignal.question_id == Question.id)
+        .join(Suggestion, Suggestion.id == SuggestionSignal.suggestion_id)
+        .where(Suggestion.status == "accepted"))
+    liked = await session.exec(
+        select(Question.text, Question.entry_id)
+        .where(Question.feedback == 1, Question.status == "answered",
+               Question.entry_id.is_not(None)))
+    missed = await session.exec(
+        select(Question.text)
+        .where(Question.feedback == -1, Question.feedback_reason.in_(MISSED_REASONS)))
+    right = [*accepted.all(), *asked.all(), *liked.all()]
+    return [(text, entry_id) for text, entry_id in right], list(missed.scalars().all())
