@@ -2,6 +2,9 @@
 suggestions.
 
 Every command answers through the same engine as the Telegram bot: `answer(question, index)`.
+
+One module over 400 lines on purpose: every command's wiring in one place (the work itself is
+in the modules each command imports).
 """
 
 from __future__ import annotations
@@ -204,9 +207,8 @@ def _fit_with_traffic(opts: argparse.Namespace, settings: Settings, index: Knowl
                       ) -> int:
     """Fit with the labelled questions of real traffic too; write the new models only when
     no blind set does worse with them (totals: right answers and wrong ones)."""
-    from bot.answering import with_models
-    from bot.answering.fit import blind_totals, fit, traffic_labelled, write_models
-    from bot.answering.model import ANSWER_FILE, MODEL_DIR, models_from_json
+    from bot.answering.fit import fit_with_traffic, traffic_labelled, write_models
+    from bot.answering.model import ANSWER_FILE, MODEL_DIR
     from bot.storage.database import with_database
     from bot.storage.suggestions import labelled_traffic
 
@@ -214,34 +216,27 @@ def _fit_with_traffic(opts: argparse.Namespace, settings: Settings, index: Knowl
         async with database.session() as session:
             return await labelled_traffic(session)
 
-    right, missed = with_database(settings.database_url, settings.spool_path, read)
-    traffic = traffic_labelled(right, missed)
+    traffic = traffic_labelled(*with_database(settings.database_url, settings.spool_path, read))
     served = json.loads((index.knowledge.root / MODEL_DIR / ANSWER_FILE).read_text("utf-8"))
     print("before (the models served now, as fitted):")
     print("\n".join(served.get("figures") or ["  (no figures recorded)"]))
     print(f"\nafter, with {len(traffic)} labelled questions from traffic "
           f"({sum(t.answerable for t in traffic)} answered right by their entry, "
           f"{sum(not t.answerable for t in traffic)} rated 👎 as wrong):")
-    topic, answer_model, report = fit(index, show_errors=opts.errors, traffic=traffic)
-    print("\n".join(report.lines))
-    fitted = with_models(index, models_from_json(topic, answer_model,
-                                                 index.knowledge.root / MODEL_DIR))
-    before, after = blind_totals(index), blind_totals(fitted)
+    fitted = fit_with_traffic(index, traffic, opts.errors)
+    print("\n".join(fitted.report.lines))
     print("\nblind sets (right / wrong of all, totals only): before -> after")
-    worse = []
-    for name, old in before.items():
-        new = after[name]
+    for name, old in fitted.before.items():
+        new = fitted.after[name]
         print(f"  {name:16} {old.right:4} / {old.wrong:3} of {old.questions:4} -> "
               f"{new.right:4} / {new.wrong:3}")
-        if new.worse_than(old):
-            worse.append(name)
-    if worse:
-        print(f"not written: worse on {', '.join(worse)}")
+    if fitted.worse:
+        print(f"not written: worse on {', '.join(fitted.worse)}")
         return 1
     if opts.dry_run:
         print("not written (--dry-run)")
         return 0
-    for path in write_models(index.knowledge.root, topic, answer_model):
+    for path in write_models(index.knowledge.root, fitted.topic, fitted.answer):
         print(f"wrote {path}")
     return 0
 
@@ -343,7 +338,13 @@ def cmd_suggestions(opts: argparse.Namespace, settings: Settings) -> int:
     from bot.storage.database import with_database
     from bot.storage.records import activate_knowledge, log_action
 
-    index = _open_index(settings)
+    try:  # the entries and their files; only an acceptance needs the whole index
+        knowledge = load_knowledge(settings.knowledge_dir)
+    except KnowledgeInvalid as exc:
+        print(f"The knowledge base in {settings.knowledge_dir} has errors:", file=sys.stderr)
+        for error in exc.errors:
+            print(f"  {error}", file=sys.stderr)
+        return 1
 
     async def refresh(database) -> tuple[str, ...]:
         try:
@@ -359,13 +360,13 @@ def cmd_suggestions(opts: argparse.Namespace, settings: Settings) -> int:
 
     async def work(database) -> tuple[str, bool]:
         if opts.action is None:
-            groups = await suggestions_by_entry(database, index.knowledge)
+            groups = await suggestions_by_entry(database, knowledge)
             return render("suggestions", groups=groups,
                           total=sum(len(s) for _, s in groups)), True
         async with database.session() as session:
             await log_action(session, 0, f"suggestion_{opts.action}", f"cli: #{opts.number}")
         if opts.action == "accept":
-            decision = await accept_suggestion(database, index.knowledge, opts.number, 0,
+            decision = await accept_suggestion(database, knowledge, opts.number, 0,
                                                lambda: refresh(database))
         else:
             decision = await reject_suggestion(database, opts.number, 0)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import io
+import logging
 import re
 import shutil
 import unicodedata
@@ -46,6 +47,8 @@ from bot.storage.suggestions import (
     reopen_suggestion,
 )
 from index import FaqEntry, KnowledgeBase, KnowledgeIndex
+
+log = logging.getLogger(__name__)
 
 # Statuses of a question the bot did not answer (what a suggestion button follows).
 DECLINED = ("unanswered", "off_topic")
@@ -122,8 +125,9 @@ async def note_signal(database: Database, question: Question, knowledge: Knowled
     try:
         async with database.session() as session:
             await record_signals(session, [signal])
-    except SQLAlchemyError:
-        pass  # a suggestion is a hint: the user's press has done its work
+    except SQLAlchemyError:  # a hint lost: the user's press has done its work all the same
+        log.warning("%s signal of question %s not stored (database unavailable)", kind,
+                    question.id)
 
 
 async def suggestions_by_entry(database: Database, knowledge: KnowledgeBase,

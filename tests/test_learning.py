@@ -260,3 +260,64 @@ async def test_a_discarded_draft_is_set_aside_and_never_served(learning: Running
     assert (review / "discarded" / "followup-99.yaml").exists()
     tg.send_text(learning.admin, "/review")
     assert "검토할 FAQ 초안이 없습니다" in (await said(tg, learning.admin)).text
+
+
+async def test_fit_with_traffic_shows_before_and_after_and_writes_only_if_blind_sets_hold(
+        knowledge_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import datetime as dt
+    import re
+
+    from bot.cli import main
+    from bot.storage.database import Database, upgrade_schema
+    from bot.storage.records import (
+        Asker,
+        QuestionRecord,
+        record_question,
+        set_feedback,
+        set_feedback_reason,
+    )
+    from bot.storage.suggestions import SignalRecord, decide_suggestion, record_signals
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'traffic.db'}"
+    await asyncio.to_thread(upgrade_schema, url)
+    database = Database(url, tmp_path / "spool.jsonl")
+    now = dt.datetime.now(dt.UTC)
+    asker = Asker(7861, "학습")
+    asked = [("국민성장펀드 총 규모는?", "answered", "fund-size"),
+             ("펀드 수익률 보장돼요?", "answered", "fund-overview"), (DECLINED, "unanswered", None)]
+    async with database.session() as session:
+        ids = [(await record_question(session, QuestionRecord(
+            asker=asker, chat_id=asker.id, message_id=n, text=text, status=status,
+            asked_at=now, entry_id=entry))).question_id
+            for n, (text, status, entry) in enumerate(asked, 1)]
+        await set_feedback(session, ids[0], asker.id, 1)
+        await set_feedback(session, ids[1], asker.id, -1)
+        await set_feedback_reason(session, ids[1], asker.id, "wrong")
+        await record_signals(session, [SignalRecord("fund-size", phrasing_key(DECLINED),
+                                                    DECLINED, ids[2], asker.id, "pressed", now)])
+        await decide_suggestion(session, 1, "accepted", ADMIN)
+    await database.close()
+    model = knowledge_copy / "model" / "answer.json"
+    served = model.read_text(encoding="utf-8")
+
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("KNOWLEDGE_DIR", str(knowledge_copy))
+    monkeypatch.setenv("SPOOL_PATH", str(tmp_path / "spool.jsonl"))
+    code = await asyncio.to_thread(main, ["fit", "--with-traffic"])
+    out = capsys.readouterr().out
+    assert "before (the models served now, as fitted):" in out
+    assert ("after, with 3 labelled questions from traffic (2 answered right by their entry, "
+            "1 rated 👎 as wrong)") in out
+    assert "traffic: right entry" in out and "traffic: 👎 wrong" in out
+    totals = re.findall(r"  (holdout\d\.yaml) +(\d+) / +(\d+) of +\d+ -> +(\d+) / +(\d+)", out)
+    assert {name for name, *_ in totals} >= {"holdout2.yaml", "holdout4.yaml", "holdout5.yaml"}
+    worse = [name for name, right, wrong, right_after, wrong_after in totals
+             if int(right_after) < int(right) or int(wrong_after) > int(wrong)]
+    if worse:
+        assert code == 1 and f"not written: worse on {', '.join(worse)}" in out
+        assert model.read_text(encoding="utf-8") == served
+    else:
+        assert code == 0 and f"wrote {model}" in out
+        assert model.read_text(encoding="utf-8") != served
+        assert load_index(knowledge_copy).knowledge.entries  # the written models load

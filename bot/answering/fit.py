@@ -31,7 +31,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold, StratifiedKFold
 
-from bot.answering import Answer
+from bot.answering import Answer, with_models
 from bot.answering.candidates import Candidates, gather, parse, topic_text
 from bot.answering.features import FEATURES, answers_kind
 from bot.answering.model import (
@@ -43,6 +43,7 @@ from bot.answering.model import (
     SMALLTALK_FILE,
     TOPIC_EXAMPLES_FILE,
     TOPIC_FILE,
+    models_from_json,
 )
 from bot.answering.parts import question_parts
 from bot.evaluation import EvalQuestion, evaluate, holds, load_questions
@@ -742,6 +743,32 @@ def blind_totals(index: KnowledgeIndex, eval_dir: Path = EVAL_DIR) -> dict[str, 
         totals[path.name] = BlindTotals(sum(v.correct for v in result.verdicts),
                                         len(result.confidently_wrong), len(result.verdicts))
     return totals
+
+
+@dataclass(frozen=True)
+class TrafficFit:
+    """Models fitted with traffic, their figures, and the blind sets' totals with the models
+    served now (before) and with these (after)."""
+
+    topic: dict
+    answer: dict
+    report: FitReport
+    before: dict[str, BlindTotals]
+    after: dict[str, BlindTotals]
+
+    @property
+    def worse(self) -> list[str]:
+        """The blind sets that lose a right answer or gain a wrong one: any, and the models
+        are not to be written."""
+        return [name for name, old in self.before.items() if self.after[name].worse_than(old)]
+
+
+def fit_with_traffic(index: KnowledgeIndex, traffic: list[Labelled], show_errors: bool = False
+                     ) -> TrafficFit:
+    topic, answer_json, report = fit(index, show_errors=show_errors, traffic=traffic)
+    fitted = with_models(index, models_from_json(topic, answer_json,
+                                                 index.knowledge.root / MODEL_DIR))
+    return TrafficFit(topic, answer_json, report, blind_totals(index), blind_totals(fitted))
 
 
 def _rounded(values: np.ndarray) -> list[float]:
