@@ -99,12 +99,14 @@ def rephrasings(questions: list[AskedQuestion], knowledge: KnowledgeBase
     """Declined questions followed, within REPHRASED_WITHIN and with nothing answered in
     between, by the same asker's answered question in the same chat: their wordings mean
     that answer's entry. `questions` come each asker's in each chat together, in order."""
+    entries = {e.id: e for e in knowledge.entries}
     found = []
     for i, later in enumerate(questions):
-        entry = _entry(knowledge, later.entry_id) if later.status == "answered" else None
+        entry = entries.get(later.entry_id) if later.status == "answered" else None
         if entry is None:
             continue
-        for earlier in reversed(questions[:i]):
+        for j in range(i - 1, -1, -1):  # back to the last answered one, or a few minutes
+            earlier = questions[j]
             if ((earlier.person_id, earlier.chat_id) != (later.person_id, later.chat_id)
                     or earlier.status not in DECLINED
                     or later.asked_at - earlier.asked_at > REPHRASED_WITHIN):
@@ -137,7 +139,10 @@ async def suggestions_by_entry(database: Database, knowledge: KnowledgeBase,
     since the last look are stored first. Wordings the entry lists by now are left out."""
     since = (now or utcnow()) - REPHRASINGS_LOOKBACK
     async with database.session() as session:
-        await record_signals(session, rephrasings(await asked_since(session, since), knowledge))
+        asked = await asked_since(session, since)
+        # A month of questions: off the event loop.
+        found = await asyncio.to_thread(rephrasings, asked, knowledge)
+        await record_signals(session, found)
         proposed = await proposed_suggestions(session)
     grouped: dict[str, list[SuggestedPhrasing]] = defaultdict(list)
     for suggested in proposed:

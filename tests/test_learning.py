@@ -89,6 +89,36 @@ def test_near_identical_wordings_share_a_key() -> None:
     assert phrasing_key("펀드 규모") != phrasing_key("펀드 기간")
 
 
+def test_a_rephrasing_is_a_declined_question_answered_in_other_words_within_minutes(
+        real_index) -> None:
+    import datetime as dt
+
+    from bot.learning import rephrasings
+    from bot.storage.suggestions import AskedQuestion
+
+    start = dt.datetime(2026, 1, 5, 1, 0, tzinfo=dt.UTC)
+
+    def asked(n: int, person: int, minute: float, text: str, entry: str | None = None,
+              chat: int | None = None) -> AskedQuestion:
+        return AskedQuestion(n, person, chat or person, text,
+                             "answered" if entry else "unanswered", entry,
+                             start + dt.timedelta(minutes=minute))
+
+    questions = [
+        asked(1, 1, 0, "펀드 덩치?"), asked(2, 1, 1, "펀드 크기 어때"),
+        asked(3, 1, 3, "국민성장펀드 규모", "fund-size"),  # both wordings: within 5 minutes
+        asked(4, 2, 0, "펀드 덩치?"), asked(5, 2, 6, "국민성장펀드 규모", "fund-size"),  # too late
+        asked(6, 3, 0, "펀드 덩치?", chat=99), asked(7, 3, 1, "국민성장펀드 규모", "fund-size"),
+        asked(8, 4, 0, "펀드 덩치?"), asked(9, 4, 1, "국민성장펀드 기간", "fund-period"),
+        asked(10, 4, 2, "국민성장펀드 규모", "fund-size"),  # an answer came in between
+    ]
+    found = rephrasings(questions, real_index.knowledge)
+    assert [(s.question_id, s.entry_id, s.wording, s.kind) for s in found] == [
+        (2, "fund-size", "펀드 크기 어때", "rephrased"),
+        (1, "fund-size", "펀드 덩치?", "rephrased"),
+        (8, "fund-period", "펀드 덩치?", "rephrased")]
+
+
 def test_drafts_in_review_are_not_live_knowledge(knowledge_copy: Path) -> None:
     version = knowledge_version(knowledge_files(knowledge_copy), knowledge_copy)
     review = knowledge_copy / "review"
