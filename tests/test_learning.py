@@ -235,6 +235,9 @@ async def test_maxbot_suggestions_lists_and_accepts_and_running_bots_follow(
     assert "150조원" in (await tg.wait_for_message(user)).text
     actions = [(a, d) for a, d, _ in await audited(learning)]
     assert ("suggestion_accepted", f"cli: fund-size: {DECLINED}") in actions
+    assert await asyncio.to_thread(main, ["audit"]) == 0
+    audit = capsys.readouterr().out
+    assert "제안된 표현을 FAQ 대체 표현으로 추가" in audit and DECLINED in audit
 
 
 async def test_a_secretariat_answer_becomes_an_faq_entry_that_answers_the_next_asker(
