@@ -177,6 +177,28 @@ async def test_a_declined_wording_whose_suggestion_was_pressed_is_accepted_and_t
     assert ("suggestion_accepted", f"fund-size: {DECLINED}", True) in actions
 
 
+async def test_an_acceptance_the_knowledge_base_refuses_is_undone_and_stays_proposed(
+        learning: RunningBot) -> None:
+    tg = learning.tg
+    user = tg.user(7815, "되돌림")
+    tg.send_text(user, DECLINED)
+    declined = await tg.wait_for_message(user)
+    tg.press(user, declined, next(d for _, d in declined.buttons if d.startswith("a:fund-size:")))
+    await tg.wait_for_message(user)
+    faq = learning.settings.knowledge_dir / "faq"
+    before = (faq / "fund.yaml").read_text(encoding="utf-8")
+    (faq / "zz-broken.yaml").write_text("category: fund\nentries:\n  - id: [닫히지 않은\n",
+                                        encoding="utf-8")
+    version = learning.services.index.version
+    listed = await suggestions(learning)
+    tg.press(learning.admin, listed, next(d for _, d in listed.buttons if d.endswith(":a")))
+    refused = await said(tg, learning.admin, timeout=60)
+    assert "오류가 생겨 되돌렸습니다" in refused.text and "zz-broken.yaml" in refused.text
+    assert (faq / "fund.yaml").read_text(encoding="utf-8") == before
+    assert learning.services.index.version == version
+    assert f"“{DECLINED}”" in (await suggestions(learning)).text
+
+
 async def test_a_rephrased_wording_rejected_is_never_proposed_again(
         learning: RunningBot) -> None:
     tg = learning.tg
