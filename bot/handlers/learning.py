@@ -20,6 +20,7 @@ from bot.keyboards import NUMBER, button, keyboard, pattern, unpack
 from bot.language import speaks
 from bot.learning import (
     Decision,
+    Refresh,
     accept_suggestion,
     approve_draft,
     discard_draft,
@@ -54,7 +55,7 @@ def _draft_buttons(name: str, language: str) -> list[InlineKeyboardButton]:
             for key, choice in DRAFT_CHOICES.items()]
 
 
-def _refresh(services: Services, by: int):
+def _refresh(services: Services, by: int) -> Refresh:
     """Serve the knowledge folder as it now is, through the reload every process follows."""
 
     async def refresh() -> tuple[str, ...]:
@@ -66,7 +67,7 @@ def _refresh(services: Services, by: int):
 
 async def _audit(services: Services, by: int, action: str, decision: Decision) -> None:
     """The change made, beside the attempt is_admin recorded."""
-    detail = f"{decision.entry_id}: {decision.wording}".strip(": ")
+    detail = ": ".join(part for part in (decision.entry_id, decision.wording) if part)
     try:
         async with services.database.session() as session:
             await log_action(session, by, action, detail[:500])
