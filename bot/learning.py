@@ -34,7 +34,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.followups import near_misses
 from bot.storage.database import Database
-from bot.storage.models import Question, utcnow
+from bot.storage.models import (
+    Question,
+    QuestionStatus,
+    SignalKind,
+    SuggestionStatus,
+    utcnow,
+)
 from bot.storage.records import FollowUpCase
 from bot.storage.suggestions import (
     AskedQuestion,
@@ -51,7 +57,7 @@ from index import FaqEntry, KnowledgeBase, KnowledgeIndex
 log = logging.getLogger(__name__)
 
 # Statuses of a question the bot did not answer (what a suggestion button follows).
-DECLINED = ("unanswered", "off_topic")
+DECLINED = (QuestionStatus.UNANSWERED, QuestionStatus.OFF_TOPIC)
 # A declined question followed by an answered one this soon is taken as its rephrasing.
 REPHRASED_WITHIN = dt.timedelta(minutes=5)
 # How far back /suggestions looks for rephrasings (each is stored once it is found).
@@ -82,7 +88,7 @@ def _entry(knowledge: KnowledgeBase, entry_id: str | None) -> FaqEntry | None:
     return next((e for e in knowledge.entries if e.id == entry_id), None)
 
 
-def signal_of(question: Question | AskedQuestion, entry: FaqEntry, kind: str
+def signal_of(question: Question | AskedQuestion, entry: FaqEntry, kind: SignalKind
               ) -> SignalRecord | None:
     """The signal a question gives for `entry`, or None when its wording says nothing new (the
     entry lists it already, or it is too long or too short to be a phrasing)."""
@@ -102,7 +108,7 @@ def rephrasings(questions: list[AskedQuestion], knowledge: KnowledgeBase
     entries = {e.id: e for e in knowledge.entries}
     found = []
     for i, later in enumerate(questions):
-        entry = entries.get(later.entry_id) if later.status == "answered" else None
+        entry = entries.get(later.entry_id) if later.status == QuestionStatus.ANSWERED else None
         if entry is None:
             continue
         for j in range(i - 1, -1, -1):  # back to the last answered one, or a few minutes
@@ -111,13 +117,13 @@ def rephrasings(questions: list[AskedQuestion], knowledge: KnowledgeBase
                     or earlier.status not in DECLINED
                     or later.asked_at - earlier.asked_at > REPHRASED_WITHIN):
                 break
-            if (signal := signal_of(earlier, entry, "rephrased")) is not None:
+            if (signal := signal_of(earlier, entry, SignalKind.REPHRASED)) is not None:
                 found.append(signal)
     return found
 
 
 async def note_signal(database: Database, question: Question, knowledge: KnowledgeBase,
-                      entry_id: str, kind: str) -> None:
+                      entry_id: str, kind: SignalKind) -> None:
     """Store what a button press says about a question's wording (pressed, liked); a
     database that is away loses the signal, never the press."""
     entry = _entry(knowledge, entry_id)
@@ -222,7 +228,8 @@ async def accept_suggestion(database: Database, knowledge: KnowledgeBase, sugges
     """Write the wording into its entry's file and serve it; on refusal put the file back and
     leave the suggestion proposed."""
     async with database.session() as session:
-        suggestion, decided = await decide_suggestion(session, suggestion_id, "accepted", by)
+        suggestion, decided = await decide_suggestion(session, suggestion_id,
+                                                       SuggestionStatus.ACCEPTED, by)
     if suggestion is None:
         return Decision("missing")
     if not decided:
@@ -247,7 +254,8 @@ async def accept_suggestion(database: Database, knowledge: KnowledgeBase, sugges
 
 async def reject_suggestion(database: Database, suggestion_id: int, by: int) -> Decision:
     async with database.session() as session:
-        suggestion, decided = await decide_suggestion(session, suggestion_id, "rejected", by)
+        suggestion, decided = await decide_suggestion(session, suggestion_id,
+                                                       SuggestionStatus.REJECTED, by)
     if suggestion is None:
         return Decision("missing")
     return Decision("rejected" if decided else "decided", suggestion.wording,

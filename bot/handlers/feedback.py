@@ -24,7 +24,7 @@ from bot.language import speaks
 from bot.learning import note_signal
 from bot.replies import label, maybe_repeat, render, to_plain_text
 from bot.services import services_of
-from bot.storage.models import FollowUpReason, Question, QuestionStatus
+from bot.storage.models import FollowUpReason, Question, QuestionStatus, SignalKind
 from bot.storage.records import set_feedback, set_feedback_reason
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ async def vote(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if value > 0 and question.status == QuestionStatus.ANSWERED and question.entry_id:
         # Their words got the right answer: a wording the entry may want to list.
         await note_signal(services.database, question, services.index.knowledge,
-                          question.entry_id, "liked")
+                          question.entry_id, SignalKind.LIKED)
     await drop_buttons(query, "fb")
     markup = None
     if value < 0:

@@ -38,7 +38,7 @@ from bot.learning import DECLINED, note_signal
 from bot.replies import label, question_in, render, render_answer, source_name, to_plain_text
 from bot.services import Services, asker_of, post_followup, services_of
 from bot.settings import Settings
-from bot.storage.models import Question, QuestionStatus, utcnow
+from bot.storage.models import Question, QuestionStatus, SignalKind, utcnow
 from bot.storage.records import (
     QuestionRecord,
     followups_of,
@@ -342,7 +342,7 @@ async def _note_pressed(services: Services, question_id: int, user_id: int,
         return  # a hint lost; the answer is on its way all the same
     if question is not None and question.person_id == user_id and question.status in DECLINED:
         await note_signal(services.database, question, services.index.knowledge, entry.id,
-                          "pressed")
+                          SignalKind.PRESSED)
 
 
 async def show_topic(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

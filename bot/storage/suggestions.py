@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, tuple_, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.storage.models import Question, Suggestion, SuggestionSignal, utcnow
+from bot.storage.models import (
+    Question,
+    QuestionStatus,
+    SignalKind,
+    Suggestion,
+    SuggestionSignal,
+    SuggestionStatus,
+    utcnow,
+)
 from bot.storage.records import _insert, storable
 
 # 👎 reasons that say the answer served was not the one asked for (bot.handlers.feedback).
@@ -29,7 +37,7 @@ class SignalRecord:
     wording: str
     question_id: int
     person_id: int
-    kind: str  # pressed | liked | rephrased
+    kind: SignalKind
     at: dt.datetime
 
 
@@ -43,7 +51,7 @@ class SuggestedPhrasing:
     last_seen: dt.datetime
     # How often each asker asked it, most first (3, 1: one asker three times, another once).
     per_asker: tuple[int, ...]
-    kinds: dict[str, int] = field(default_factory=dict)
+    kinds: dict[SignalKind, int] = field(default_factory=dict)
 
     @property
     def askers(self) -> int:
@@ -58,7 +66,7 @@ class AskedQuestion:
     person_id: int
     chat_id: int
     text: str
-    status: str
+    status: QuestionStatus
     entry_id: str | None
     asked_at: dt.datetime
 
@@ -73,7 +81,7 @@ async def record_signals(session: AsyncSession, signals: list[SignalRecord]) -> 
     await session.exec(
         _insert(session, Suggestion).on_conflict_do_nothing(index_elements=["entry_id", "key"]),
         params=[{"entry_id": entry_id, "key": key, "wording": storable(s.wording),
-                 "status": "proposed", "created_at": s.at}
+                 "status": SuggestionStatus.PROPOSED, "created_at": s.at}
                 for (entry_id, key), s in wordings.items()])
     ids = dict(((entry_id, key), suggestion_id) for suggestion_id, entry_id, key in (
         await session.exec(select(table.c.id, table.c.entry_id, table.c.key)
@@ -101,14 +109,14 @@ async def asked_since(session: AsyncSession, since: dt.datetime) -> list[AskedQu
 async def proposed_suggestions(session: AsyncSession) -> list[SuggestedPhrasing]:
     """The suggestions nobody has decided on, with their figures, most asked first."""
     suggestions = (await session.exec(
-        select(Suggestion).where(Suggestion.status == "proposed"))).scalars().all()
+        select(Suggestion).where(Suggestion.status == SuggestionStatus.PROPOSED))).scalars().all()
     if not suggestions:
         return []
     signals = (await session.exec(
         select(SuggestionSignal.suggestion_id, SuggestionSignal.person_id,
                SuggestionSignal.kind, SuggestionSignal.at)
         .where(SuggestionSignal.suggestion_id.in_([s.id for s in suggestions])))).all()
-    by_suggestion: dict[int, list[tuple[int, str, dt.datetime]]] = defaultdict(list)
+    by_suggestion: dict[int, list[tuple[int, SignalKind, dt.datetime]]] = defaultdict(list)
     for suggestion_id, person_id, kind, at in signals:
         by_suggestion[suggestion_id].append((person_id, kind, at))
     listed = []
@@ -124,13 +132,14 @@ async def proposed_suggestions(session: AsyncSession) -> list[SuggestedPhrasing]
     return sorted(listed, key=lambda s: (-s.count, -s.askers, s.suggestion.id))
 
 
-async def decide_suggestion(session: AsyncSession, suggestion_id: int, status: str, by: int
+async def decide_suggestion(session: AsyncSession, suggestion_id: int,
+                            status: SuggestionStatus, by: int
                             ) -> tuple[Suggestion | None, bool]:
     """Accept or reject a proposed suggestion, once: the suggestion, and whether this call
     decided it (False: decided before, or it does not exist)."""
     decided = (await session.exec(
         update(Suggestion)
-        .where(Suggestion.id == suggestion_id, Suggestion.status == "proposed")
+        .where(Suggestion.id == suggestion_id, Suggestion.status == SuggestionStatus.PROPOSED)
         .values(status=status, decided_by=by, decided_at=utcnow())
     )).rowcount == 1
     await session.commit()
@@ -140,7 +149,7 @@ async def decide_suggestion(session: AsyncSession, suggestion_id: int, status: s
 async def reopen_suggestion(session: AsyncSession, suggestion_id: int) -> None:
     """An acceptance that could not be written: proposed again."""
     await session.exec(update(Suggestion).where(Suggestion.id == suggestion_id)
-                       .values(status="proposed", decided_by=None, decided_at=None))
+                       .values(status=SuggestionStatus.PROPOSED, decided_by=None, decided_at=None))
     await session.commit()
 
 
@@ -151,15 +160,15 @@ async def labelled_traffic(session: AsyncSession) -> tuple[list[tuple[str, str]]
     another question."""
     accepted = await session.exec(
         select(Suggestion.wording, Suggestion.entry_id)
-        .where(Suggestion.status == "accepted"))
+        .where(Suggestion.status == SuggestionStatus.ACCEPTED))
     asked = await session.exec(
         select(Question.text, Suggestion.entry_id)
         .join(SuggestionSignal, SuggestionSignal.question_id == Question.id)
         .join(Suggestion, Suggestion.id == SuggestionSignal.suggestion_id)
-        .where(Suggestion.status == "accepted"))
+        .where(Suggestion.status == SuggestionStatus.ACCEPTED))
     liked = await session.exec(
         select(Question.text, Question.entry_id)
-        .where(Question.feedback == 1, Question.status == "answered",
+        .where(Question.feedback == 1, Question.status == QuestionStatus.ANSWERED,
                Question.entry_id.is_not(None)))
     missed = await session.exec(
         select(Question.text)
