@@ -376,3 +376,31 @@ async def test_fit_with_traffic_shows_before_and_after_and_writes_only_if_blind_
         assert code == 0 and f"wrote {model}" in out
         assert model.read_text(encoding="utf-8") != served
         assert load_index(knowledge_copy).knowledge.entries  # the written models load
+
+
+async def test_an_english_admin_reviews_and_decides_in_english(learning: RunningBot) -> None:
+    tg = learning.tg
+    admin = tg.user(ADMIN, "Admin", language_code="en")
+    user = tg.user(7861, "영어관리")
+    tg.send_text(user, DECLINED)
+    declined = await tg.wait_for_message(user)
+    tg.press(user, declined, next(d for _, d in declined.buttons if d.startswith("a:fund-size:")))
+    await tg.wait_for_message(user)
+    review = learning.settings.knowledge_dir / "review"
+    review.mkdir()
+    (review / "followup-98.yaml").write_text(
+        "category: fund\nentries:\n  - id: followup-98\n    question: 버릴 질문?\n"
+        "    answer: 버릴 답.\n    sources: [SEC]\n    as_of: 2026-01-01\n", encoding="utf-8")
+
+    tg.send_text(admin, "/suggestions")
+    listed = await said(tg, admin)
+    assert "1 suggested wording (" in listed.text and "fund-size" in listed.text
+    assert "1×, 1 asker" in listed.text and "suggestion pressed 1" in listed.text
+    tg.press(admin, listed, next(d for t, d in listed.buttons if t.startswith("✖ Reject")))
+    assert "rejected; it will not be suggested again" in (await said(tg, admin)).text
+
+    tg.send_text(admin, "/review")
+    drafts = await said(tg, admin)
+    assert "1 FAQ draft to review" in drafts.text and "Question: 버릴 질문?" in drafts.text
+    tg.press(admin, drafts, button(drafts, "✖ Discard followup-98"))
+    assert "discarded" in (await said(tg, admin)).text
