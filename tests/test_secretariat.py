@@ -222,6 +222,42 @@ async def test_an_answered_followup_becomes_an_faq_proposal_an_admin_can_accept(
     assert accepted.knowledge.sources["SEC"].publisher == "국민성장펀드 사무국"
 
 
+async def test_the_faq_buttons_write_one_draft_and_say_so_once_however_often_pressed(
+        desk: RunningBot) -> None:
+    tg = desk.tg
+    user = tg.user(7503, "한번만")
+    _, post = await ask_unanswerable(desk, user, "국민성장펀드 설명회 참가비가 있나요?")
+    [followup] = await desk.followups()
+    tg.press(desk.member, post, f"sf:{followup.id}")
+    await tg.wait_until(lambda: len(tg.callback_answers) == 1)
+    assert "아직 답변이 없어" in tg.callback_answers[-1].text, "told the presser, not the group"
+    tg.send_text(desk.member, "설명회 참가비는 없습니다.", chat=desk.group, reply_to=post)
+    await tg.wait_for_message(user)
+    confirmed = await tg.wait_for_message(desk.group)
+    [(_, make)] = [b for b in confirmed.buttons if b[0] == "FAQ로 만들기"]
+    assert make == f"sf:{followup.id}"
+
+    pressed = tg.press(desk.member, confirmed, make)
+    written = await tg.wait_for_message(desk.group)
+    assert "FAQ 초안" in written.text and f"followup-{followup.id}.yaml" in written.text
+    draft = desk.settings.knowledge_dir / "review" / f"followup-{followup.id}.yaml"
+    shutil.move(draft, draft.with_suffix(".seen"))  # a second write would show
+
+    tg.redeliver_press(pressed)  # the same press, delivered again
+    tg.press(desk.member, confirmed, make)  # pressed again
+    tg.press(desk.member, post, f"sf:{followup.id}")  # the post's "FAQ 제안 만들기"
+    await tg.wait_until(lambda: len(tg.callback_answers) == 4)
+    assert [a.text for a in tg.callback_answers[-2:]] == [
+        f"📝 #{followup.id}의 답변으로 만든 FAQ 초안이 이미 있습니다. "
+        "관리자가 /review 에서 승인하거나 폐기합니다."] * 2
+    assert not draft.exists(), "written once"
+    assert [m.text for m in tg.messages_to(desk.group)].count(written.text) == 1
+    async with desk.database.session() as session:
+        proposals = (await session.exec(select(FollowUpEvent).where(
+            FollowUpEvent.kind == "proposal"))).all()
+    assert [(e.followup_id, e.author_id) for e in proposals] == [(followup.id, desk.member.id)]
+
+
 async def test_tofaq_refuses_a_followup_without_an_answer(desk: RunningBot) -> None:
     tg = desk.tg
     user = tg.user(7502, "미답")

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+from pathlib import Path
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import (
@@ -68,6 +69,7 @@ from bot.storage.records import (
     open_followups,
     questions_between,
     record_answer,
+    release_send,
     sent_message,
     unposted_count,
 )
@@ -248,8 +250,7 @@ async def on_post_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         await query.answer(render("followup_missing"), show_alert=True)
         return
     if kind == "sf":
-        await query.answer()
-        await _propose_faq(update, context, followup_id)
+        await _draft_once(update, context, followup_id)
         return
     services = services_of(context)
     if kind == "sc":
@@ -447,6 +448,7 @@ async def to_faq(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def _propose_faq(update: Update, context: ContextTypes.DEFAULT_TYPE,
                        followup_id: int) -> None:
+    """/tofaq N: write the draft and say where, each time it is asked for."""
     services = services_of(context)
     async with services.database.session() as session:
         case = await followup_case(session, followup_id)
@@ -454,16 +456,64 @@ async def _propose_faq(update: Update, context: ContextTypes.DEFAULT_TYPE,
         await update.effective_message.reply_html(render(
             "tofaq_refused", followup_id=followup_id, missing=case is None))
         return
-    # The closest entries are a search over the index: off the event loop, with the write.
-    path = await asyncio.to_thread(write_draft, case, services.settings.knowledge_dir,
-                                   services.index)
+    path = await _write_draft(services, case)
     async with services.database.session() as session:
         await add_event(session, followup_id, EventKind.PROPOSAL, update.effective_user.id,
                         str(path))
-    await update.effective_message.reply_html(render(
-        "tofaq_written", followup_id=followup_id,
-        path=path.relative_to(services.settings.knowledge_dir.parent)
-        if path.is_relative_to(services.settings.knowledge_dir.parent) else path))
+    await update.effective_message.reply_html(_draft_written(services, followup_id, path))
+
+
+async def _draft_once(update: Update, context: ContextTypes.DEFAULT_TYPE,
+                      followup_id: int) -> None:
+    """The post's "FAQ 제안 만들기" and the confirmation's "FAQ로 만들기": write the draft and
+    say where once, however often either is pressed or a press is delivered; a later press is
+    told it was made (the draft may have been approved or discarded since)."""
+    query = update.callback_query
+    services = services_of(context)
+    async with services.database.session() as session:
+        case = await followup_case(session, followup_id)
+    if case is None or not case.followup.answer:
+        await query.answer(to_plain_text(render("tofaq_refused", followup_id=followup_id,
+                                                missing=case is None)), show_alert=True)
+        return
+    written: list[Path] = []
+
+    async def write_and_tell(repeat: bool) -> Message:
+        written.append(await _write_draft(services, case))
+        return await query.message.reply_html(maybe_repeat(
+            _draft_written(services, followup_id, written[-1]), repeat))
+
+    async def noted(session: AsyncSession, told: Message) -> None:
+        await add_event(session, followup_id, EventKind.PROPOSAL, query.from_user.id,
+                        str(written[-1]))
+
+    key = f"faq-draft:{followup_id}"
+    try:
+        claim = await send_once(services.database, update, key, write_and_tell, noted)
+    except OSError:
+        log.exception("FAQ draft of follow-up %s not written", followup_id)
+        async with services.database.session() as session:
+            await release_send(session, key)  # a later press tries again
+        await query.answer(to_plain_text(render("unavailable")), show_alert=True)
+        return
+    if claim in (Claim.SENT, Claim.ELSEWHERE):
+        await query.answer(to_plain_text(render("tofaq_made", followup_id=followup_id)),
+                           show_alert=True)
+    else:
+        await query.answer()
+
+
+async def _write_draft(services: Services, case: FollowUpCase) -> Path:
+    # The closest entries are a search over the index: off the event loop, with the write.
+    return await asyncio.to_thread(write_draft, case, services.settings.knowledge_dir,
+                                   services.index)
+
+
+def _draft_written(services: Services, followup_id: int, path: Path) -> str:
+    """Where the draft is, from the project's root when it is under it."""
+    root = services.settings.knowledge_dir.parent
+    return render("tofaq_written", followup_id=followup_id,
+                  path=path.relative_to(root) if path.is_relative_to(root) else path)
 
 
 async def send_digest(context: ContextTypes.DEFAULT_TYPE) -> None:
