@@ -2,8 +2,9 @@
 as alternates) and /review (FAQ drafts from the secretariat's answers).
 
 Callback data (bot/keyboards.py): ph:<suggestion>:a | ph:<suggestion>:r (accept, reject a
-wording), rv:<draft>:a | rv:<draft>:d (approve, discard a draft). Every press is checked and audited
-like the commands (bot/handlers/admin.py); the decisions themselves are bot/learning.py's.
+wording), rv:<draft>:a | rv:<draft>:d (approve, discard a draft). Every press is checked and
+audited like the commands (bot/handlers/admin.py, guards.audited); the decisions themselves are
+bot/learning.py's.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, Cont
 
 from bot.handlers.admin import is_admin
 from bot.handlers.feedback import drop_buttons
-from bot.keyboards import NUMBER, button, keyboard, pattern, unpack
+from bot.keyboards import KEY, NUMBER, button, keyboard, pattern, unpack
 from bot.language import speaks
 from bot.learning import (
     Decision,
@@ -37,12 +38,9 @@ log = logging.getLogger(__name__)
 
 # Suggestions and drafts listed in one message (each has a row of buttons).
 SHOWN = 10
-
-
 # What a decision button's last field says.
 SUGGESTION_CHOICES = {"a": "accept", "r": "reject"}
 DRAFT_CHOICES = {"a": "approve", "d": "discard"}
-DRAFT_NAME = r"[a-z0-9][a-z0-9-]*"
 
 
 def _suggestion_buttons(suggestion_id: int, language: str) -> list[InlineKeyboardButton]:
@@ -167,5 +165,5 @@ def handlers() -> list[BaseHandler]:
         CommandHandler("suggestions", list_suggestions),
         CommandHandler("review", review),
         CallbackQueryHandler(decide_suggestion, pattern=pattern("ph", NUMBER, "[ar]")),
-        CallbackQueryHandler(decide_draft, pattern=pattern("rv", DRAFT_NAME, "[ad]")),
+        CallbackQueryHandler(decide_draft, pattern=pattern("rv", KEY, "[ad]")),
     ]
