@@ -317,6 +317,7 @@ async def test_a_discarded_draft_is_set_aside_and_never_served(learning: Running
     assert "검토할 FAQ 초안이 없습니다" in (await said(tg, learning.admin)).text
 
 
+@pytest.mark.slow
 async def test_fit_with_traffic_shows_before_and_after_and_writes_only_if_blind_sets_hold(
         knowledge_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
