@@ -149,6 +149,10 @@ async def interrupted_burst(tg: BotApiStandIn, workdir: Path, database_url: str,
         await tg.wait_until(
             lambda: tg.calls("getUpdates") or tg.webhook_url or bot.returncode is not None,
             timeout=STARTUP_TIMEOUT)
+        if bot.returncode is not None:
+            # Said at once, not after waiting out the burst's timeout for answers that never come.
+            log = (workdir / "first.log").read_text(encoding="utf-8", errors="replace")
+            raise RuntimeError(f"the bot exited with {bot.returncode} at start:\n{log[-2000:]}")
         people: list[User] = [tg.user(first_user + n, f"사용자{n}") for n in range(users)]
         asked = {user.id: QUESTIONS[n % len(QUESTIONS)] for n, user in enumerate(people)}
         for user in people:
