@@ -3,8 +3,8 @@
 Labelled questions:
 - the knowledge base's own FAQ questions and alternates, as written, without spaces and with
   one syllable misspelt, each labelled with its own entry;
-- the project's question sets that are not kept blind (tests/eval/questions.yaml, holdout.yaml,
-  holdout3.yaml): `in` items label a candidate right when its reply holds the required facts;
+- the project's question sets that are not kept blind (TRAINING_SETS in tests/eval/): `in`
+  items label a candidate right when its reply holds the required facts;
 - small talk examples (knowledge/model/smalltalk.yaml) and everyday chat (chatbot-train.txt)
   as not about us.
 
