@@ -44,6 +44,8 @@ FLOORS = {
     "holdout5.yaml": ({"in": 0.62, "unknown": 0.96, "mixed": 0.40, "off": 0.975}, 0.016),
     "holdout6.yaml": ({"in": 0.64, "unknown": 0.94, "mixed": 0.80, "off": 0.975}, 0.02),
     "holdout7.yaml": ({"in": 0.64, "unknown": 0.96, "mixed": 0.56, "off": 0.95}, 0.016),
+    # Session 7: written blind; its first run (67e25ab) is the floor.
+    "holdout8.yaml": ({"in": 0.555, "unknown": 0.96, "mixed": 0.72, "off": 1.0}, 0.005),
     "chatbot-2000.yaml": ({"off": 0.999}, 0.0005),
 }
 BLIND = {path.name for path in blind_sets(EVAL)}
