@@ -24,6 +24,13 @@ QUESTIONS = EVAL / "questions.yaml"
 # change that measures better overall costs a set a question, with the figures written here.
 # The BLIND sets were written blind and are kept unseen: only their totals are shown.
 FLOORS = {
+    # Session 7: the entry model (which document a question asks for, learned from the
+    # questions each was asked in) and the wrong-answer target at 1% for 1.5%. Against the
+    # session's start, "in" rose on every set (blind: holdout2 70.0 -> 75.6, holdout4 56.3 ->
+    # 66.7, holdout5 62.1 -> 66.9, holdout6 64.8 -> 71.7, holdout7 64.7 -> 73.3, holdout8 55.6
+    # -> 66.7; train7 60.9 -> 68.3), wrong fell on train7 (3.0 -> 2.5%). It cost one more wrong
+    # answer on holdout2 (1.3 -> 2.0%) and on holdout8 (0.4 -> 0.7%), and a mixed question on
+    # train7 (68.6 -> 65.7): those floors follow.
     # Session 6: the sets' facts matched whatever their case, and the models refitted on the
     # labels that follows (train5 gained right answers it had been denied). Against the
     # session's start, "in" rose on every blind set (holdout2 66.7 -> 70.0, holdout4 51.9 ->
@@ -33,19 +40,19 @@ FLOORS = {
     # wrong answer on train6 (0.7 -> 0.9%): those two floors follow. Fitting on train7 as well
     # measured worse on the blind sets (holdout2 unknown 93.3 -> 90.0 and off 93.3 -> 90.0,
     # wrong 1.3 -> 2.7%; holdout4 unknown 88 -> 80): train7 is measured, not fitted on.
-    "questions.yaml": ({"in": 0.80, "unknown": 1.0, "off": 1.0}, 0.004),
-    "holdout.yaml": ({"in": 0.70, "unknown": 1.0, "off": 1.0}, 0.007),
-    "holdout3.yaml": ({"in": 0.70, "unknown": 1.0, "off": 1.0}, 0.012),
-    "train5.yaml": ({"in": 0.65, "unknown": 0.98, "mixed": 0.63, "off": 1.0}, 0.008),
-    "train6.yaml": ({"in": 0.61, "unknown": 0.98, "mixed": 0.55, "off": 1.0}, 0.01),
-    "train7.yaml": ({"in": 0.60, "unknown": 0.91, "mixed": 0.68, "off": 0.94}, 0.03),
-    "holdout2.yaml": ({"in": 0.70, "unknown": 0.93, "off": 0.93}, 0.014),
-    "holdout4.yaml": ({"in": 0.56, "unknown": 0.88, "mixed": 0.65, "off": 0.95}, 0.001),
-    "holdout5.yaml": ({"in": 0.62, "unknown": 0.96, "mixed": 0.40, "off": 0.975}, 0.016),
-    "holdout6.yaml": ({"in": 0.64, "unknown": 0.94, "mixed": 0.80, "off": 0.975}, 0.02),
-    "holdout7.yaml": ({"in": 0.64, "unknown": 0.96, "mixed": 0.56, "off": 0.95}, 0.016),
+    "questions.yaml": ({"in": 0.87, "unknown": 1.0, "off": 1.0}, 0.004),
+    "holdout.yaml": ({"in": 0.89, "unknown": 1.0, "off": 1.0}, 0.007),
+    "holdout3.yaml": ({"in": 0.75, "unknown": 1.0, "off": 1.0}, 0.012),
+    "train5.yaml": ({"in": 0.74, "unknown": 0.98, "mixed": 0.70, "off": 1.0}, 0.006),
+    "train6.yaml": ({"in": 0.71, "unknown": 0.98, "mixed": 0.60, "off": 1.0}, 0.01),
+    "train7.yaml": ({"in": 0.68, "unknown": 0.92, "mixed": 0.65, "off": 0.94}, 0.026),
+    "holdout2.yaml": ({"in": 0.75, "unknown": 0.93, "off": 0.93}, 0.021),
+    "holdout4.yaml": ({"in": 0.66, "unknown": 0.88, "mixed": 0.70, "off": 0.95}, 0.001),
+    "holdout5.yaml": ({"in": 0.66, "unknown": 0.96, "mixed": 0.40, "off": 0.975}, 0.016),
+    "holdout6.yaml": ({"in": 0.71, "unknown": 0.94, "mixed": 0.80, "off": 0.975}, 0.02),
+    "holdout7.yaml": ({"in": 0.73, "unknown": 0.96, "mixed": 0.60, "off": 0.95}, 0.016),
     # Session 7: written blind; its first run (67e25ab) is the floor.
-    "holdout8.yaml": ({"in": 0.555, "unknown": 0.96, "mixed": 0.72, "off": 1.0}, 0.005),
+    "holdout8.yaml": ({"in": 0.66, "unknown": 0.96, "mixed": 0.76, "off": 1.0}, 0.008),
     "chatbot-2000.yaml": ({"off": 0.999}, 0.0005),
 }
 BLIND = {path.name for path in blind_sets(EVAL)}

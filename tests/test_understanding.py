@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import textwrap
 from pathlib import Path
 
 import pytest
 
 from bot.answering import STATUSES, answer, answer_many, models_of
 from bot.answering.candidates import parse, topic_text
+from bot.answering.features import NO_ENTRY
 from bot.answering.model import load_models
 from bot.answering.parts import question_parts
 from bot.cli import main
@@ -167,6 +170,44 @@ def test_questions_of_a_kind_the_knowledge_base_never_holds_read_as_unanswerable
     assert answerable[1] < answerable[0] / 2 and answerable[2] < answerable[0] / 2
 
 
+def test_the_entry_model_names_the_entry_a_new_wording_asks_for_or_none(
+        real_index: KnowledgeIndex) -> None:
+    """The entry model learned from the questions each entry was asked in which one a new
+    wording asks for, and that a fee or a deadline is asked of none."""
+    entries = models_of(real_index).topic.entries
+
+    def likeliest(text: str) -> str:
+        read = entries.probabilities(topic_text(text, real_index.parse(text), real_index))
+        assert set(read) >= {e.id for e in real_index.knowledge.entries} | {NO_ENTRY}
+        assert abs(sum(read.values()) - 1) < 1e-9
+        return max(read, key=read.__getitem__)
+
+    assert likeliest("펀드 굴리는 기간이 몇 년이에요") == "fund-period"
+    assert likeliest("반도체 쪽에 얼마 들어가요") == "industries-semiconductor"
+    assert likeliest("국민성장펀드 보증 수수료는 몇 %예요?") == NO_ENTRY
+    assert likeliest("신청서 양식 어디서 받아요?") == NO_ENTRY
+
+
+def test_an_entry_added_after_the_fit_is_answered_from_its_words_alone(tmp_path: Path) -> None:
+    """A document the entry model never saw (uploaded, or added since `maxbot fit`) has no
+    entry probability; the decision weighs its other signals and still serves it."""
+    root = Path(shutil.copytree(KNOWLEDGE, tmp_path / "knowledge"))
+    (root / "faq" / "pilot.yaml").write_text(textwrap.dedent("""\
+        category: fund
+        entries:
+          - id: pilot-consulting-week
+            question: 시범 상담 주간은 언제인가요?
+            alternates: [시범 상담 주간 일정]
+            answer: 시범 상담 주간은 3월 둘째 주입니다.
+            sources: [S1]
+            as_of: 2026-01-15
+        """), encoding="utf-8")
+    index = load_index(root)
+    assert "pilot-consulting-week" not in models_of(index).topic.entries.classes
+    result = answer("시범 상담 주간이 언제예요?", index)
+    assert result.status == "answered" and result.document.id == "pilot-consulting-week"
+
+
 @pytest.mark.parametrize(("message", "status", "intent", "reply_starts"), [
     ("감사합니다", "smalltalk", "thanks", "천만에요"),
     ("안녕하세요", "smalltalk", "greeting", "안녕하세요!"),
@@ -203,6 +244,18 @@ def test_a_broken_model_file_is_refused_with_its_path(
         load_models(knowledge_copy)
     assert main(["check", "--knowledge-dir", str(knowledge_copy)]) == 1
     assert f"{model}: 'split' must be finite numbers of shape" in capsys.readouterr().out
+
+
+def test_a_broken_entry_model_is_refused_with_its_path(
+        knowledge_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = knowledge_copy / "model" / "topic.json"
+    data = json.loads(model.read_text(encoding="utf-8"))
+    data["entries"]["weights"]["class"][0] = len(data["entries"]["classes"])
+    model.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(KnowledgeError, match=r"topic\.json"):
+        load_models(knowledge_copy)
+    assert main(["check", "--knowledge-dir", str(knowledge_copy)]) == 1
+    assert f"{model}: entries: 'weights' must name n-grams and classes" in capsys.readouterr().out
 
 
 @pytest.mark.slow

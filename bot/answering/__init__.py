@@ -141,14 +141,16 @@ def _decide_all(texts: list[str], wholes: list[int], index: KnowledgeIndex,
     whole message): a part about us in a message about us is about us."""
     models = models_of(index)
     parsed = parse(texts, index)
-    rows, answerable = models.topic.probabilities(
-        [topic_text(text, queries[0], index) for text, queries in zip(texts, parsed, strict=True)])
+    read = [topic_text(text, queries[0], index)
+            for text, queries in zip(texts, parsed, strict=True)]
+    rows, answerable = models.topic.probabilities(read)
+    entries = [models.topic.entries.probabilities(text) for text in read]
     on_topic = models.topic.classes.index(ON_TOPIC)
     for i, whole in enumerate(wholes):
         if rows[whole, on_topic] > rows[i, on_topic]:
             rows[i] = rows[whole]
     topics = [dict(zip(models.topic.classes, row.tolist(), strict=True)) for row in rows]
-    found = gather(parsed, [t[ON_TOPIC] for t in topics], answerable.tolist(), index)
+    found = gather(parsed, [t[ON_TOPIC] for t in topics], answerable.tolist(), entries, index)
     return [_decide(text, candidates, topic, models, rules)
             for text, candidates, topic in zip(texts, found, topics, strict=True)]
 

@@ -7,6 +7,7 @@ by them is judged on its question too.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,10 +52,10 @@ def topic_text(text: str, query: Query, index: KnowledgeIndex) -> str:
 
 
 def gather(parsed: list[list[Query]], on_topic: list[float], answerable: list[float],
-           index: KnowledgeIndex) -> list[Candidates]:
+           entries: list[Mapping[str, float]], index: KnowledgeIndex) -> list[Candidates]:
     """The candidates of several parsed messages, with their signals."""
     out = []
-    for queries, topic, kind in zip(parsed, on_topic, answerable, strict=True):
+    for queries, topic, kind, asked in zip(parsed, on_topic, answerable, entries, strict=True):
         found, rows, first = [], [], None
         for query in queries:
             hits = index.search(query, limit=CANDIDATES)
@@ -62,7 +63,7 @@ def gather(parsed: list[list[Query]], on_topic: list[float], answerable: list[fl
                 first = (query, hits)
             for hit in hits:
                 found.append(hit)
-                rows.append(candidate_features(query, hit, hits, topic, kind))
+                rows.append(candidate_features(query, hit, hits, topic, kind, asked))
         features = np.stack(rows) if rows else np.zeros((0, 0))
         out.append(Candidates(first[0], first[1], found, features))
     return out

@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 
 import numpy as np
 
 from index import Document, Hit, Query
+
+NO_ENTRY = "(none)"  # the entry model's class for a question no document answers
+# The entry probability of a document the entry model never saw (uploaded or added since the
+# fit): below any probability, so that the fitted trees tell it apart.
+UNSEEN = -1.0
 
 # What kind of fact a question asks for, and what an answer of that kind contains.
 ANSWER_KINDS = (
@@ -61,6 +67,11 @@ FEATURES = (
     "asks_person",         # asks who
     "on_topic",            # the topic model's probability that the message is about us
     "answerable",          # ... that the knowledge base answers such a question at all
+    "entry_probability",   # the entry model's probability that the question asks for this
+                           # document
+    "no_entry_probability",  # ... that it asks for something no document answers (both
+                             # UNSEEN for a document the entry model never saw: it can say
+                             # nothing of whether this one answers)
 )
 # Not signals: the share of glossary terms in the question, which pushed an uploaded
 # document's answer below the threshold for naming a glossary term (AI), and whether a
@@ -79,8 +90,9 @@ def answers_kind(question: str, document: Document) -> bool:
 
 
 def candidate_features(query: Query, hit: Hit, hits: list[Hit], on_topic: float,
-                       answerable: float) -> np.ndarray:
-    """The feature vector (in FEATURES' order) of one candidate among the search's hits."""
+                       answerable: float, entries: Mapping[str, float]) -> np.ndarray:
+    """The feature vector (in FEATURES' order) of one candidate among the search's hits;
+    `entries` holds the entry model's probability per document id (and NO_ENTRY)."""
     others = [h for h in hits if h.document is not hit.document]
     total = sum(query.weights) or 1.0
     credits = query.credits or (1.0,) * len(query.terms)
@@ -114,4 +126,6 @@ def candidate_features(query: Query, hit: Hit, hits: list[Hit], on_topic: float,
         1.0 if ASKS_PERSON.search(query.text) else 0.0,
         on_topic,
         answerable,
+        *((entries[hit.document.id], entries[NO_ENTRY]) if hit.document.id in entries
+          else (UNSEEN, UNSEEN)),
     ], dtype=np.float64)

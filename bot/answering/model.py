@@ -3,6 +3,11 @@
 - the topic model: is a message about the fund and the alliance (on_topic), about something
   else (off_topic), or small talk (greeting, thanks, goodbye, acknowledgement)? A logistic
   regression over letter n-grams of the message.
+- the entry model: which document does a question ask for, or none the knowledge base
+  holds? A logistic regression over the letter n-grams of the questions each document was
+  asked in (its own phrasings, the question sets'); the answer model weighs its probability
+  for each candidate. A document it never saw (uploaded or added since the fit) has no such
+  probability (it reads as UNSEEN), and the answer model decides without it.
 - the answer model: is this candidate document the right answer? Gradient-boosted trees over
   the signals of bot/answering/features.py, with the threshold chosen by `maxbot fit` for at
   most a target share of confident wrong answers.
@@ -22,7 +27,7 @@ from typing import Any
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from bot.answering.features import FEATURES
+from bot.answering.features import FEATURES, NO_ENTRY
 from index import KnowledgeError
 from index.tfidf import TfidfRows
 
@@ -49,6 +54,7 @@ class TopicModel:
     # deadlines, forms, what the sets' writers found in no source)?
     answerable_coef: np.ndarray  # n-grams
     answerable_intercept: float
+    entries: EntryModel
     _rows: TfidfRows = field(init=False, repr=False)
     _coef_by_ngram: np.ndarray = field(init=False, repr=False)
 
@@ -68,6 +74,27 @@ class TopicModel:
         logits -= logits.max(axis=1, keepdims=True)
         odds = np.exp(logits)
         return odds / odds.sum(axis=1, keepdims=True), _logistic(answerable)
+
+
+@dataclass(frozen=True)
+class EntryModel:
+    """Which document a question asks for (see the module's docstring)."""
+
+    classes: tuple[str, ...]  # document ids, and NO_ENTRY
+    vectorizer: TfidfVectorizer
+    coef_by_ngram: np.ndarray  # n-grams x classes
+    intercept: np.ndarray
+    _rows: TfidfRows = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_rows", TfidfRows(self.vectorizer))
+
+    def probabilities(self, text: str) -> dict[str, float]:
+        """P(class) per document id (and NO_ENTRY): softmax over the classes."""
+        columns, weights = self._rows.row(text)
+        logits = self.intercept + weights @ self.coef_by_ngram[columns]
+        odds = np.exp(logits - logits.max())
+        return dict(zip(self.classes, (odds / odds.sum()).tolist(), strict=True))
 
 
 @dataclass(frozen=True)
@@ -201,12 +228,7 @@ def _topic_model(path: Path, data: dict[str, Any]) -> TopicModel:
         raise KnowledgeError(path, None, f"'classes' must list {ON_TOPIC} and {OFF_TOPIC}")
     if not isinstance(ngrams, list) or not all(isinstance(g, str) for g in ngrams):
         raise KnowledgeError(path, None, "'ngrams' must be a list of text")
-    span = data.get("ngram_range")
-    if not (isinstance(span, list) and len(span) == 2 and all(isinstance(n, int) for n in span)):
-        raise KnowledgeError(path, None, "'ngram_range' must be two whole numbers")
-    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(span), sublinear_tf=True,
-                                 vocabulary={g: i for i, g in enumerate(ngrams)})
-    vectorizer.idf_ = _numbers(path, data, "idf", (len(ngrams),))
+    vectorizer = _vectorizer(path, data, ngrams)
     answerable_intercept = data.get("answerable_intercept")
     if not isinstance(answerable_intercept, int | float) or not math.isfinite(
             answerable_intercept):
@@ -216,7 +238,47 @@ def _topic_model(path: Path, data: dict[str, Any]) -> TopicModel:
                       _numbers(path, data, "coef", (len(classes), len(ngrams))),
                       _numbers(path, data, "intercept", (len(classes),)),
                       _numbers(path, data, "answerable_coef", (len(ngrams),)),
-                      float(answerable_intercept))
+                      float(answerable_intercept), _entry_model(path, data.get("entries")))
+
+
+def _entry_model(path: Path, data: Any) -> EntryModel:
+    """The entry model, its weights stored sparse: per n-gram, the classes it speaks for."""
+    if not isinstance(data, dict):
+        raise KnowledgeError(path, None, "'entries' must be an object: run `maxbot fit`")
+    classes, ngrams = data.get("classes"), data.get("ngrams")
+    if not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)
+            and NO_ENTRY in classes and len(set(classes)) == len(classes)):
+        raise KnowledgeError(path, None, f"entries: 'classes' must list document ids and "
+                             f"{NO_ENTRY!r}, each once")
+    if not isinstance(ngrams, list) or not all(isinstance(g, str) for g in ngrams):
+        raise KnowledgeError(path, None, "entries: 'ngrams' must be a list of text")
+    vectorizer = _vectorizer(path, data, ngrams)
+    where = data.get("weights")
+    if not isinstance(where, dict):
+        raise KnowledgeError(path, None, "entries: 'weights' must be an object")
+    count = len(where.get("values") or ())
+    rows = _numbers(path, where, "ngram", (count,))
+    columns = _numbers(path, where, "class", (count,))
+    if (np.any((rows < 0) | (rows >= len(ngrams)) | (rows != np.round(rows)))
+            or np.any((columns < 0) | (columns >= len(classes))
+                      | (columns != np.round(columns)))):
+        raise KnowledgeError(path, None, "entries: 'weights' must name n-grams and classes "
+                             "by number")
+    coef = np.zeros((len(ngrams), len(classes)))
+    coef[rows.astype(np.int64), columns.astype(np.int64)] = _numbers(path, where, "values",
+                                                                      (count,))
+    return EntryModel(tuple(classes), vectorizer, coef,
+                      _numbers(path, data, "intercept", (len(classes),)))
+
+
+def _vectorizer(path: Path, data: dict[str, Any], ngrams: list[str]) -> TfidfVectorizer:
+    span = data.get("ngram_range")
+    if not (isinstance(span, list) and len(span) == 2 and all(isinstance(n, int) for n in span)):
+        raise KnowledgeError(path, None, "'ngram_range' must be two whole numbers")
+    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(span), sublinear_tf=True,
+                                 vocabulary={g: i for i, g in enumerate(ngrams)})
+    vectorizer.idf_ = _numbers(path, data, "idf", (len(ngrams),))
+    return vectorizer
 
 
 def _answer_model(path: Path, data: dict[str, Any]) -> AnswerModel:
