@@ -257,7 +257,8 @@ def cmd_eval(opts: argparse.Namespace, settings: Settings) -> int:
 def cmd_bench(opts: argparse.Namespace, settings: Settings) -> int:
     from bot.bench import run_benchmark
 
-    run_benchmark(settings, sizes=opts.sizes, queries=opts.queries)
+    run_benchmark(settings, sizes=opts.sizes, queries=opts.queries, passes=opts.passes,
+                  reloads=not opts.no_reload)
     return 0
 
 
@@ -468,6 +469,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000],
                        help="synthetic knowledge base sizes (passages)")
     bench.add_argument("--queries", type=int, default=300, help="questions per corpus")
+    bench.add_argument("--passes", type=int, default=1,
+                       help="answer the questions this many times per corpus, each pass reported")
+    bench.add_argument("--no-reload", action="store_true",
+                       help="leave out the reload timings (a minute and more)")
 
     followups = sub.add_parser("followups", help="list the secretariat's follow-ups")
     followups.add_argument("--status", type=FollowUpStatus, choices=list(FollowUpStatus))
