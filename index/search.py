@@ -27,7 +27,7 @@ from rank_bm25 import BM25Okapi
 
 from index.analyzer import Analyzer, make_analyzer
 from index.knowledge import Document, FaqEntry, KnowledgeBase, load_knowledge
-from index.letters import LetterMatcher, VocabularyCorrector
+from index.letters import LetterMatcher, VocabularyCorrector, jamo
 from index.terms import Term
 
 MAX_QUERY_CHARS = 2000
@@ -76,10 +76,22 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class Phrasings:
+    """A document's phrasings (see document_phrasings) as the terms they hold."""
+
+    # Per term, the numbers of the phrasings that hold it.
+    holding: dict[str, tuple[int, ...]]
+    # Per phrasing, the total weight of its terms, which a question's recall divides by.
+    own: tuple[float, ...]
+
+
+@dataclass(frozen=True)
 class Query:
     """A question as the index sees it."""
 
     text: str
+    # The text with the glossary's aliases folded (see KnowledgeIndex.fold).
+    folded: str
     terms: tuple[str, ...]
     # How much each term says about what is asked (see KnowledgeIndex.weight).
     weights: tuple[float, ...]
@@ -157,15 +169,20 @@ class KnowledgeIndex:
     def __len__(self) -> int:
         return len(self.documents)
 
-    def _group_phrasings(self, analyzed: list[list[str]]
-                         ) -> dict[int, tuple[tuple[frozenset[str], float], ...]]:
-        """Per document, the terms of each of its phrasings (see document_phrasings) and
-        their total weight, which every question's recall of the phrasing divides by."""
+    def _group_phrasings(self, analyzed: list[list[str]]) -> dict[int, Phrasings]:
+        """Per document, which of its phrasings (see document_phrasings) hold each term, and
+        their total weights."""
         tokens = iter(analyzed)
         grouped = {}
         for i, document in enumerate(self.documents):
-            terms = [frozenset(next(tokens)) for _ in document_phrasings(document)]
-            grouped[i] = tuple((t, math.fsum(self.weight(w) for w in t) or 1.0) for t in terms)
+            holding: dict[str, list[int]] = defaultdict(list)
+            own = []
+            for number in range(len(document_phrasings(document))):
+                terms = frozenset(next(tokens))
+                own.append(math.fsum(self.weight(w) for w in terms) or 1.0)
+                for term in terms:
+                    holding[term].append(number)
+            grouped[i] = Phrasings({t: tuple(n) for t, n in holding.items()}, tuple(own))
         return grouped
 
     def _known_form(self, term: str) -> str:
@@ -235,23 +252,28 @@ class KnowledgeIndex:
         texts = [text[:MAX_QUERY_CHARS] for text in texts]
         splits = [min(end, len(text)) for text, end in
                   zip(texts, situation_ends or [0] * len(texts), strict=True)]
-        parts = [part for text, end in zip(texts, splits, strict=True)
-                 for part in ((text[:end], text[end:]) if end else (text,))]
-        respelt = [self.respell(part) for part in parts]
+        folded = [self.fold(text) for text in texts]
+        respelt = []
+        for text, fold, end in zip(texts, folded, splits, strict=True):
+            if end:
+                respelt += [self.respell(text[:end]), self.respell(text[end:])]
+            else:
+                respelt.append(self._respell(fold))  # one part, the text, folded already
         analyzed = iter(self.analyzer.terms_many([text for text, _ in respelt]))
         corrections = iter([fixes for _, fixes in respelt])
         letters = self._letters.similarities(texts)
-        folded = [(row, self.fold(text)) for row, text in enumerate(texts)]
-        folded = [(row, text) for row, text in folded if text != texts[row]]
-        if folded:
-            rows = [row for row, _ in folded]
-            letters[rows] = np.maximum(letters[rows],
-                                       self._letters.similarities([t for _, t in folded]))
+        # Letters drop spaces: a folding that only sets a term apart (" 국민성장펀드 ") reads
+        # as the text itself and need not be compared again.
+        refolded = [row for row, (text, fold) in enumerate(zip(texts, folded, strict=True))
+                    if jamo(fold) != jamo(text)]
+        if refolded:
+            letters[refolded] = np.maximum(
+                letters[refolded], self._letters.similarities([folded[row] for row in refolded]))
         queries = []
-        for text, end, row in zip(texts, splits, letters, strict=True):
+        for text, fold, end, row in zip(texts, folded, splits, letters, strict=True):
             situation = next(analyzed) if end else []
             fixes = {**next(corrections), **next(corrections)} if end else next(corrections)
-            queries.append(self._query(text, situation, next(analyzed), row, fixes))
+            queries.append(self._query(text, fold, situation, next(analyzed), row, fixes))
         return queries
 
     def respell(self, text: str) -> tuple[str, dict[str, tuple[str, float]]]:
@@ -262,6 +284,10 @@ class KnowledgeIndex:
         never reaches the analyzer as an unknown word: it is caught here, on the word as
         typed, before its particles (the longest head of the word that is no known word,
         corrected to a known word of as many syllables)."""
+        return self._respell(self.fold(text))
+
+    def _respell(self, folded: str) -> tuple[str, dict[str, tuple[str, float]]]:
+        """`respell` of a text with its aliases folded already."""
         fixes: dict[str, tuple[str, float]] = {}
 
         def fix(match: re.Match[str]) -> str:
@@ -278,9 +304,9 @@ class KnowledgeIndex:
                     return found[0] + word[end:]
             return word
 
-        return HANGUL_WORD.sub(fix, self.fold(text)), fixes
+        return HANGUL_WORD.sub(fix, folded), fixes
 
-    def _query(self, text: str, situation: list[Term], question: list[Term],
+    def _query(self, text: str, folded: str, situation: list[Term], question: list[Term],
                letters: np.ndarray, respelt: dict[str, tuple[str, float]] | None = None
                ) -> Query:
         kinds: dict[str, str] = {}
@@ -317,6 +343,7 @@ class KnowledgeIndex:
                         for t in terms)
         return Query(
             text=text,
+            folded=folded,
             terms=terms,
             weights=weights,
             kinds=tuple(kinds[t] for t in terms),
@@ -328,13 +355,32 @@ class KnowledgeIndex:
             written=tuple(written[t] for t in terms),
         )
 
-    def _phrasing_match(self, weight_of: dict[str, float], phrasing: frozenset[str],
-                        own: float, total: float) -> tuple[float, float]:
-        """(share of the question's weight in the phrasing, share of the phrasing's weight
-        `own` in the question)."""
-        shared = weight_of.keys() & phrasing
-        return (math.fsum(weight_of[t] for t in shared) / total,
-                math.fsum(self.weight(t) for t in shared) / own)
+    def _closest_phrasing(self, doc_id: int, weight_of: dict[str, float], total: float,
+                          shares: dict[tuple[str, ...], tuple[float, float]]
+                          ) -> tuple[float, float]:
+        """Of the document's phrasings, the one closest to the question: (share of the
+        question's weight it contains, share of its own weight the question contains).
+
+        Only the phrasings that hold an asked term are looked at (a passage has a phrasing
+        per sentence): any other shares nothing, (0, 0), less than any that shares a term.
+        `shares` keeps, per set of shared terms, their two sums, which phrasings repeat."""
+        phrasings = self._phrasings.get(doc_id)
+        if phrasings is None:
+            return 0.0, 0.0
+        shared: dict[int, list[str]] = defaultdict(list)
+        for term in weight_of:
+            for number in phrasings.holding.get(term, ()):
+                shared[number].append(term)
+        best = (0.0, 0.0)
+        for number, terms in shared.items():
+            key = tuple(terms)
+            if key not in shares:
+                # fsum: exact, so that the order of the terms cannot change a sum.
+                shares[key] = (math.fsum(weight_of[t] for t in terms),
+                               math.fsum(self.weight(t) for t in terms))
+            asked, own = shares[key]
+            best = max(best, (asked / total, own / phrasings.own[number]))
+        return best
 
     def scores(self, terms: tuple[str, ...], credits: tuple[float, ...] | None = None
                ) -> np.ndarray:
@@ -363,6 +409,7 @@ class KnowledgeIndex:
         # What a document earns for each term it has: its weight times the term's credit.
         weight_of = {t: w * c for t, w, c in zip(query.terms, query.weights, credits, strict=True)}
         asked = weight_of.keys()
+        shares: dict[tuple[str, ...], tuple[float, float]] = {}
         ranked = []
         for doc_id in candidates:
             present = self.bm25.doc_freqs[doc_id]
@@ -372,9 +419,7 @@ class KnowledgeIndex:
             unsaid = [weight_of[t] for t in asked - self._said[doc_id]]
             answered = 1 - math.fsum(unsaid) / total
             # The closest single phrasing of an FAQ question: users ask the way others asked.
-            phrased, recall = max(
-                (self._phrasing_match(weight_of, phrasing, own, total)
-                 for phrasing, own in self._phrasings.get(doc_id, ())), default=(0.0, 0.0))
+            phrased, recall = self._closest_phrasing(doc_id, weight_of, total, shares)
             # Ties in coverage go to the closer phrasing, in words and then in letters.
             key = (_step(max(covered, float(letters[doc_id]))), _step(phrased),
                    _step(float(letters[doc_id])), float(scores[doc_id]))

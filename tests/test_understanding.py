@@ -165,7 +165,7 @@ def test_questions_of_a_kind_the_knowledge_base_never_holds_read_as_unanswerable
              "국민성장펀드 신청 마감일은 언제예요?"]
     parsed = parse(texts, real_index)
     _, answerable = models.topic.probabilities(
-        [topic_text(t, q[0], real_index) for t, q in zip(texts, parsed, strict=True)])
+        [topic_text(q[0]) for q in parsed])
     assert answerable[0] > 0.8
     assert answerable[1] < answerable[0] / 2 and answerable[2] < answerable[0] / 2
 

@@ -141,8 +141,7 @@ def _decide_all(texts: list[str], wholes: list[int], index: KnowledgeIndex,
     whole message): a part about us in a message about us is about us."""
     models = models_of(index)
     parsed = parse(texts, index)
-    read = [topic_text(text, queries[0], index)
-            for text, queries in zip(texts, parsed, strict=True)]
+    read = [topic_text(queries[0]) for queries in parsed]
     rows, answerable = models.topic.probabilities(read)
     entries = [models.topic.entries.probabilities(text) for text in read]
     on_topic = models.topic.classes.index(ON_TOPIC)

@@ -44,11 +44,11 @@ def parse(texts: list[str], index: KnowledgeIndex) -> list[list[Query]]:
     return [[next(flat) for _ in vs] for vs in per_text]
 
 
-def topic_text(text: str, query: Query, index: KnowledgeIndex) -> str:
+def topic_text(query: Query) -> str:
     """What the topic model reads: the message with aliases folded, then its content terms
     marked apart (§신청 §서류), so that the model can weigh what a message is about beside how
     it is written."""
-    return f"{index.fold(text)} {' '.join('§' + t for t in query.terms)}"
+    return f"{query.folded} {' '.join('§' + t for t in query.terms)}"
 
 
 def gather(parsed: list[list[Query]], on_topic: list[float], answerable: list[float],

@@ -679,8 +679,7 @@ def fit(index: KnowledgeIndex, eval_dir: Path = EVAL_DIR, target: float = WRONG_
     # candidates (the own-phrasing variants are searched in their held-out index, parsed
     # alike).
     parsed = parse([item.text for item in items], index)
-    texts = [topic_text(item.text, queries[0], index)
-             for item, queries in zip(items, parsed, strict=True)]
+    texts = [topic_text(queries[0]) for queries in parsed]
     labels = [item.topic_class for item in items]
     weights = topic_weights(items)
     classes, topic_oof = out_of_fold_topic(texts, labels, weights)
