@@ -8,6 +8,7 @@ Korean syllables are taken apart into their jamo (규모 -> ㄱㅠㅁㅗ), so th
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import numpy as np
 from rapidfuzz import process
@@ -57,14 +58,11 @@ class LetterMatcher:
         letters = [jamo(t) for t in texts]
         matrix = vectorizer.fit_transform(letters)
         # Each owner's distinct texts (a text repeated, e.g. as written and with its aliases
-        # folded, counts towards the idf but is compared once), grouped by owner so that
-        # each owner's best is one reduction.
+        # folded, counts towards the idf but is compared once).
         distinct = sorted({(owner, text): row for row, (owner, text)
                            in enumerate(zip(owners, letters, strict=True))}.items())
         matrix = matrix[[row for _, row in distinct]]
-        grouped = np.asarray([owner for (owner, _), _ in distinct], dtype=np.int64)
-        self._group_starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])
-        self._group_owners = grouped[self._group_starts]
+        self._owner_of_row = np.asarray([owner for (owner, _), _ in distinct], dtype=np.int64)
         self._rows = TfidfRows(vectorizer)
         # By n-gram: a question's cosines are the weighted sum of its n-grams' columns.
         self._by_ngram = matrix.tocsc()
@@ -78,7 +76,9 @@ class LetterMatcher:
             columns, weights = self._rows.row(jamo(text))
             if columns.size:
                 cosines = self._by_ngram[:, columns] @ weights
-                best[row, self._group_owners] = np.maximum.reduceat(cosines, self._group_starts)
+                # Unbuffered, but a third of reduceat's time over owners of a few texts each
+                # (0.05 against 0.17 ms for 31,000 texts of 10,000 owners).
+                np.maximum.at(best[row], self._owner_of_row, cosines)
         return best
 
 
@@ -95,8 +95,11 @@ class VocabularyCorrector:
     def __init__(self, vocabulary: list[str]) -> None:
         self._words = [w for w in vocabulary if len(jamo(w)) >= self.MIN_LETTERS]
         self._letters = [jamo(w) for w in self._words]
+        # Words recur from question to question, and each look-up compares the word with the
+        # whole vocabulary (0.07 ms at 10,000 passages); kept per vocabulary, bounded.
+        self.correct = lru_cache(maxsize=8192)(self._correct)
 
-    def correct(self, word: str) -> tuple[str, float] | None:
+    def _correct(self, word: str) -> tuple[str, float] | None:
         """The known word and how close it is (0..1), or None when none is close enough."""
         letters = jamo(word)
         if len(letters) < self.MIN_LETTERS or not self._letters:
