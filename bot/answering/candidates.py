@@ -61,9 +61,8 @@ def gather(parsed: list[list[Query]], on_topic: list[float], answerable: list[fl
             hits = index.search(query, limit=CANDIDATES)
             if first is None:
                 first = (query, hits)
-            for hit in hits:
-                found.append(hit)
-                rows.append(candidate_features(query, hit, hits, topic, kind, asked))
+            found.extend(hits)
+            rows.extend(candidate_features(query, hits, topic, kind, asked))
         features = np.stack(rows) if rows else np.zeros((0, 0))
         out.append(Candidates(first[0], first[1], found, features))
     return out

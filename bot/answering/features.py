@@ -82,18 +82,30 @@ FEATURES = (
 
 def answers_kind(question: str, document: Document) -> bool:
     """Does the document hold the kind of fact the question asks for (a date, a figure)?"""
-    text = f"{document.answer}\n{document.answer_en or ''}"
-    units = {u for u in COUNTED_IN.findall(question) if u not in SHARE_UNITS and u != "몇"}
-    return (all(wants.search(text) for asks, wants in ANSWER_KINDS if asks.search(question))
-            and all(re.search(rf"\d[\d,.]*\s*(?:[십백천만억]\s*)?(?:여\s*)?{u}", text)
-                    for u in units))
+    return AskedKind(question).answered_by(document)
 
 
-def candidate_features(query: Query, hit: Hit, hits: list[Hit], on_topic: float,
-                       answerable: float, entries: Mapping[str, float]) -> np.ndarray:
-    """The feature vector (in FEATURES' order) of one candidate among the search's hits;
-    `entries` holds the entry model's probability per document id (and NO_ENTRY)."""
-    others = [h for h in hits if h.document is not hit.document]
+class AskedKind:
+    """The kinds of fact a question asks for, read once and matched against each candidate."""
+
+    def __init__(self, question: str) -> None:
+        self._wants = [wants for asks, wants in ANSWER_KINDS if asks.search(question)]
+        units = {u for u in COUNTED_IN.findall(question) if u not in SHARE_UNITS and u != "몇"}
+        self._counts = [re.compile(rf"\d[\d,.]*\s*(?:[십백천만억]\s*)?(?:여\s*)?{u}")
+                        for u in units]
+
+    def answered_by(self, document: Document) -> bool:
+        if not self._wants and not self._counts:
+            return True
+        text = f"{document.answer}\n{document.answer_en or ''}"
+        return (all(wants.search(text) for wants in self._wants)
+                and all(count.search(text) for count in self._counts))
+
+
+def candidate_features(query: Query, hits: list[Hit], on_topic: float, answerable: float,
+                       entries: Mapping[str, float]) -> list[np.ndarray]:
+    """The feature vector (in FEATURES' order) of each of the search's hits; `entries` holds
+    the entry model's probability per document id (and NO_ENTRY)."""
     total = sum(query.weights) or 1.0
     credits = query.credits or (1.0,) * len(query.terms)
     unknown = (sum(w for t, w in zip(query.terms, query.weights, strict=True)
@@ -102,30 +114,37 @@ def candidate_features(query: Query, hit: Hit, hits: list[Hit], on_topic: float,
     stand_in_terms = {s[1] for s in query.stand_ins}
     stand_in = sum(w for t, w in zip(query.terms, query.weights, strict=True)
                    if t in stand_in_terms) / total
-    matched = set(hit.matched)
-    missing = [(t, w) for t, w in zip(query.terms, query.weights, strict=True)
-               if t not in matched]
-    return np.array([
-        hit.coverage,
-        hit.phrasing_coverage,
-        hit.phrasing_recall,
-        hit.letters,
-        hit.letters - max((h.letters for h in others), default=0.0),
-        hit.coverage - max((h.coverage for h in others), default=0.0),
-        math.log1p(hit.score),
-        math.log1p(len(hit.matched)),
-        math.log1p(len(query.terms)),
-        unknown,
-        stand_in,
-        max((w for _, w in missing), default=0.0) / total,
-        sum(w for t, w in missing if t not in query.unknown_terms) / total,
-        hit.said_coverage,
-        hit.unsaid_max,
-        0.0 if answers_kind(query.text, hit.document) else 1.0,
-        1.0 if ASKS_PLACE.search(query.text) else 0.0,
-        1.0 if ASKS_PERSON.search(query.text) else 0.0,
-        on_topic,
-        answerable,
-        *((entries[hit.document.id], entries[NO_ENTRY]) if hit.document.id in entries
-          else (UNSEEN, UNSEEN)),
-    ], dtype=np.float64)
+    kind = AskedKind(query.text)
+    asks_place = 1.0 if ASKS_PLACE.search(query.text) else 0.0
+    asks_person = 1.0 if ASKS_PERSON.search(query.text) else 0.0
+    rows = []
+    for hit in hits:
+        others = [h for h in hits if h.document is not hit.document]
+        matched = set(hit.matched)
+        missing = [(t, w) for t, w in zip(query.terms, query.weights, strict=True)
+                   if t not in matched]
+        rows.append(np.array([
+            hit.coverage,
+            hit.phrasing_coverage,
+            hit.phrasing_recall,
+            hit.letters,
+            hit.letters - max((h.letters for h in others), default=0.0),
+            hit.coverage - max((h.coverage for h in others), default=0.0),
+            math.log1p(hit.score),
+            math.log1p(len(hit.matched)),
+            math.log1p(len(query.terms)),
+            unknown,
+            stand_in,
+            max((w for _, w in missing), default=0.0) / total,
+            sum(w for t, w in missing if t not in query.unknown_terms) / total,
+            hit.said_coverage,
+            hit.unsaid_max,
+            0.0 if kind.answered_by(hit.document) else 1.0,
+            asks_place,
+            asks_person,
+            on_topic,
+            answerable,
+            *((entries[hit.document.id], entries[NO_ENTRY]) if hit.document.id in entries
+              else (UNSEEN, UNSEEN)),
+        ], dtype=np.float64))
+    return rows

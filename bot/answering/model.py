@@ -116,19 +116,27 @@ class Trees:
 
     def _paths(self, rows: np.ndarray) -> np.ndarray:
         """Per row and tree, the node visited at each level (rows x trees x depth+1)."""
-        trees = np.arange(self.feature.shape[0])
-        node = np.zeros((rows.shape[0], trees.size), dtype=np.int64)
+        count, inner = self.feature.shape
+        # Flat positions, so that each step is one `take`: for the few rows of a question,
+        # numpy's per-call overhead is most of the cost.
+        feature, split = self.feature.reshape(-1), self.split.reshape(-1)
+        tree_start = np.arange(count) * inner
+        row_start = np.arange(rows.shape[0])[:, None] * rows.shape[1]
+        flat_rows = np.ascontiguousarray(rows).reshape(-1)
+        node = np.zeros((rows.shape[0], count), dtype=np.int64)
         path = [node]
         for _ in range(self.depth):
-            value = np.take_along_axis(rows, self.feature[trees, node], axis=1)
-            node = 2 * node + 1 + (value > self.split[trees, node])
+            at = tree_start + node
+            value = flat_rows.take(row_start + feature.take(at))
+            node = 2 * node + 1 + (value > split.take(at))
             path.append(node)
         return np.stack(path, axis=2)
 
     def probabilities(self, rows: np.ndarray) -> np.ndarray:
         leaves = self._paths(rows)[:, :, -1]
-        trees = np.arange(self.feature.shape[0])
-        raw = self.baseline + self.values[trees, leaves].sum(axis=1)
+        count, nodes = self.values.shape
+        raw = self.baseline + self.values.reshape(-1).take(np.arange(count) * nodes + leaves
+                                                           ).sum(axis=1)
         return _logistic(raw)
 
     def contributions(self, row: np.ndarray) -> list[tuple[str, float]]:

@@ -1,0 +1,74 @@
+"""The answer model's trees, walked by bot/answering/model.py, give the probabilities that
+scikit-learn's fitted trees give, on the signals of real questions' candidates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bot.answering import models_of
+from bot.answering.candidates import gather, parse, topic_text
+from bot.answering.features import FEATURES
+from bot.answering.fit import EVAL_DIR, TRAINING_SETS, _ranker, complete_trees
+from bot.answering.model import Trees
+from bot.evaluation import load_questions
+from index import KnowledgeIndex
+
+
+@pytest.fixture(scope="module")
+def candidate_rows(real_index: KnowledgeIndex) -> np.ndarray:
+    """The signals of every candidate of every question of the sets `maxbot fit` fits on."""
+    texts = [q.question for name in TRAINING_SETS for q in load_questions(EVAL_DIR / name)]
+    parsed = parse(texts, real_index)
+    topic = models_of(real_index).topic
+    read = [topic_text(queries[0]) for queries in parsed]
+    rows, answerable = topic.probabilities(read)
+    on_topic = rows[:, topic.classes.index("on_topic")]
+    entries = [topic.entries.probabilities(text) for text in read]
+    found = gather(parsed, on_topic.tolist(), answerable.tolist(), entries, real_index)
+    return np.vstack([c.features for c in found if c.found])
+
+
+def _walked(trees: Trees, row: np.ndarray) -> float:
+    """The probability as the trees' definition reads, one tree and one node at a time."""
+    raw = trees.baseline
+    inner = trees.feature.shape[1]
+    for feature, split, values in zip(trees.feature, trees.split, trees.values, strict=True):
+        node = 0
+        while node < inner:
+            node = 2 * node + 1 + int(row[feature[node]] > split[node])
+        raw += values[node]
+    return 1 / (1 + np.exp(-raw))
+
+
+def test_trees_fitted_by_scikit_learn_give_its_probabilities(candidate_rows: np.ndarray
+                                                             ) -> None:
+    # Any labels make trees to compare; these split on several signals.
+    labels = (candidate_rows[:, FEATURES.index("coverage")]
+              + candidate_rows[:, FEATURES.index("letters")]) > 1.0
+    fitted = _ranker().fit(candidate_rows, labels)
+    written = complete_trees(fitted, FEATURES)
+    trees = Trees(FEATURES, written["depth"], np.asarray(written["feature"], dtype=np.int64),
+                  np.asarray(written["split"]), np.asarray(written["values"]),
+                  written["baseline"])
+    ours = trees.probabilities(candidate_rows)
+    theirs = fitted.predict_proba(candidate_rows)[:, 1]
+    # The model files hold splits rounded to 9 decimals, and scikit-learn splits at values
+    # the rows hold: a row between a split and its rounding may go the other way. Every
+    # other row must get scikit-learn's probability, up to the leaves' rounding (100 leaves
+    # and the baseline, each off by at most 5e-10, move it by at most a quarter of 5e-8).
+    between = np.zeros(len(candidate_rows), dtype=bool)
+    for (tree,) in fitted._predictors:
+        for node in tree.nodes[~tree.nodes["is_leaf"].astype(bool)]:
+            signal, split = candidate_rows[:, node["feature_idx"]], node["num_threshold"]
+            between |= (signal <= split) != (signal <= round(float(split), 9))
+    assert len(candidate_rows) > 3000 and between.mean() < 0.05
+    assert np.max(np.abs(ours - theirs)[~between]) < 2e-8
+
+
+def test_the_served_models_trees_give_what_walking_them_one_by_one_gives(
+        real_index: KnowledgeIndex, candidate_rows: np.ndarray) -> None:
+    ranker = models_of(real_index).answer.ranker
+    ours = ranker.probabilities(candidate_rows)
+    walked = np.array([_walked(ranker, row) for row in candidate_rows])
+    assert np.max(np.abs(ours - walked)) < 1e-12
