@@ -411,7 +411,9 @@ class KnowledgeIndex:
         asked = weight_of.keys()
         shares: dict[tuple[str, ...], tuple[float, float]] = {}
         ranked = []
-        for doc_id in candidates:
+        # Plain numbers: a numpy scalar costs more to read than the arithmetic done with it.
+        for doc_id, closeness, score in zip(candidates.tolist(), letters[candidates].tolist(),
+                                            scores[candidates].tolist(), strict=True):
             present = self.bm25.doc_freqs[doc_id]
             # fsum: a set's order changes with the process's hash seed; the sum must not.
             covered = math.fsum(weight_of[t] for t in asked & present.keys()) / total
@@ -421,17 +423,17 @@ class KnowledgeIndex:
             # The closest single phrasing of an FAQ question: users ask the way others asked.
             phrased, recall = self._closest_phrasing(doc_id, weight_of, total, shares)
             # Ties in coverage go to the closer phrasing, in words and then in letters.
-            key = (_step(max(covered, float(letters[doc_id]))), _step(phrased),
-                   _step(float(letters[doc_id])), float(scores[doc_id]))
-            ranked.append((key, doc_id, covered, phrased, recall, answered,
+            key = (_step(max(covered, closeness)), _step(phrased), _step(closeness), score)
+            ranked.append((key, doc_id, score, closeness, covered, phrased, recall, answered,
                            max(unsaid, default=0.0) / total))
         ranked.sort(key=lambda r: r[0], reverse=True)
         return [
-            Hit(self.documents[doc_id], float(scores[doc_id]), covered,
+            Hit(self.documents[doc_id], score, covered,
                 tuple(t for t in query.terms if t in self.bm25.doc_freqs[doc_id]),
                 phrasing_coverage=phrased, phrasing_recall=recall,
-                letters=float(letters[doc_id]), said_coverage=answered, unsaid_max=unsaid_max)
-            for _, doc_id, covered, phrased, recall, answered, unsaid_max in ranked[:limit]
+                letters=closeness, said_coverage=answered, unsaid_max=unsaid_max)
+            for _, doc_id, score, closeness, covered, phrased, recall, answered, unsaid_max
+            in ranked[:limit]
         ]
 
 
