@@ -177,7 +177,7 @@ def test_the_entry_model_names_the_entry_a_new_wording_asks_for_or_none(
     entries = models_of(real_index).topic.entries
 
     def likeliest(text: str) -> str:
-        read = entries.probabilities(topic_text(text, real_index.parse(text), real_index))
+        read = entries.probabilities(topic_text(real_index.parse(text)))
         assert set(read) >= {e.id for e in real_index.knowledge.entries} | {NO_ENTRY}
         assert abs(sum(read.values()) - 1) < 1e-9
         return max(read, key=read.__getitem__)
