@@ -238,3 +238,30 @@ async def _inbox(database: Database) -> list[InboxUpdate]:
 async def _questions(database: Database) -> list[tuple[int, str]]:
     async with database.session() as session:
         return [(row.person_id, row.text) for row in (await session.exec(select(Question))).all()]
+
+
+async def test_a_wait_for_the_notes_cancelled_at_stop_leaves_them_to_be_written(
+        tmp_path: Path, database_url: str) -> None:
+    """The Updater cancels its polling, waiting for a batch's notes, when it stops; the notes
+    are still written, and its cleanup's wait for them ends normally (it raised
+    CancelledError, failing the stop, when the wait cancelled the write itself)."""
+    from telegram import Update
+
+    from bot.delivery.inbox import Inbox
+    from bot.storage.database import upgrade_schema
+
+    await asyncio.to_thread(upgrade_schema, database_url)
+    database = Database(database_url, tmp_path / "spool.jsonl")
+    inbox = Inbox(database, tmp_path / "spool.jsonl", bot_id=7)
+    noted = [inbox.note_soon(Update(update_id=n)) for n in range(1, 51)]
+    polling = asyncio.create_task(inbox.flush_notes())
+    await asyncio.sleep(0)
+    polling.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await polling
+    await asyncio.wait_for(inbox.flush_notes(), 30)
+    assert all(n.done() and n.result() for n in noted)
+    async with database.session() as session:
+        rows = (await session.exec(select(InboxUpdate).where(InboxUpdate.bot_id == 7))).all()
+    assert sorted(r.update_id for r in rows) == list(range(1, 51))
+    await database.close()

@@ -241,7 +241,9 @@ class Inbox:
     async def flush(self) -> None:
         """Wait for every note and mark under way to be written."""
         while self._writer is not None and not self._writer.done():
-            await self._writer
+            # Shielded: a waiter cancelled (the Updater stopping its polling) must not cancel
+            # the write it waits for, which the next getUpdates, the cleanup's, waits for too.
+            await asyncio.shield(self._writer)
 
     def _wake(self) -> None:
         if self._writer is None or self._writer.done():
