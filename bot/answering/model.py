@@ -260,7 +260,7 @@ def _entry_model(path: Path, data: Any) -> EntryModel:
                              f"{NO_ENTRY!r}, each once")
     if not isinstance(ngrams, list) or not all(isinstance(g, str) for g in ngrams):
         raise KnowledgeError(path, None, "entries: 'ngrams' must be a list of text")
-    vectorizer = _vectorizer(path, data, ngrams)
+    vectorizer = _vectorizer(path, data, ngrams, part="entries: ")
     where = data.get("weights")
     if not isinstance(where, dict):
         raise KnowledgeError(path, None, "entries: 'weights' must be an object")
@@ -279,13 +279,18 @@ def _entry_model(path: Path, data: Any) -> EntryModel:
                       _numbers(path, data, "intercept", (len(classes),)))
 
 
-def _vectorizer(path: Path, data: dict[str, Any], ngrams: list[str]) -> TfidfVectorizer:
+def _vectorizer(path: Path, data: dict[str, Any], ngrams: list[str], part: str = ""
+                ) -> TfidfVectorizer:
+    """The n-gram reader of the topic model, or of its `part` (named in errors)."""
     span = data.get("ngram_range")
     if not (isinstance(span, list) and len(span) == 2 and all(isinstance(n, int) for n in span)):
-        raise KnowledgeError(path, None, "'ngram_range' must be two whole numbers")
+        raise KnowledgeError(path, None, f"{part}'ngram_range' must be two whole numbers")
     vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(span), sublinear_tf=True,
                                  vocabulary={g: i for i, g in enumerate(ngrams)})
-    vectorizer.idf_ = _numbers(path, data, "idf", (len(ngrams),))
+    try:
+        vectorizer.idf_ = _numbers(path, data, "idf", (len(ngrams),))
+    except KnowledgeError as exc:
+        raise KnowledgeError(path, None, f"{part}{exc.message}") from exc
     return vectorizer
 
 
