@@ -27,9 +27,15 @@ class TfidfRows:
         self._idf = np.asarray(vectorizer.idf_, dtype=self._dtype)
         self._sublinear = vectorizer.sublinear_tf
 
-    def row(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+    def ngrams(self, text: str) -> list[str]:
+        """The n-grams the vectorizer reads in a text (before its vocabulary is applied)."""
+        return self._ngrams(text)
+
+    def row(self, text: str, ngrams: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The text's row; `ngrams`, when given, are its n-grams as `ngrams(text)` reads them
+        (read once for several vectorizers that read alike)."""
         vocabulary = self._vocabulary
-        counts = Counter(column for ngram in self._ngrams(text)
+        counts = Counter(column for ngram in (self._ngrams(text) if ngrams is None else ngrams)
                          if (column := vocabulary.get(ngram)) is not None)
         columns = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
         weights = np.fromiter(counts.values(), dtype=self._dtype, count=len(counts))

@@ -66,3 +66,16 @@ def test_the_served_models_trees_give_what_walking_them_one_by_one_gives(
     ours = ranker.probabilities(candidate_rows)
     walked = np.array([_walked(ranker, row) for row in candidate_rows])
     assert np.max(np.abs(ours - walked)) < 1e-12
+
+
+def test_a_message_read_once_for_the_topic_and_entry_models_gets_their_own_probabilities(
+        real_index: KnowledgeIndex) -> None:
+    """Answering reads a message's letter n-grams once for both models: the probabilities are
+    those each model gives reading the message itself."""
+    texts = [q.question for q in load_questions(EVAL_DIR / "train9.yaml")]
+    topic = models_of(real_index).topic
+    read = [topic_text(queries[0]) for queries in parse(texts, real_index)]
+    rows, answerable, entries = topic.read(read)
+    alone_rows, alone_answerable = topic.probabilities(read)
+    assert np.array_equal(rows, alone_rows) and np.array_equal(answerable, alone_answerable)
+    assert entries == [topic.entries.probabilities(text) for text in read]

@@ -65,10 +65,25 @@ class TopicModel:
     def probabilities(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Per text: the probability of each class (softmax, one row per text), and that the
         knowledge base answers such a question (logistic)."""
-        logits = np.tile(self.intercept, (len(texts), 1))
-        answerable = np.full(len(texts), self.answerable_intercept)
-        for row, text in enumerate(texts):
-            columns, weights = self._rows.row(text)
+        return self._apply([self._rows.row(text) for text in texts])
+
+    def read(self, texts: list[str]
+             ) -> tuple[np.ndarray, np.ndarray, list[dict[str, float]]]:
+        """`probabilities(texts)` and the entry model's probabilities of each text, its letter
+        n-grams read once for both (the two models read the same n-grams, `maxbot fit` fits
+        them so; otherwise each reads its own)."""
+        alike = self.vectorizer.ngram_range == self.entries.vectorizer.ngram_range
+        ngrams = [self._rows.ngrams(text) for text in texts]
+        rows, answerable = self._apply([self._rows.row(text, grams)
+                                        for text, grams in zip(texts, ngrams, strict=True)])
+        entries = [self.entries.probabilities(text, grams if alike else None)
+                   for text, grams in zip(texts, ngrams, strict=True)]
+        return rows, answerable, entries
+
+    def _apply(self, rows: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+        logits = np.tile(self.intercept, (len(rows), 1))
+        answerable = np.full(len(rows), self.answerable_intercept)
+        for row, (columns, weights) in enumerate(rows):
             logits[row] += weights @ self._coef_by_ngram[columns]
             answerable[row] += weights @ self.answerable_coef[columns]
         logits -= logits.max(axis=1, keepdims=True)
@@ -89,9 +104,10 @@ class EntryModel:
     def __post_init__(self) -> None:
         object.__setattr__(self, "_rows", TfidfRows(self.vectorizer))
 
-    def probabilities(self, text: str) -> dict[str, float]:
-        """P(class) per document id (and NO_ENTRY): softmax over the classes."""
-        columns, weights = self._rows.row(text)
+    def probabilities(self, text: str, ngrams: list[str] | None = None) -> dict[str, float]:
+        """P(class) per document id (and NO_ENTRY): softmax over the classes (`ngrams`: the
+        text's n-grams, when read already)."""
+        columns, weights = self._rows.row(text, ngrams)
         logits = self.intercept + weights @ self.coef_by_ngram[columns]
         odds = np.exp(logits - logits.max())
         return dict(zip(self.classes, (odds / odds.sum()).tolist(), strict=True))
