@@ -56,8 +56,9 @@ TRAINING_SETS = ("questions.yaml", "holdout.yaml", "holdout3.yaml", "train5.yaml
                  "train7.yaml", "train9.yaml", "train10.yaml", "train11.yaml")
 # Sets written to teach the boundary: many questions about a subject the knowledge base
 # covers that ask a detail it does not hold (a company's plan, but its amount). The entry
-# model and the answer model learn from them; the threshold is chosen without them, as they
-# hold several times the share of such questions that the other sets do, and the answerable
+# model and the answer model learn from them; the thresholds (answering, and queueing) are
+# chosen without them, as they hold several times the share of such questions (and of
+# off-topic ones that share our words) that the other sets do, and the answerable
 # reading (is a question of a kind the knowledge base answers at all: a rate, a deadline) is
 # taught without their unanswerable ones, which are of the kinds it answers.
 BOUNDARY_SETS = ("train10.yaml",)
@@ -792,7 +793,10 @@ def _on_topic_threshold(items: list[Labelled], on_topic: np.ndarray) -> float:
     realistic = np.array([it.realistic for it in items])
     about_us = np.array([it.on_topic for it in items])
     examples = np.array([it.near for it in items])
-    near = realistic & ~about_us
+    boundary = np.array([it.boundary for it in items])
+    # The boundary sets' off-topic questions are traps written to share our words (모태펀드,
+    # 스타얼라이언스): as for the answer threshold, they do not set the share to stay under.
+    near = realistic & ~about_us & ~boundary
     chat = ~realistic & ~about_us
     # The question sets' questions about us, and the examples of what is ours though the
     # knowledge base cannot answer it (rates, deadlines, documents): never off topic.
