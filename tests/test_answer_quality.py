@@ -24,34 +24,42 @@ QUESTIONS = EVAL / "questions.yaml"
 # change that measures better overall costs a set a question, with the figures written here.
 # The BLIND sets were written blind and are kept unseen: only their totals are shown.
 FLOORS = {
-    # Session 8: fitted on train7, train9, train10 and train11 as well (1,689 more questions;
-    # train10, written to teach the boundary, is left out of both thresholds' targets and its
-    # unanswerable questions out of the answerable reading), the acceptance model taught a
-    # question set's question five times rather than weighted five, and more examples of bare
-    # questions that are ours (마감 날짜가 언제예요?). On the blind sets together, against the
-    # session's start: wrong answers 25 -> 8 of 1,724 replies (1.45 -> 0.46%), unknown 309 ->
-    # 320 of 332 (93.1 -> 96.4%), off 258 -> 264 of 270, mixed 98 -> 108 of 150, but "in" 666
-    # -> 648 of 972 (68.5 -> 66.7%): the wrong answers it stopped cost some right ones. Floors
-    # lowered with it: holdout7 "in" 73.3 -> 65.3 (12 answers), holdout5 66.9 -> 65.5 (2),
-    # holdout4 one wrong answer (0 -> 0.4%), train5 "in" 74.6 -> 71.7 (7), a mixed question
-    # and two wrong answers, holdout one unknown question (now answered, wrong).
-    "questions.yaml": ({"in": 0.92, "unknown": 1.0, "off": 1.0}, 0.001),
-    "holdout.yaml": ({"in": 0.9, "unknown": 0.966, "off": 1.0}, 0.0063),
-    "holdout3.yaml": ({"in": 0.775, "unknown": 1.0, "off": 1.0}, 0.001),
-    "train5.yaml": ({"in": 0.717, "unknown": 0.987, "mixed": 0.682, "off": 1.0}, 0.0094),
-    "train6.yaml": ({"in": 0.759, "unknown": 0.987, "mixed": 0.625, "off": 1.0}, 0.0024),
-    "train7.yaml": ({"in": 0.804, "unknown": 0.975, "mixed": 0.771, "off": 1.0}, 0.015),
-    "train9.yaml": ({"in": 0.765, "unknown": 0.975, "mixed": 0.725, "off": 1.0}, 0.0074),
-    "train10.yaml": ({"in": 0.796, "unknown": 0.933, "mixed": 0.7, "off": 1.0}, 0.0247),
-    "train11.yaml": ({"in": 0.729, "unknown": 0.945, "mixed": 0.72, "off": 1.0}, 0.0139),
-    "holdout2.yaml": ({"in": 0.755, "unknown": 0.966, "off": 0.933}, 0.001),
-    "holdout4.yaml": ({"in": 0.674, "unknown": 0.88, "mixed": 0.75, "off": 0.975}, 0.0041),
-    "holdout5.yaml": ({"in": 0.655, "unknown": 1.0, "mixed": 0.52, "off": 1.0}, 0.0039),
-    "holdout6.yaml": ({"in": 0.731, "unknown": 1.0, "mixed": 0.8, "off": 1.0}, 0.0039),
-    "holdout7.yaml": ({"in": 0.653, "unknown": 0.96, "mixed": 0.8, "off": 1.0}, 0.0076),
-    "holdout8.yaml": ({"in": 0.666, "unknown": 0.98, "mixed": 0.8, "off": 1.0}, 0.001),
-    # Session 8: written blind; its first run (0e14833) was 61.7 / 88.2 / 66.7 / 90.0, 2.5%.
-    "holdout9.yaml": ({"in": 0.571, "unknown": 0.96, "mixed": 0.666, "off": 0.925}, 0.011),
+    # Session 7: the entry model (which document a question asks for, learned from the
+    # questions each was asked in) and the wrong-answer target at 1% for 1.5%. Against the
+    # session's start, "in" rose on every set (blind: holdout2 70.0 -> 75.6, holdout4 56.3 ->
+    # 66.7, holdout5 62.1 -> 66.9, holdout6 64.8 -> 71.7, holdout7 64.7 -> 73.3, holdout8 55.6
+    # -> 66.7; train7 60.9 -> 68.3), wrong fell on train7 (3.0 -> 2.5%). It cost one more wrong
+    # answer on holdout2 (1.3 -> 2.0%) and on holdout8 (0.4 -> 0.7%), and a mixed question on
+    # train7 (68.6 -> 65.7): those floors follow.
+    # Session 6: the sets' facts matched whatever their case, and the models refitted on the
+    # labels that follows (train5 gained right answers it had been denied). Against the
+    # session's start, "in" rose on every blind set (holdout2 66.7 -> 70.0, holdout4 51.9 ->
+    # 56.3, holdout5 60.7 -> 62.1, holdout6 60.0 -> 64.8, holdout7 62.7 -> 64.0) and on the
+    # fitted-on sets; the wrong share fell on holdout4 (0.4 -> 0.0) and holdout7 (1.9 -> 1.5).
+    # It cost one unknown question on holdout5 (98 -> 96, now pointed away) and one more
+    # wrong answer on train6 (0.7 -> 0.9%): those two floors follow. Fitting on train7 as well
+    # measured worse on the blind sets (holdout2 unknown 93.3 -> 90.0 and off 93.3 -> 90.0,
+    # wrong 1.3 -> 2.7%; holdout4 unknown 88 -> 80): train7 is measured, not fitted on.
+    "questions.yaml": ({"in": 0.87, "unknown": 1.0, "off": 1.0}, 0.004),
+    "holdout.yaml": ({"in": 0.89, "unknown": 1.0, "off": 1.0}, 0.007),
+    "holdout3.yaml": ({"in": 0.75, "unknown": 1.0, "off": 1.0}, 0.012),
+    "train5.yaml": ({"in": 0.74, "unknown": 0.98, "mixed": 0.70, "off": 1.0}, 0.006),
+    "train6.yaml": ({"in": 0.71, "unknown": 0.98, "mixed": 0.60, "off": 1.0}, 0.01),
+    "train7.yaml": ({"in": 0.68, "unknown": 0.92, "mixed": 0.65, "off": 0.94}, 0.026),
+    "holdout2.yaml": ({"in": 0.75, "unknown": 0.93, "off": 0.93}, 0.021),
+    "holdout4.yaml": ({"in": 0.66, "unknown": 0.88, "mixed": 0.70, "off": 0.95}, 0.001),
+    "holdout5.yaml": ({"in": 0.66, "unknown": 0.96, "mixed": 0.40, "off": 0.975}, 0.016),
+    "holdout6.yaml": ({"in": 0.71, "unknown": 0.94, "mixed": 0.80, "off": 0.975}, 0.02),
+    "holdout7.yaml": ({"in": 0.73, "unknown": 0.96, "mixed": 0.60, "off": 0.95}, 0.016),
+    # Session 7: written blind; its first run (67e25ab) is the floor.
+    "holdout8.yaml": ({"in": 0.66, "unknown": 0.96, "mixed": 0.76, "off": 1.0}, 0.008),
+    # Session 8: written blind; its first run (0e14833, the models still served) is the floor.
+    "holdout9.yaml": ({"in": 0.616, "unknown": 0.882, "mixed": 0.666, "off": 0.9}, 0.0255),
+    # Session 8: written from the sources to fit on; measured with the models still served
+    # (fitted on five sets), as `maxbot fit` now fits on them too.
+    "train9.yaml": ({"in": 0.673, "unknown": 0.837, "mixed": 0.675, "off": 0.983}, 0.0342),
+    "train10.yaml": ({"in": 0.696, "unknown": 0.654, "mixed": 0.65, "off": 0.84}, 0.1097),
+    "train11.yaml": ({"in": 0.679, "unknown": 0.821, "mixed": 0.72, "off": 0.9}, 0.0371),
     "chatbot-2000.yaml": ({"off": 0.999}, 0.0005),
 }
 BLIND = {path.name for path in blind_sets(EVAL)}
