@@ -384,7 +384,8 @@ async def test_fit_with_traffic_prints_cross_validated_figures_and_writes_better
     assert all(int(after) >= int(right) and int(wrong_after) <= int(wrong)
                for _, right, wrong, after, wrong_after in totals)
     assert code == 0 and f"wrote {model}" in out
-    threshold = float(re.search(r"answer threshold (0\.\d+)", out).group(1))
+    after = out[out.index("after, with"):]
+    threshold = float(re.search(r"answer threshold (0\.\d+)", after).group(1))
     assert load_models(knowledge_copy).answer.threshold == threshold
     assert answer("국민성장펀드 규모는?", load_index(knowledge_copy)).status == "answered"
 
