@@ -66,8 +66,8 @@ class KnowledgeInvalid(Exception):
 # --- YAML with line numbers -------------------------------------------------------------
 
 
-# libyaml reads the knowledge several times faster (0.44 s of the start-up was YAML); the
-# pure-Python parser stands in where PyYAML was built without it.
+# libyaml reads the knowledge about ten times faster (all of knowledge/: 0.15 s -> 0.013 s);
+# the pure-Python parser stands in where PyYAML was built without it.
 class _LineLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """A safe loader that remembers the line of every mapping as the key `__line__`."""
 
