@@ -405,7 +405,9 @@ class KnowledgeIndex:
         candidates = np.union1d(candidates, _best(letters, LETTER_CANDIDATES))
         if candidates.size == 0:
             return []
-        total = sum(query.weights) or 1.0
+        # fsum, as the shares below: a document holding every term covers exactly 1 (a plain
+        # sum left 0.9999999999999999, and a message asking one thing of two parties was split).
+        total = math.fsum(query.weights) or 1.0
         # What a document earns for each term it has: its weight times the term's credit.
         weight_of = {t: w * c for t, w, c in zip(query.terms, query.weights, credits, strict=True)}
         asked = weight_of.keys()
