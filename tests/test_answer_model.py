@@ -8,7 +8,7 @@ import pytest
 
 from bot.answering import models_of
 from bot.answering.candidates import gather, parse, topic_text
-from bot.answering.features import FEATURES
+from bot.answering.features import FEATURES, UNSEEN, UNSEEN_FEATURES
 from bot.answering.fit import EVAL_DIR, TRAINING_SETS, _ranker, complete_trees
 from bot.answering.model import Trees
 from bot.evaluation import load_questions
@@ -26,31 +26,45 @@ def candidate_rows(real_index: KnowledgeIndex) -> np.ndarray:
     on_topic = rows[:, topic.classes.index("on_topic")]
     entries = [topic.entries.probabilities(text) for text in read]
     found = gather(parsed, on_topic.tolist(), answerable.tolist(), entries, real_index)
-    return np.vstack([c.features for c in found if c.found])
+    rows = np.vstack([c.features for c in found if c.found])
+    # Every third row as for a document uploaded since the fit: its entry probabilities and
+    # answerable reading are missing.
+    rows[::3, [FEATURES.index(f) for f in UNSEEN_FEATURES]] = UNSEEN
+    return rows
 
 
 def _walked(trees: Trees, row: np.ndarray) -> float:
     """The probability as the trees' definition reads, one tree and one node at a time."""
     raw = trees.baseline
     inner = trees.feature.shape[1]
-    for feature, split, values in zip(trees.feature, trees.split, trees.values, strict=True):
+    for feature, split, values, missing_right in zip(trees.feature, trees.split, trees.values,
+                                                     trees.missing_right, strict=True):
         node = 0
         while node < inner:
-            node = 2 * node + 1 + int(row[feature[node]] > split[node])
+            value = row[feature[node]]
+            right = missing_right[node] if np.isnan(value) else value > split[node]
+            node = 2 * node + 1 + int(right)
         raw += values[node]
     return 1 / (1 + np.exp(-raw))
 
 
 def test_trees_fitted_by_scikit_learn_give_its_probabilities(candidate_rows: np.ndarray
                                                              ) -> None:
-    # Any labels make trees to compare; these split on several signals.
-    labels = (candidate_rows[:, FEATURES.index("coverage")]
-              + candidate_rows[:, FEATURES.index("letters")]) > 1.0
+    # Any labels make trees to compare; these split on several signals, and on whether the
+    # entry model knew the document (so that missing values go right at some splits and left
+    # at others).
+    unseen = np.isnan(candidate_rows[:, FEATURES.index("entry_probability")])
+    labels = ((candidate_rows[:, FEATURES.index("coverage")]
+               + candidate_rows[:, FEATURES.index("letters")]) > 1.0) ^ (
+        unseen & (candidate_rows[:, FEATURES.index("coverage")] > 0.5))
     fitted = _ranker().fit(candidate_rows, labels)
     written = complete_trees(fitted, FEATURES)
     trees = Trees(FEATURES, written["depth"], np.asarray(written["feature"], dtype=np.int64),
                   np.asarray(written["split"]), np.asarray(written["values"]),
-                  written["baseline"])
+                  written["baseline"], np.asarray(written["missing_right"], dtype=bool))
+    sides = np.asarray(written["missing_right"])[np.asarray(written["feature"])
+                                                 == FEATURES.index("entry_probability")]
+    assert 0 < sides.sum() < len(sides)
     ours = trees.probabilities(candidate_rows)
     theirs = fitted.predict_proba(candidate_rows)[:, 1]
     # Splits are written as fitted (a row may hold the split's very value); leaves are

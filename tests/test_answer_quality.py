@@ -24,6 +24,14 @@ QUESTIONS = EVAL / "questions.yaml"
 # change that measures better overall costs a set a question, with the figures written here.
 # The BLIND sets were written blind and are kept unseen: only their totals are shown.
 FLOORS = {
+    # Session 9: the models fitted on nine question sets (train7, train9-11 added), a document
+    # the entry model never saw deciding without the answerable reading too (missing values
+    # in the trees). The blind sets together (1,724 replies): in 68.5 -> 66.9%, unknown 93.1
+    # -> 95.8%, mixed 65.3 -> 70.7%, off 95.6 -> 97.8%, wrong answers 25 -> 12 (1.45 ->
+    # 0.70%). It cost answered questions on holdout5 (97 -> 95 of 145), holdout7 (110 -> 100
+    # of 150), holdout8 (102 -> 99 of 153), holdout9 (95 -> 94 of 154) and train5 (182 -> 180
+    # of 244, mixed 29 -> 27 of 41, wrong 2 -> 4 of 428): those floors follow. Every other
+    # floor rose or stayed.
     # Session 7: the entry model (which document a question asks for, learned from the
     # questions each was asked in) and the wrong-answer target at 1% for 1.5%. Against the
     # session's start, "in" rose on every set (blind: holdout2 70.0 -> 75.6, holdout4 56.3 ->
@@ -40,26 +48,25 @@ FLOORS = {
     # wrong answer on train6 (0.7 -> 0.9%): those two floors follow. Fitting on train7 as well
     # measured worse on the blind sets (holdout2 unknown 93.3 -> 90.0 and off 93.3 -> 90.0,
     # wrong 1.3 -> 2.7%; holdout4 unknown 88 -> 80): train7 is measured, not fitted on.
-    "questions.yaml": ({"in": 0.87, "unknown": 1.0, "off": 1.0}, 0.004),
+    "questions.yaml": ({"in": 0.915, "unknown": 1.0, "off": 1.0}, 0.004),
     "holdout.yaml": ({"in": 0.89, "unknown": 1.0, "off": 1.0}, 0.007),
     "holdout3.yaml": ({"in": 0.75, "unknown": 1.0, "off": 1.0}, 0.012),
-    "train5.yaml": ({"in": 0.74, "unknown": 0.98, "mixed": 0.70, "off": 1.0}, 0.006),
-    "train6.yaml": ({"in": 0.71, "unknown": 0.98, "mixed": 0.60, "off": 1.0}, 0.01),
-    "train7.yaml": ({"in": 0.68, "unknown": 0.92, "mixed": 0.65, "off": 0.94}, 0.026),
-    "holdout2.yaml": ({"in": 0.75, "unknown": 0.93, "off": 0.93}, 0.021),
-    "holdout4.yaml": ({"in": 0.66, "unknown": 0.88, "mixed": 0.70, "off": 0.95}, 0.001),
-    "holdout5.yaml": ({"in": 0.66, "unknown": 0.96, "mixed": 0.40, "off": 0.975}, 0.016),
-    "holdout6.yaml": ({"in": 0.71, "unknown": 0.94, "mixed": 0.80, "off": 0.975}, 0.02),
-    "holdout7.yaml": ({"in": 0.73, "unknown": 0.96, "mixed": 0.60, "off": 0.95}, 0.016),
-    # Session 7: written blind; its first run (67e25ab) is the floor.
-    "holdout8.yaml": ({"in": 0.66, "unknown": 0.96, "mixed": 0.76, "off": 1.0}, 0.008),
-    # Session 8: written blind; its first run (0e14833, the models still served) is the floor.
-    "holdout9.yaml": ({"in": 0.616, "unknown": 0.882, "mixed": 0.666, "off": 0.9}, 0.0255),
-    # Session 8: written from the sources to fit on; measured with the models still served
-    # (fitted on five sets), as `maxbot fit` now fits on them too.
-    "train9.yaml": ({"in": 0.673, "unknown": 0.837, "mixed": 0.675, "off": 0.983}, 0.0342),
-    "train10.yaml": ({"in": 0.696, "unknown": 0.654, "mixed": 0.65, "off": 0.84}, 0.1097),
-    "train11.yaml": ({"in": 0.679, "unknown": 0.821, "mixed": 0.72, "off": 0.9}, 0.0371),
+    "train5.yaml": ({"in": 0.737, "unknown": 0.987, "mixed": 0.658, "off": 1.0}, 0.01),
+    "train6.yaml": ({"in": 0.751, "unknown": 0.987, "mixed": 0.625, "off": 1.0}, 0.003),
+    "train7.yaml": ({"in": 0.782, "unknown": 0.975, "mixed": 0.742, "off": 1.0}, 0.018),
+    "holdout2.yaml": ({"in": 0.755, "unknown": 0.933, "off": 0.933}, 0.007),
+    "holdout4.yaml": ({"in": 0.666, "unknown": 0.88, "mixed": 0.75, "off": 0.975}, 0.001),
+    "holdout5.yaml": ({"in": 0.655, "unknown": 0.98, "mixed": 0.52, "off": 1.0}, 0.016),
+    "holdout6.yaml": ({"in": 0.717, "unknown": 1.0, "mixed": 0.8, "off": 1.0}, 0.008),
+    "holdout7.yaml": ({"in": 0.666, "unknown": 0.96, "mixed": 0.72, "off": 1.0}, 0.012),
+    # Session 7: written blind; its first run (67e25ab) was the floor.
+    "holdout8.yaml": ({"in": 0.647, "unknown": 0.98, "mixed": 0.8, "off": 1.0}, 0.001),
+    # Session 8: written blind; its first run (0e14833) was the floor.
+    "holdout9.yaml": ({"in": 0.61, "unknown": 0.96, "mixed": 0.666, "off": 0.925}, 0.008),
+    # Session 8: written from the sources to fit on.
+    "train9.yaml": ({"in": 0.743, "unknown": 0.975, "mixed": 0.725, "off": 1.0}, 0.013),
+    "train10.yaml": ({"in": 0.8, "unknown": 0.933, "mixed": 0.675, "off": 1.0}, 0.023),
+    "train11.yaml": ({"in": 0.722, "unknown": 0.958, "mixed": 0.72, "off": 1.0}, 0.01),
     "chatbot-2000.yaml": ({"off": 0.999}, 0.0005),
 }
 BLIND = {path.name for path in blind_sets(EVAL)}

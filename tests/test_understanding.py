@@ -155,7 +155,10 @@ def test_each_of_two_things_asked_together_gets_its_own_fact(real_index: Knowled
 
 
 def test_one_thing_asked_of_two_parties_is_answered_whole(real_index: KnowledgeIndex) -> None:
-    result = answer("하나 더, M.AX 얼라이언스랑 국민성장펀드는 무슨 관계예요?", real_index)
+    """Read apart, "하나 더, M.AX 얼라이언스" is answered with the alliance's overview and
+    "국민성장펀드는 왜 연계해요?" with why they are linked: the entry that answers the whole
+    message holds every word it asks about, and stands alone."""
+    result = answer("하나 더, M.AX 얼라이언스랑 국민성장펀드는 왜 연계해요?", real_index)
     assert result.status == "answered" and not result.parts and not result.followup
     assert result.document.id == "link-why"
 
@@ -170,8 +173,8 @@ def test_questions_of_a_kind_the_knowledge_base_never_holds_read_as_unanswerable
     parsed = parse(texts, real_index)
     _, answerable = models.topic.probabilities(
         [topic_text(q[0]) for q in parsed])
-    assert answerable[0] > 0.8
-    assert answerable[1] < answerable[0] / 2 and answerable[2] < answerable[0] / 2
+    assert answerable[0] > 0.7
+    assert answerable[1] < answerable[0] / 10 and answerable[2] < answerable[0] / 10
 
 
 def test_the_entry_model_names_the_entry_a_new_wording_asks_for_or_none(
@@ -238,16 +241,29 @@ def test_ask_json_shows_the_probability_and_the_strongest_signals(
     assert listed["signals"] == {"listed_phrasing": 1.0}
 
 
+def _split_cut(trees: dict) -> None:
+    trees["split"] = trees["split"][1:]
+
+
+def _missing_side_not_a_side(trees: dict) -> None:
+    trees["missing_right"][0][0] = 2
+
+
+@pytest.mark.parametrize(("damage", "said"), [
+    (_split_cut, "'split' must be finite numbers of shape"),
+    (_missing_side_not_a_side, "accept: 'missing_right' must hold 0 or 1"),
+])
 def test_a_broken_model_file_is_refused_with_its_path(
-        knowledge_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        damage: Callable[[dict], None], said: str, knowledge_copy: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
     model = knowledge_copy / "model" / "answer.json"
     data = json.loads(model.read_text(encoding="utf-8"))
-    data["accept"]["split"] = data["accept"]["split"][1:]
+    damage(data["accept"])
     model.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(KnowledgeError, match=r"answer\.json"):
         load_models(knowledge_copy)
     assert main(["check", "--knowledge-dir", str(knowledge_copy)]) == 1
-    assert f"{model}: 'split' must be finite numbers of shape" in capsys.readouterr().out
+    assert f"{model}: {said}" in capsys.readouterr().out
 
 
 def _class_out_of_range(entries: dict) -> None:

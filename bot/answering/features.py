@@ -15,9 +15,10 @@ import numpy as np
 from index import Document, Hit, Query
 
 NO_ENTRY = "(none)"  # the entry model's class for a question no document answers
-# The entry probability of a document the entry model never saw (uploaded or added since the
-# fit): below any probability, so that the fitted trees tell it apart.
-UNSEEN = -1.0
+# The entry probability (and answerable reading) of a document the entry model never saw
+# (uploaded or added since the fit): missing, and the fitted trees learned which way a missing
+# value goes at each split.
+UNSEEN = float("nan")
 
 # What kind of fact a question asks for, and what an answer of that kind contains.
 ANSWER_KINDS = (
@@ -69,10 +70,12 @@ FEATURES = (
     "answerable",          # ... that the knowledge base answers such a question at all
     "entry_probability",   # the entry model's probability that the question asks for this
                            # document
-    "no_entry_probability",  # ... that it asks for something no document answers (both
-                             # UNSEEN for a document the entry model never saw: it can say
-                             # nothing of whether this one answers)
+    "no_entry_probability",  # ... that it asks for something no document answers
 )
+# These are UNSEEN for a document the entry model never saw: they were learned from the
+# questions asked of the documents at the fit, and can say nothing of a new one (an uploaded
+# passage's schedule question read as unanswerable as a deadline, and was declined).
+UNSEEN_FEATURES = ("answerable", "entry_probability", "no_entry_probability")
 # Not signals: the share of glossary terms in the question, which pushed an uploaded
 # document's answer below the threshold for naming a glossary term (AI), and whether a
 # document is an FAQ entry or a policy passage. Fitted, the latter taught
@@ -143,8 +146,7 @@ def candidate_features(query: Query, hits: list[Hit], on_topic: float, answerabl
             asks_place,
             asks_person,
             on_topic,
-            answerable,
-            *((entries[hit.document.id], entries[NO_ENTRY]) if hit.document.id in entries
-              else (UNSEEN, UNSEEN)),
+            *((answerable, entries[hit.document.id], entries[NO_ENTRY])
+              if hit.document.id in entries else (UNSEEN, UNSEEN, UNSEEN)),
         ], dtype=np.float64))
     return rows

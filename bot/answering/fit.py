@@ -33,7 +33,7 @@ from sklearn.model_selection import GroupKFold, StratifiedKFold
 
 from bot.answering import Answer, with_models
 from bot.answering.candidates import Candidates, gather, parse, topic_text
-from bot.answering.features import FEATURES, NO_ENTRY, UNSEEN, answers_kind
+from bot.answering.features import FEATURES, NO_ENTRY, UNSEEN, UNSEEN_FEATURES, answers_kind
 from bot.answering.model import (
     ACCEPT_FEATURES,
     ANSWER_FILE,
@@ -508,9 +508,10 @@ def entry_columns(items: list[Labelled], texts: list[str], right: np.ndarray,
                   group: np.ndarray, documents: np.ndarray
                   ) -> tuple[np.ndarray, list[str | None]]:
     """Out of fold, per candidate row: the entry model's probability for its document and for
-    NO_ENTRY, both UNSEEN for a document it was not taught (one no question was asked of, and
-    every UNSEEN_EVERY-th). Folds group the variants of one phrasing. Returns the columns and
-    the labels (the final entry model is taught every document)."""
+    NO_ENTRY, both UNSEEN (and so the answerable reading, see fit) for a document it was not
+    taught (one no question was asked of, and every UNSEEN_EVERY-th). Folds group the
+    variants of one phrasing. Returns the columns and the labels (the final entry model is
+    taught every document)."""
     labels = entry_labels(items, right, group, documents)
     known = {label for label in labels if label is not None}
     # As if added after the fit: the entry model is not taught these documents (their
@@ -537,12 +538,12 @@ def entry_columns(items: list[Labelled], texts: list[str], right: np.ndarray,
 def without_entries(features: np.ndarray, right: np.ndarray, group: np.ndarray, questions: int
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The rows with a copy of every UNSEEN_COPY_EVERY-th question's candidates that the entry
-    model says nothing of (question number + `questions`): decided from their other signals
-    alone, as a document added since the fit is, while the rest keep the entry model."""
+    model and the answerable reading say nothing of (question number + `questions`): decided
+    from their other signals alone, as a document added since the fit is, while the rest keep
+    them."""
     copied = np.flatnonzero(group % UNSEEN_COPY_EVERY == 0)
     copies = features[copied].copy()
-    copies[:, [FEATURES.index("entry_probability"),
-               FEATURES.index("no_entry_probability")]] = UNSEEN
+    copies[:, [FEATURES.index(f) for f in UNSEEN_FEATURES]] = UNSEEN
     return (np.concatenate([features, copies]), np.concatenate([right, right[copied]]),
             np.concatenate([group, group[copied] + questions]))
 
@@ -639,13 +640,15 @@ def complete_trees(model: HistGradientBoostingClassifier, features: tuple[str, .
     trees = [_complete_tree(tree.nodes) for (tree,) in model._predictors]
     return {"features": list(features), "depth": DEPTH, "trees": len(trees),
             "feature": [t[0] for t in trees], "split": [t[1] for t in trees],
-            "values": [t[2] for t in trees],
+            "values": [t[2] for t in trees], "missing_right": [t[3] for t in trees],
             "baseline": round(float(model._baseline_prediction.ravel()[0]), 9)}
 
 
-def _complete_tree(source: np.ndarray) -> tuple[list[int], list[float], list[float]]:
+def _complete_tree(source: np.ndarray
+                   ) -> tuple[list[int], list[float], list[float], list[int]]:
     inner, nodes = 2 ** DEPTH - 1, 2 ** (DEPTH + 1) - 1
     feature, split, value = [0] * inner, [0.0] * inner, [0.0] * nodes
+    missing_right = [0] * inner
 
     def mean_value(i: int) -> float:
         """A leaf's value, or the mean of the leaves below weighted by training rows."""
@@ -668,11 +671,12 @@ def _complete_tree(source: np.ndarray) -> tuple[list[int], list[float], list[flo
             # Unrounded: scikit-learn splits at a value the rows hold, and a rounded split
             # sent the rows between it and its rounding the other way (2.6% of candidates).
             split[k] = float(source["num_threshold"][i])
+            missing_right[k] = 0 if source["missing_go_to_left"][i] else 1
             fill(source["left"][i], 2 * k + 1)
             fill(source["right"][i], 2 * k + 2)
 
     fill(0, 0)
-    return feature, split, value
+    return feature, split, value, missing_right
 
 
 @dataclass(frozen=True)
@@ -722,6 +726,11 @@ def fit(index: KnowledgeIndex, eval_dir: Path = EVAL_DIR, target: float = WRONG_
                                         right, group, documents)
     features[:, [FEATURES.index("entry_probability"),
                  FEATURES.index("no_entry_probability")]] = entry_oof
+    # A document the entry model was not taught stands for one added since the fit: the
+    # answerable reading, learned from what the knowledge base answered at the fit, is missing
+    # for it too.
+    features[:, FEATURES.index("answerable")] = np.where(
+        np.isnan(entry_oof[:, 0]), UNSEEN, answerable_oof[chosen][group])
     features, right, group = without_entries(features, right, group, len(chosen))
     # A copy is folded with its question (group % len(chosen)), so no fold learns from it.
     rank_oof = out_of_fold_ranks(features, right, group % len(chosen))

@@ -7,7 +7,8 @@
   holds? A logistic regression over the letter n-grams of the questions each document was
   asked in (its own phrasings, the question sets'); the answer model weighs its probability
   for each candidate. A document it never saw (uploaded or added since the fit) has no such
-  probability (it reads as UNSEEN), and the answer model decides without it.
+  probability or answerable reading (they read as missing), and the answer model decides
+  without them.
 - the answer model: is this candidate document the right answer? Gradient-boosted trees over
   the signals of bot/answering/features.py, with the threshold chosen by `maxbot fit` for at
   most a target share of confident wrong answers.
@@ -129,6 +130,9 @@ class Trees:
     split: np.ndarray      # trees x internal nodes: go right above this value
     values: np.ndarray     # trees x all nodes
     baseline: float
+    # trees x internal nodes: a missing value (a document the entry model never saw) goes
+    # right here, as it went when fitted.
+    missing_right: np.ndarray
 
     def _paths(self, rows: np.ndarray) -> np.ndarray:
         """Per row and tree, the node visited at each level (rows x trees x depth+1)."""
@@ -136,6 +140,7 @@ class Trees:
         # Flat positions, so that each step is one `take`: for the few rows of a question,
         # numpy's per-call overhead is most of the cost.
         feature, split = self.feature.reshape(-1), self.split.reshape(-1)
+        missing_right = self.missing_right.reshape(-1)
         tree_start = np.arange(count) * inner
         row_start = np.arange(rows.shape[0])[:, None] * rows.shape[1]
         flat_rows = np.ascontiguousarray(rows).reshape(-1)
@@ -144,7 +149,8 @@ class Trees:
         for _ in range(self.depth):
             at = tree_start + node
             value = flat_rows.take(row_start + feature.take(at))
-            node = 2 * node + 1 + (value > split.take(at))
+            node = 2 * node + 1 + ((value > split.take(at))
+                                   | (np.isnan(value) & missing_right.take(at)))
             path.append(node)
         return np.stack(path, axis=2)
 
@@ -338,6 +344,10 @@ def _trees(path: Path, data: Any, name: str, features: tuple[str, ...]) -> Trees
     baseline = data.get("baseline")
     if not isinstance(baseline, int | float) or not math.isfinite(baseline):
         raise KnowledgeError(path, None, f"{name}: 'baseline' must be a number")
+    missing_right = _numbers(path, data, "missing_right", (count, inner))
+    if np.any((missing_right != 0) & (missing_right != 1)):
+        raise KnowledgeError(path, None, f"{name}: 'missing_right' must hold 0 or 1")
     return Trees(features, depth, feature.astype(np.int64),
                  _numbers(path, data, "split", (count, inner)),
-                 _numbers(path, data, "values", (count, nodes)), float(baseline))
+                 _numbers(path, data, "values", (count, nodes)), float(baseline),
+                 missing_right.astype(bool))
