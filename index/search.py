@@ -20,6 +20,7 @@ import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,8 @@ LETTER_CANDIDATES = 5
 # so the stand-in only counts with its similarity as weight and the decision sees how much of
 # the question rests on it.
 MIN_RELATED = 0.6
+# How many unknown words' closest known nouns an index keeps (each costs a pass over the nouns).
+RELATED_CACHE = 4096
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,12 @@ class KnowledgeIndex:
         # The knowledge base's nouns, the targets of a stand-in by meaning.
         self._nouns = tuple(t for t in vocabulary if len(t) >= 2 and HANGUL_START.match(t))
         self._noun_set = frozenset(self._nouns)
-        self._related: dict[str, tuple[str, float] | None] = {}
+        # Per process, the words users typed that the knowledge base does not use are many:
+        # the closest known noun of the recent ones is kept, not of every one ever asked.
+        # (Not a bound method: the cache would hold the index, and a reloaded one would wait
+        # for the cycle collector.)
+        self._related = lru_cache(maxsize=RELATED_CACHE)(
+            partial(_closest_in_meaning, analyzer, self._nouns))
 
     @property
     def version(self) -> str:
@@ -218,26 +226,8 @@ class KnowledgeIndex:
         corrected = self._corrector.correct(word)
         if corrected is not None:
             return (*corrected, "typo")
-        if word not in self._related:
-            self._related[word] = self._closest_in_meaning(word)
-        related = self._related[word]
+        related = self._related(word)
         return (*related, "related") if related is not None else None
-
-    def _closest_in_meaning(self, word: str) -> tuple[str, float] | None:
-        """The knowledge base's noun closest in meaning, if the asker's word is among that
-        noun's nearest words in the whole language model: 융자 is among 대출's, 심의회 is not
-        among 보고대회's although their cosine is 0.81 (a neighbouring subject)."""
-        similarity = getattr(self.analyzer, "similarity", None)
-        # A single syllable (년, 곳) has too many senses for its embedding to mean much.
-        if similarity is None or len(word) < 2 or not HANGUL_START.match(word):
-            return None
-        ranked = sorted(((similarity(word, noun), noun) for noun in self._nouns), reverse=True)
-        for score, noun in ranked[:3]:
-            if score < MIN_RELATED:
-                break
-            if word in self.analyzer.nearest(noun):
-                return noun, score
-        return None
 
     def parse(self, text: str, situation_end: int = 0) -> Query:
         return self.parse_many([text], [situation_end])[0]
@@ -457,6 +447,24 @@ def _best(values: np.ndarray, count: int) -> np.ndarray:
     else:
         positions = np.flatnonzero(values > 0)
     return positions[np.argsort(-values[positions], kind="stable")][:count]
+
+
+def _closest_in_meaning(analyzer: Analyzer, nouns: tuple[str, ...], word: str
+                        ) -> tuple[str, float] | None:
+    """The knowledge base's noun closest in meaning, if the asker's word is among that noun's
+    nearest words in the whole language model: 융자 is among 대출's, 심의회 is not among
+    보고대회's although their cosine is 0.81 (a neighbouring subject)."""
+    similarity = getattr(analyzer, "similarity", None)
+    # A single syllable (년, 곳) has too many senses for its embedding to mean much.
+    if similarity is None or len(word) < 2 or not HANGUL_START.match(word):
+        return None
+    ranked = sorted(((similarity(word, noun), noun) for noun in nouns), reverse=True)
+    for score, noun in ranked[:3]:
+        if score < MIN_RELATED:
+            break
+        if word in analyzer.nearest(noun):
+            return noun, score
+    return None
 
 
 def _step(share: float) -> int:

@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import textwrap
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,8 @@ from bot.answering.model import load_models
 from bot.answering.parts import question_parts
 from bot.cli import main
 from bot.replies import render_answer, to_plain_text
-from index import KnowledgeError, KnowledgeIndex, load_index
+from index import KnowledgeError, KnowledgeIndex, build_index, load_index
+from index.search import RELATED_CACHE
 from tests.conftest import KNOWLEDGE, write_knowledge
 
 if TYPE_CHECKING:
@@ -100,6 +102,19 @@ def test_a_misspelt_word_is_read_as_the_known_word_and_a_short_one_is_left_alone
     assert real_index.stand_in("대츨")[::2] == ("대출", "typo")
     assert real_index.stand_in("사무굮")[::2] == ("사무국", "typo")
     assert real_index.stand_in("몃") is None  # one syllable: too many neighbours
+
+
+def test_the_words_looked_up_in_meaning_are_kept_for_the_recent_ones_only(
+        real_index: KnowledgeIndex) -> None:
+    """A bot runs for months and users type words we never use: what a long-running index
+    keeps of them stays bounded, and an index replaced by a reload is freed at once."""
+    index = build_index(real_index.knowledge, real_index.analyzer)
+    for number in range(RELATED_CACHE + 500):
+        assert index.stand_in(f"낯선말{number}") is None
+    assert index._related.cache_info().currsize == RELATED_CACHE
+    gone = weakref.ref(index)
+    del index
+    assert gone() is None
 
 
 def test_a_word_stands_in_for_ours_only_when_it_is_among_its_nearest_words(
