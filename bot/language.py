@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
-from telegram import User
+from telegram import Chat, User
 
 LANGUAGES = ("ko", "en")
 # context.user_data[REMEMBERED]: "ko" or "en", from /lang or the language of the last question.
@@ -35,3 +35,11 @@ def remember(user_data: MutableMapping[str, Any] | None, language: str) -> None:
 def speaks(user: User | None, user_data: Mapping[str, Any] | None) -> str:
     """The language to speak to the sender of an update, with their user data."""
     return language_of(user_data, user.language_code if user else None)
+
+
+def reads(user: User | None, chat: Chat | None, user_data: Mapping[str, Any] | None) -> str:
+    """The language of a reply to an admin or secretariat command: the sender's in a private
+    chat; Korean in a group, which everyone in it reads."""
+    if chat is not None and chat.type != Chat.PRIVATE:
+        return "ko"
+    return speaks(user, user_data)

@@ -122,6 +122,22 @@ async def test_people_outside_the_secretariat_are_refused_and_the_attempt_is_log
         (desk.member.id, "pending"), (ADMIN, "stats")}
 
 
+async def test_an_admin_who_reads_english_gets_the_commands_replies_in_english_and_the_group_korean(
+        desk: RunningBot) -> None:
+    tg = desk.tg
+    admin = tg.user(ADMIN, "Admin", language_code="en")
+    tg.send_text(admin, "/kb")
+    assert "Knowledge base · version" in (await tg.wait_for_message(admin)).text
+    tg.send_text(admin, "/stats")
+    assert "Figures · last 7 days" in (await tg.wait_for_message(admin)).text
+    tg.send_text(admin, "/reload")
+    assert "Nothing changed in the knowledge base" in (await tg.wait_for_message(admin)).text
+    # In the secretariat's group everyone reads the same reply: Korean.
+    member = tg.user(desk.member.id, "Member", language_code="en")
+    tg.send_text(member, "/stats", chat=desk.group)
+    assert "최근 7일" in (await tg.wait_for_message(desk.group)).text
+
+
 async def test_pending_lists_open_followups_oldest_first_in_pages(desk: RunningBot) -> None:
     tg = desk.tg
     for n in range(7):

@@ -14,6 +14,7 @@ from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler, ContextTypes
 
 from bot.handlers.guards import audited
+from bot.language import reads
 from bot.reloading import ReloadFailed
 from bot.replies import render
 from bot.services import services_of
@@ -36,10 +37,12 @@ async def reload_knowledge(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         return
     services = services_of(context)
     result = await services.reloader.reload(by=update.effective_user.id)
+    language = reads(update.effective_user, update.effective_chat, context.user_data)
     if isinstance(result, ReloadFailed):
-        await update.effective_message.reply_html(render("reload_failed", failure=result))
+        await update.effective_message.reply_html(render("reload_failed", language,
+                                                         failure=result))
         return
-    await update.effective_message.reply_html(render("reload_done", changes=result))
+    await update.effective_message.reply_html(render("reload_done", language, changes=result))
 
 
 async def knowledge_state(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -58,7 +61,8 @@ async def knowledge_state(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     except SQLAlchemyError:
         disliked, active = [], None
     await update.effective_message.reply_html(render(
-        "kb", knowledge=knowledge, by_category=by_category, oldest=oldest, disliked=disliked,
+        "kb", reads(update.effective_user, update.effective_chat, context.user_data),
+        knowledge=knowledge, by_category=by_category, oldest=oldest, disliked=disliked,
         active=active))
 
 

@@ -49,7 +49,7 @@ from bot.followups import (
 )
 from bot.handlers.guards import audited
 from bot.keyboards import KEY, NUMBER, ROW_ID_MAX, button, keyboard, parse_id, pattern, unpack
-from bot.language import language_of
+from bot.language import language_of, reads
 from bot.learning import write_draft
 from bot.replies import label, maybe_repeat, render, to_plain_text
 from bot.reports.stats import period_stats
@@ -432,7 +432,9 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         cases = await followups_between(session, since)
     # The unanswered questions' terms are analysed with the index: off the event loop.
     figures = await asyncio.to_thread(period_stats, questions, cases, services.index, since)
-    await update.effective_message.reply_html(render("stats", stats=figures, days=days))
+    await update.effective_message.reply_html(render(
+        "stats", reads(update.effective_user, update.effective_chat, context.user_data),
+        stats=figures, days=days))
 
 
 async def to_faq(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
