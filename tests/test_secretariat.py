@@ -229,6 +229,14 @@ async def test_an_answered_followup_becomes_an_faq_proposal_an_admin_can_accept(
     knowledge = desk.settings.knowledge_dir
     proposal = knowledge / "review" / f"followup-{followup.id}.yaml"
     assert proposal.exists()
+    # An admin refines the draft; the command asked again does not write over it.
+    proposal.write_text(proposal.read_text(encoding="utf-8").replace(
+        "alternates: []", "alternates: [설명회 참가비]"), encoding="utf-8")
+    tg.send_text(desk.member, f"/tofaq {followup.id}", chat=desk.group)
+    again = await tg.wait_for_message(desk.group)
+    assert again.text == (f"📝 #{followup.id}의 답변으로 만든 FAQ 초안이 이미 있습니다. "
+                          "관리자가 /review 에서 승인하거나 폐기합니다.")
+    assert "설명회 참가비]" in proposal.read_text(encoding="utf-8")
     assert load_knowledge(knowledge).entries, "the proposal waits outside faq/"
     assert not any(e.id == f"followup-{followup.id}" for e in load_knowledge(knowledge).entries)
     shutil.move(proposal, knowledge / "faq" / proposal.name)  # the admin accepts it

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -450,19 +451,17 @@ async def to_faq(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def _propose_faq(update: Update, context: ContextTypes.DEFAULT_TYPE,
                        followup_id: int) -> None:
-    """/tofaq N: write the draft and say where, each time it is asked for."""
-    services = services_of(context)
-    async with services.database.session() as session:
-        case = await followup_case(session, followup_id)
-    if case is None or not case.followup.answer:
-        await update.effective_message.reply_html(render(
-            "tofaq_refused", followup_id=followup_id, missing=case is None))
-        return
-    path = await _write_draft(services, case)
-    async with services.database.session() as session:
-        await add_event(session, followup_id, EventKind.PROPOSAL, update.effective_user.id,
-                        str(path))
-    await update.effective_message.reply_html(_draft_written(services, followup_id, path))
+    """/tofaq N: as the buttons (_draft_once), the draft is written once; asked again, the
+    command says it was made (an admin may be editing it in knowledge/review/)."""
+    message = update.effective_message
+
+    async def refuse(text: str) -> None:
+        await message.reply_html(text)
+
+    async def made() -> None:
+        await message.reply_html(render("tofaq_made", followup_id=followup_id))
+
+    await _write_draft_once(update, context, followup_id, message, refuse, made)
 
 
 async def _draft_once(update: Update, context: ContextTypes.DEFAULT_TYPE,
@@ -471,22 +470,40 @@ async def _draft_once(update: Update, context: ContextTypes.DEFAULT_TYPE,
     say where once, however often either is pressed or a press is delivered; a later press is
     told it was made (the draft may have been approved or discarded since)."""
     query = update.callback_query
+
+    async def refuse(text: str) -> None:
+        await query.answer(to_plain_text(text), show_alert=True)
+
+    async def made() -> None:
+        await query.answer(to_plain_text(render("tofaq_made", followup_id=followup_id)),
+                           show_alert=True)
+
+    if await _write_draft_once(update, context, followup_id, query.message, refuse, made):
+        await query.answer()
+
+
+async def _write_draft_once(update: Update, context: ContextTypes.DEFAULT_TYPE,
+                            followup_id: int, reply_to: Message,
+                            refuse: Callable[[str], Awaitable[None]],
+                            made: Callable[[], Awaitable[None]]) -> bool:
+    """Write follow-up N's FAQ draft and say where in reply to `reply_to`, once per
+    follow-up whichever command or button asks; True when written now. A follow-up that is
+    missing or unanswered is refused, a draft made before is told with `made`."""
     services = services_of(context)
     async with services.database.session() as session:
         case = await followup_case(session, followup_id)
     if case is None or not case.followup.answer:
-        await query.answer(to_plain_text(render("tofaq_refused", followup_id=followup_id,
-                                                missing=case is None)), show_alert=True)
-        return
+        await refuse(render("tofaq_refused", followup_id=followup_id, missing=case is None))
+        return False
     written: list[Path] = []
 
     async def write_and_tell(repeat: bool) -> Message:
         written.append(await _write_draft(services, case))
-        return await query.message.reply_html(maybe_repeat(
+        return await reply_to.reply_html(maybe_repeat(
             _draft_written(services, followup_id, written[-1]), repeat))
 
     async def noted(session: AsyncSession, told: Message) -> None:
-        await add_event(session, followup_id, EventKind.PROPOSAL, query.from_user.id,
+        await add_event(session, followup_id, EventKind.PROPOSAL, update.effective_user.id,
                         str(written[-1]))
 
     key = f"faq-draft:{followup_id}"
@@ -496,13 +513,12 @@ async def _draft_once(update: Update, context: ContextTypes.DEFAULT_TYPE,
         log.exception("FAQ draft of follow-up %s not written", followup_id)
         async with services.database.session() as session:
             await release_send(session, key)  # a later press tries again
-        await query.answer(to_plain_text(render("unavailable")), show_alert=True)
-        return
+        await refuse(render("unavailable"))
+        return False
     if claim in (Claim.SENT, Claim.ELSEWHERE):
-        await query.answer(to_plain_text(render("tofaq_made", followup_id=followup_id)),
-                           show_alert=True)
-    else:
-        await query.answer()
+        await made()
+        return False
+    return True
 
 
 async def _write_draft(services: Services, case: FollowUpCase) -> Path:
