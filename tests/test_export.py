@@ -364,6 +364,20 @@ async def test_the_english_html_report_has_no_korean_but_what_people_wrote_and_t
     assert re.findall(r"[가-힣]+", rest) == []
 
 
+@pytest.mark.parametrize(("language", "hours", "shown"), [
+    ("en", 0.005, "&lt; 1 min"), ("en", 0.5, "30 min"), ("en", 2.0, "2.0 h"),
+    ("ko", 0.005, "1분 미만"), ("ko", 0.5, "30분"), ("ko", 2.0, "2.0시간"),
+])
+def test_a_wait_reads_short_enough_for_the_reports_card(language: str, hours: float,
+                                                         shown: str) -> None:
+    """The report's card for the median wait is a quarter of the page wide at 28px: "under
+    a minute" broke over two lines there."""
+    from bot.replies import _environment
+
+    template = _environment().get_template(f"{language}/_duration.html.j2")
+    assert str(template.module.duration(hours)).strip() == shown
+
+
 def test_chart_reads_with_one_day_and_ninety() -> None:
     from bot.reports.charts import daily_chart
     from bot.reports.stats import DayFigures
