@@ -62,7 +62,7 @@ SMALL_KNOWLEDGE = {
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked slow run first: on two workers, the other one fills their minutes with
+    """Tests marked slow run first: on several workers, the others fill their minutes with
     the short tests instead of waiting for the last long one at the end."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
