@@ -84,6 +84,8 @@ async def start_bot(tg: BotApiStandIn, workdir: Path, database_url: str, log_nam
         "DATABASE_URL": database_url,
         "SPOOL_PATH": str(workdir / "spool.jsonl"),
         "KNOWLEDGE_DIR": str(ROOT / "knowledge"),
+        # One cache of the analyzed knowledge for every process, as a deployment keeps.
+        "CACHE_DIR": str(ROOT / "var" / "cache"),
         "LOG_LEVEL": "INFO",
         "PYTHONPATH": str(ROOT),
         **extra,

@@ -160,7 +160,7 @@ async def _stop_services(application: Application) -> None:
 def build_application(settings: Settings, services: Services | None = None) -> Application:
     """The python-telegram-bot Application with every handler registered."""
     if services is None:
-        index = load_index(settings.knowledge_dir, settings.analyzer)
+        index = load_index(settings.knowledge_dir, settings.analyzer, settings.cache_dir)
         models_of(index)  # the decision's fitted models: refuse to start without them
         services = Services(settings, index, Database(settings.database_url, settings.spool_path))
     base = settings.telegram_base_url.rstrip("/")

@@ -28,7 +28,8 @@ from index import KnowledgeError, KnowledgeIndex, KnowledgeInvalid
 
 def _open_index(settings: Settings, analyzer: str | None = None) -> KnowledgeIndex:
     try:
-        index = load_index(settings.knowledge_dir, analyzer or settings.analyzer)
+        index = load_index(settings.knowledge_dir, analyzer or settings.analyzer,
+                           settings.cache_dir)
         models_of(index)
         return index
     except KnowledgeError as exc:
@@ -146,7 +147,7 @@ def cmd_check(opts: argparse.Namespace, settings: Settings) -> int:
         return 1
     errors = []
     try:
-        index = load_index(root, settings.analyzer)
+        index = load_index(root, settings.analyzer, settings.cache_dir)
         models_of(index)
     except KnowledgeError as exc:
         errors.append(str(exc))
@@ -191,7 +192,7 @@ def phrasing_errors(index: KnowledgeIndex) -> list[str]:
 def cmd_fit(opts: argparse.Namespace, settings: Settings) -> int:
     from bot.answering.fit import fit, write_models
 
-    index = load_index(settings.knowledge_dir, settings.analyzer)
+    index = load_index(settings.knowledge_dir, settings.analyzer, settings.cache_dir)
     if opts.with_traffic:
         return _fit_with_traffic(opts, settings, index)
     topic, answer_model, report = fit(index, show_errors=opts.errors)
@@ -349,7 +350,8 @@ def cmd_suggestions(opts: argparse.Namespace, settings: Settings) -> int:
 
     async def refresh(database) -> tuple[str, ...]:
         try:
-            fresh = await asyncio.to_thread(load_index, settings.knowledge_dir, settings.analyzer)
+            fresh = await asyncio.to_thread(load_index, settings.knowledge_dir,
+                                            settings.analyzer, settings.cache_dir)
             models_of(fresh)
         except KnowledgeInvalid as exc:
             return tuple(str(e) for e in exc.errors)

@@ -27,7 +27,9 @@ def load_knowledge(root: Path | str) -> KnowledgeBase:
     return knowledge
 
 
-def load_index(root: Path | str, analyzer: str = "kiwi") -> KnowledgeIndex:
-    """Load and validate the knowledge folder and index it; raises KnowledgeInvalid."""
+def load_index(root: Path | str, analyzer: str = "kiwi", cache_dir: Path | None = None
+               ) -> KnowledgeIndex:
+    """Load and validate the knowledge folder and index it; raises KnowledgeInvalid.
+    `cache_dir`: where the analyzed texts are kept between starts (settings.cache_dir)."""
     knowledge = load_knowledge(root)
-    return build_index(knowledge, make_analyzer(analyzer, knowledge.glossary))
+    return build_index(knowledge, make_analyzer(analyzer, knowledge.glossary), cache_dir)

@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     # How often each process checks the database for a knowledge version another activated.
     knowledge_sync_seconds: float = Field(default=30, gt=0)
     analyzer: str = "kiwi"
+    # The knowledge's texts as the analyzer read them, kept between starts (index/token_cache.py).
+    cache_dir: Path = Path("var/cache")
     # Conversation states and user data are written after each update that changed them
     # (bot/delivery/inbox.py); this often for changes made outside one, and at shutdown.
     persistence_interval_seconds: float = Field(default=5, gt=0)

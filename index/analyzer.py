@@ -6,8 +6,11 @@ or "National Growth Fund" meets the entries written with 국민성장펀드.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from functools import cached_property, lru_cache
+from pathlib import Path
 from typing import Protocol
 
 from index.knowledge import Glossary
@@ -60,6 +63,22 @@ class KiwiAnalyzer:
         for word in user_words(self.glossary):
             kiwi.add_user_word(word, "NNP", 0.0)
         return kiwi
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """What a text's tokens depend on besides the text (index/token_cache.py): Kiwi's
+        version, the glossary, and the code that folds aliases and picks terms."""
+        from importlib.metadata import version
+
+        digest = hashlib.sha256()
+        for part in (self.name, version("kiwipiepy"), version("kiwipiepy_model"),
+                     json.dumps([sorted(self.glossary.terms),
+                                 sorted((k, sorted(v)) for k, v in self.glossary.synonyms.items())],
+                                ensure_ascii=False)):
+            digest.update(part.encode() + b"\0")
+        for module in (Path(__file__), Path(__file__).with_name("terms.py")):
+            digest.update(module.read_bytes())
+        return digest.hexdigest()
 
     def with_glossary(self, glossary: Glossary) -> KiwiAnalyzer:
         """An analyzer for a changed glossary that shares this one's loaded Kiwi (loading

@@ -30,6 +30,7 @@ from index.analyzer import Analyzer, make_analyzer
 from index.knowledge import Document, FaqEntry, KnowledgeBase, load_knowledge
 from index.letters import LetterMatcher, VocabularyCorrector, jamo
 from index.terms import Term
+from index.token_cache import TokenCache
 
 MAX_QUERY_CHARS = 2000
 # How many BM25 candidates are re-ranked by how much of the question they cover.
@@ -126,15 +127,18 @@ class KnowledgeIndex:
     def __init__(self, knowledge: KnowledgeBase, analyzer: Analyzer,
                  corpus: list[list[str]] | None = None,
                  phrasings: list[list[str]] | None = None,
-                 k1: float = 1.5, b: float = 0.75) -> None:
+                 k1: float = 1.5, b: float = 0.75, cache: TokenCache | None = None) -> None:
         """Index `knowledge`. When its text is analyzed already (elsewhere, by the same
         analyzer): `corpus` holds one token list per document, `phrasings` one per text of
-        `phrasing_texts(knowledge)`."""
+        `phrasing_texts(knowledge)`. `cache`: the tokens of texts analyzed before."""
         self.knowledge = knowledge
         self.analyzer = analyzer
         self.documents: tuple[Document, ...] = knowledge.documents
+        analyze = partial(_analyze_all, analyzer)
+        if cache is not None:
+            analyze = partial(cache.tokens, analyze=analyze)
         if corpus is None:
-            corpus = _analyze_all(analyzer, [d.searchable_text() for d in self.documents])
+            corpus = analyze([d.searchable_text() for d in self.documents])
         elif len(corpus) != len(self.documents):
             raise ValueError("corpus must hold one token list per document")
         # rank-bm25 divides by zero on an empty document; a placeholder token keeps its length 1.
@@ -144,12 +148,13 @@ class KnowledgeIndex:
         self._max_idf = max(self.idf.values(), default=1.0)
         self._postings = _build_postings(self.bm25, k1, b)
         self._phrasings = self._group_phrasings(
-            phrasings if phrasings is not None
-            else _analyze_all(analyzer, phrasing_texts(knowledge)))
+            phrasings if phrasings is not None else analyze(phrasing_texts(knowledge)))
         # What each document itself says: an FAQ entry's question and answer (its alternates
         # are how it may be asked, not what it answers); a passage's whole text.
         faq = [i for i, d in enumerate(self.documents) if isinstance(d, FaqEntry)]
-        answers = iter(_analyze_all(analyzer, [_said_text(self.documents[i]) for i in faq]))
+        answers = iter(analyze([_said_text(self.documents[i]) for i in faq]))
+        if cache is not None:
+            cache.save()
         said = {i: frozenset(next(answers)) for i in faq}
         self._said = tuple(said.get(i) or frozenset(doc)
                            for i, doc in enumerate(self.bm25.doc_freqs))
@@ -529,11 +534,18 @@ def _build_postings(bm25: BM25Okapi, k1: float, b: float) -> Postings:
     return postings
 
 
-def build_index(knowledge: KnowledgeBase, analyzer: Analyzer) -> KnowledgeIndex:
-    return KnowledgeIndex(knowledge, analyzer)
+def build_index(knowledge: KnowledgeBase, analyzer: Analyzer, cache_dir: Path | None = None
+                ) -> KnowledgeIndex:
+    """Index `knowledge`; with `cache_dir`, the tokens of its texts are kept there between
+    starts (index/token_cache.py) for an analyzer that has a fingerprint."""
+    fingerprint = getattr(analyzer, "fingerprint", None)
+    cache = (TokenCache(cache_dir, fingerprint) if cache_dir is not None and fingerprint
+             else None)
+    return KnowledgeIndex(knowledge, analyzer, cache=cache)
 
 
-def load_index(root: Path | str, analyzer: str = "kiwi") -> KnowledgeIndex:
+def load_index(root: Path | str, analyzer: str = "kiwi", cache_dir: Path | None = None
+               ) -> KnowledgeIndex:
     """Load and validate the knowledge folder and index it; raises KnowledgeInvalid."""
     knowledge = load_knowledge(root)
-    return build_index(knowledge, make_analyzer(analyzer, knowledge.glossary))
+    return build_index(knowledge, make_analyzer(analyzer, knowledge.glossary), cache_dir)

@@ -341,7 +341,7 @@ def export(settings: Settings, fmt: str, since: dt.date, until: dt.date | None, 
         from index import KnowledgeInvalid
 
         try:
-            index = load_index(settings.knowledge_dir, settings.analyzer)
+            index = load_index(settings.knowledge_dir, settings.analyzer, settings.cache_dir)
         except KnowledgeInvalid:
             print(f"The knowledge base in {settings.knowledge_dir} has errors "
                   "(maxbot check lists them); the report needs it for unanswered terms.",
