@@ -3,13 +3,15 @@ scikit-learn's fitted trees give, on the signals of real questions' candidates."
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from bot.answering import models_of
 from bot.answering.candidates import gather, parse, topic_text
 from bot.answering.features import FEATURES, UNSEEN, UNSEEN_FEATURES
-from bot.answering.fit import EVAL_DIR, TRAINING_SETS, _ranker, complete_trees
+from bot.answering.fit import ALL_LEFT, EVAL_DIR, TRAINING_SETS, _ranker, complete_trees
 from bot.answering.model import Trees
 from bot.evaluation import load_questions
 from index import KnowledgeIndex
@@ -72,6 +74,24 @@ def test_trees_fitted_by_scikit_learn_give_its_probabilities(candidate_rows: np.
     # probability by at most a quarter of 5e-8.
     assert len(candidate_rows) > 3000
     assert np.max(np.abs(ours - theirs)) < 2e-8
+
+
+def test_a_split_of_the_missing_values_from_all_others_is_written_finite_and_walked_alike(
+        candidate_rows: np.ndarray) -> None:
+    """scikit-learn splits missing values from all others at infinity, which JSON cannot hold
+    and the loader refuses (a refit failed so): it is written as ALL_LEFT."""
+    unseen = np.isnan(candidate_rows[:, FEATURES.index("entry_probability")])
+    fitted = _ranker().fit(candidate_rows, unseen)
+    written = complete_trees(fitted, FEATURES)
+    json.dumps(written, allow_nan=False)
+    feature, split = np.asarray(written["feature"]), np.asarray(written["split"])
+    missing_right = np.asarray(written["missing_right"], dtype=bool)
+    on_unseen = np.isin(feature, [FEATURES.index(f) for f in UNSEEN_FEATURES])
+    assert np.any(on_unseen & (split == ALL_LEFT) & missing_right)
+    trees = Trees(FEATURES, written["depth"], feature, split, np.asarray(written["values"]),
+                  written["baseline"], missing_right)
+    theirs = fitted.predict_proba(candidate_rows)[:, 1]
+    assert np.max(np.abs(trees.probabilities(candidate_rows) - theirs)) < 2e-8
 
 
 def test_the_served_models_trees_give_what_walking_them_one_by_one_gives(

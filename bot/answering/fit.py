@@ -644,6 +644,10 @@ def complete_trees(model: HistGradientBoostingClassifier, features: tuple[str, .
             "baseline": round(float(model._baseline_prediction.ravel()[0]), 9)}
 
 
+# A split no signal's value is above.
+ALL_LEFT = 1e300
+
+
 def _complete_tree(source: np.ndarray
                    ) -> tuple[list[int], list[float], list[float], list[int]]:
     inner, nodes = 2 ** DEPTH - 1, 2 ** (DEPTH + 1) - 1
@@ -663,14 +667,17 @@ def _complete_tree(source: np.ndarray
         if k >= inner:
             return
         if source["is_leaf"][i]:
-            feature[k], split[k] = 0, 1e300  # everything goes left, to a copy of the leaf
+            feature[k], split[k] = 0, ALL_LEFT  # everything goes left, to a copy of the leaf
             fill(i, 2 * k + 1)
             fill(i, 2 * k + 2)
         else:
             feature[k] = int(source["feature_idx"][i])
             # Unrounded: scikit-learn splits at a value the rows hold, and a rounded split
             # sent the rows between it and its rounding the other way (2.6% of candidates).
-            split[k] = float(source["num_threshold"][i])
+            # A split of the missing values from all others is at infinity: written as a
+            # finite number above any signal's, as JSON has no infinity (and the loader wants
+            # finite numbers), it sends every value left all the same.
+            split[k] = min(float(source["num_threshold"][i]), ALL_LEFT)
             missing_right[k] = 0 if source["missing_go_to_left"][i] else 1
             fill(source["left"][i], 2 * k + 1)
             fill(source["right"][i], 2 * k + 2)
