@@ -455,13 +455,13 @@ async def _propose_faq(update: Update, context: ContextTypes.DEFAULT_TYPE,
     command says it was made (an admin may be editing it in knowledge/review/)."""
     message = update.effective_message
 
-    async def refuse(text: str) -> None:
+    async def notice(text: str) -> None:
         await message.reply_html(text)
 
     async def made() -> None:
         await message.reply_html(render("tofaq_made", followup_id=followup_id))
 
-    await _write_draft_once(update, context, followup_id, message, refuse, made)
+    await _write_draft_once(update, context, followup_id, message, notice, made)
 
 
 async def _draft_once(update: Update, context: ContextTypes.DEFAULT_TYPE,
@@ -471,29 +471,30 @@ async def _draft_once(update: Update, context: ContextTypes.DEFAULT_TYPE,
     told it was made (the draft may have been approved or discarded since)."""
     query = update.callback_query
 
-    async def refuse(text: str) -> None:
+    async def notice(text: str) -> None:
         await query.answer(to_plain_text(text), show_alert=True)
 
     async def made() -> None:
         await query.answer(to_plain_text(render("tofaq_made", followup_id=followup_id)),
                            show_alert=True)
 
-    if await _write_draft_once(update, context, followup_id, query.message, refuse, made):
+    if await _write_draft_once(update, context, followup_id, query.message, notice, made):
         await query.answer()
 
 
 async def _write_draft_once(update: Update, context: ContextTypes.DEFAULT_TYPE,
                             followup_id: int, reply_to: Message,
-                            refuse: Callable[[str], Awaitable[None]],
+                            notice: Callable[[str], Awaitable[None]],
                             made: Callable[[], Awaitable[None]]) -> bool:
     """Write follow-up N's FAQ draft and say where in reply to `reply_to`, once per
     follow-up whichever command or button asks; True when written now. A follow-up that is
-    missing or unanswered is refused, a draft made before is told with `made`."""
+    missing or unanswered is refused with `notice` (as a draft that cannot be written is told),
+    a draft made before is told with `made`."""
     services = services_of(context)
     async with services.database.session() as session:
         case = await followup_case(session, followup_id)
     if case is None or not case.followup.answer:
-        await refuse(render("tofaq_refused", followup_id=followup_id, missing=case is None))
+        await notice(render("tofaq_refused", followup_id=followup_id, missing=case is None))
         return False
     written: list[Path] = []
 
@@ -513,7 +514,7 @@ async def _write_draft_once(update: Update, context: ContextTypes.DEFAULT_TYPE,
         log.exception("FAQ draft of follow-up %s not written", followup_id)
         async with services.database.session() as session:
             await release_send(session, key)  # a later press tries again
-        await refuse(render("unavailable"))
+        await notice(render("unavailable"))
         return False
     if claim in (Claim.SENT, Claim.ELSEWHERE):
         await made()
