@@ -28,6 +28,8 @@ from index import FaqEntry, KnowledgeBase
 from index.analyzer import detect_language
 from index.knowledge import Source
 
+HANGUL = re.compile(r"[가-힣]")
+
 _TAG = re.compile(r"<[^>]+>")
 _BLANK_LINES = re.compile(r"\n{3,}")
 
@@ -52,9 +54,13 @@ def _sentence(text: str) -> str:
 
 def question_in(entry: Any, language: str) -> str:
     """An FAQ entry's (or a passage's) question in `language`: for English, the first of the
-    entry's listed phrasings written in English, when it has one."""
+    entry's listed phrasings written in English that is a question, else the first written in
+    English (alternates are also keywords: "KEIT", "alliance goals" read oddly on a button)."""
     if language == "en" and isinstance(entry, FaqEntry):
-        return next((a for a in entry.alternates if detect_language(a) == "en"), entry.question)
+        english = [a for a in entry.alternates
+                   if detect_language(a) == "en" and not HANGUL.search(a)]
+        return next((a for a in english if a.rstrip().endswith("?")),
+                    english[0] if english else entry.question)
     return entry.question
 
 

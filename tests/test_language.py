@@ -11,9 +11,11 @@ import pytest
 
 from bot.followups import event_label, question_label, reason_label, status_label
 from bot.keyboards import pack, pattern, unpack
+from bot.knowledge import load_knowledge
+from bot.replies import question_in
 from bot.storage.models import EventKind, FollowUpReason, FollowUpStatus, QuestionStatus
 from testing.harness import RunningBot, bot_settings, running_bot
-from tests.conftest import PROJECT
+from tests.conftest import KNOWLEDGE, PROJECT
 
 GROUP = -1001700
 HANGUL = re.compile(r"[가-힣]")
@@ -72,6 +74,8 @@ async def test_an_english_user_gets_the_welcome_menus_and_check_in_english(
     answer = await tg.wait_for_message(user)
     assert answer.text.startswith("The National Growth Fund (국민성장펀드) is")
     assert "Related questions" in answer.text
+    related = [line for line in answer.text.splitlines() if line.startswith("• ")]
+    assert related and all(line.endswith("?") for line in related), related
 
     tg.send_text(user, "/help")
     help_text = (await tg.wait_for_message(user)).text
@@ -163,3 +167,12 @@ def test_every_question_status_and_followup_reason_has_its_words_in_both_languag
         assert all(reasons) and len(set(reasons)) == len(reasons), reasons
     assert question_label(QuestionStatus.DIRECT) == "사무국 직접 문의"
     assert reason_label(FollowUpReason.FEEDBACK, "en") == "👎 on an answer"
+
+
+def test_every_faq_entry_reads_as_an_english_question_to_english_readers() -> None:
+    """Buttons and related questions show an entry by one of its English phrasings: a
+    question, not a keyword alternate ("KEIT", "alliance goals") or one with Korean in it
+    ("M.AX 뜻")."""
+    knowledge = load_knowledge(KNOWLEDGE)
+    shown = {e.id: question_in(e, "en") for e in knowledge.entries}
+    assert [(i, q) for i, q in shown.items() if not q.endswith("?") or HANGUL.search(q)] == []
