@@ -27,8 +27,7 @@ from bot.particles import particle, with_particle
 from index import FaqEntry, KnowledgeBase
 from index.analyzer import detect_language
 from index.knowledge import Source
-
-HANGUL = re.compile(r"[가-힣]")
+from index.terms import HANGUL
 
 _TAG = re.compile(r"<[^>]+>")
 _BLANK_LINES = re.compile(r"\n{3,}")

@@ -153,8 +153,6 @@ class KnowledgeIndex:
         # are how it may be asked, not what it answers); a passage's whole text.
         faq = [i for i, d in enumerate(self.documents) if isinstance(d, FaqEntry)]
         answers = iter(analyze([_said_text(self.documents[i]) for i in faq]))
-        if cache is not None:
-            cache.save()
         said = {i: frozenset(next(answers)) for i in faq}
         self._said = tuple(said.get(i) or frozenset(doc)
                            for i, doc in enumerate(self.bm25.doc_freqs))
@@ -539,9 +537,12 @@ def build_index(knowledge: KnowledgeBase, analyzer: Analyzer, cache_dir: Path | 
     """Index `knowledge`; with `cache_dir`, the tokens of its texts are kept there between
     starts (index/token_cache.py) for an analyzer that has a fingerprint."""
     fingerprint = getattr(analyzer, "fingerprint", None)
-    cache = (TokenCache(cache_dir, fingerprint) if cache_dir is not None and fingerprint
-             else None)
-    return KnowledgeIndex(knowledge, analyzer, cache=cache)
+    if cache_dir is None or not fingerprint:
+        return KnowledgeIndex(knowledge, analyzer)
+    cache = TokenCache(cache_dir, fingerprint)
+    index = KnowledgeIndex(knowledge, analyzer, cache=cache)
+    cache.save()
+    return index
 
 
 def load_index(root: Path | str, analyzer: str = "kiwi", cache_dir: Path | None = None
