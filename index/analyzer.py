@@ -17,6 +17,9 @@ from index.knowledge import Glossary
 from index.terms import HANGUL, SynonymFolder, Term, TermSelector
 
 LATIN = re.compile(r"[A-Za-z]")
+# An acronym (M.AX, KEIT, AI, S&P500) is written in Latin letters in Korean text too: it says
+# nothing of the language a message is written in.
+ACRONYM = re.compile(r"(?<![A-Za-z])[A-Z][A-Z0-9.&]*[A-Z0-9](?![a-z])")
 
 
 class Analyzer(Protocol):
@@ -175,5 +178,7 @@ def make_analyzer(name: str, glossary: Glossary) -> Analyzer:
 
 
 def detect_language(text: str) -> str:
-    """'en' for a question written in English letters, else 'ko'."""
-    return "en" if len(LATIN.findall(text)) > 2 * len(HANGUL.findall(text)) else "ko"
+    """'en' for a question written in English words, else 'ko' (the default: a Hangul syllable
+    weighs as two Latin letters, and acronyms count for neither, so "M.AX 뜻" is Korean)."""
+    words = ACRONYM.sub(" ", text)
+    return "en" if len(LATIN.findall(words)) > 2 * len(HANGUL.findall(words)) else "ko"

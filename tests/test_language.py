@@ -122,6 +122,14 @@ async def test_the_language_of_the_question_is_remembered_and_lang_switches_it(
     topics = await tg.wait_for_message(user)
     assert topics.text.startswith("Choose a topic.") and "Fund overview" in labels(topics)
 
+    # Korean around an acronym is Korean: the answer, and what is remembered.
+    tg.send_text(user, "M.AX 뜻")
+    answer = await tg.wait_for_message(user)
+    assert answer.text.startswith("M.AX는") and "제조업" in answer.text, answer.text
+    assert "Related questions" not in answer.text
+    tg.send_text(user, "/start")
+    assert (await tg.wait_for_message(user)).text.startswith("안녕하세요, 민수님!")
+
 
 async def test_an_english_asker_hears_from_the_secretariat_in_english(desk: RunningBot) -> None:
     tg = desk.tg
