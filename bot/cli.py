@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -501,7 +502,13 @@ def main(argv: list[str] | None = None) -> int:
     opts = build_parser().parse_args(argv)
     settings = Settings()
     handler = COMMANDS.get(opts.command, cmd_default)
-    return handler(opts, settings) or 0
+    try:
+        return handler(opts, settings) or 0
+    except BrokenPipeError:
+        # The reader stopped reading (`maxbot ask … | head`): nothing more to say, and no
+        # traceback. Python's own advice: point stdout at devnull so its flush at exit is quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -58,6 +58,16 @@ def test_env_example_with_only_the_token_filled_in_runs_ask_and_check(tmp_path: 
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout.splitlines()[-1].startswith("ok: ")
 
+    # Read by a pager or `head` that stops early: the answers end quietly, without a traceback.
+    reader = subprocess.Popen(["head", "-c", "1"], stdin=subprocess.PIPE,
+                              stdout=subprocess.DEVNULL)
+    piped = subprocess.run([sys.executable, "-m", "bot", "ask", *["국민성장펀드 총 규모는?"] * 200],
+                           cwd=folder, env=env, stdout=reader.stdin, stderr=subprocess.PIPE,
+                           text=True, timeout=300)
+    reader.stdin.close()
+    reader.wait(timeout=10)
+    assert "Traceback" not in piped.stderr and "BrokenPipe" not in piped.stderr, piped.stderr
+
 
 async def test_env_example_with_only_the_token_filled_in_runs_the_bot(
         tg: BotApiStandIn, tmp_path: Path) -> None:
