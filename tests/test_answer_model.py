@@ -10,7 +10,7 @@ import pytest
 
 from bot.answering import models_of
 from bot.answering.candidates import gather, parse, topic_text
-from bot.answering.features import FEATURES, UNSEEN, UNSEEN_FEATURES
+from bot.answering.features import FEATURES, UNSEEN, UNSEEN_FEATURES, EntryReading
 from bot.answering.fit import ALL_LEFT, EVAL_DIR, TRAINING_SETS, _ranker, complete_trees
 from bot.answering.model import Trees
 from bot.evaluation import load_questions
@@ -26,7 +26,8 @@ def candidate_rows(real_index: KnowledgeIndex) -> np.ndarray:
     read = [topic_text(queries[0]) for queries in parsed]
     rows, answerable = topic.probabilities(read)
     on_topic = rows[:, topic.classes.index("on_topic")]
-    entries = [topic.entries.probabilities(text) for text in read]
+    entries = [EntryReading(topic.entries.probabilities(text), asked)
+               for text, asked in zip(read, topic.entries.asked.closeness(texts), strict=True)]
     found = gather(parsed, on_topic.tolist(), answerable.tolist(), entries, real_index)
     rows = np.vstack([c.features for c in found if c.found])
     # Every third row as for a document uploaded since the fit: its entry probabilities and
@@ -109,7 +110,8 @@ def test_a_message_read_once_for_the_topic_and_entry_models_gets_their_own_proba
     texts = [q.question for q in load_questions(EVAL_DIR / "train9.yaml")]
     topic = models_of(real_index).topic
     read = [topic_text(queries[0]) for queries in parse(texts, real_index)]
-    rows, answerable, entries = topic.read(read)
+    rows, answerable, entries = topic.read(read, texts)
     alone_rows, alone_answerable = topic.probabilities(read)
     assert np.array_equal(rows, alone_rows) and np.array_equal(answerable, alone_answerable)
-    assert entries == [topic.entries.probabilities(text) for text in read]
+    assert [e.probability for e in entries] == [topic.entries.probabilities(t) for t in read]
+    assert [e.asked for e in entries] == topic.entries.asked.closeness(texts)

@@ -24,6 +24,15 @@ QUESTIONS = EVAL / "questions.yaml"
 # change that measures better overall costs a set a question, with the figures written here.
 # The BLIND sets were written blind and are kept unseen: only their totals are shown.
 FLOORS = {
+    # Session 10: the answer model weighs how close a question is, letter by letter, to the
+    # closest question the sets asked of each document (asked_letters, asked_none). The blind
+    # sets together (1,724 replies): in 66.9 -> 75.6%, unknown 95.8 -> 95.2%, mixed 70.7 ->
+    # 73.3%, off 97.8 -> 97.8%, wrong answers 12 -> 15 (0.70 -> 0.87%); holdout10 in 65.3 ->
+    # 80.7%, wrong 4 -> 3. "in" rose on every set. It cost an unknown question on holdout5 (49
+    # -> 48 of 50) and holdout6 (50 -> 49), a mixed one on train10 (27 -> 26 of 40), and wrong
+    # answers on holdout4 (0 -> 1 of 245), holdout6 (2 -> 4 of 260) and train6 (1 -> 3 of 429):
+    # those floors follow. The sets fitted on now answer 87-99% (their own questions are among
+    # the asked ones).
     # Session 9: the models fitted on nine question sets (train7, train9-11 added), a document
     # the entry model never saw deciding without the answerable reading too (missing values
     # in the trees). The blind sets together (1,724 replies): in 68.5 -> 66.9%, unknown 93.1
@@ -48,27 +57,27 @@ FLOORS = {
     # wrong answer on train6 (0.7 -> 0.9%): those two floors follow. Fitting on train7 as well
     # measured worse on the blind sets (holdout2 unknown 93.3 -> 90.0 and off 93.3 -> 90.0,
     # wrong 1.3 -> 2.7%; holdout4 unknown 88 -> 80): train7 is measured, not fitted on.
-    "questions.yaml": ({"in": 0.915, "unknown": 1.0, "off": 1.0}, 0.004),
-    "holdout.yaml": ({"in": 0.89, "unknown": 1.0, "off": 1.0}, 0.007),
-    "holdout3.yaml": ({"in": 0.75, "unknown": 1.0, "off": 1.0}, 0.012),
-    "train5.yaml": ({"in": 0.737, "unknown": 0.987, "mixed": 0.658, "off": 1.0}, 0.01),
-    "train6.yaml": ({"in": 0.751, "unknown": 0.987, "mixed": 0.625, "off": 1.0}, 0.003),
-    "train7.yaml": ({"in": 0.782, "unknown": 0.975, "mixed": 0.742, "off": 1.0}, 0.018),
-    "holdout2.yaml": ({"in": 0.755, "unknown": 0.933, "off": 0.933}, 0.007),
-    "holdout4.yaml": ({"in": 0.666, "unknown": 0.88, "mixed": 0.75, "off": 0.975}, 0.001),
-    "holdout5.yaml": ({"in": 0.655, "unknown": 0.98, "mixed": 0.52, "off": 1.0}, 0.016),
-    "holdout6.yaml": ({"in": 0.717, "unknown": 1.0, "mixed": 0.8, "off": 1.0}, 0.008),
-    "holdout7.yaml": ({"in": 0.666, "unknown": 0.96, "mixed": 0.72, "off": 1.0}, 0.012),
+    "questions.yaml": ({"in": 0.977, "unknown": 1.0, "off": 1.0}, 0.001),
+    "holdout.yaml": ({"in": 0.989, "unknown": 1.0, "off": 1.0}, 0.001),
+    "holdout3.yaml": ({"in": 0.899, "unknown": 1.0, "off": 1.0}, 0.001),
+    "train5.yaml": ({"in": 0.872, "unknown": 0.987, "mixed": 0.756, "off": 1.0}, 0.01),
+    "train6.yaml": ({"in": 0.887, "unknown": 0.987, "mixed": 0.625, "off": 1.0}, 0.007),
+    "train7.yaml": ({"in": 0.908, "unknown": 0.987, "mixed": 0.799, "off": 1.0}, 0.008),
+    "holdout2.yaml": ({"in": 0.811, "unknown": 0.933, "off": 0.933}, 0.007),
+    "holdout4.yaml": ({"in": 0.718, "unknown": 0.88, "mixed": 0.75, "off": 0.975}, 0.005),
+    "holdout5.yaml": ({"in": 0.717, "unknown": 0.96, "mixed": 0.52, "off": 1.0}, 0.016),
+    "holdout6.yaml": ({"in": 0.813, "unknown": 0.979, "mixed": 0.839, "off": 1.0}, 0.016),
+    "holdout7.yaml": ({"in": 0.773, "unknown": 0.96, "mixed": 0.839, "off": 1.0}, 0.012),
     # Session 7: written blind; its first run (67e25ab) was the floor.
-    "holdout8.yaml": ({"in": 0.647, "unknown": 0.98, "mixed": 0.8, "off": 1.0}, 0.001),
+    "holdout8.yaml": ({"in": 0.745, "unknown": 0.98, "mixed": 0.8, "off": 1.0}, 0.001),
     # Session 8: written blind; its first run (0e14833) was the floor.
-    "holdout9.yaml": ({"in": 0.61, "unknown": 0.96, "mixed": 0.666, "off": 0.925}, 0.008),
-    # Session 9: written blind; its first run (462de13) is the floor.
-    "holdout10.yaml": ({"in": 0.653, "unknown": 0.96, "mixed": 0.68, "off": 0.971}, 0.016),
+    "holdout9.yaml": ({"in": 0.733, "unknown": 0.96, "mixed": 0.666, "off": 0.925}, 0.008),
+    # Session 9: written blind; its first run (462de13) was the floor.
+    "holdout10.yaml": ({"in": 0.806, "unknown": 0.979, "mixed": 0.839, "off": 0.971}, 0.012),
     # Session 8: written from the sources to fit on.
-    "train9.yaml": ({"in": 0.743, "unknown": 0.975, "mixed": 0.725, "off": 1.0}, 0.013),
-    "train10.yaml": ({"in": 0.8, "unknown": 0.933, "mixed": 0.675, "off": 1.0}, 0.023),
-    "train11.yaml": ({"in": 0.722, "unknown": 0.958, "mixed": 0.72, "off": 1.0}, 0.01),
+    "train9.yaml": ({"in": 0.899, "unknown": 0.975, "mixed": 0.725, "off": 1.0}, 0.008),
+    "train10.yaml": ({"in": 0.927, "unknown": 0.977, "mixed": 0.649, "off": 1.0}, 0.009),
+    "train11.yaml": ({"in": 0.872, "unknown": 0.972, "mixed": 0.739, "off": 1.0}, 0.01),
     "chatbot-2000.yaml": ({"off": 0.999}, 0.0005),
 }
 BLIND = {path.name for path in blind_sets(EVAL)}
@@ -88,7 +97,9 @@ def test_accuracy_per_kind_stays_above_the_floor(name: str, real_index: Knowledg
     shown = format_report(report, show_failures=name not in BLIND)
     below = {k: report.accuracy(k) for k, floor in floors.items() if report.accuracy(k) < floor}
     assert not below, shown
-    assert len(report.confidently_wrong) / len(report.verdicts) <= most_wrong, shown
+    # A share, not the list: pytest would print the blind sets' questions.
+    wrong = len(report.confidently_wrong) / len(report.verdicts)
+    assert wrong <= most_wrong, shown
 
 
 @pytest.mark.parametrize("question", ["국민연금 수익률 얼마야", "펀드 수익률 좋은 상품 추천",

@@ -293,10 +293,20 @@ def _range_not_numbers(entries: dict) -> None:
     entries["ngram_range"] = ["1", 3]
 
 
+def _asked_of_a_stranger(entries: dict) -> None:
+    entries["asked"]["labels"][0] = "no-such-entry"
+
+
+def _asked_without_its_label(entries: dict) -> None:
+    entries["asked"]["texts"].append("국민성장펀드 규모는?")
+
+
 @pytest.mark.parametrize(("damage", "said"), [
     (_class_out_of_range, "entries: 'weights' must name n-grams and classes"),
     (_idf_cut, "entries: 'idf' must be finite numbers of shape"),
     (_range_not_numbers, "entries: 'ngram_range' must be two whole numbers"),
+    (_asked_of_a_stranger, "entries: 'asked' 'labels' must be the entry model's classes"),
+    (_asked_without_its_label, "entries: 'asked' must hold as many 'texts' as 'labels'"),
 ])
 def test_a_broken_entry_model_is_refused_with_its_path_and_part(
         damage: Callable[[dict], None], said: str, knowledge_copy: Path,

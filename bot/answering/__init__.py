@@ -142,7 +142,7 @@ def _decide_all(texts: list[str], wholes: list[int], index: KnowledgeIndex,
     models = models_of(index)
     parsed = parse(texts, index)
     read = [topic_text(queries[0]) for queries in parsed]
-    rows, answerable, entries = models.topic.read(read)
+    rows, answerable, entries = models.topic.read(read, texts)
     on_topic = models.topic.classes.index(ON_TOPIC)
     for i, whole in enumerate(wholes):
         if rows[whole, on_topic] > rows[i, on_topic]:

@@ -7,12 +7,11 @@ by them is judged on its question too.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from bot.answering.features import candidate_features
+from bot.answering.features import EntryReading, candidate_features
 from bot.answering.parts import situation_end
 from index import Hit, KnowledgeIndex, Query
 
@@ -52,7 +51,7 @@ def topic_text(query: Query) -> str:
 
 
 def gather(parsed: list[list[Query]], on_topic: list[float], answerable: list[float],
-           entries: list[Mapping[str, float]], index: KnowledgeIndex) -> list[Candidates]:
+           entries: list[EntryReading], index: KnowledgeIndex) -> list[Candidates]:
     """The candidates of several parsed messages, with their signals."""
     out = []
     for queries, topic, kind, asked in zip(parsed, on_topic, answerable, entries, strict=True):

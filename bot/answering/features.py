@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -71,16 +72,31 @@ FEATURES = (
     "entry_probability",   # the entry model's probability that the question asks for this
                            # document
     "no_entry_probability",  # ... that it asks for something no document answers
+    "asked_letters",       # letter closeness to the closest question the sets asked of it
+    "asked_none",          # ... of the questions they asked that no document answers
 )
 # These are UNSEEN for a document the entry model never saw: they were learned from the
 # questions asked of the documents at the fit, and can say nothing of a new one (an uploaded
-# passage's schedule question read as unanswerable as a deadline, and was declined).
-UNSEEN_FEATURES = ("answerable", "entry_probability", "no_entry_probability")
+# passage's schedule question read as unanswerable as a deadline, and was declined; a question
+# like one no document answered at the fit may be what the new one answers).
+UNSEEN_FEATURES = ("answerable", "entry_probability", "no_entry_probability", "asked_letters",
+                   "asked_none")
 # Not signals: the share of glossary terms in the question, which pushed an uploaded
 # document's answer below the threshold for naming a glossary term (AI), and whether a
 # document is an FAQ entry or a policy passage. Fitted, the latter taught
 # that passages are seldom the answer (the FAQ holds most facts), and a newly uploaded
 # document, which is only passages, then answered nothing.
+
+
+@dataclass(frozen=True)
+class EntryReading:
+    """What the entry model reads in a question, per document id (and NO_ENTRY): the
+    probability that the question asks for it, and the letter closeness of the closest
+    question the labelled sets asked of it (a new wording of an asked question is close to
+    it, though the entry's own phrasings may not be)."""
+
+    probability: Mapping[str, float] = field(default_factory=dict)
+    asked: Mapping[str, float] = field(default_factory=dict)
 
 
 def answers_kind(question: str, document: Document) -> bool:
@@ -106,9 +122,9 @@ class AskedKind:
 
 
 def candidate_features(query: Query, hits: list[Hit], on_topic: float, answerable: float,
-                       entries: Mapping[str, float]) -> list[np.ndarray]:
+                       entries: EntryReading) -> list[np.ndarray]:
     """The feature vector (in FEATURES' order) of each of the search's hits; `entries` holds
-    the entry model's probability per document id (and NO_ENTRY)."""
+    the entry model's reading per document id (and NO_ENTRY)."""
     total = sum(query.weights) or 1.0
     credits = query.credits or (1.0,) * len(query.terms)
     unknown = (sum(w for t, w in zip(query.terms, query.weights, strict=True)
@@ -146,7 +162,8 @@ def candidate_features(query: Query, hits: list[Hit], on_topic: float, answerabl
             asks_place,
             asks_person,
             on_topic,
-            *((answerable, entries[hit.document.id], entries[NO_ENTRY])
-              if hit.document.id in entries else (UNSEEN, UNSEEN, UNSEEN)),
+            *((answerable, entries.probability[hit.document.id], entries.probability[NO_ENTRY],
+               entries.asked.get(hit.document.id, UNSEEN), entries.asked.get(NO_ENTRY, UNSEEN))
+              if hit.document.id in entries.probability else (UNSEEN,) * 5),
         ], dtype=np.float64))
     return rows

@@ -33,7 +33,14 @@ from sklearn.model_selection import GroupKFold, StratifiedKFold
 
 from bot.answering import Answer, with_models
 from bot.answering.candidates import Candidates, gather, parse, topic_text
-from bot.answering.features import FEATURES, NO_ENTRY, UNSEEN, UNSEEN_FEATURES, answers_kind
+from bot.answering.features import (
+    FEATURES,
+    NO_ENTRY,
+    UNSEEN,
+    UNSEEN_FEATURES,
+    EntryReading,
+    answers_kind,
+)
 from bot.answering.model import (
     ACCEPT_FEATURES,
     ANSWER_FILE,
@@ -43,6 +50,7 @@ from bot.answering.model import (
     SMALLTALK_FILE,
     TOPIC_EXAMPLES_FILE,
     TOPIC_FILE,
+    AskedQuestions,
     models_from_json,
 )
 from bot.answering.parts import question_parts
@@ -435,7 +443,7 @@ def candidate_rows(items: list[Labelled], parsed: list[list[Query]], on_topic: n
                    else parse([items[n].text for n in numbers], searched))
         for n, candidates in zip(numbers, gather(queries, on_topic[numbers].tolist(),
                                                  answerable[numbers].tolist(),
-                                                 [{}] * len(numbers), searched),
+                                                 [EntryReading()] * len(numbers), searched),
                                  strict=True):
             found[n] = candidates
     features, right, group, documents = [], [], [], []
@@ -514,9 +522,7 @@ def entry_columns(items: list[Labelled], texts: list[str], right: np.ndarray,
     taught every document)."""
     labels = entry_labels(items, right, group, documents)
     known = {label for label in labels if label is not None}
-    # As if added after the fit: the entry model is not taught these documents (their
-    # questions then look like none it knows), and their rows have no entry probability.
-    unseen = {d for d in known if d != NO_ENTRY and sum(map(ord, d)) % UNSEEN_EVERY == 0}
+    unseen = _unseen(known)
     taught = np.array([label is not None and label not in unseen for label in labels])
     realistic = np.array([item.realistic for item in items])
     groups = [item.phrasing or f"#{n}" for n, item in enumerate(items)]
@@ -535,6 +541,43 @@ def entry_columns(items: list[Labelled], texts: list[str], right: np.ndarray,
     return columns, labels
 
 
+def _unseen(documents: set[str]) -> set[str]:
+    """As if added after the fit: the entry model is not taught these documents (their
+    questions then look like none it knows), and their rows have no entry probability."""
+    return {d for d in documents if d != NO_ENTRY and sum(map(ord, d)) % UNSEEN_EVERY == 0}
+
+
+def asked_questions(items: list[Labelled], labels: list[str | None]) -> list[int]:
+    """The questions whose closeness the answer model weighs: the question sets' (and the
+    traffic's) with the document that answers them, or none."""
+    return [n for n, (item, label) in enumerate(zip(items, labels, strict=True))
+            if item.realistic and label is not None]
+
+
+def asked_columns(items: list[Labelled], labels: list[str | None], group: np.ndarray,
+                  documents: np.ndarray) -> np.ndarray:
+    """Out of fold, per candidate row: the letter closeness of its question to the closest
+    question asked of its document (UNSEEN for one none asked, or as if added after the fit,
+    see entry_columns), and to the closest asked of none. Folds group the variants of one
+    phrasing, and the questions of one wording."""
+    asked = asked_questions(items, labels)
+    known = {str(labels[n]) for n in asked}
+    known -= _unseen(known)
+    in_pool = np.zeros(len(items), dtype=bool)
+    in_pool[asked] = True
+    groups = [item.phrasing or item.text for item in items]
+    per_item: list[dict[str, float]] = [{} for _ in items]
+    for train, test in GroupKFold(FOLDS).split(groups, groups=groups):
+        taught = train[in_pool[train]]
+        model = AskedQuestions([items[i].text for i in taught], [str(labels[i]) for i in taught])
+        for n, closeness in zip(test, model.closeness([items[i].text for i in test]),
+                                strict=True):
+            per_item[n] = closeness
+    return np.array([(per_item[n].get(d, 0.0) if d in known else UNSEEN,
+                      per_item[n].get(NO_ENTRY, 0.0))
+                     for n, d in zip(group.tolist(), documents, strict=True)])
+
+
 def without_entries(features: np.ndarray, right: np.ndarray, group: np.ndarray, questions: int
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The rows with a copy of every UNSEEN_COPY_EVERY-th question's candidates that the entry
@@ -548,9 +591,11 @@ def without_entries(features: np.ndarray, right: np.ndarray, group: np.ndarray, 
             np.concatenate([group, group[copied] + questions]))
 
 
-def entries_json(vectorizer: TfidfVectorizer, model: LogisticRegression) -> dict[str, object]:
+def entries_json(vectorizer: TfidfVectorizer, model: LogisticRegression,
+                 asked: list[tuple[str, str]]) -> dict[str, object]:
     ngram, cls = np.nonzero(model.coef_.T)
     return {
+        "asked": {"texts": [text for text, _ in asked], "labels": [label for _, label in asked]},
         "classes": model.classes_.tolist(),
         "ngram_range": list(ENTRY_NGRAMS),
         "ngrams": vectorizer.get_feature_names_out().tolist(),
@@ -565,7 +610,7 @@ def entries_json(vectorizer: TfidfVectorizer, model: LogisticRegression) -> dict
 # and more of the question unknown or missing, or a wrong kind of fact, never more likely:
 # the constraints keep the fitted trees to that where the labelled questions are few.
 RISING = {"coverage", "phrasing_coverage", "phrasing_recall", "letters", "letters_margin",
-          "coverage_margin", "on_topic", "said_coverage", "answerable"}
+          "coverage_margin", "on_topic", "said_coverage", "answerable", "asked_letters"}
 FALLING = {"unknown_share", "missing_max", "missing_known", "kind_mismatch", "unsaid_max"}
 
 
@@ -733,11 +778,15 @@ def fit(index: KnowledgeIndex, eval_dir: Path = EVAL_DIR, target: float = WRONG_
                                         right, group, documents)
     features[:, [FEATURES.index("entry_probability"),
                  FEATURES.index("no_entry_probability")]] = entry_oof
+    features[:, [FEATURES.index("asked_letters"), FEATURES.index("asked_none")]] = (
+        asked_columns([items[i] for i in chosen], entry_of, group, documents))
     # A document the entry model was not taught stands for one added since the fit: the
     # answerable reading, learned from what the knowledge base answered at the fit, is missing
-    # for it too.
+    # for it too, and so is the closeness to the questions no document answered then.
+    unseen = np.isnan(entry_oof[:, 0])
     features[:, FEATURES.index("answerable")] = np.where(
-        np.isnan(entry_oof[:, 0]), UNSEEN, answerable_oof[chosen][group])
+        unseen, UNSEEN, answerable_oof[chosen][group])
+    features[unseen, FEATURES.index("asked_none")] = UNSEEN
     features, right, group = without_entries(features, right, group, len(chosen))
     # A copy is folded with its question (group % len(chosen)), so no fold learns from it.
     rank_oof = out_of_fold_ranks(features, right, group % len(chosen))
@@ -781,7 +830,9 @@ def fit(index: KnowledgeIndex, eval_dir: Path = EVAL_DIR, target: float = WRONG_
         "intercept": _rounded(classifier.intercept_),
         "answerable_coef": _rounded(answerable.coef_[0]),
         "answerable_intercept": round(float(answerable.intercept_[0]), 6),
-        "entries": entries_json(entry_vectorizer, entry_model),
+        "entries": entries_json(entry_vectorizer, entry_model, [
+            (items[chosen[n]].text, str(entry_of[n]))
+            for n in asked_questions([items[i] for i in chosen], entry_of)]),
     }
     answer_json = {
         "about": "Answer model (maxbot fit): the ranker's trees score each candidate, the "

@@ -6,9 +6,10 @@
 - the entry model: which document does a question ask for, or none the knowledge base
   holds? A logistic regression over the letter n-grams of the questions each document was
   asked in (its own phrasings, the question sets'); the answer model weighs its probability
-  for each candidate. A document it never saw (uploaded or added since the fit) has no such
-  probability or answerable reading (they read as missing), and the answer model decides
-  without them.
+  for each candidate, and how close in letters the question is to the closest question the
+  sets asked of that document (the questions are kept in the model). A document it never saw
+  (uploaded or added since the fit) has none of these nor an answerable reading (they read
+  as missing), and the answer model decides without them.
 - the answer model: is this candidate document the right answer? Gradient-boosted trees over
   the signals of bot/answering/features.py, with the threshold chosen by `maxbot fit` for at
   most a target share of confident wrong answers.
@@ -28,8 +29,9 @@ from typing import Any
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from bot.answering.features import FEATURES, NO_ENTRY
+from bot.answering.features import FEATURES, NO_ENTRY, EntryReading
 from index import KnowledgeError
+from index.letters import LetterMatcher
 from index.tfidf import TfidfRows
 
 MODEL_DIR = "model"
@@ -68,17 +70,20 @@ class TopicModel:
         knowledge base answers such a question (logistic)."""
         return self._apply([self._rows.row(text) for text in texts])
 
-    def read(self, texts: list[str]
-             ) -> tuple[np.ndarray, np.ndarray, list[dict[str, float]]]:
-        """`probabilities(texts)` and the entry model's probabilities of each text, its letter
-        n-grams read once for both (the two models read the same n-grams, `maxbot fit` fits
-        them so; otherwise each reads its own)."""
+    def read(self, texts: list[str], questions: list[str]
+             ) -> tuple[np.ndarray, np.ndarray, list[EntryReading]]:
+        """`probabilities(texts)` and the entry model's reading of each text (as the models
+        read it, `texts`; as asked, `questions`), its letter n-grams read once for both (the
+        two models read the same n-grams, `maxbot fit` fits them so; otherwise each reads its
+        own)."""
         alike = self.vectorizer.ngram_range == self.entries.vectorizer.ngram_range
         ngrams = [self._rows.ngrams(text) for text in texts]
         rows, answerable = self._apply([self._rows.row(text, grams)
                                         for text, grams in zip(texts, ngrams, strict=True)])
-        entries = [self.entries.probabilities(text, grams if alike else None)
-                   for text, grams in zip(texts, ngrams, strict=True)]
+        entries = [EntryReading(self.entries.probabilities(text, grams if alike else None),
+                                asked)
+                   for text, grams, asked in zip(texts, ngrams, self.entries.asked.closeness(
+                       questions), strict=True)]
         return rows, answerable, entries
 
     def _apply(self, rows: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -92,6 +97,22 @@ class TopicModel:
         return odds / odds.sum(axis=1, keepdims=True), _logistic(answerable)
 
 
+class AskedQuestions:
+    """The questions the labelled sets asked, each of the document that answers it (or
+    NO_ENTRY): per document, a question's letter closeness to the closest of them."""
+
+    def __init__(self, texts: list[str], labels: list[str]) -> None:
+        self.texts, self.labels = texts, labels
+        self.classes = tuple(sorted(set(labels)))
+        number = {label: n for n, label in enumerate(self.classes)}
+        self._matcher = LetterMatcher(texts, [number[label] for label in labels],
+                                      len(self.classes))
+
+    def closeness(self, questions: list[str]) -> list[dict[str, float]]:
+        return [dict(zip(self.classes, row.tolist(), strict=True))
+                for row in self._matcher.similarities(questions)]
+
+
 @dataclass(frozen=True)
 class EntryModel:
     """Which document a question asks for (see the module's docstring)."""
@@ -100,6 +121,7 @@ class EntryModel:
     vectorizer: TfidfVectorizer
     coef_by_ngram: np.ndarray  # n-grams x classes
     intercept: np.ndarray
+    asked: AskedQuestions
     _rows: TfidfRows = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -298,7 +320,22 @@ def _entry_model(path: Path, data: Any) -> EntryModel:
     coef[rows.astype(np.int64), columns.astype(np.int64)] = _numbers(path, where, "values",
                                                                       (count,))
     return EntryModel(tuple(classes), vectorizer, coef,
-                      _numbers(path, data, "intercept", (len(classes),)))
+                      _numbers(path, data, "intercept", (len(classes),)),
+                      _asked_questions(path, data.get("asked"), set(classes)))
+
+
+def _asked_questions(path: Path, data: Any, classes: set[str]) -> AskedQuestions:
+    if not isinstance(data, dict):
+        raise KnowledgeError(path, None, "entries: 'asked' must be an object: run `maxbot fit`")
+    texts, labels = data.get("texts"), data.get("labels")
+    if not (isinstance(texts, list) and isinstance(labels, list) and len(texts) == len(labels)
+            and all(isinstance(t, str) for t in texts)):
+        raise KnowledgeError(path, None, "entries: 'asked' must hold as many 'texts' as "
+                             "'labels'")
+    if not all(isinstance(label, str) and label in classes for label in labels):
+        raise KnowledgeError(path, None, "entries: 'asked' 'labels' must be the entry model's "
+                             "classes")
+    return AskedQuestions(texts, labels)
 
 
 def _vectorizer(path: Path, data: dict[str, Any], ngrams: list[str], part: str = ""
