@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import TypeVar
 import pytest
 from sqlmodel import select
 
+from bot.delivery.sending import Pacer
 from bot.storage.database import Database
 from bot.storage.models import Question
 from index import KnowledgeIndex
@@ -300,3 +302,23 @@ async def test_stopping_does_not_wait_out_a_send_that_keeps_failing(
         await database.close()
     assert question.reply_failed_at is not None and "Bad Gateway" in question.reply_error
     assert bot.app.running is False
+
+
+async def test_paced_sends_stay_under_the_rate_when_the_event_loop_stalls() -> None:
+    """Messages are spaced evenly; after the event loop stalls (a long answer), the senders due
+    meanwhile wake together. Still never more than the rate in any one second, as Telegram
+    counts them (a burst of 1,000 replies once measured 31)."""
+    pacer = Pacer(per_second=28)
+    passed: list[float] = []
+
+    async def send() -> None:
+        await pacer.wait()
+        passed.append(time.monotonic())
+
+    senders = [asyncio.create_task(send()) for _ in range(70)]
+    await asyncio.sleep(0.5)
+    time.sleep(0.4)  # the loop stalls
+    await asyncio.gather(*senders)
+    busiest = max(sum(1 for t in passed if start <= t < start + 1) for start in passed)
+    assert len(passed) == 70 and busiest <= 28
+

@@ -39,6 +39,7 @@ class Pacer:
         self.per_second = per_second
         self.processes = 1
         self._next = 0.0
+        self._sent: deque[float] = deque()  # when each message of the last second went
 
     @property
     def share(self) -> float:
@@ -53,6 +54,17 @@ class Pacer:
         self._next = slot + 1 / self.share
         if slot > now:
             await asyncio.sleep(slot - now)
+        # Evenly spaced slots still bunch when the event loop stalls (a long answer): the
+        # senders due meanwhile wake together, on top of the next second's own. Never more
+        # than the share in any one second, counted when sent.
+        while True:
+            now = time.monotonic()
+            while self._sent and self._sent[0] <= now - 1.0:
+                self._sent.popleft()
+            if len(self._sent) < self.share:
+                self._sent.append(now)  # no await since the count: waiters never overtake it
+                return
+            await asyncio.sleep(self._sent[0] + 1.0 - now)
 
 
 class GroupPacer:
