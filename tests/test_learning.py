@@ -386,7 +386,12 @@ async def test_fit_with_traffic_prints_cross_validated_figures_and_writes_better
     assert code == 0 and f"wrote {model}" in out
     after = out[out.index("after, with"):]
     threshold = float(re.search(r"answer threshold (0\.\d+)", after).group(1))
-    assert load_models(knowledge_copy).answer.threshold == threshold
+    refitted = load_models(knowledge_copy)
+    assert refitted.answer.threshold == threshold
+    # The wordings users confirmed are among the asked questions a new one is compared with.
+    asked = set(zip(refitted.topic.entries.asked.texts, refitted.topic.entries.asked.labels,
+                    strict=True))
+    assert {("국민성장펀드 총 규모는?", "fund-size"), (DECLINED, "fund-size")} <= asked
     assert answer("국민성장펀드 규모는?", load_index(knowledge_copy)).status == "answered"
 
 
