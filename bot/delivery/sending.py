@@ -57,14 +57,7 @@ class Pacer:
         # Evenly spaced slots still bunch when the event loop stalls (a long answer): the
         # senders due meanwhile wake together, on top of the next second's own. Never more
         # than the share in any one second, counted when sent.
-        while True:
-            now = time.monotonic()
-            while self._sent and self._sent[0] <= now - 1.0:
-                self._sent.popleft()
-            if len(self._sent) < self.share:
-                self._sent.append(now)  # no await since the count: waiters never overtake it
-                return
-            await asyncio.sleep(self._sent[0] + 1.0 - now)
+        await _within_window(self._sent, self.share, 1.0)
 
 
 class GroupPacer:
@@ -85,22 +78,30 @@ class GroupPacer:
 
     async def wait(self, group: int | str) -> None:
         """Until this process may send one more message to `group`; counted as sent."""
-        sent = self._sent.setdefault(group, deque())
-        told = False
-        while True:
-            now = time.monotonic()
-            while sent and sent[0] <= now - self.window:
-                sent.popleft()
-            if len(sent) < self.share:
-                sent.append(now)  # no await since the count: waiters never overtake it
-                return
-            wait = sent[0] + self.window - now
-            if not told:
-                log.info("group %s has had this process's share of its limit (%d of %d "
-                         "messages a minute); the next goes in %.0f s", group, self.share,
-                         self.per_window, wait)
-                told = True
-            await asyncio.sleep(wait)
+        await _within_window(
+            self._sent.setdefault(group, deque()), self.share, self.window,
+            lambda wait: log.info("group %s has had this process's share of its limit (%d of "
+                                  "%d messages a minute); the next goes in %.0f s", group,
+                                  self.share, self.per_window, wait))
+
+
+async def _within_window(sent: deque[float], most: float, window: float,
+                         first_wait: Callable[[float], None] = lambda wait: None) -> None:
+    """Until fewer than `most` of the times in `sent` are within the last `window` seconds
+    (`first_wait` is told how long the first wait is, if any); then now is counted in it."""
+    waited = False
+    while True:
+        now = time.monotonic()
+        while sent and sent[0] <= now - window:
+            sent.popleft()
+        if len(sent) < most:
+            sent.append(now)  # no await since the count: waiters never overtake it
+            return
+        wait = sent[0] + window - now
+        if not waited:
+            first_wait(wait)
+            waited = True
+        await asyncio.sleep(wait)
 
 
 class RetryingRateLimiter(AIORateLimiter):
