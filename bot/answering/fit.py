@@ -522,7 +522,9 @@ def entry_columns(items: list[Labelled], texts: list[str], right: np.ndarray,
     taught every document)."""
     labels = entry_labels(items, right, group, documents)
     known = {label for label in labels if label is not None}
-    unseen = _unseen(known)
+    # As if added after the fit: the entry model is not taught these documents (their
+    # questions then look like none it knows), and their rows have no entry probability.
+    unseen = {d for d in known if d != NO_ENTRY and sum(map(ord, d)) % UNSEEN_EVERY == 0}
     taught = np.array([label is not None and label not in unseen for label in labels])
     realistic = np.array([item.realistic for item in items])
     groups = [item.phrasing or f"#{n}" for n, item in enumerate(items)]
@@ -541,12 +543,6 @@ def entry_columns(items: list[Labelled], texts: list[str], right: np.ndarray,
     return columns, labels
 
 
-def _unseen(documents: set[str]) -> set[str]:
-    """As if added after the fit: the entry model is not taught these documents (their
-    questions then look like none it knows), and their rows have no entry probability."""
-    return {d for d in documents if d != NO_ENTRY and sum(map(ord, d)) % UNSEEN_EVERY == 0}
-
-
 def asked_questions(items: list[Labelled], labels: list[str | None]) -> list[int]:
     """The questions whose closeness the answer model weighs: the question sets' (and the
     traffic's) with the document that answers them, or none."""
@@ -557,12 +553,10 @@ def asked_questions(items: list[Labelled], labels: list[str | None]) -> list[int
 def asked_columns(items: list[Labelled], labels: list[str | None], group: np.ndarray,
                   documents: np.ndarray) -> np.ndarray:
     """Out of fold, per candidate row: the letter closeness of its question to the closest
-    question asked of its document (UNSEEN for one none asked, or as if added after the fit,
-    see entry_columns), and to the closest asked of none. Folds group the variants of one
-    phrasing, and the questions of one wording."""
+    question asked of its document (UNSEEN for one none asked), and to the closest asked of
+    none. Folds group the variants of one phrasing, and the questions of one wording."""
     asked = asked_questions(items, labels)
     known = {str(labels[n]) for n in asked}
-    known -= _unseen(known)
     in_pool = np.zeros(len(items), dtype=bool)
     in_pool[asked] = True
     groups = [item.phrasing or item.text for item in items]
@@ -771,22 +765,23 @@ def fit(index: KnowledgeIndex, eval_dir: Path = EVAL_DIR, target: float = WRONG_
     # topic probability alone keeps it out), so that its rows are the hard cases.
     chosen = [i for i, item in enumerate(items) if item.for_answers and (
         item.topic_class == ON_TOPIC or item.realistic or i % 10 == 0)]
+    answered = [items[i] for i in chosen]
     features, right, group, documents = candidate_rows(
-        [items[i] for i in chosen], [parsed[i] for i in chosen], on_topic_oof[chosen],
-        answerable_oof[chosen], index)
-    entry_oof, entry_of = entry_columns([items[i] for i in chosen], [texts[i] for i in chosen],
-                                        right, group, documents)
+        answered, [parsed[i] for i in chosen], on_topic_oof[chosen], answerable_oof[chosen],
+        index)
+    entry_oof, entry_of = entry_columns(answered, [texts[i] for i in chosen], right, group,
+                                        documents)
     features[:, [FEATURES.index("entry_probability"),
                  FEATURES.index("no_entry_probability")]] = entry_oof
+    features[:, FEATURES.index("answerable")] = answerable_oof[chosen][group]
     features[:, [FEATURES.index("asked_letters"), FEATURES.index("asked_none")]] = (
-        asked_columns([items[i] for i in chosen], entry_of, group, documents))
-    # A document the entry model was not taught stands for one added since the fit: the
-    # answerable reading, learned from what the knowledge base answered at the fit, is missing
-    # for it too, and so is the closeness to the questions no document answered then.
+        asked_columns(answered, entry_of, group, documents))
+    # A document the entry model was not taught stands for one added since the fit: what was
+    # learned from the questions asked of the documents at the fit (the answerable reading,
+    # the closeness to the asked questions) is missing for it too.
     unseen = np.isnan(entry_oof[:, 0])
-    features[:, FEATURES.index("answerable")] = np.where(
-        unseen, UNSEEN, answerable_oof[chosen][group])
-    features[unseen, FEATURES.index("asked_none")] = UNSEEN
+    for feature in UNSEEN_FEATURES:
+        features[unseen, FEATURES.index(feature)] = UNSEEN
     features, right, group = without_entries(features, right, group, len(chosen))
     # A copy is folded with its question (group % len(chosen)), so no fold learns from it.
     rank_oof = out_of_fold_ranks(features, right, group % len(chosen))
@@ -809,13 +804,13 @@ def fit(index: KnowledgeIndex, eval_dir: Path = EVAL_DIR, target: float = WRONG_
     entry_taught = [n for n, label in enumerate(entry_of) if label is not None]
     entry_vectorizer, entry_model = fit_entries(
         [texts[chosen[n]] for n in entry_taught], [str(entry_of[n]) for n in entry_taught],
-        np.array([items[chosen[n]].realistic for n in entry_taught]))
+        np.array([answered[n].realistic for n in entry_taught]))
     ranker = _ranker().fit(features, right)
     accept = _fit_acceptor(accept_rows, accept_right, realistic_rows)
 
     _report_figures(report, items, chosen, outcomes, on_topic_oof, threshold,
                     on_topic_threshold)
-    _report_curve(report, realistic, [items[chosen[n]] for n in counted])
+    _report_curve(report, realistic, [answered[n] for n in counted])
     if show_errors:
         _report_errors(report, [(o, items[i]) for o, i in zip(outcomes, chosen, strict=True)
                                 if items[i].realistic], threshold)
@@ -831,8 +826,8 @@ def fit(index: KnowledgeIndex, eval_dir: Path = EVAL_DIR, target: float = WRONG_
         "answerable_coef": _rounded(answerable.coef_[0]),
         "answerable_intercept": round(float(answerable.intercept_[0]), 6),
         "entries": entries_json(entry_vectorizer, entry_model, [
-            (items[chosen[n]].text, str(entry_of[n]))
-            for n in asked_questions([items[i] for i in chosen], entry_of)]),
+            (answered[n].text, str(entry_of[n]))
+            for n in asked_questions(answered, entry_of)]),
     }
     answer_json = {
         "about": "Answer model (maxbot fit): the ranker's trees score each candidate, the "
