@@ -29,7 +29,7 @@ from rank_bm25 import BM25Okapi
 from index.analyzer import Analyzer, make_analyzer
 from index.knowledge import Document, FaqEntry, KnowledgeBase, load_knowledge
 from index.letters import LetterMatcher, VocabularyCorrector, jamo
-from index.terms import Term
+from index.terms import HANGUL, Term
 from index.token_cache import TokenCache
 
 MAX_QUERY_CHARS = 2000
@@ -164,7 +164,7 @@ class KnowledgeIndex:
         vocabulary = sorted(t for t in self.idf if t != "\0")
         self._corrector = VocabularyCorrector(vocabulary)
         # The knowledge base's nouns, the targets of a stand-in by meaning.
-        self._nouns = tuple(t for t in vocabulary if len(t) >= 2 and HANGUL_START.match(t))
+        self._nouns = tuple(t for t in vocabulary if len(t) >= 2 and HANGUL.match(t))
         self._noun_set = frozenset(self._nouns)
         # Per process, the words users typed that the knowledge base does not use are many:
         # the closest known noun of the recent ones is kept, not of every one ever asked.
@@ -432,7 +432,6 @@ class KnowledgeIndex:
         ]
 
 
-HANGUL_START = re.compile(r"[가-힣]")
 HANGUL_WORD = re.compile(r"[가-힣]{2,}")
 # What may follow a noun inside a written word: a plural, particles, the copula's forms (a
 # closed class of Korean grammar), so that a head is only corrected where a noun can end.
@@ -459,7 +458,7 @@ def _closest_in_meaning(analyzer: Analyzer, nouns: tuple[str, ...], word: str
     보고대회's although their cosine is 0.81 (a neighbouring subject)."""
     similarity = getattr(analyzer, "similarity", None)
     # A single syllable (년, 곳) has too many senses for its embedding to mean much.
-    if similarity is None or len(word) < 2 or not HANGUL_START.match(word):
+    if similarity is None or len(word) < 2 or not HANGUL.match(word):
         return None
     ranked = sorted(((similarity(word, noun), noun) for noun in nouns), reverse=True)
     for score, noun in ranked[:3]:

@@ -57,8 +57,8 @@ from bot.answering.parts import question_parts
 from bot.evaluation import EvalQuestion, evaluate, holds, load_questions
 from bot.replies import render_answer, to_plain_text
 from index import FaqEntry, KnowledgeIndex, Query
+from index.terms import HANGUL
 
-HANGUL_TEXT = re.compile(r"[가-힣]")
 EVAL_DIR = Path(__file__).resolve().parents[2] / "tests" / "eval"
 TRAINING_SETS = ("questions.yaml", "holdout.yaml", "holdout3.yaml", "train5.yaml", "train6.yaml",
                  "train7.yaml", "train9.yaml", "train10.yaml", "train11.yaml")
@@ -230,7 +230,7 @@ def _variants(text: str, rng: random.Random) -> list[str]:
     """A phrasing as written, without spaces (Korean only: English needs its spaces) and with
     one vowel misspelt."""
     variants = {text, misspell(text, rng), misspell(text, rng)}
-    if HANGUL_TEXT.search(text):
+    if HANGUL.search(text):
         variants.add(re.sub(r"\s+", "", text))
     return sorted(variants)  # a set's order follows the process's hash seed; the fit must not
 
