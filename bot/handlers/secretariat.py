@@ -458,10 +458,7 @@ async def _propose_faq(update: Update, context: ContextTypes.DEFAULT_TYPE,
     async def notice(text: str) -> None:
         await message.reply_html(text)
 
-    async def made() -> None:
-        await message.reply_html(render("tofaq_made", followup_id=followup_id))
-
-    await _write_draft_once(update, context, followup_id, message, notice, made)
+    await _write_draft_once(update, context, followup_id, message, notice)
 
 
 async def _draft_once(update: Update, context: ContextTypes.DEFAULT_TYPE,
@@ -474,22 +471,17 @@ async def _draft_once(update: Update, context: ContextTypes.DEFAULT_TYPE,
     async def notice(text: str) -> None:
         await query.answer(to_plain_text(text), show_alert=True)
 
-    async def made() -> None:
-        await query.answer(to_plain_text(render("tofaq_made", followup_id=followup_id)),
-                           show_alert=True)
-
-    if await _write_draft_once(update, context, followup_id, query.message, notice, made):
+    if await _write_draft_once(update, context, followup_id, query.message, notice):
         await query.answer()
 
 
 async def _write_draft_once(update: Update, context: ContextTypes.DEFAULT_TYPE,
                             followup_id: int, reply_to: Message,
-                            notice: Callable[[str], Awaitable[None]],
-                            made: Callable[[], Awaitable[None]]) -> bool:
+                            notice: Callable[[str], Awaitable[None]]) -> bool:
     """Write follow-up N's FAQ draft and say where in reply to `reply_to`, once per
-    follow-up whichever command or button asks; True when written now. A follow-up that is
-    missing or unanswered is refused with `notice` (as a draft that cannot be written is told),
-    a draft made before is told with `made`."""
+    follow-up whichever command or button asks; True when written now. Otherwise `notice`
+    tells why: the follow-up is missing or unanswered, the draft cannot be written now, or it
+    was made before."""
     services = services_of(context)
     async with services.database.session() as session:
         case = await followup_case(session, followup_id)
@@ -517,7 +509,7 @@ async def _write_draft_once(update: Update, context: ContextTypes.DEFAULT_TYPE,
         await notice(render("unavailable"))
         return False
     if claim in (Claim.SENT, Claim.ELSEWHERE):
-        await made()
+        await notice(render("tofaq_made", followup_id=followup_id))
         return False
     return True
 
