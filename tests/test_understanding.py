@@ -162,6 +162,16 @@ def test_things_joined_by_a_particle_share_the_clauses_words(
     assert question_parts(message, real_index.analyzer.coordinations) == readings
 
 
+@pytest.mark.parametrize("message", ["국민성장펀드 규모가 얼마예요? 궁금해요",
+                                     "사무국은 어디에 있어요? 알려주세요"])
+def test_a_request_after_the_question_is_not_queued_as_a_question(
+        message: str, real_index: KnowledgeIndex) -> None:
+    """"궁금해요" after the question only says it is asked: the asker is not told it went to
+    the secretariat."""
+    result = answer(message, real_index)
+    assert result.status == "answered" and not result.parts and not result.followup
+
+
 def test_each_of_two_things_asked_together_gets_its_own_fact(real_index: KnowledgeIndex) -> None:
     result = answer("출범일이랑 신청 마감일은 언제예요?", real_index)
     launch, deadline = result.parts

@@ -187,16 +187,27 @@ def _decide(question: str, candidates: Candidates, topic: dict[str, float],
 def _combine(whole: Answer, parts: list[Answer]) -> Answer:
     """One answer for a message of several questions: each part answered or queued.
 
-    Parts that are neither (a greeting before the question, the asker's situation) drop out;
+    Parts that are neither (a greeting before the question, the asker's situation), and
+    parts with no word to look up, drop out;
     when fewer than two questions remain, or they all come to the whole message's answer,
     the whole message's answer stands.
     """
-    asked = [p for p in parts if p.status in ("answered", "unanswered")]
+    # A part with no word to look up ("… 얼마인가요? 궁금해요", "알려주세요") asks nothing of
+    # its own: it only says the question before it is asked.
+    asked = [p for p in parts if p.status in ("answered", "unanswered") and p.query.terms]
     answered_ids = {p.document.id for p in asked if p.document is not None}
     if whole.signals[:1] == LISTED_SIGNAL:
         # The message is a listed phrasing: "KEIT와 사무국은 어떻게 협력하나요?" asks one
         # thing of two parties.
         return whole
+    if (len(asked) == 1 and asked[0].status == "answered" and whole.status != "answered"
+            and all(not p.query.terms for p in parts if p is not asked[0])):
+        # One question and what only says it is asked ("사무국은 어디에 있어요? 알려주세요"):
+        # the question read alone is answered; a greeting beside it drops out alike. (Not a
+        # thing of several joined by a particle: read alone, it loses what the message says.)
+        part = asked[0]
+        return Answer(whole.question, part.status, whole.language, part.query, part.hit,
+                      part.suggestions, part.probability, whole.on_topic, part.signals)
     if len(asked) < 2 or (whole.status == "answered" and len(answered_ids) <= 1
                           and all(p.status == "answered" for p in asked)):
         return whole
