@@ -26,6 +26,11 @@ QUESTIONS = EVAL / "questions.yaml"
 # change that measures better overall costs a set a question, with the figures written here.
 # The BLIND sets were written blind and are kept unseen: only their totals are shown.
 FLOORS = {
+    # Session 11: "몇 곳" / "몇 군데" / "몇 건" asked of an answer that counts the same things in
+    # another counter ("1,300개 기업·기관") no longer reads as a kind mismatch (COUNTERS in
+    # bot/answering/features.py). The blind sets holdout2-12 together (2,504 replies): in
+    # 1,071 -> 1,082 of 1,422, mixed 162 -> 163 of 225, unknown, off and wrong answers (22)
+    # unchanged; no set lost an answer.
     # Session 10: the answer model weighs how close a question is, letter by letter, to the
     # closest question the sets asked of each document (asked_letters, asked_none). The blind
     # sets together (1,724 replies): in 66.9 -> 75.7%, unknown 95.8 -> 95.2%, mixed 70.7 ->
@@ -65,24 +70,24 @@ FLOORS = {
     "train5.yaml": ({"in": 0.877, "unknown": 0.987, "mixed": 0.756, "off": 1.0}, 0.008),
     "train6.yaml": ({"in": 0.887, "unknown": 0.987, "mixed": 0.625, "off": 1.0}, 0.007),
     "train7.yaml": ({"in": 0.908, "unknown": 0.987, "mixed": 0.799, "off": 1.0}, 0.008),
-    "holdout2.yaml": ({"in": 0.811, "unknown": 0.933, "off": 0.933}, 0.007),
-    "holdout4.yaml": ({"in": 0.718, "unknown": 0.88, "mixed": 0.75, "off": 0.975}, 0.005),
-    "holdout5.yaml": ({"in": 0.717, "unknown": 0.96, "mixed": 0.52, "off": 1.0}, 0.016),
-    "holdout6.yaml": ({"in": 0.813, "unknown": 0.979, "mixed": 0.839, "off": 1.0}, 0.016),
-    "holdout7.yaml": ({"in": 0.773, "unknown": 0.96, "mixed": 0.839, "off": 1.0}, 0.012),
+    "holdout2.yaml": ({"in": 0.822, "unknown": 0.933, "off": 0.933}, 0.007),
+    "holdout4.yaml": ({"in": 0.733, "unknown": 0.88, "mixed": 0.75, "off": 0.975}, 0.005),
+    "holdout5.yaml": ({"in": 0.724, "unknown": 0.96, "mixed": 0.52, "off": 1.0}, 0.016),
+    "holdout6.yaml": ({"in": 0.82, "unknown": 0.979, "mixed": 0.839, "off": 1.0}, 0.016),
+    "holdout7.yaml": ({"in": 0.773, "unknown": 0.96, "mixed": 0.879, "off": 1.0}, 0.012),
     # Session 7: written blind; its first run (67e25ab) was the floor.
-    "holdout8.yaml": ({"in": 0.745, "unknown": 0.98, "mixed": 0.8, "off": 1.0}, 0.001),
+    "holdout8.yaml": ({"in": 0.764, "unknown": 0.98, "mixed": 0.8, "off": 1.0}, 0.001),
     # Session 8: written blind; its first run (0e14833) was the floor.
     "holdout9.yaml": ({"in": 0.74, "unknown": 0.96, "mixed": 0.666, "off": 0.925}, 0.008),
     # Session 9: written blind; its first run (462de13) was the floor.
-    "holdout10.yaml": ({"in": 0.806, "unknown": 0.979, "mixed": 0.839, "off": 0.971}, 0.012),
+    "holdout10.yaml": ({"in": 0.813, "unknown": 0.979, "mixed": 0.839, "off": 0.971}, 0.012),
     # Session 10: written blind after the asked questions landed; its first run (322ab34) is
     # the floor.
-    "holdout11.yaml": ({"in": 0.793, "unknown": 1.0, "mixed": 0.64, "off": 1.0}, 0.004),
+    "holdout11.yaml": ({"in": 0.806, "unknown": 1.0, "mixed": 0.64, "off": 1.0}, 0.004),
     # Session 8: written from the sources to fit on.
     "train9.yaml": ({"in": 0.899, "unknown": 0.975, "mixed": 0.725, "off": 1.0}, 0.008),
     "train10.yaml": ({"in": 0.927, "unknown": 0.977, "mixed": 0.649, "off": 1.0}, 0.009),
-    "train11.yaml": ({"in": 0.872, "unknown": 0.972, "mixed": 0.739, "off": 1.0}, 0.01),
+    "train11.yaml": ({"in": 0.876, "unknown": 0.972, "mixed": 0.739, "off": 1.0}, 0.01),
     "chatbot-2000.yaml": ({"off": 0.999}, 0.0005),
 }
 BLIND = {path.name for path in blind_sets(EVAL)}

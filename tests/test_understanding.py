@@ -16,7 +16,7 @@ import pytest
 
 from bot.answering import STATUSES, answer, answer_many, models_of
 from bot.answering.candidates import parse, topic_text
-from bot.answering.features import NO_ENTRY
+from bot.answering.features import NO_ENTRY, answers_kind
 from bot.answering.model import load_models
 from bot.answering.parts import question_parts
 from bot.cli import main
@@ -200,6 +200,20 @@ def test_questions_of_a_kind_the_knowledge_base_never_holds_read_as_unanswerable
         [topic_text(q[0]) for q in parsed])
     assert answerable[0] > 0.7
     assert answerable[1] < answerable[0] / 10 and answerable[2] < answerable[0] / 10
+
+
+@pytest.mark.parametrize(("question", "entry_id", "holds"), [
+    # "몇 곳" is answered by "1,300곳"; "몇 군데" by it as well, in the same counter's stead.
+    ("M.AX 얼라이언스 참여 기관은 몇 곳이에요?", "alliance-members-count", True),
+    ("M.AX 얼라이언스 참여 기관은 몇 군데예요?", "alliance-members-count", True),
+    # ... but "몇 조" (money) is not answered by a count of companies, nor by a plan's topic.
+    ("현대차 투자계획은 몇 조짜리예요?", "plans-hyundai", False),
+    ("M.AX 얼라이언스 참여 기관은 몇 명이에요?", "alliance-members-count", False),
+])
+def test_a_count_is_answered_in_a_counter_for_the_same_things(
+        question: str, entry_id: str, holds: bool, real_index: KnowledgeIndex) -> None:
+    entry = next(e for e in real_index.knowledge.entries if e.id == entry_id)
+    assert answers_kind(question, entry) is holds
 
 
 def test_the_entry_model_names_the_entry_a_new_wording_asks_for_or_none(

@@ -45,6 +45,11 @@ ANSWER_KINDS = (
 # "몇 명", "몇 개", "몇 곳", "몇 조": a count in that unit ("9명", "10개 분과"), not any figure.
 COUNTED_IN = re.compile(r"몇\s*([가-힣])")
 SHARE_UNITS = {"퍼", "프"}  # 몇 퍼센트 / 몇 프로: a share (ANSWER_KINDS)
+# Counters that count the same things, so that "몇 곳" / "몇 군데" is answered by "1,300개
+# 기업·기관" as by "1,300곳", and "몇 건" by "100개 프로젝트": things and places, people, money.
+# Any other counter (년, 월, 차, 회 …) must be answered in its own unit.
+COUNTERS = (("개", "곳", "군데", "건", "가지", "대", "종", "기관", "기업", "분과", "회사", "社"),
+            ("명", "인"), ("조", "억", "원", "만"))
 ASKS_PLACE = re.compile(r"어디|장소|위치|(?i:\bwhere\b)")
 ASKS_PERSON = re.compile(r"누구|누가|담당자|(?i:\bwho\b)")
 
@@ -99,6 +104,14 @@ class EntryReading:
     asked: Mapping[str, float] = field(default_factory=dict)
 
 
+def _counter(syllable: str) -> str:
+    """The pattern of the counters that answer "몇 <syllable>…" (see COUNTERS)."""
+    for counters in COUNTERS:
+        if any(c.startswith(syllable) for c in counters):
+            return "|".join(counters)
+    return re.escape(syllable)
+
+
 def answers_kind(question: str, document: Document) -> bool:
     """Does the document hold the kind of fact the question asks for (a date, a figure)?"""
     return AskedKind(question).answered_by(document)
@@ -110,7 +123,7 @@ class AskedKind:
     def __init__(self, question: str) -> None:
         self._wants = [wants for asks, wants in ANSWER_KINDS if asks.search(question)]
         units = {u for u in COUNTED_IN.findall(question) if u not in SHARE_UNITS and u != "몇"}
-        self._counts = [re.compile(rf"\d[\d,.]*\s*(?:[십백천만억]\s*)?(?:여\s*)?{u}")
+        self._counts = [re.compile(rf"\d[\d,.]*\s*(?:[십백천만억]\s*)?(?:여\s*)?(?:{_counter(u)})")
                         for u in units]
 
     def answered_by(self, document: Document) -> bool:
