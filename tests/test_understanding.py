@@ -12,11 +12,13 @@ import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pytest
 
 from bot.answering import STATUSES, answer, answer_many, models_of
 from bot.answering.candidates import parse, topic_text
 from bot.answering.features import NO_ENTRY, answers_kind
+from bot.answering.fit import Labelled, candidate_rows
 from bot.answering.model import load_models
 from bot.answering.parts import question_parts
 from bot.cli import main
@@ -214,6 +216,17 @@ def test_a_count_is_answered_in_a_counter_for_the_same_things(
         question: str, entry_id: str, holds: bool, real_index: KnowledgeIndex) -> None:
     entry = next(e for e in real_index.knowledge.entries if e.id == entry_id)
     assert answers_kind(question, entry) is holds
+
+
+def test_the_fit_judges_an_english_question_by_the_english_answer(
+        real_index: KnowledgeIndex) -> None:
+    """The bot answers an English question in English: a label that names the English
+    answer's words ("together") holds for the entry whose English answer says them."""
+    item = Labelled("What did the FSC chairman ask of industry and finance?",
+                    must=("together",), answerable=True, realistic=True)
+    parsed = parse([item.text], real_index)
+    _, right, _, documents = candidate_rows([item], parsed, np.ones(1), np.ones(1), real_index)
+    assert "link-fsc-chair-remarks" in documents[right].tolist()
 
 
 def test_the_entry_model_names_the_entry_a_new_wording_asks_for_or_none(

@@ -57,6 +57,7 @@ from bot.answering.parts import question_parts
 from bot.evaluation import EvalQuestion, evaluate, holds, load_questions
 from bot.replies import render_answer, to_plain_text
 from index import FaqEntry, KnowledgeIndex, Query
+from index.analyzer import detect_language
 from index.terms import HANGUL
 
 EVAL_DIR = Path(__file__).resolve().parents[2] / "tests" / "eval"
@@ -450,10 +451,12 @@ def candidate_rows(items: list[Labelled], parsed: list[list[Query]], on_topic: n
     for number, item in enumerate(items):
         candidates = found[number]
         verdicts: dict[int, bool] = {}
+        # Judged as the user would read it: an English question gets the English answer.
+        language = detect_language(item.text)
         for hit, row in zip(candidates.found, candidates.features, strict=True):
             key = id(hit.document)
             if key not in verdicts:
-                served = Answer(item.text, "answered", "ko", candidates.query, hit)
+                served = Answer(item.text, "answered", language, candidates.query, hit)
                 verdicts[key] = _is_right(item, served, index)
             features.append(row)
             right.append(verdicts[key])
