@@ -91,6 +91,15 @@ FLOORS = {
     "train9.yaml": ({"in": 0.899, "unknown": 0.975, "mixed": 0.725, "off": 1.0}, 0.008),
     "train10.yaml": ({"in": 0.927, "unknown": 0.977, "mixed": 0.649, "off": 1.0}, 0.009),
     "train11.yaml": ({"in": 0.876, "unknown": 0.972, "mixed": 0.739, "off": 1.0}, 0.01),
+    # Session 11: written from the sources to fit on, measured and not yet fitted: the refit
+    # with them (and the right labels for English questions) answered 12 more of the blind
+    # sets' 1,422 answerable questions than the models served (and 3 more unknown, 5 more
+    # mixed), but with 25 wrong answers of 2,504 for 22 and one more off-topic one answered
+    # or queued: a wrong answer is worse than a decline. First runs (6f117b5): train12 70.9 /
+    # 90.8 / 80.0 / 100, wrong 2.0%; train13 79.4 / 86.2 / 63.3 / 96.7, wrong 2.3%. Their
+    # failures have been read.
+    "train12.yaml": ({"in": 0.725, "unknown": 0.907, "mixed": 0.799, "off": 1.0}, 0.021),
+    "train13.yaml": ({"in": 0.811, "unknown": 0.861, "mixed": 0.633, "off": 0.966}, 0.024),
     "chatbot-2000.yaml": ({"off": 0.999}, 0.0005),
 }
 BLIND = {path.name for path in blind_sets(EVAL)}
