@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from bot.answering import DEFAULT_RULES, Answer, AnsweringRules, answer
-from bot.replies import render_answer, to_plain_text
+from bot.replies import render_answer, said_text, to_plain_text
 from index import KnowledgeIndex
 
 KINDS = ("in", "unknown", "mixed", "off")
@@ -37,6 +37,8 @@ class Verdict:
     answer: Answer
     reply: str
     problem: str | None
+    # What the reply gives as the answer (said_text): the facts asked for must be in it.
+    said: str = ""
 
     @property
     def correct(self) -> bool:
@@ -64,9 +66,9 @@ class EvalReport:
         for (it matches a `must`)."""
         return [v for v in self.verdicts if v.answer.status == "answered" and not v.correct
                 and not (v.item.kind == "mixed" and not v.answer.followup
-                         and not [p for p in v.item.must if not holds(p, v.reply)])
+                         and not [p for p in v.item.must if not holds(p, v.said)])
                 and not (v.answer.parts and v.answer.followup
-                         and any(holds(p, v.reply) for p in v.item.must))]
+                         and any(holds(p, v.said) for p in v.item.must))]
 
     @property
     def failures(self) -> list[Verdict]:
@@ -93,15 +95,16 @@ def load_questions(path: Path | str) -> list[EvalQuestion]:
     return items
 
 
-def judge(item: EvalQuestion, result: Answer, reply: str) -> str | None:
-    """Why the reply is wrong for this item, or None when it is right."""
+def judge(item: EvalQuestion, result: Answer, reply: str, said: str) -> str | None:
+    """Why the reply is wrong for this item, or None when it is right: the facts asked for
+    must be in what it gives as the answer (`said`), and no invented one anywhere in it."""
     if item.kind == "in":
         if result.status != "answered":
             return f"expected an answer, got {result.status}"
-        missing = [p for p in item.must if not holds(p, reply)]
+        missing = [p for p in item.must if not holds(p, said)]
         return f"answer lacks {missing}" if missing else None
     if item.kind == "mixed":
-        missing = [p for p in item.must if not holds(p, reply)]
+        missing = [p for p in item.must if not holds(p, said)]
         if missing or not result.followup:
             return (f"answer lacks {missing}" if missing else "") + (
                 "" if result.followup else f" not queued ({result.status})")
@@ -123,7 +126,9 @@ def evaluate(items: list[EvalQuestion], index: KnowledgeIndex,
     for item in items:
         result = answer(item.question, index, rules)
         reply = to_plain_text(render_answer(result, index.knowledge))
-        report.verdicts.append(Verdict(item, result, reply, judge(item, result, reply)))
+        said = said_text(result)
+        report.verdicts.append(Verdict(item, result, reply, judge(item, result, reply, said),
+                                       said))
     return report
 
 

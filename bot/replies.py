@@ -176,6 +176,24 @@ def _render_reply(answer: Answer, knowledge: KnowledgeBase, reference: int | Non
     return render("off_topic", answer.language)
 
 
+def said_text(answer: Answer) -> str:
+    """What a reply gives as the answer, as plain text: each served document's answer as the
+    reply says it (in English where it has one, to a question in English), without the source
+    line, the date of the information or the related questions. A fact is checked against
+    this: the source line's date (the press release of 12.04) or a related question's words
+    are no answer to "간담회 언제였어?"."""
+    served = answer.parts or ((answer,) if answer.status == "answered" else ())
+    texts = []
+    for part in served:
+        document = part.document
+        if document is None:
+            continue
+        text = ((document.answer_en or document.answer) if answer.language == "en"
+                else document.answer)
+        texts.append(as_said(text, asks_yes_or_no(part.question)))
+    return to_plain_text("\n".join(texts))
+
+
 def to_plain_text(telegram_html: str) -> str:
     """What a user reads: the HTML without its tags, entities decoded."""
     return html.unescape(_TAG.sub("", telegram_html))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,11 +12,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.answering import answer, answer_many
+from bot.answering import answer, answer_entry, answer_many
 from bot.answering.fit import blind_sets
-from bot.evaluation import EvalReport, evaluate, format_report, load_questions
+from bot.evaluation import (
+    EvalQuestion,
+    EvalReport,
+    evaluate,
+    format_report,
+    judge,
+    load_questions,
+)
 from bot.knowledge import load_index
-from bot.replies import render_answer, to_plain_text
+from bot.replies import render_answer, said_text, to_plain_text
 from index import KnowledgeIndex
 from tests.conftest import KNOWLEDGE, PROJECT
 
@@ -26,6 +34,14 @@ QUESTIONS = EVAL / "questions.yaml"
 # change that measures better overall costs a set a question, with the figures written here.
 # The BLIND sets were written blind and are kept unseen: only their totals are shown.
 FLOORS = {
+    # Session 11, the judge: a fact asked for must be in what the reply gives as the answer
+    # (bot.replies.said_text), not in its source line (the press release's date, 2025.12.04)
+    # or a related question it suggests. Same replies, stricter count: the blind sets
+    # holdout2-12 together in 1,082 -> 1,080 of 1,422 (holdout2 -1, holdout10 -1), mixed
+    # 163 -> 157 of 225 (holdout4 -2, holdout6, holdout7, holdout10 -1 each); the sets fitted
+    # on lost 0-1 "in", 1-4 mixed, and train7, train9, train10 and train11 one more wrong
+    # answer each; questions and holdout one "in" each, now a wrong answer. Those floors
+    # follow the stricter count.
     # Session 11: "몇 곳" / "몇 군데" / "몇 건" asked of an answer that counts the same things in
     # another counter ("1,300개 기업·기관") no longer reads as a kind mismatch (COUNTERS in
     # bot/answering/features.py). The blind sets holdout2-12 together (2,504 replies): in
@@ -64,23 +80,23 @@ FLOORS = {
     # wrong answer on train6 (0.7 -> 0.9%): those two floors follow. Fitting on train7 as well
     # measured worse on the blind sets (holdout2 unknown 93.3 -> 90.0 and off 93.3 -> 90.0,
     # wrong 1.3 -> 2.7%; holdout4 unknown 88 -> 80): train7 is measured, not fitted on.
-    "questions.yaml": ({"in": 0.977, "unknown": 1.0, "off": 1.0}, 0.001),
-    "holdout.yaml": ({"in": 0.989, "unknown": 1.0, "off": 1.0}, 0.001),
+    "questions.yaml": ({"in": 0.971, "unknown": 1.0, "off": 1.0}, 0.004),
+    "holdout.yaml": ({"in": 0.98, "unknown": 1.0, "off": 1.0}, 0.007),
     "holdout3.yaml": ({"in": 0.899, "unknown": 1.0, "off": 1.0}, 0.001),
-    "train5.yaml": ({"in": 0.877, "unknown": 0.987, "mixed": 0.756, "off": 1.0}, 0.008),
-    "train6.yaml": ({"in": 0.891, "unknown": 0.987, "mixed": 0.625, "off": 1.0}, 0.007),
-    "train7.yaml": ({"in": 0.908, "unknown": 0.987, "mixed": 0.799, "off": 1.0}, 0.008),
-    "holdout2.yaml": ({"in": 0.822, "unknown": 0.933, "off": 0.933}, 0.007),
-    "holdout4.yaml": ({"in": 0.733, "unknown": 0.88, "mixed": 0.75, "off": 0.975}, 0.005),
+    "train5.yaml": ({"in": 0.877, "unknown": 0.987, "mixed": 0.682, "off": 1.0}, 0.008),
+    "train6.yaml": ({"in": 0.887, "unknown": 0.987, "mixed": 0.525, "off": 1.0}, 0.007),
+    "train7.yaml": ({"in": 0.904, "unknown": 0.987, "mixed": 0.771, "off": 1.0}, 0.013),
+    "holdout2.yaml": ({"in": 0.811, "unknown": 0.933, "off": 0.933}, 0.007),
+    "holdout4.yaml": ({"in": 0.733, "unknown": 0.88, "mixed": 0.65, "off": 0.975}, 0.005),
     "holdout5.yaml": ({"in": 0.724, "unknown": 0.96, "mixed": 0.52, "off": 1.0}, 0.016),
-    "holdout6.yaml": ({"in": 0.82, "unknown": 0.979, "mixed": 0.839, "off": 1.0}, 0.016),
-    "holdout7.yaml": ({"in": 0.773, "unknown": 0.96, "mixed": 0.879, "off": 1.0}, 0.012),
+    "holdout6.yaml": ({"in": 0.82, "unknown": 0.979, "mixed": 0.799, "off": 1.0}, 0.016),
+    "holdout7.yaml": ({"in": 0.773, "unknown": 0.96, "mixed": 0.799, "off": 1.0}, 0.012),
     # Session 7: written blind; its first run (67e25ab) was the floor.
     "holdout8.yaml": ({"in": 0.764, "unknown": 0.98, "mixed": 0.8, "off": 1.0}, 0.001),
     # Session 8: written blind; its first run (0e14833) was the floor.
     "holdout9.yaml": ({"in": 0.74, "unknown": 0.96, "mixed": 0.666, "off": 0.925}, 0.008),
     # Session 9: written blind; its first run (462de13) was the floor.
-    "holdout10.yaml": ({"in": 0.813, "unknown": 0.979, "mixed": 0.839, "off": 0.971}, 0.012),
+    "holdout10.yaml": ({"in": 0.806, "unknown": 0.979, "mixed": 0.799, "off": 0.971}, 0.012),
     # Session 10: written blind after the asked questions landed; its first run (322ab34) is
     # the floor.
     "holdout11.yaml": ({"in": 0.806, "unknown": 1.0, "mixed": 0.64, "off": 1.0}, 0.004),
@@ -88,9 +104,9 @@ FLOORS = {
     # after the counters (00b3907).
     "holdout12.yaml": ({"in": 0.633, "unknown": 0.96, "mixed": 0.6, "off": 1.0}, 0.012),
     # Session 8: written from the sources to fit on.
-    "train9.yaml": ({"in": 0.899, "unknown": 0.975, "mixed": 0.725, "off": 1.0}, 0.008),
-    "train10.yaml": ({"in": 0.927, "unknown": 0.977, "mixed": 0.649, "off": 1.0}, 0.009),
-    "train11.yaml": ({"in": 0.876, "unknown": 0.972, "mixed": 0.739, "off": 1.0}, 0.01),
+    "train9.yaml": ({"in": 0.895, "unknown": 0.975, "mixed": 0.725, "off": 1.0}, 0.01),
+    "train10.yaml": ({"in": 0.923, "unknown": 0.977, "mixed": 0.649, "off": 1.0}, 0.012),
+    "train11.yaml": ({"in": 0.876, "unknown": 0.972, "mixed": 0.68, "off": 1.0}, 0.012),
     # Session 11: written from the sources to fit on, measured and not yet fitted: the refit
     # with them (and the right labels for English questions) answered 12 more of the blind
     # sets' 1,422 answerable questions than the models served (and 3 more unknown, 5 more
@@ -145,6 +161,24 @@ def test_questions_about_uploaded_documents_stay_above_the_floor(tmp_path: Path)
     assert len(index.knowledge.passages) > 30
     report = evaluate(load_questions(UPLOADS / "questions.yaml"), index)
     _assert_at_floor(report, UPLOAD_FLOORS, blind=True)
+
+
+def test_a_fact_counts_only_in_what_the_reply_gives_as_the_answer(
+        real_index: KnowledgeIndex) -> None:
+    """The reply about briefings cites the press release of 2025.12.04 and suggests related
+    questions; neither answers "간담회 언제였어?": a fact asked for must be in the answer."""
+    entry = next(e for e in real_index.knowledge.entries if e.id == "contact-briefings")
+    served = answer_entry(entry, real_index)
+    reply = to_plain_text(render_answer(served, real_index.knowledge))
+    said = said_text(served)
+    assert "2025.12.04" in reply and served.suggestions
+    asked_date = EvalQuestion("in", "간담회 언제였어?", must=(r"2025\.12\.04|12\s*월\s*4\s*일",))
+    assert judge(asked_date, served, reply, said) is not None
+    related = re.escape(served.suggestions[0].question)
+    suggested = EvalQuestion("in", "관련 질문 뭐 있어?", must=(related,))
+    assert judge(suggested, served, reply, said) is not None
+    asked_events = EvalQuestion("in", "설명회 열려요?", must=("설명회",))
+    assert judge(asked_events, served, reply, said) is None
 
 
 @pytest.mark.parametrize("question", ["국민연금 수익률 얼마야", "펀드 수익률 좋은 상품 추천",

@@ -55,7 +55,7 @@ from bot.answering.model import (
 )
 from bot.answering.parts import question_parts
 from bot.evaluation import EvalQuestion, evaluate, holds, load_questions
-from bot.replies import render_answer, to_plain_text
+from bot.replies import said_text
 from index import FaqEntry, KnowledgeIndex, Query
 from index.analyzer import detect_language
 from index.terms import HANGUL
@@ -422,8 +422,8 @@ def _is_right(item: Labelled, answer: Answer, index: KnowledgeIndex) -> bool:
         return False
     if item.entry_id is not None:
         return answer.document.id == item.entry_id
-    reply = to_plain_text(render_answer(answer, index.knowledge))
-    return all(holds(p, reply) for p in item.must)
+    said = said_text(answer)
+    return all(holds(p, said) for p in item.must)
 
 
 def candidate_rows(items: list[Labelled], parsed: list[list[Query]], on_topic: np.ndarray,
