@@ -122,11 +122,19 @@ def answer_many(questions: list[str], index: KnowledgeIndex,
     # asks about the fund's loans, not any bank's.
     wholes = [*range(len(questions)),
               *(n for n, parts in several for part in parts for _ in part)]
-    decided = iter(_decide_all([*questions, *readings], wholes, index, rules))
+    texts = [*questions, *readings]
+    parsed = parse(texts, index)
+    # A reading with no word to look up ("… 얼마인가요? 궁금해요", "알려주세요", "안녕하세요")
+    # asks nothing of its own: it is not decided, and a part left without one drops out.
+    asks = [n < len(questions) or bool(queries[0].terms) for n, queries in enumerate(parsed)]
+    kept = [n for n, ok in enumerate(asks) if ok]
+    decided = iter(_decide_all([texts[n] for n in kept], [parsed[n] for n in kept],
+                               [wholes[n] for n in kept], index, rules))
     results = [next(decided) for _ in questions]
+    readings_asked = iter(asks[len(questions):])
     for n, parts in several:
-        results[n] = _combine(results[n], [_first_answered([next(decided) for _ in part])
-                                           for part in parts])
+        answers = [[next(decided) for _ in part if next(readings_asked)] for part in parts]
+        results[n] = _combine(results[n], [_first_answered(a) for a in answers if a])
     return results
 
 
@@ -135,12 +143,11 @@ def _first_answered(readings: list[Answer]) -> Answer:
     return next((r for r in readings if r.status == "answered"), readings[0])
 
 
-def _decide_all(texts: list[str], wholes: list[int], index: KnowledgeIndex,
-                rules: AnsweringRules) -> list[Answer]:
-    """Decide each text; wholes[i] is the text whose message text i is part of (itself for a
-    whole message): a part about us in a message about us is about us."""
+def _decide_all(texts: list[str], parsed: list[list[Query]], wholes: list[int],
+                index: KnowledgeIndex, rules: AnsweringRules) -> list[Answer]:
+    """Decide each text (`parsed`: its queries); wholes[i] is the text whose message text i is
+    part of (itself for a whole message): a part about us in a message about us is about us."""
     models = models_of(index)
-    parsed = parse(texts, index)
     read = [topic_text(queries[0]) for queries in parsed]
     rows, answerable, entries = models.topic.read(read, texts)
     on_topic = models.topic.classes.index(ON_TOPIC)
@@ -187,21 +194,17 @@ def _decide(question: str, candidates: Candidates, topic: dict[str, float],
 def _combine(whole: Answer, parts: list[Answer]) -> Answer:
     """One answer for a message of several questions: each part answered or queued.
 
-    Parts that are neither (a greeting before the question, the asker's situation), and
-    parts with no word to look up, drop out;
-    when fewer than two questions remain, or they all come to the whole message's answer,
-    the whole message's answer stands.
+    `parts` are those with a word to look up (answer_many); those that are neither answered
+    nor queued (the asker's situation) drop out too. When fewer than two questions remain, or
+    they all come to the whole message's answer, the whole message's answer stands.
     """
-    # A part with no word to look up ("… 얼마인가요? 궁금해요", "알려주세요") asks nothing of
-    # its own: it only says the question before it is asked.
-    asked = [p for p in parts if p.status in ("answered", "unanswered") and p.query.terms]
+    asked = [p for p in parts if p.status in ("answered", "unanswered")]
     answered_ids = {p.document.id for p in asked if p.document is not None}
     if whole.signals[:1] == LISTED_SIGNAL:
         # The message is a listed phrasing: "KEIT와 사무국은 어떻게 협력하나요?" asks one
         # thing of two parties.
         return whole
-    if (len(asked) == 1 and asked[0].status == "answered" and whole.status != "answered"
-            and all(not p.query.terms for p in parts if p is not asked[0])):
+    if len(parts) == 1 and asked and asked[0].status == "answered" and whole.status != "answered":
         # One question and what only says it is asked ("사무국은 어디에 있어요? 알려주세요"):
         # the question read alone is answered; a greeting beside it drops out alike. (Not a
         # thing of several joined by a particle: read alone, it loses what the message says.)
