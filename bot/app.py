@@ -52,6 +52,9 @@ INBOX_RECOVERY_SECONDS = 5
 # Telegram allows 30 messages a second; a little under, as its window and ours are not in step
 # (at 30 the stand-in's sliding window answered one 429 per burst).
 TELEGRAM_MESSAGES_PER_SECOND = 28
+# Connections to the Bot API for the bot's calls (getUpdates has its own); messages to chats
+# take all but four, so that a paced message never waits for one (bot/delivery/sending.py).
+BOT_CONNECTIONS = 16
 
 
 class RedactingFormatter(logging.Formatter):
@@ -177,7 +180,7 @@ def build_application(settings: Settings, services: Services | None = None) -> A
         .base_file_url(f"{base}/file/bot")
         .update_queue(queue)
         # A small pool: httpcore scans every pooled connection per request.
-        .request(InboxRequest(HTTPXRequest(connection_pool_size=16, read_timeout=15,
+        .request(InboxRequest(HTTPXRequest(connection_pool_size=BOT_CONNECTIONS, read_timeout=15,
                                            write_timeout=15), inbox))
         .get_updates_request(NotedBeforeConfirmed(
             CheckedUpdatesRequest(connection_pool_size=2, read_timeout=40), queue))
@@ -195,7 +198,8 @@ def build_application(settings: Settings, services: Services | None = None) -> A
     # with 429s, and held that many replies in flight at once, each of which a crash leaves
     # unknown (sent or not; bot/delivery/inbox.py).
     limiter = RetryingRateLimiter(settings.send_retry_seconds, throttle=settings.rate_limiter,
-                                  per_second=TELEGRAM_MESSAGES_PER_SECOND)
+                                  per_second=TELEGRAM_MESSAGES_PER_SECOND,
+                                  in_flight=BOT_CONNECTIONS - 4)
     # Several processes of one bot (one database) share that rate: the inbox counts them.
     inbox.on_processes = limiter.share
     builder = builder.rate_limiter(limiter)

@@ -14,6 +14,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
+from contextlib import nullcontext
 from typing import Any
 
 from telegram.error import BadRequest, NetworkError, RetryAfter
@@ -39,7 +40,7 @@ class Pacer:
         self.per_second = per_second
         self.processes = 1
         self._next = 0.0
-        self._sent: deque[float] = deque()  # when each message of the last second went
+        self._sent: deque[list[float]] = deque()  # when each message of the last second went
 
     @property
     def share(self) -> float:
@@ -70,34 +71,39 @@ class GroupPacer:
         self.per_window = per_window
         self.window = window
         self.processes = 1
-        self._sent: dict[int | str, deque[float]] = {}
+        self._sent: dict[int | str, deque[list[float]]] = {}
 
     @property
     def share(self) -> int:
         return max(1, self.per_window // self.processes)
 
-    async def wait(self, group: int | str) -> None:
-        """Until this process may send one more message to `group`; counted as sent."""
-        await _within_window(
+    async def wait(self, group: int | str) -> list[float]:
+        """Until this process may send one more message to `group`; counted as sent now.
+        Returns the count's time, which the caller moves to when the call came back: Telegram
+        took the message at some moment in between, and the window must hold it until then."""
+        return await _within_window(
             self._sent.setdefault(group, deque()), self.share, self.window,
             lambda wait: log.info("group %s has had this process's share of its limit (%d of "
                                   "%d messages a minute); the next goes in %.0f s", group,
                                   self.share, self.per_window, wait))
 
 
-async def _within_window(sent: deque[float], most: float, window: float,
-                         first_wait: Callable[[float], None] = lambda wait: None) -> None:
+async def _within_window(sent: deque[list[float]], most: float, window: float,
+                         first_wait: Callable[[float], None] = lambda wait: None
+                         ) -> list[float]:
     """Until fewer than `most` of the times in `sent` are within the last `window` seconds
-    (`first_wait` is told how long the first wait is, if any); then now is counted in it."""
+    (`first_wait` is told how long the first wait is, if any); then now is counted in it, as
+    a one-item list that the caller may move later (never earlier)."""
     waited = False
     while True:
         now = time.monotonic()
-        while sent and sent[0] <= now - window:
+        while sent and sent[0][0] <= now - window:
             sent.popleft()
         if len(sent) < most:
-            sent.append(now)  # no await since the count: waiters never overtake it
-            return
-        wait = sent[0] + window - now
+            stamp = [now]
+            sent.append(stamp)  # no await since the count: waiters never overtake it
+            return stamp
+        wait = sent[0][0] + window - now
         if not waited:
             first_wait(wait)
             waited = True
@@ -114,7 +120,8 @@ class RetryingRateLimiter(AIORateLimiter):
     better than a reply that never arrives.
     """
 
-    def __init__(self, window: float, throttle: bool = True, per_second: float = 28) -> None:
+    def __init__(self, window: float, throttle: bool = True, per_second: float = 28,
+                 in_flight: int = 12) -> None:
         # AIORateLimiter keeps neither limit: its group limiter is one process's (two sent a
         # group 40 messages a minute), and bursts 20 at once where 30 a second are allowed.
         super().__init__(overall_max_rate=0, group_max_rate=0, max_retries=10)
@@ -126,6 +133,10 @@ class RetryingRateLimiter(AIORateLimiter):
             self.pacer = None
             self.groups = None
         self.window = window
+        # Paced calls under way at once, fewer than the connections: a call paced and then
+        # kept waiting for a connection goes out together with the ones paced after it
+        # (a burst of 1,000 replies reached Telegram 31 in one second, at 28 paced).
+        self._in_flight = asyncio.Semaphore(in_flight)
         # Whether to go on retrying: bot/app.py makes it "while the application runs", so that
         # stopping never waits out a retry window (a stop waits for the handlers).
         self.keep_trying: Callable[[], bool] = lambda: True
@@ -143,13 +154,9 @@ class RetryingRateLimiter(AIORateLimiter):
         backoff = FIRST_BACKOFF_S
         group = _group_of(data.get("chat_id"))
         while True:
-            if self.groups is not None and group is not None:
-                await self.groups.wait(group)
-            if self.pacer is not None and data.get("chat_id") is not None:
-                await self.pacer.wait()  # calls to a chat count; AIORateLimiter did the same
             try:
-                return await super().process_request(callback, args, kwargs, endpoint, data,
-                                                     rate_limit_args)
+                return await self._attempt(group, callback, args, kwargs, endpoint, data,
+                                           rate_limit_args)
             except BadRequest:
                 raise
             except (NetworkError, RetryAfter) as exc:
@@ -160,6 +167,32 @@ class RetryingRateLimiter(AIORateLimiter):
                          data.get("chat_id"), exc, wait)
                 await self._pause(wait)
                 backoff = min(backoff * 2, LONGEST_BACKOFF_S)
+
+    async def _attempt(
+        self,
+        group: int | str | None,
+        callback: Callable[..., Coroutine[Any, Any, bool | dict[str, Any] | list[dict[str, Any]]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: int | None,
+    ) -> bool | dict[str, Any] | list[dict[str, Any]]:
+        """One try of a call, within the group's limit and the bot's rate."""
+        sent_to_group = None
+        if self.groups is not None and group is not None:
+            # Waited for outside the calls under way: a group's minute holds none of them.
+            sent_to_group = await self.groups.wait(group)
+        paced = self.pacer is not None and data.get("chat_id") is not None
+        try:
+            async with self._in_flight if paced else nullcontext():
+                if self.pacer is not None and paced:
+                    await self.pacer.wait()  # calls to a chat count; AIORateLimiter did too
+                return await super().process_request(callback, args, kwargs, endpoint, data,
+                                                     rate_limit_args)
+        finally:
+            if sent_to_group is not None:
+                sent_to_group[0] = time.monotonic()
 
     def share(self, processes: int) -> None:
         """`processes` processes of this bot are running: each sends its share of the rate."""
