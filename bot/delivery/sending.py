@@ -13,8 +13,9 @@ import datetime as dt
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import nullcontext
+from functools import partial
 from typing import Any
 
 from telegram.error import BadRequest, NetworkError, RetryAfter
@@ -153,10 +154,11 @@ class RetryingRateLimiter(AIORateLimiter):
         deadline = time.monotonic() + self.window
         backoff = FIRST_BACKOFF_S
         group = _group_of(data.get("chat_id"))
+        call = partial(super().process_request, callback, args, kwargs, endpoint, data,
+                       rate_limit_args)
         while True:
             try:
-                return await self._attempt(group, callback, args, kwargs, endpoint, data,
-                                           rate_limit_args)
+                return await self._attempt(group, data.get("chat_id") is not None, call)
             except BadRequest:
                 raise
             except (NetworkError, RetryAfter) as exc:
@@ -168,28 +170,20 @@ class RetryingRateLimiter(AIORateLimiter):
                 await self._pause(wait)
                 backoff = min(backoff * 2, LONGEST_BACKOFF_S)
 
-    async def _attempt(
-        self,
-        group: int | str | None,
-        callback: Callable[..., Coroutine[Any, Any, bool | dict[str, Any] | list[dict[str, Any]]]],
-        args: Any,
-        kwargs: dict[str, Any],
-        endpoint: str,
-        data: dict[str, Any],
-        rate_limit_args: int | None,
-    ) -> bool | dict[str, Any] | list[dict[str, Any]]:
-        """One try of a call, within the group's limit and the bot's rate."""
+    async def _attempt(self, group: int | str | None, to_chat: bool,
+                       call: Callable[[], Awaitable[Any]]) -> Any:
+        """One try of a call (to a chat, or to a group: `group`), within the group's limit and
+        the bot's rate."""
         sent_to_group = None
         if self.groups is not None and group is not None:
             # Waited for outside the calls under way: a group's minute holds none of them.
             sent_to_group = await self.groups.wait(group)
-        paced = self.pacer is not None and data.get("chat_id") is not None
+        paced = self.pacer is not None and to_chat
         try:
             async with self._in_flight if paced else nullcontext():
                 if self.pacer is not None and paced:
                     await self.pacer.wait()  # calls to a chat count; AIORateLimiter did too
-                return await super().process_request(callback, args, kwargs, endpoint, data,
-                                                     rate_limit_args)
+                return await call()
         finally:
             if sent_to_group is not None:
                 sent_to_group[0] = time.monotonic()
