@@ -417,7 +417,7 @@ def fit_answerable(items: list[Labelled], texts: list[str], weights: np.ndarray,
 # --- the answer model ------------------------------------------------------------------------
 
 
-def _is_right(item: Labelled, answer: Answer, index: KnowledgeIndex) -> bool:
+def _is_right(item: Labelled, answer: Answer) -> bool:
     if not item.answerable or answer.document is None:
         return False
     if item.entry_id is not None:
@@ -457,7 +457,7 @@ def candidate_rows(items: list[Labelled], parsed: list[list[Query]], on_topic: n
             key = id(hit.document)
             if key not in verdicts:
                 served = Answer(item.text, "answered", language, candidates.query, hit)
-                verdicts[key] = _is_right(item, served, index)
+                verdicts[key] = _is_right(item, served)
             features.append(row)
             right.append(verdicts[key])
             group.append(number)
