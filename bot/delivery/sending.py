@@ -178,11 +178,11 @@ class RetryingRateLimiter(AIORateLimiter):
         if self.groups is not None and group is not None:
             # Waited for outside the calls under way: a group's minute holds none of them.
             sent_to_group = await self.groups.wait(group)
-        paced = self.pacer is not None and to_chat
+        pacer = self.pacer if to_chat else None  # calls to a chat count; AIORateLimiter did too
         try:
-            async with self._in_flight if paced else nullcontext():
-                if self.pacer is not None and paced:
-                    await self.pacer.wait()  # calls to a chat count; AIORateLimiter did too
+            async with self._in_flight if pacer is not None else nullcontext():
+                if pacer is not None:
+                    await pacer.wait()
                 return await call()
         finally:
             if sent_to_group is not None:
