@@ -34,6 +34,12 @@ QUESTIONS = EVAL / "questions.yaml"
 # change that measures better overall costs a set a question, with the figures written here.
 # The BLIND sets were written blind and are kept unseen: only their totals are shown.
 FLOORS = {
+    # Session 12: things joined by a particle in what the asker heard ("…AI 모델과 로봇 투자
+    # 계획을 발표했다던데, 금액은 얼마였나요?") are not questions of their own when the
+    # question after it asks its own thing. The blind sets holdout2-12 together: wrong answers
+    # 22 -> 20 of 2,504, every kind unchanged. It cost train5 one answer (214 -> 213 of 244),
+    # one that a fragment ("…산업부와 금융위가 얼라이언스") had answered by chance; its floor
+    # follows.
     # Session 11, the judge: a fact asked for must be in what the reply gives as the answer
     # (bot.replies.said_text), not in its source line (the press release's date, 2025.12.04)
     # or a related question it suggests. Same replies, stricter count: the blind sets
@@ -83,7 +89,7 @@ FLOORS = {
     "questions.yaml": ({"in": 0.971, "unknown": 1.0, "off": 1.0}, 0.004),
     "holdout.yaml": ({"in": 0.98, "unknown": 1.0, "off": 1.0}, 0.007),
     "holdout3.yaml": ({"in": 0.899, "unknown": 1.0, "off": 1.0}, 0.001),
-    "train5.yaml": ({"in": 0.877, "unknown": 0.987, "mixed": 0.682, "off": 1.0}, 0.008),
+    "train5.yaml": ({"in": 0.872, "unknown": 0.987, "mixed": 0.682, "off": 1.0}, 0.008),
     "train6.yaml": ({"in": 0.887, "unknown": 0.987, "mixed": 0.525, "off": 1.0}, 0.007),
     "train7.yaml": ({"in": 0.904, "unknown": 0.987, "mixed": 0.771, "off": 1.0}, 0.013),
     "holdout2.yaml": ({"in": 0.811, "unknown": 0.933, "off": 0.933}, 0.007),

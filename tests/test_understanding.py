@@ -158,10 +158,27 @@ def test_two_answerable_questions_get_both_answers(real_index: KnowledgeIndex) -
      [("사무국 위치",), ("전화번호 알려줘", "사무국 전화번호 알려줘")]),
     # Two predications share nothing.
     ("사무국은 어디고 전화번호는 뭐예요?", [("사무국은 어디",), ("전화번호는 뭐예요?",)]),
+    # Things joined in what the asker heard are not asked about when the question asks its
+    # own thing: one question ...
+    ("현대차가 AI 모델과 로봇 투자계획을 발표했다던데, 투자 금액은 얼마였나요?",
+     [("현대차가 AI 모델과 로봇 투자계획을 발표했다던데, 투자 금액은 얼마였나요?",)]),
+    # ... but they are when it only asks.
+    ("보고서에 출범일과 출범식 장소를 적어야 하는데 알려주시겠어요?",
+     [("보고서에 출범일",), ("출범식 장소를 적어야 하는데 알려주시겠어요?",
+                          "보고서에 출범식 장소를 적어야 하는데 알려주시겠어요?")]),
 ])
 def test_things_joined_by_a_particle_share_the_clauses_words(
         message: str, readings: list[tuple[str, ...]], real_index: KnowledgeIndex) -> None:
     assert question_parts(message, real_index.analyzer.coordinations) == readings
+
+
+def test_what_the_asker_heard_is_not_answered_for_what_they_ask(
+        real_index: KnowledgeIndex) -> None:
+    """Asked the amount of a plan whose entry gives none, the bot answers nothing: "현대자동차가
+    AI 모델" is what the asker heard, not a question of its own that the plan's entry answers."""
+    result = answer("간담회에서 현대자동차가 AI 모델과 로봇 관련 투자계획을 발표했다던데, 투자 "
+                    "금액은 구체적으로 얼마였나요?", real_index)
+    assert result.status == "unanswered" and not result.parts and result.followup
 
 
 @pytest.mark.parametrize("message", ["국민성장펀드 규모가 얼마예요? 궁금해요",
