@@ -176,8 +176,9 @@ def test_what_the_asker_heard_is_not_answered_for_what_they_ask(
         real_index: KnowledgeIndex) -> None:
     """Asked the amount of a plan whose entry gives none, the bot answers nothing: "현대자동차가
     AI 모델" is what the asker heard, not a question of its own that the plan's entry answers."""
-    result = answer("간담회에서 현대자동차가 AI 모델과 로봇 관련 투자계획을 발표했다던데, 투자 "
-                    "금액은 구체적으로 얼마였나요?", real_index)
+    result = answer("자동차 램프 부품을 만드는 회사 전략기획팀입니다. 간담회에서 현대자동차가 AI "
+                    "모델과 로봇 관련 투자계획을 발표했다던데, 투자 금액은 구체적으로 얼마였나요?",
+                    real_index)
     assert result.status == "unanswered" and not result.parts and result.followup
 
 
