@@ -27,10 +27,11 @@ QUESTION_END = re.compile(
 QUESTION_WORD = re.compile(r"얼마|언제|어디|누구|누가|몇|무엇|뭐|무슨|어떤|어떻게|어느|왜|"
                            r"(?i:\b(?:what|when|where|who|how|which|why)\b)")
 # The asker's situation before 인데/는데 ("저희는 배터리 소재 회사인데, 대출도 되나요?").
-SITUATION_CLAUSE = re.compile(r"[가-힣](?:인데|는데|은데|한데)(?:요)?[\s,.]")
+SITUATION_ENDINGS = "인데|는데|은데|한데"
+SITUATION_CLAUSE = re.compile(rf"[가-힣](?:{SITUATION_ENDINGS})(?:요)?[\s,.]")
 # What comes before the question: the situation, or what the asker heard ("현대차가 AI 모델과
 # 로봇 투자계획을 발표했다던데, …"; its words are what is asked about, and weigh in full).
-BACKGROUND_CLAUSE = re.compile(r"[가-힣](?:인데|는데|은데|한데|던데)(?:요)?[\s,.]")
+BACKGROUND_CLAUSE = re.compile(rf"[가-힣](?:{SITUATION_ENDINGS}|던데)(?:요)?[\s,.]")
 
 
 def sentences(text: str) -> list[str]:
@@ -113,11 +114,11 @@ def _conjuncts(piece: str, coordinations: Coordinations) -> list[tuple[str, ...]
     # Things joined before the question are not asked about when the question after them asks
     # its own ("현대차가 AI 모델과 로봇 투자계획을 발표했다던데, 금액은 얼마였나요?" asks one
     # thing); they are when it only asks ("출범일과 장소를 적어야 하는데 알려주시겠어요?").
-    situation = max((m.end() for m in BACKGROUND_CLAUSE.finditer(piece)), default=0)
-    if not QUESTION_WORD.search(piece[situation:]):
-        situation = 0
+    background = max((m.end() for m in BACKGROUND_CLAUSE.finditer(piece)), default=0)
+    if not QUESTION_WORD.search(piece[background:]):
+        background = 0
     for begin, end, joins_things in coordinations(piece):
-        if begin < situation:
+        if begin < background:
             continue
         left = piece[start:begin].strip()
         if len(left) >= MIN_CONJUNCT and len(piece[end:].strip()) >= MIN_CONJUNCT:
