@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from index.knowledge import Glossary
-from index.terms import HANGUL, SynonymFolder, Term, TermSelector
+from index.terms import HANGUL, SynonymFolder, Term, TermSelector, searched
 
 LATIN = re.compile(r"[A-Za-z]")
 # An acronym (M.AX, KEIT, AI, S&P500) is written in Latin letters in Korean text too: it says
@@ -107,10 +107,10 @@ class KiwiAnalyzer:
         return [self.selector.select(m) for m in self.kiwi.tokenize(folded)]
 
     def tokens(self, text: str) -> list[str]:
-        return [t.form for t in self.terms(text)]
+        return searched(self.terms(text))
 
     def tokens_many(self, texts: list[str]) -> list[list[str]]:
-        return [[t.form for t in terms] for terms in self.terms_many(texts)]
+        return [searched(terms) for terms in self.terms_many(texts)]
 
     def coordinations(self, text: str) -> list[tuple[int, int, bool]]:
         """Where coordinating particles join two things asked about ("출범일이랑 마감일",

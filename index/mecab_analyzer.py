@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from index.knowledge import Glossary
-from index.terms import SynonymFolder, Term, TermSelector
+from index.terms import SynonymFolder, Term, TermSelector, searched
 
 # mecab-ko-dic gives an inflected chunk (받을 VV+ETM, 예요 VCP+EF) with its morphemes in
 # `expression` (받/VV/*+을/ETM/*): split it so that the stem is a term, as Kiwi's would be.
@@ -80,7 +80,7 @@ class MecabAnalyzer:
         return self.selector.select(self.morphemes(self.folder.fold(text)))
 
     def tokens(self, text: str) -> list[str]:
-        return [t.form for t in self.terms(text)]
+        return searched(self.terms(text))
 
     def with_glossary(self, glossary: Glossary) -> MecabAnalyzer:
         return MecabAnalyzer(glossary)

@@ -77,6 +77,8 @@ class Hit:
     # fact (the rate of a loan whose size it gives) shares the subject's words only.
     said_coverage: float = 0.0
     unsaid_max: float = 0.0
+    # The terms of what the document itself says (as for said_coverage).
+    said: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,8 @@ class Query:
     # Per term, the word the asker wrote for it (apply for the stem appli, 금리 for the 이자
     # that stands in for it, 배정액 for 배정).
     written: tuple[str, ...] = ()
+    # The words of how it is asked (언제, 얼마, 있, 가능, when): not searched for.
+    asking: tuple[str, ...] = ()
 
 
 class KnowledgeIndex:
@@ -307,8 +311,12 @@ class KnowledgeIndex:
         closeness: dict[str, float] = {}
         stand_ins = []
         context_terms = set()
+        asking: dict[str, None] = {}
         for in_situation, terms in ((True, situation), (False, question)):
             for term in terms:
+                if term.kind == "asking":
+                    asking[term.form] = None
+                    continue
                 form = self._known_form(term.form)
                 if respelt and form in respelt:
                     typed, close = respelt[form]
@@ -346,6 +354,7 @@ class KnowledgeIndex:
             credits=tuple(closeness[t] for t in terms),
             letters=letters,
             written=tuple(written[t] for t in terms),
+            asking=tuple(asking),
         )
 
     def _closest_phrasing(self, doc_id: int, weight_of: dict[str, float], total: float,
@@ -426,7 +435,8 @@ class KnowledgeIndex:
             Hit(self.documents[doc_id], score, covered,
                 tuple(t for t in query.terms if t in self.bm25.doc_freqs[doc_id]),
                 phrasing_coverage=phrased, phrasing_recall=recall,
-                letters=closeness, said_coverage=answered, unsaid_max=unsaid_max)
+                letters=closeness, said_coverage=answered, unsaid_max=unsaid_max,
+                said=self._said[doc_id])
             for _, doc_id, score, closeness, covered, phrased, recall, answered, unsaid_max
             in ranked[:limit]
         ]

@@ -54,7 +54,9 @@ class Term(NamedTuple):
     """A search token and what kind of word it came from."""
 
     form: str
-    # noun (also foreign words and glossary terms) | predicate (verb, adjective) | number
+    # noun (also foreign words and glossary terms) | predicate (verb, adjective) | number |
+    # asking: a word of how the question is put (언제, 얼마, 있, 가능), not searched for; the
+    # answer model weighs it against the words of each candidate's answer.
     kind: str
     # The word as written, which the token may not be (appli, the stem of apply; 지역, the
     # glossary term for 지방), so that a report can show what people wrote.
@@ -204,7 +206,8 @@ class TermSelector:
         }
 
     def select(self, morphemes) -> list[Term]:
-        """The terms of an analysis: morphemes with `form` and `tag` as Kiwi tags them."""
+        """The terms of an analysis: morphemes with `form` and `tag` as Kiwi tags them (the
+        stopwords as "asking" terms, which are not searched: see `searched`)."""
         out: list[Term] = []
         for i, m in enumerate(morphemes):
             tag = m.tag
@@ -213,7 +216,10 @@ class TermSelector:
             # Korean has no case; folding all forms lets M.AX meet m.ax wherever Kiwi tags it.
             form = m.form.casefold()
             if tag == "SL":
-                if form in ENGLISH_STOPWORDS or len(form) < 2:  # the s of fund's
+                if len(form) < 2:  # the s of fund's
+                    continue
+                if form in ENGLISH_STOPWORDS:
+                    out.append(Term(form, "asking"))
                     continue
                 if form in ENGLISH_NUMBERS:
                     out.append(Term(ENGLISH_NUMBERS[form], "number"))
@@ -221,7 +227,7 @@ class TermSelector:
                 stem = self._stemmer.stemWord(form)
                 out.append(Term(self._english.get(stem, stem), "noun", form))
             elif form in KOREAN_STOPWORDS:
-                continue
+                out.append(Term(form, "asking"))
             elif tag == "SN":
                 out.append(Term(_year(form, morphemes, i), "number"))
             elif tag.startswith(("VV", "VA")):
@@ -239,3 +245,8 @@ def _year(number: str, morphemes, i: int) -> str:
     if len(number) == 2 and following == "년":
         return f"20{number}"
     return number
+
+
+def searched(terms: list[Term]) -> list[str]:
+    """The forms of the terms that are searched for (not how the question is put)."""
+    return [t.form for t in terms if t.kind != "asking"]

@@ -26,7 +26,8 @@ def candidate_rows(real_index: KnowledgeIndex) -> np.ndarray:
     read = [topic_text(queries[0]) for queries in parsed]
     rows, answerable = topic.probabilities(read)
     on_topic = rows[:, topic.classes.index("on_topic")]
-    entries = [EntryReading(topic.entries.probabilities(text), asked)
+    entries = [EntryReading(topic.entries.probabilities(text), asked,
+                            topic.entries.pairs.probability)
                for text, asked in zip(read, topic.entries.asked.closeness(texts), strict=True)]
     found = gather(parsed, on_topic.tolist(), answerable.tolist(), entries, real_index)
     rows = np.vstack([c.features for c in found if c.found])

@@ -172,6 +172,20 @@ def test_things_joined_by_a_particle_share_the_clauses_words(
     assert question_parts(message, real_index.analyzer.coordinations) == readings
 
 
+def test_how_a_question_is_asked_is_not_searched_but_weighed_against_the_answer(
+        real_index: KnowledgeIndex) -> None:
+    """가능 (is it possible) and 얼마 (how much) are no words to look up; the pair model weighs
+    them against what each candidate says: the fund's size answers how much it is, not
+    whether one may apply."""
+    how_much = real_index.parse("국민성장펀드 규모는 얼마예요?")
+    may_apply = real_index.parse("국민성장펀드 규모 신청 가능해요?")
+    assert "얼마" in how_much.asking and "가능" in may_apply.asking
+    assert not {"얼마", "가능"} & {*how_much.terms, *may_apply.terms, *real_index.idf}
+    size = next(h for h in real_index.search(how_much) if h.document.id == "fund-size")
+    pairs = models_of(real_index).topic.entries.pairs
+    assert pairs.probability(how_much, size) > 2 * pairs.probability(may_apply, size)
+
+
 def test_what_the_asker_heard_is_not_answered_for_what_they_ask(
         real_index: KnowledgeIndex) -> None:
     """Asked the amount of a plan whose entry gives none, the bot answers nothing: "현대자동차가
@@ -243,7 +257,8 @@ def test_the_fit_judges_an_english_question_by_the_english_answer(
     item = Labelled("What did the FSC chairman ask of industry and finance?",
                     must=("together",), answerable=True, realistic=True)
     parsed = parse([item.text], real_index)
-    _, right, _, documents = candidate_rows([item], parsed, np.ones(1), np.ones(1), real_index)
+    _, right, _, documents, _ = candidate_rows([item], parsed, np.ones(1), np.ones(1),
+                                               real_index)
     assert "link-fsc-chair-remarks" in documents[right].tolist()
 
 
@@ -356,12 +371,22 @@ def _asked_without_its_label(entries: dict) -> None:
     entries["asked"]["texts"].append("국민성장펀드 규모는?")
 
 
+def _pair_of_no_word(entries: dict) -> None:
+    entries["pairs"]["weights"]["said"][0] = len(entries["pairs"]["words"])
+
+
+def _pairs_missing(entries: dict) -> None:
+    del entries["pairs"]
+
+
 @pytest.mark.parametrize(("damage", "said"), [
     (_class_out_of_range, "entries: 'weights' must name n-grams and classes"),
     (_idf_cut, "entries: 'idf' must be finite numbers of shape"),
     (_range_not_numbers, "entries: 'ngram_range' must be two whole numbers"),
     (_asked_of_a_stranger, "entries: 'asked' 'labels' must be the entry model's classes"),
     (_asked_without_its_label, "entries: 'asked' must hold as many 'texts' as 'labels'"),
+    (_pair_of_no_word, "entries: pairs: 'weights' must name words by number"),
+    (_pairs_missing, "entries: 'pairs' must be an object: run `maxbot fit`"),
 ])
 def test_a_broken_entry_model_is_refused_with_its_path_and_part(
         damage: Callable[[dict], None], said: str, knowledge_copy: Path,

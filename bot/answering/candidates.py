@@ -27,6 +27,7 @@ class Candidates:
     hits: list[Hit]            # ... and its hits
     found: list[Hit]           # every candidate, of every view
     features: np.ndarray       # one row per candidate in `found`
+    found_by: list[Query]      # per candidate in `found`, the view that found it
 
 
 def views(text: str) -> list[tuple[str, int]]:
@@ -55,13 +56,14 @@ def gather(parsed: list[list[Query]], on_topic: list[float], answerable: list[fl
     """The candidates of several parsed messages, with their signals."""
     out = []
     for queries, topic, kind, asked in zip(parsed, on_topic, answerable, entries, strict=True):
-        found, rows, first = [], [], None
+        found, rows, found_by, first = [], [], [], None
         for query in queries:
             hits = index.search(query, limit=CANDIDATES)
             if first is None:
                 first = (query, hits)
             found.extend(hits)
+            found_by.extend([query] * len(hits))
             rows.extend(candidate_features(query, hits, topic, kind, asked))
         features = np.stack(rows) if rows else np.zeros((0, 0))
-        out.append(Candidates(first[0], first[1], found, features))
+        out.append(Candidates(first[0], first[1], found, features, found_by))
     return out

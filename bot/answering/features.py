@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -79,13 +79,15 @@ FEATURES = (
     "no_entry_probability",  # ... that it asks for something no document answers
     "asked_letters",       # letter closeness to the closest question the sets asked of it
     "asked_none",          # ... of the questions they asked that no document answers
+    "pair",                # how the question's words (how it is asked too) go with the words
+                           # of the document's answer, as learned from the labelled questions
 )
 # These are UNSEEN for a document the entry model never saw: they were learned from the
 # questions asked of the documents at the fit, and can say nothing of a new one (an uploaded
 # passage's schedule question read as unanswerable as a deadline, and was declined; a question
 # like one no document answered at the fit may be what the new one answers).
 UNSEEN_FEATURES = ("answerable", "entry_probability", "no_entry_probability", "asked_letters",
-                   "asked_none")
+                   "asked_none", "pair")
 # Not signals: the share of glossary terms in the question, which pushed an uploaded
 # document's answer below the threshold for naming a glossary term (AI), and whether a
 # document is an FAQ entry or a policy passage. Fitted, the latter taught
@@ -102,6 +104,9 @@ class EntryReading:
 
     probability: Mapping[str, float] = field(default_factory=dict)
     asked: Mapping[str, float] = field(default_factory=dict)
+    # The pair model's probability that a document (its said terms) answers a question (its
+    # terms and asking words): bot/answering/model.py, PairModel.
+    pair: Callable[[Query, Hit], float] | None = None
 
 
 def _counter(syllable: str) -> str:
@@ -176,7 +181,8 @@ def candidate_features(query: Query, hits: list[Hit], on_topic: float, answerabl
             asks_person,
             on_topic,
             *((answerable, entries.probability[hit.document.id], entries.probability[NO_ENTRY],
-               entries.asked.get(hit.document.id, UNSEEN), entries.asked.get(NO_ENTRY, UNSEEN))
-              if hit.document.id in entries.probability else (UNSEEN,) * 5),
+               entries.asked.get(hit.document.id, UNSEEN), entries.asked.get(NO_ENTRY, UNSEEN),
+               UNSEEN if entries.pair is None else entries.pair(query, hit))
+              if hit.document.id in entries.probability else (UNSEEN,) * 6),
         ], dtype=np.float64))
     return rows

@@ -10,12 +10,17 @@
   sets asked of that document (the questions are kept in the model). A document it never saw
   (uploaded or added since the fit) has none of these nor an answerable reading (they read
   as missing), and the answer model decides without them.
+- the pair model, kept with the entry model: does a document answer a question, read from
+  the question's words (how it is asked too: 언제, 얼마, 가능) beside the words the document
+  says? A logistic regression over the pairs of the two, fitted on the search's candidates.
 - the answer model: is this candidate document the right answer? Gradient-boosted trees over
   the signals of bot/answering/features.py, with the threshold chosen by `maxbot fit` for at
   most a target share of confident wrong answers.
 
-Both are plain numbers in JSON, so a reviewer can read them and `maxbot check` can validate
-them; applying them needs numpy only.
+All are plain numbers in JSON, so a reviewer can read them and `maxbot check` can validate
+them; applying them needs numpy only. The module is over 400 lines because it holds every
+fitted model with the validation of its JSON: what a model file must hold is read in one
+place.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +36,7 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from bot.answering.features import FEATURES, NO_ENTRY, EntryReading
-from index import KnowledgeError
+from index import Hit, KnowledgeError, Query
 from index.letters import LetterMatcher
 from index.tfidf import TfidfRows
 
@@ -81,7 +87,7 @@ class TopicModel:
         rows, answerable = self._apply([self._rows.row(text, grams)
                                         for text, grams in zip(texts, ngrams, strict=True)])
         entries = [EntryReading(self.entries.probabilities(text, grams if alike else None),
-                                asked)
+                                asked, self.entries.pairs.probability)
                    for text, grams, asked in zip(texts, ngrams, self.entries.asked.closeness(
                        questions), strict=True)]
         return rows, answerable, entries
@@ -113,6 +119,40 @@ class AskedQuestions:
                 for row in self._matcher.similarities(questions)]
 
 
+# How many (word, document) pushes the pair model keeps: a process's questions use a few
+# thousand words of a hundred documents.
+PAIR_CACHE = 65536
+
+
+class PairModel:
+    """Does a document answer a question, read from their words together: a logistic
+    regression over every pair of a question's word (its terms, and how it is asked: 언제,
+    얼마, 가능) and a word the document says (its question and answer), fitted on the search's
+    candidates of the labelled questions, right or wrong. A pair's weight is shared by every
+    document that says the word: "가능 … 신청" goes with no answer the knowledge base gives,
+    whichever entry is about 신청."""
+
+    def __init__(self, intercept: float, weights: dict[str, dict[str, float]]) -> None:
+        self.intercept = intercept
+        self.weights = weights  # question word -> said word -> weight
+        # A word's push for a document is asked of the same few documents again and again.
+        self._push = lru_cache(maxsize=PAIR_CACHE)(self._word_push)
+
+    def _word_push(self, word: str, said: frozenset[str]) -> float:
+        row = self.weights.get(word)
+        if not row:
+            return 0.0
+        # fsum: exact whatever order the said set (and the hash seed) gives.
+        if len(row) > len(said):
+            return math.fsum(row[a] for a in said if a in row)
+        return math.fsum(w for a, w in row.items() if a in said)
+
+    def probability(self, query: Query, hit: Hit) -> float:
+        pushes = [self.intercept, *(self._push(word, hit.said)
+                                    for word in dict.fromkeys((*query.terms, *query.asking)))]
+        return 1 / (1 + math.exp(-max(-700.0, min(700.0, math.fsum(pushes)))))
+
+
 @dataclass(frozen=True)
 class EntryModel:
     """Which document a question asks for (see the module's docstring)."""
@@ -122,6 +162,7 @@ class EntryModel:
     coef_by_ngram: np.ndarray  # n-grams x classes
     intercept: np.ndarray
     asked: AskedQuestions
+    pairs: PairModel
     _rows: TfidfRows = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -321,7 +362,32 @@ def _entry_model(path: Path, data: Any) -> EntryModel:
                                                                       (count,))
     return EntryModel(tuple(classes), vectorizer, coef,
                       _numbers(path, data, "intercept", (len(classes),)),
-                      _asked_questions(path, data.get("asked"), set(classes)))
+                      _asked_questions(path, data.get("asked"), set(classes)),
+                      _pair_model(path, data.get("pairs")))
+
+
+def _pair_model(path: Path, data: Any) -> PairModel:
+    """The pair model, stored sparse: its words once, and per weight the two words' numbers."""
+    if not isinstance(data, dict):
+        raise KnowledgeError(path, None, "entries: 'pairs' must be an object: run `maxbot fit`")
+    words, where, intercept = data.get("words"), data.get("weights"), data.get("intercept")
+    if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+        raise KnowledgeError(path, None, "entries: pairs: 'words' must be a list of text")
+    if not isinstance(intercept, int | float) or not math.isfinite(intercept):
+        raise KnowledgeError(path, None, "entries: pairs: 'intercept' must be a number")
+    if not isinstance(where, dict):
+        raise KnowledgeError(path, None, "entries: pairs: 'weights' must be an object")
+    count = len(where.get("values") or ())
+    asked = _numbers(path, where, "asked", (count,))
+    said = _numbers(path, where, "said", (count,))
+    values = _numbers(path, where, "values", (count,))
+    if any(np.any((n < 0) | (n >= len(words)) | (n != np.round(n))) for n in (asked, said)):
+        raise KnowledgeError(path, None, "entries: pairs: 'weights' must name words by number")
+    weights: dict[str, dict[str, float]] = {}
+    for a, s, v in zip(asked.astype(np.int64).tolist(), said.astype(np.int64).tolist(),
+                       values.tolist(), strict=True):
+        weights.setdefault(words[a], {})[words[s]] = v
+    return PairModel(float(intercept), weights)
 
 
 def _asked_questions(path: Path, data: Any, classes: set[str]) -> AskedQuestions:
