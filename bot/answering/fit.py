@@ -695,7 +695,7 @@ def entries_json(vectorizer: TfidfVectorizer, model: LogisticRegression,
 # and more of the question unknown or missing, or a wrong kind of fact, never more likely:
 # the constraints keep the fitted trees to that where the labelled questions are few.
 RISING = {"coverage", "phrasing_coverage", "phrasing_recall", "letters", "letters_margin",
-          "coverage_margin", "on_topic", "said_coverage", "answerable", "asked_letters"}
+          "coverage_margin", "on_topic", "said_coverage", "answerable", "asked_letters", "pair"}
 FALLING = {"unknown_share", "missing_max", "missing_known", "kind_mismatch", "unsaid_max"}
 
 
