@@ -366,7 +366,7 @@ async def test_fit_with_traffic_prints_cross_validated_figures_and_writes_better
     served = json.loads(model.read_text(encoding="utf-8"))
     served["ranker"]["values"] = [[-v for v in tree] for tree in served["ranker"]["values"]]
     served["ranker"]["baseline"] = -served["ranker"]["baseline"]
-    served["threshold"] = 0.0
+    served["threshold"] = served["unseen_threshold"] = 0.0
     model.write_text(json.dumps(served), encoding="utf-8")
 
     monkeypatch.setenv("DATABASE_URL", url)

@@ -166,7 +166,7 @@ def _decide(question: str, candidates: Candidates, topic: dict[str, float],
     query, hits = candidates.query, candidates.hits
     on_topic = topic[ON_TOPIC]
     model = models.answer
-    best, best_p, signals = None, 0.0, ()
+    best, best_p, signals, threshold = None, 0.0, (), model.threshold
     listed = [h for h in hits if h.letters >= LISTED]
     if len(listed) == 1:
         # The message is one of the entry's own listed phrasings (give or take spaces and
@@ -174,11 +174,11 @@ def _decide(question: str, candidates: Candidates, topic: dict[str, float],
         best, best_p, signals = listed[0], 1.0, LISTED_SIGNAL
     elif candidates.found:
         top, best_p, row = model.best(candidates.features)
-        best = candidates.found[top]
+        best, threshold = candidates.found[top], model.threshold_for(row)
         signals = tuple((name, round(push, 3))
                         for name, push in model.accept.contributions(row)[:5])
     common = {"probability": best_p, "on_topic": on_topic, "signals": signals}
-    if best is not None and best_p >= model.threshold:
+    if best is not None and best_p >= threshold:
         related = _suggestions(hits, rules, exclude=best.document)
         return Answer(question, "answered", language, query, best, related, **common)
     if on_topic >= model.on_topic_threshold:

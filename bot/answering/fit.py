@@ -51,6 +51,7 @@ from bot.answering.model import (
     SMALLTALK_FILE,
     TOPIC_EXAMPLES_FILE,
     TOPIC_FILE,
+    UNSEEN_COLUMN,
     AskedQuestions,
     models_from_json,
 )
@@ -818,19 +819,46 @@ def _complete_tree(source: np.ndarray
 
 @dataclass(frozen=True)
 class Outcome:
-    """Per question: the best candidate's probability, whether it is right, whether any is."""
+    """Per question: the best candidate's probability, whether it is right, and whether its
+    document is one the fit was not taught (AnswerModel.unseen_threshold)."""
 
     probability: float
     right: bool
+    unseen: bool = False
+
+    def served(self, thresholds: tuple[float, float]) -> bool:
+        """Whether it is answered at (threshold, unseen_threshold)."""
+        return self.probability >= thresholds[self.unseen]
 
 
-def choose_threshold(outcomes: list[Outcome], target: float) -> float:
-    """The lowest probability from which at most `target` of the questions get a wrong answer."""
-    for threshold in np.round(np.arange(0.05, 0.995, 0.005), 3):
-        wrong = sum(o.probability >= threshold and not o.right for o in outcomes)
-        if wrong <= target * len(outcomes):
-            return float(threshold)
-    return 0.99
+THRESHOLDS = np.round(np.arange(0.05, 0.995, 0.005), 3)
+
+
+def choose_thresholds(outcomes: list[Outcome], target: float) -> tuple[float, float]:
+    """(threshold, unseen_threshold): the pair that answers the most questions right while at
+    most `target` of the questions get a wrong answer.
+
+    Apart, because a document the fit was not taught has fewer signals and lower
+    probabilities: one threshold for both answered what it taught at some 1.2% wrong and held
+    the others at a few tenths of a percent. Among equals (the same questions answered), the
+    higher thresholds: nothing measured speaks for those below."""
+    def served(unseen: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Per threshold: how many of these questions are answered right, and wrong."""
+        mine = [o for o in outcomes if o.unseen == unseen]
+        probability = np.array([o.probability for o in mine])
+        right = np.array([o.right for o in mine], dtype=bool)
+        answered = probability[None, :] >= THRESHOLDS[:, None]
+        return (answered & right).sum(axis=1), (answered & ~right).sum(axis=1)
+
+    (right, wrong), (unseen_right, unseen_wrong) = served(False), served(True)
+    total_right = right[:, None] + unseen_right[None, :]
+    total_wrong = wrong[:, None] + unseen_wrong[None, :]
+    allowed = np.argwhere(total_wrong <= target * len(outcomes))
+    if not len(allowed):
+        return 0.99, 0.99
+    a, b = max(allowed.tolist(), key=lambda ab: (total_right[ab[0], ab[1]],
+                                                 -total_wrong[ab[0], ab[1]], ab[0], ab[1]))
+    return float(THRESHOLDS[a]), float(THRESHOLDS[b])
 
 
 def fit(index: KnowledgeIndex, eval_dir: Path = EVAL_DIR, target: float = WRONG_TARGET,
@@ -883,12 +911,13 @@ def fit(index: KnowledgeIndex, eval_dir: Path = EVAL_DIR, target: float = WRONG_
                               dtype=bool)
     accept_oof = out_of_fold_accept(accept_rows, accept_right, realistic_rows)
     outcomes = [Outcome(0.0, False)] * len(chosen)
-    for q, p, ok in zip(asked, accept_oof, accept_right, strict=True):
+    unseen_top = np.isnan(accept_rows[:, UNSEEN_COLUMN])
+    for q, p, ok, new in zip(asked, accept_oof, accept_right, unseen_top, strict=True):
         if q < len(chosen):  # the copies are taught, not counted
-            outcomes[q] = Outcome(float(p), bool(ok))
+            outcomes[q] = Outcome(float(p), bool(ok), bool(new))
     counted = [n for n, i in enumerate(chosen) if items[i].realistic and not items[i].boundary]
     realistic = [outcomes[n] for n in counted]
-    threshold = choose_threshold(realistic, target)
+    thresholds = choose_thresholds(realistic, target)
 
     on_topic_threshold = _on_topic_threshold(items, on_topic_oof)
 
@@ -901,12 +930,12 @@ def fit(index: KnowledgeIndex, eval_dir: Path = EVAL_DIR, target: float = WRONG_
     ranker = _ranker().fit(features, right)
     accept = _fit_acceptor(accept_rows, accept_right, realistic_rows)
 
-    _report_figures(report, items, chosen, outcomes, on_topic_oof, threshold,
+    _report_figures(report, items, chosen, outcomes, on_topic_oof, thresholds,
                     on_topic_threshold)
     _report_curve(report, realistic, [answered[n] for n in counted])
     if show_errors:
         _report_errors(report, [(o, items[i]) for o, i in zip(outcomes, chosen, strict=True)
-                                if items[i].realistic], threshold)
+                                if items[i].realistic], thresholds)
     topic_json = {
         "about": "Topic model (maxbot fit): P(class) = softmax(coef . tfidf(char_wb n-grams of "
                  "the alias-folded text)) + intercept",
@@ -926,9 +955,11 @@ def fit(index: KnowledgeIndex, eval_dir: Path = EVAL_DIR, target: float = WRONG_
     answer_json = {
         "about": "Answer model (maxbot fit): the ranker's trees score each candidate, the "
                  "acceptance trees the best one (with the ranker's probability and margin): "
-                 "P = logistic(baseline + the sum of each tree's leaf); serve from threshold; "
+                 "P = logistic(baseline + the sum of each tree's leaf); serve from threshold "
+                 "(unseen_threshold when the document is one the fit was not taught); "
                  "queue what is not answered from on_topic_threshold",
-        "threshold": threshold,
+        "threshold": thresholds[0],
+        "unseen_threshold": thresholds[1],
         "on_topic_threshold": on_topic_threshold,
         "figures": report.lines,
         "ranker": complete_trees(ranker, FEATURES),
@@ -984,11 +1015,11 @@ def _report_curve(report: FitReport, outcomes: list[Outcome], items: list[Labell
 
 
 def _report_errors(report: FitReport, outcomes: list[tuple[Outcome, Labelled]],
-                   threshold: float) -> None:
+                   thresholds: tuple[float, float]) -> None:
     """The question sets' questions the cross-validated decision gets wrong, most confident
     first: what to look at before changing a signal or the knowledge."""
-    wrong = [(o, it) for o, it in outcomes if o.probability >= threshold and not o.right]
-    missed = [(o, it) for o, it in outcomes if it.answerable and o.probability < threshold]
+    wrong = [(o, it) for o, it in outcomes if o.served(thresholds) and not o.right]
+    missed = [(o, it) for o, it in outcomes if it.answerable and not o.served(thresholds)]
     report.say(f"  served a wrong answer ({len(wrong)}):")
     for o, it in sorted(wrong, key=lambda p: -p[0].probability):
         report.say(f"    p {o.probability:.3f}  {it.text}")
@@ -998,8 +1029,8 @@ def _report_errors(report: FitReport, outcomes: list[tuple[Outcome, Labelled]],
 
 
 def _report_figures(report: FitReport, items: list[Labelled], chosen: list[int],
-                    outcomes: list[Outcome], on_topic: np.ndarray, threshold: float,
-                    on_topic_threshold: float) -> None:
+                    outcomes: list[Outcome], on_topic: np.ndarray,
+                    thresholds: tuple[float, float], on_topic_threshold: float) -> None:
     groups = {
         "own phrasings": lambda it: it.entry_id is not None and not it.traffic,
         "question sets: in": lambda it: it.realistic and it.answerable and not it.traffic,
@@ -1009,16 +1040,17 @@ def _report_figures(report: FitReport, items: list[Labelled], chosen: list[int],
         "traffic: right entry": lambda it: it.traffic and it.answerable,
         "traffic: 👎 wrong": lambda it: it.traffic and not it.answerable,
     }
-    report.say(f"cross-validated ({FOLDS} folds), answer threshold {threshold:.3f}, "
+    report.say(f"cross-validated ({FOLDS} folds), answer threshold {thresholds[0]:.3f} "
+               f"({thresholds[1]:.3f} for a document the fit was not taught), "
                f"queue from P(on_topic) {on_topic_threshold:.3f}")
     for name, member in groups.items():
         mine = [(o, items[i], i) for o, i in zip(outcomes, chosen, strict=True)
                 if member(items[i])]
         if not mine:
             continue
-        served = [o for o, _, _ in mine if o.probability >= threshold]
+        served = [o for o, _, _ in mine if o.served(thresholds)]
         right = sum(o.right for o in served)
-        queued = sum(o.probability < threshold and on_topic[i] >= on_topic_threshold
+        queued = sum(not o.served(thresholds) and on_topic[i] >= on_topic_threshold
                      for o, _, i in mine)
         report.say(f"  {name:24} {len(mine):5}: answered right {right / len(mine):6.1%}, "
                    f"wrong {(len(served) - right) / len(mine):5.1%}, queued "

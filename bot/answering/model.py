@@ -239,6 +239,8 @@ class Trees:
 
 # What the acceptance model adds to the best candidate's signals.
 ACCEPT_FEATURES = (*FEATURES, "rank_probability", "rank_margin")
+# The column that says whether the fit was taught a candidate's document.
+UNSEEN_COLUMN = FEATURES.index("entry_probability")
 
 
 @dataclass(frozen=True)
@@ -250,10 +252,19 @@ class AnswerModel:
 
     ranker: Trees
     accept: Trees
-    # Serve the best candidate from this acceptance probability on.
+    # Serve the best candidate from this acceptance probability on ...
     threshold: float
+    # ... or from this one when its document is one the fit was not taught (no question was
+    # asked of it, or it was added since): the signals learned from the asked questions say
+    # nothing of it, so its probabilities run lower, and the fit holds its answers to the same
+    # share of wrong ones apart.
+    unseen_threshold: float
     # A message that is not answered is queued for the secretariat from this P(on_topic) on.
     on_topic_threshold: float
+
+    def threshold_for(self, row: np.ndarray) -> float:
+        """The threshold for the best candidate whose acceptance row this is."""
+        return self.unseen_threshold if math.isnan(row[UNSEEN_COLUMN]) else self.threshold
 
     def best(self, features: np.ndarray) -> tuple[int, float, np.ndarray]:
         """(the best candidate's row, the probability that serving it is right, the
@@ -421,7 +432,7 @@ def _vectorizer(path: Path, data: dict[str, Any], ngrams: list[str], part: str =
 
 def _answer_model(path: Path, data: dict[str, Any]) -> AnswerModel:
     numbers = {}
-    for key in ("threshold", "on_topic_threshold"):
+    for key in ("threshold", "unseen_threshold", "on_topic_threshold"):
         value = data.get(key)
         if not isinstance(value, int | float) or not 0 <= value <= 1:
             raise KnowledgeError(path, None, f"{key!r} must be a number between 0 and 1")
