@@ -351,6 +351,19 @@ def test_a_broken_model_file_is_refused_with_its_path(
     assert f"{model}: {said}" in capsys.readouterr().out
 
 
+
+def test_an_answer_model_without_its_threshold_for_untaught_documents_is_refused(
+        knowledge_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A model file written before documents the fit was not taught had a threshold of their
+    own would serve them from no threshold at all."""
+    model = knowledge_copy / "model" / "answer.json"
+    data = json.loads(model.read_text(encoding="utf-8"))
+    del data["unseen_threshold"]
+    model.write_text(json.dumps(data), encoding="utf-8")
+    assert main(["check", "--knowledge-dir", str(knowledge_copy)]) == 1
+    assert (f"{model}: 'unseen_threshold' must be a number between 0 and 1"
+            in capsys.readouterr().out)
+
 def _class_out_of_range(entries: dict) -> None:
     entries["weights"]["class"][0] = len(entries["classes"])
 
