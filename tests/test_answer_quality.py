@@ -34,6 +34,9 @@ QUESTIONS = EVAL / "questions.yaml"
 # change that measures better overall costs a set a question, with the figures written here.
 # The BLIND sets were written blind and are kept unseen: only their totals are shown.
 FLOORS = {
+    # Session 13: train14 … train19, written blind from the sources by helpers that saw only
+    # the seed press release and facts.md (a question identical to a blind set's left out),
+    # measured, not yet fitted on; their floors are their first runs.
     # Session 13, the pair model (how the question's words, and how it is asked, go with the
     # words each candidate says; bot/answering/model.py, PairModel), refitted, with a
     # threshold of its own for a document the fit was not taught (AnswerModel.
@@ -134,6 +137,12 @@ FLOORS = {
     # failures have been read.
     "train12.yaml": ({"in": 0.748, "unknown": 0.923, "mixed": 0.8, "off": 1.0}, 0.014),
     "train13.yaml": ({"in": 0.834, "unknown": 0.892, "mixed": 0.6, "off": 0.966}, 0.02),
+    "train14.yaml": ({"in": 0.778, "unknown": 0.967, "mixed": 0.766, "off": 0.916}, 0.011),
+    "train15.yaml": ({"in": 0.732, "unknown": 0.903, "mixed": 0.8, "off": 0.961}, 0.011),
+    "train16.yaml": ({"in": 0.712, "unknown": 0.937, "mixed": 0.766, "off": 1.0}, 0.017),
+    "train17.yaml": ({"in": 0.747, "unknown": 0.875, "mixed": 0.733, "off": 0.84}, 0.035),
+    "train18.yaml": ({"in": 0.649, "unknown": 0.92, "mixed": 0.866, "off": 1.0}, 0.011),
+    "train19.yaml": ({"in": 0.737, "unknown": 0.968, "mixed": 0.633, "off": 0.965}, 0.004),
     "chatbot-2000.yaml": ({"off": 0.998}, 0.0005),
 }
 BLIND = {path.name for path in blind_sets(EVAL)}
