@@ -54,6 +54,7 @@ from bot.answering.model import (
     UNSEEN_COLUMN,
     AskedQuestions,
     models_from_json,
+    pair_words,
 )
 from bot.answering.parts import question_parts
 from bot.evaluation import EvalQuestion, evaluate, holds, load_questions
@@ -458,7 +459,7 @@ def candidate_rows(items: list[Labelled], parsed: list[list[Query]], on_topic: n
         language = detect_language(item.text)
         for hit, row, query in zip(candidates.found, candidates.features, candidates.found_by,
                                    strict=True):
-            pairs.append(((*query.terms, *query.asking), hit.said))
+            pairs.append((pair_words(query), hit.said))
             key = id(hit.document)
             if key not in verdicts:
                 served = Answer(item.text, "answered", language, candidates.query, hit)
@@ -911,9 +912,9 @@ def fit(index: KnowledgeIndex, eval_dir: Path = EVAL_DIR, target: float = WRONG_
     accept_oof = out_of_fold_accept(accept_rows, accept_right, realistic_rows)
     outcomes = [Outcome(0.0, False)] * len(chosen)
     unseen_top = np.isnan(accept_rows[:, UNSEEN_COLUMN])
-    for q, p, ok, new in zip(asked, accept_oof, accept_right, unseen_top, strict=True):
+    for q, p, ok, untaught in zip(asked, accept_oof, accept_right, unseen_top, strict=True):
         if q < len(chosen):  # the copies are taught, not counted
-            outcomes[q] = Outcome(float(p), bool(ok), bool(new))
+            outcomes[q] = Outcome(float(p), bool(ok), bool(untaught))
     counted = [n for n, i in enumerate(chosen) if items[i].realistic and not items[i].boundary]
     realistic = [outcomes[n] for n in counted]
     thresholds = choose_thresholds(realistic, target)

@@ -124,6 +124,12 @@ class AskedQuestions:
 PAIR_CACHE = 65536
 
 
+def pair_words(query: Query) -> tuple[str, ...]:
+    """The words of a question the pair model reads, as fitted and as served: its terms and
+    how it is asked."""
+    return (*query.terms, *query.asking)
+
+
 class PairModel:
     """Does a document answer a question, read from their words together: a logistic
     regression over every pair of a question's word (its terms, and how it is asked: 언제,
@@ -149,7 +155,7 @@ class PairModel:
 
     def probability(self, query: Query, hit: Hit) -> float:
         pushes = [self.intercept, *(self._push(word, hit.said)
-                                    for word in dict.fromkeys((*query.terms, *query.asking)))]
+                                    for word in dict.fromkeys(pair_words(query)))]
         return 1 / (1 + math.exp(-max(-700.0, min(700.0, math.fsum(pushes)))))
 
 
