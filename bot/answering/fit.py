@@ -65,7 +65,9 @@ from index.terms import HANGUL
 
 EVAL_DIR = Path(__file__).resolve().parents[2] / "tests" / "eval"
 TRAINING_SETS = ("questions.yaml", "holdout.yaml", "holdout3.yaml", "train5.yaml", "train6.yaml",
-                 "train7.yaml", "train9.yaml", "train10.yaml", "train11.yaml")
+                 "train7.yaml", "train9.yaml", "train10.yaml", "train11.yaml", "train12.yaml",
+                 "train13.yaml", "train14.yaml", "train15.yaml", "train16.yaml",
+                 "train17.yaml", "train18.yaml", "train19.yaml")
 # Sets written to teach the boundary: many questions about a subject the knowledge base
 # covers that ask a detail it does not hold (a company's plan, but its amount). The entry
 # model and the answer model learn from them; the thresholds (answering, and queueing) are
@@ -97,6 +99,10 @@ TREES, DEPTH = 100, 3
 # How much more a question from the question sets weighs than an own-phrasing variant.
 REALISTIC_WEIGHT = 5
 FOLDS = 5
+# Every logistic regression here is fitted with Newton's method (conjugate gradients): on
+# these sparse n-gram rows it reaches the regularized optimum closer than L-BFGS-B at its
+# default tolerance, in about half the time (measured on the entry, topic and pair models).
+SOLVER = "newton-cg"
 REPEATS = 3
 SEED = 20261126
 
@@ -300,7 +306,7 @@ def _topic_vectorizer() -> TfidfVectorizer:
 
 
 def _topic_classifier() -> LogisticRegression:
-    return LogisticRegression(C=4.0, max_iter=3000)
+    return LogisticRegression(C=4.0, solver=SOLVER, max_iter=300)
 
 
 # How much each group of examples weighs in the topic model, in total: the ten thousand lines
@@ -388,7 +394,7 @@ def answerable_weights(items: list[Labelled]) -> np.ndarray:
 
 
 def _answerable_classifier() -> LogisticRegression:
-    return LogisticRegression(C=4.0, max_iter=3000)
+    return LogisticRegression(C=4.0, solver=SOLVER, max_iter=300)
 
 
 def out_of_fold_answerable(items: list[Labelled], texts: list[str], weights: np.ndarray
@@ -515,7 +521,7 @@ def pair_rows(pairs: list[Pair]) -> PairRows:
 
 def fit_pairs(matrix: sp.csr_matrix, right: np.ndarray, weights: np.ndarray
               ) -> LogisticRegression:
-    model = LogisticRegression(C=PAIR_C, solver="liblinear", max_iter=300)
+    model = LogisticRegression(C=PAIR_C, solver=SOLVER, max_iter=300)
     model.fit(matrix, right, sample_weight=weights)
     # As stored (pairs_json): the out-of-fold columns read what the served model reads.
     model.coef_[np.abs(model.coef_) < PAIR_WEIGHT_FLOOR] = 0.0
@@ -596,7 +602,7 @@ def fit_entries(texts: list[str], labels: list[str], realistic: np.ndarray
                                 + (ENTRY_REALISTIC_WEIGHT if real else 1.0))
     # Fewer n-grams than the topic model's: this model holds a weight per n-gram and class.
     vectorizer = _letters_vectorizer(ENTRY_NGRAMS, min_df=3)
-    model = LogisticRegression(C=4.0, max_iter=2000).fit(
+    model = LogisticRegression(C=4.0, solver=SOLVER, max_iter=300).fit(
         vectorizer.fit_transform([text for text, _ in weights]),
         [label for _, label in weights], sample_weight=np.fromiter(weights.values(), float))
     model.coef_[np.abs(model.coef_) < ENTRY_WEIGHT_FLOOR] = 0.0
