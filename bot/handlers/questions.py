@@ -85,9 +85,12 @@ def answer_keyboard(result: Answer, question_id: int | None,
         cited = [knowledge.sources[s] for s in result.document.sources if s in knowledge.sources]
         rows += in_rows([link(label("source", language, name=source_name(s, language)), s.url)
                          for s in cited if s.url])
-    if (rules is not None and result.status == "answered" and result.document is not None
-            and result.document.id in rules.offer_check_for):
-        rows.append([start_button(language)])  # "does it apply to us?": walk them through
+    # "Does it apply to us?": walk them through, answered so or declined (their case is the
+    # secretariat's) with that entry suggested.
+    offered = [result.document] if result.status == "answered" else suggested
+    if rules is not None and any(d is not None and d.id in rules.offer_check_for
+                                 for d in offered):
+        rows.append([start_button(language)])
     if result.status == "answered" and question_id is not None:
         rows.append([button("👍", "fb", question_id, 1), button("👎", "fb", question_id, -1)])
     if inquiry and question_id is not None and result.status in ("unanswered", "off_topic"):
