@@ -34,6 +34,16 @@ QUESTIONS = EVAL / "questions.yaml"
 # change that measures better overall costs a set a question, with the figures written here.
 # The BLIND sets were written blind and are kept unseen: only their totals are shown.
 FLOORS = {
+    # Session 14: the models fitted on train12-19 as well (fifteen sets), each logistic
+    # regression solved by Newton's method. The blind sets holdout2-12 together (2,504
+    # replies): in 1,143 -> 1,206 of 1,422, unknown 467 -> 468 of 482, mixed 159 -> 165 of
+    # 225, off 367 -> 366 of 375, wrong answers 16 -> 17; "in" rose on every blind set but
+    # holdout6 (129 -> 128 of 145). It cost holdout4 two wrong answers (0 -> 2 of 245),
+    # holdout5 a mixed question (14 -> 13 of 25), holdout6 an unknown one (50 -> 49),
+    # holdout7 an unknown one (49 -> 48 of 51), a mixed one (19 -> 18) and a wrong answer
+    # (2 -> 3 of 266), holdout9 an off-topic message answered or queued (37 -> 36 of 40), and
+    # of the sets fitted on, holdout3 one "in" (36 -> 35 of 40) and train7 one (213 -> 212 of
+    # 230). Those floors follow; every other floor rose or held.
     # Session 13: train14 … train19, written blind from the sources by helpers that saw only
     # the seed press release and facts.md (a question identical to a blind set's left out),
     # measured, not yet fitted on; their floors are their first runs.
@@ -102,32 +112,32 @@ FLOORS = {
     # measured worse on the blind sets (holdout2 unknown 93.3 -> 90.0 and off 93.3 -> 90.0,
     # wrong 1.3 -> 2.7%; holdout4 unknown 88 -> 80): train7 is measured, not fitted on.
     "questions.yaml": ({"in": 0.966, "unknown": 1.0, "off": 1.0}, 0.001),
-    "holdout.yaml": ({"in": 0.97, "unknown": 1.0, "off": 1.0}, 0.001),
-    "holdout3.yaml": ({"in": 0.9, "unknown": 1.0, "off": 1.0}, 0.001),
-    "train5.yaml": ({"in": 0.897, "unknown": 0.987, "mixed": 0.707, "off": 1.0}, 0.003),
-    "train6.yaml": ({"in": 0.871, "unknown": 0.987, "mixed": 0.525, "off": 1.0}, 0.01),
-    "train7.yaml": ({"in": 0.926, "unknown": 1.0, "mixed": 0.771, "off": 1.0}, 0.013),
-    "holdout2.yaml": ({"in": 0.811, "unknown": 0.933, "off": 0.933}, 0.014),
-    "holdout4.yaml": ({"in": 0.777, "unknown": 0.9, "mixed": 0.7, "off": 0.975}, 0.001),
-    "holdout5.yaml": ({"in": 0.793, "unknown": 0.98, "mixed": 0.56, "off": 0.975}, 0.008),
-    "holdout6.yaml": ({"in": 0.889, "unknown": 1.0, "mixed": 0.8, "off": 1.0}, 0.008),
-    "holdout7.yaml": ({"in": 0.82, "unknown": 0.96, "mixed": 0.76, "off": 1.0}, 0.008),
+    "holdout.yaml": ({"in": 0.98, "unknown": 1.0, "off": 1.0}, 0.001),
+    "holdout3.yaml": ({"in": 0.875, "unknown": 1.0, "off": 1.0}, 0.001),
+    "train5.yaml": ({"in": 0.909, "unknown": 1.0, "mixed": 0.707, "off": 1.0}, 0.003),
+    "train6.yaml": ({"in": 0.911, "unknown": 1.0, "mixed": 0.525, "off": 1.0}, 0.005),
+    "train7.yaml": ({"in": 0.921, "unknown": 1.0, "mixed": 0.8, "off": 1.0}, 0.01),
+    "holdout2.yaml": ({"in": 0.844, "unknown": 1.0, "off": 0.933}, 0.001),
+    "holdout4.yaml": ({"in": 0.837, "unknown": 0.92, "mixed": 0.75, "off": 0.975}, 0.009),
+    "holdout5.yaml": ({"in": 0.834, "unknown": 0.98, "mixed": 0.52, "off": 0.975}, 0.008),
+    "holdout6.yaml": ({"in": 0.882, "unknown": 0.98, "mixed": 0.8, "off": 1.0}, 0.008),
+    "holdout7.yaml": ({"in": 0.86, "unknown": 0.941, "mixed": 0.72, "off": 1.0}, 0.012),
     # Session 7: written blind; its first run (67e25ab) was the floor.
-    "holdout8.yaml": ({"in": 0.81, "unknown": 0.98, "mixed": 0.8, "off": 1.0}, 0.001),
+    "holdout8.yaml": ({"in": 0.882, "unknown": 0.98, "mixed": 0.88, "off": 1.0}, 0.001),
     # Session 8: written blind; its first run (0e14833) was the floor.
-    "holdout9.yaml": ({"in": 0.753, "unknown": 0.98, "mixed": 0.666, "off": 0.925}, 0.004),
+    "holdout9.yaml": ({"in": 0.805, "unknown": 0.98, "mixed": 0.7, "off": 0.9}, 0.004),
     # Session 9: written blind; its first run (462de13) was the floor.
-    "holdout10.yaml": ({"in": 0.813, "unknown": 0.98, "mixed": 0.76, "off": 0.971}, 0.016),
+    "holdout10.yaml": ({"in": 0.846, "unknown": 0.98, "mixed": 0.88, "off": 0.971}, 0.016),
     # Session 10: written blind after the asked questions landed; its first run (322ab34) is
     # the floor.
-    "holdout11.yaml": ({"in": 0.84, "unknown": 1.0, "mixed": 0.64, "off": 1.0}, 0.004),
+    "holdout11.yaml": ({"in": 0.9, "unknown": 1.0, "mixed": 0.68, "off": 1.0}, 0.004),
     # Session 11: written blind; its first run (6f117b5) is the floor, and measured the same
     # after the counters (00b3907).
-    "holdout12.yaml": ({"in": 0.733, "unknown": 0.96, "mixed": 0.68, "off": 1.0}, 0.008),
+    "holdout12.yaml": ({"in": 0.786, "unknown": 0.96, "mixed": 0.68, "off": 1.0}, 0.008),
     # Session 8: written from the sources to fit on.
-    "train9.yaml": ({"in": 0.9, "unknown": 0.987, "mixed": 0.675, "off": 1.0}, 0.005),
-    "train10.yaml": ({"in": 0.936, "unknown": 0.985, "mixed": 0.675, "off": 1.0}, 0.009),
-    "train11.yaml": ({"in": 0.911, "unknown": 1.0, "mixed": 0.68, "off": 1.0}, 0.012),
+    "train9.yaml": ({"in": 0.943, "unknown": 0.987, "mixed": 0.7, "off": 1.0}, 0.005),
+    "train10.yaml": ({"in": 0.959, "unknown": 0.985, "mixed": 0.675, "off": 1.0}, 0.007),
+    "train11.yaml": ({"in": 0.915, "unknown": 1.0, "mixed": 0.76, "off": 1.0}, 0.005),
     # Session 11: written from the sources to fit on, measured and not yet fitted: the refit
     # with them (and the right labels for English questions) answered 12 more of the blind
     # sets' 1,422 answerable questions than the models served (and 3 more unknown, 5 more
@@ -135,14 +145,14 @@ FLOORS = {
     # or queued: a wrong answer is worse than a decline. First runs (6f117b5): train12 70.9 /
     # 90.8 / 80.0 / 100, wrong 2.0%; train13 79.4 / 86.2 / 63.3 / 96.7, wrong 2.3%. Their
     # failures have been read.
-    "train12.yaml": ({"in": 0.748, "unknown": 0.923, "mixed": 0.8, "off": 1.0}, 0.014),
-    "train13.yaml": ({"in": 0.834, "unknown": 0.892, "mixed": 0.6, "off": 0.966}, 0.02),
-    "train14.yaml": ({"in": 0.778, "unknown": 0.967, "mixed": 0.766, "off": 0.916}, 0.011),
-    "train15.yaml": ({"in": 0.732, "unknown": 0.903, "mixed": 0.8, "off": 0.961}, 0.011),
-    "train16.yaml": ({"in": 0.712, "unknown": 0.937, "mixed": 0.766, "off": 1.0}, 0.017),
-    "train17.yaml": ({"in": 0.747, "unknown": 0.875, "mixed": 0.733, "off": 0.84}, 0.035),
-    "train18.yaml": ({"in": 0.649, "unknown": 0.92, "mixed": 0.866, "off": 1.0}, 0.011),
-    "train19.yaml": ({"in": 0.737, "unknown": 0.968, "mixed": 0.633, "off": 0.965}, 0.004),
+    "train12.yaml": ({"in": 0.908, "unknown": 1.0, "mixed": 0.8, "off": 1.0}, 0.001),
+    "train13.yaml": ({"in": 0.96, "unknown": 1.0, "mixed": 0.633, "off": 1.0}, 0.004),
+    "train14.yaml": ({"in": 0.928, "unknown": 1.0, "mixed": 0.833, "off": 1.0}, 0.001),
+    "train15.yaml": ({"in": 0.946, "unknown": 1.0, "mixed": 0.833, "off": 1.0}, 0.001),
+    "train16.yaml": ({"in": 0.948, "unknown": 1.0, "mixed": 0.833, "off": 1.0}, 0.001),
+    "train17.yaml": ({"in": 0.948, "unknown": 0.984, "mixed": 0.733, "off": 1.0}, 0.004),
+    "train18.yaml": ({"in": 0.885, "unknown": 0.984, "mixed": 0.866, "off": 1.0}, 0.007),
+    "train19.yaml": ({"in": 0.937, "unknown": 0.984, "mixed": 0.666, "off": 1.0}, 0.004),
     "chatbot-2000.yaml": ({"off": 0.998}, 0.0005),
 }
 BLIND = {path.name for path in blind_sets(EVAL)}
@@ -151,7 +161,8 @@ BLIND = {path.name for path in blind_sets(EVAL)}
 # document the entry model never saw is decided from its words alone, and questions about
 # an uploaded passage in other words than its own are mostly declined.
 UPLOADS = EVAL / "uploads"
-UPLOAD_FLOORS = ({"in": 0.099, "unknown": 0.933}, 0.012)
+# Session 14 (fifteen sets): 6 -> 5 of 60 answered, 28 of 30 declined, wrong 1 -> 2 of 90.
+UPLOAD_FLOORS = ({"in": 0.083, "unknown": 0.933}, 0.023)
 
 
 def test_project_question_set_is_large_enough_to_mean_something() -> None:

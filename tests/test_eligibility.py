@@ -165,12 +165,26 @@ async def test_an_eligibility_question_gets_the_answer_and_a_button_to_the_check
         desk: RunningBot) -> None:
     tg = desk.tg
     user = tg.user(7802, "정이사")
-    tg.send_text(user, "우리 회사도 받을 수 있나요?")
+    tg.send_text(user, "우리 회사도 국민성장펀드 지원을 받을 수 있나요?")
     reply = await tg.wait_for_message(user)
     assert "12개" in reply.text and "ck:start" in data_of(reply)
     tg.send_text(user, "국민성장펀드 규모는?")
     other = await tg.wait_for_message(user)
     assert "ck:start" not in data_of(other)
+    tg.press(user, reply, "ck:start")
+    assert "사업 분야" in (await tg.wait_for_message(user)).text
+
+
+async def test_a_declined_eligibility_question_is_queued_and_offers_the_check(
+        desk: RunningBot) -> None:
+    """The criteria for a kind of company are not published: the question goes to the
+    secretariat, and the check walks the asker through what is."""
+    tg = desk.tg
+    user = tg.user(7804, "중소")
+    tg.send_text(user, "중소기업도 지원 자격이 되나요?")
+    reply = await tg.wait_for_message(user)
+    assert "사무국에 전달" in reply.text and "ck:start" in data_of(reply)
+    assert "우리 회사도 국민성장펀드 지원을 받을 수 있나요?" in reply.text
     tg.press(user, reply, "ck:start")
     assert "사업 분야" in (await tg.wait_for_message(user)).text
 
