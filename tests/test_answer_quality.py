@@ -153,6 +153,17 @@ FLOORS = {
     "train17.yaml": ({"in": 0.948, "unknown": 0.984, "mixed": 0.733, "off": 1.0}, 0.004),
     "train18.yaml": ({"in": 0.885, "unknown": 0.984, "mixed": 0.866, "off": 1.0}, 0.007),
     "train19.yaml": ({"in": 0.937, "unknown": 0.984, "mixed": 0.666, "off": 1.0}, 0.004),
+    # Session 14: written blind from the sources by helpers that saw only the seed press
+    # release and facts.md (a question identical to one of an earlier set left out), measured
+    # once on a27f304: holdout13 is kept unseen (totals only); train20-23 are written to fit on,
+    # measured, not yet fitted (fitted on, the blind sets moved within noise: 1,212 for 1,206
+    # of the older sets' 1,422, 114 for 116 of holdout13's 141, at a threshold of 0.900).
+    # Their floors are their first runs.
+    "holdout13.yaml": ({"in": 0.822, "unknown": 1.0, "mixed": 0.8, "off": 0.903}, 0.005),
+    "train20.yaml": ({"in": 0.797, "unknown": 0.967, "mixed": 0.9, "off": 0.916}, 0.007),
+    "train21.yaml": ({"in": 0.817, "unknown": 0.952, "mixed": 0.7, "off": 0.92}, 0.025),
+    "train22.yaml": ({"in": 0.736, "unknown": 0.983, "mixed": 0.724, "off": 0.846}, 0.008),
+    "train23.yaml": ({"in": 0.786, "unknown": 0.982, "mixed": 0.733, "off": 0.875}, 0.004),
     "chatbot-2000.yaml": ({"off": 0.998}, 0.0005),
 }
 BLIND = {path.name for path in blind_sets(EVAL)}
