@@ -63,16 +63,16 @@ class Term(NamedTuple):
     written: str = ""
 
 
-def _alias_parts(alias: str, follow: str = "") -> tuple[str, str, str]:
-    """An alias as (look-behind, first character, pattern for the rest): spaces inside it are
-    optional and it must start a word.
+def _alias_parts(alias: str, follow: str = "") -> tuple[str, str, str, str]:
+    """An alias as (look-behind, first character, pattern for the middle, look-ahead): spaces
+    inside it are optional and it must start a word.
 
     Short aliases (two characters) must match exactly so that 산은 does not match 산 은행.
     """
     chars = [c for c in alias if not c.isspace()]
     gap = r"\s*" if len(chars) > 2 else ""
     # Users write M.AX as MAX, M,AX or M·AX: a dot inside an alias stands for any of them.
-    rest = "".join(gap + (r"[.,·]?" if c == "." else re.escape(c)) for c in chars[1:])
+    middle = "".join(gap + (r"[.,·]?" if c == "." else re.escape(c)) for c in chars[1:])
     # A Latin alias must not sit inside a longer Latin word (MAX in MAXIMUM); a Korean one must
     # start a word so that 산은 in 자산은 stays 자산 + 은.
     first, last = chars[0], chars[-1]
@@ -82,21 +82,30 @@ def _alias_parts(alias: str, follow: str = "") -> tuple[str, str, str]:
         # A short Korean alias may take a particle (맥스는, 산은에) or run into another term
         # (맥스얼라이언스) but not start a longer word (맥스페인).
         after = rf"(?:(?![가-힣]{{2}})|(?={follow}))" if follow else r"(?![가-힣]{2})"
-    return before, first, rest + after
+    return before, first, middle, after
 
 
 def _alias_regex(forms: list[str]) -> re.Pattern[str] | None:
     """One regex for all aliases, longest first, grouped by first character so that the
-    engine tries only the aliases that can start where it stands."""
-    groups: dict[tuple[str, str], list[str]] = {}
+    engine tries only the aliases that can start where it stands.
+
+    The short Korean aliases share one group and so one look-ahead: it holds every longer
+    Korean form they may run into, and written once per alias it made a pattern of 75,000
+    characters that took a third of a second to compile at every start and reload.
+    """
+    groups: dict[tuple[str, str, str], list[str]] = {}
     follow = "|".join(re.escape(f) for f in forms if len(f) > 2 and HANGUL.match(f[0]))
     for form in forms:
-        before, first, rest = _alias_parts(form, follow)
-        groups.setdefault((before, first.casefold()), []).append(rest)
+        before, first, middle, after = _alias_parts(form, follow)
+        if after.startswith("(?:(?!"):
+            # After every longer form (sorted so), as a long alias is tried before a short one.
+            groups.setdefault((before, "", after), []).append(re.escape(first) + middle)
+        else:
+            groups.setdefault((before, first.casefold(), ""), []).append(middle + after)
     if not groups:
         return None
-    branches = [f"{before}{re.escape(first)}(?:{'|'.join(rests)})"
-                for (before, first), rests in groups.items()]
+    branches = [f"{before}{re.escape(first)}(?:{'|'.join(rests)}){after}"
+                for (before, first, after), rests in groups.items()]
     return re.compile("|".join(branches), re.IGNORECASE)
 
 

@@ -15,6 +15,9 @@ from index import KnowledgeIndex
 
 PROJECT = Path(__file__).resolve().parent.parent
 KNOWLEDGE = PROJECT / "knowledge"
+# One cache of the analyzed knowledge for every index the tests build and every bot they
+# start, as a deployment keeps one (index/token_cache.py; bench/crash.py gives it to the bots).
+CACHE_DIR = PROJECT / "var" / "cache"
 
 SMALL_KNOWLEDGE = {
     "sources.yaml": """\
@@ -91,7 +94,7 @@ def knowledge_copy(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def real_index() -> KnowledgeIndex:
     """The project's real knowledge base with the real analyzer, built once per test run."""
-    return load_index(KNOWLEDGE)
+    return load_index(KNOWLEDGE, cache_dir=CACHE_DIR)
 
 
 @pytest.fixture
@@ -148,7 +151,8 @@ async def live(tg, tmp_path: Path, knowledge_copy: Path, database_url: str):
 
     settings = bot_settings(tg, tmp_path, database_url=database_url, knowledge_dir=knowledge_copy,
                             admin_user_ids=frozenset({LIVE_ADMIN}))
-    async with running_bot(tg, settings, load_index(knowledge_copy)) as running:
+    index = load_index(knowledge_copy, cache_dir=CACHE_DIR)
+    async with running_bot(tg, settings, index) as running:
         running.admin = tg.user(LIVE_ADMIN, "관리자")
         running.user = tg.user(9200, "사용자")
         yield running

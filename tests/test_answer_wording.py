@@ -13,7 +13,7 @@ from bot.answering.wording import asks_yes_or_no
 from bot.replies import render_answer, to_plain_text
 from index import FaqEntry, load_index, load_knowledge
 from testing.harness import RunningBot, bot_settings, running_bot
-from tests.conftest import KNOWLEDGE
+from tests.conftest import CACHE_DIR, KNOWLEDGE
 
 # A figure as the answers write it: 150조원, 1조 5천억원, 7,000억원, 40%, 12개.
 FIGURE = re.compile(r"\d[\d,.]*(?:\s*조(?:\s*\d[\d,.]*\s*천?억)?|\s*천?억|\s*만)?\s*(?:원|%|개)")
@@ -78,7 +78,7 @@ async def linked(tg, tmp_path: Path, knowledge_copy: Path, database_url: str):
                                     "  short: {ko: 산업부·금융위 보도자료", 1), encoding="utf-8")
     settings = bot_settings(tg, tmp_path, database_url=database_url,
                             knowledge_dir=knowledge_copy)
-    async with running_bot(tg, settings, load_index(knowledge_copy)) as bot:
+    async with running_bot(tg, settings, load_index(knowledge_copy, cache_dir=CACHE_DIR)) as bot:
         yield bot
 
 

@@ -11,7 +11,7 @@ from sqlmodel import select
 from bot.knowledge import load_index
 from bot.storage.models import AdminAction, KnowledgeState
 from testing.harness import RunningBot, bot_settings, running_bot
-from tests.conftest import LIVE_ADMIN
+from tests.conftest import CACHE_DIR, LIVE_ADMIN
 
 
 def rewrite(path: Path, old: str, new: str) -> None:
@@ -119,7 +119,7 @@ async def test_questions_are_answered_while_a_reload_runs(live: RunningBot) -> N
 async def test_with_knowledge_watch_a_changed_file_is_served_without_a_command(
         tg, tmp_path: Path, knowledge_copy: Path) -> None:
     settings = bot_settings(tg, tmp_path, knowledge_dir=knowledge_copy, knowledge_watch=True)
-    async with running_bot(tg, settings, load_index(knowledge_copy)) as bot:
+    async with running_bot(tg, settings, load_index(knowledge_copy, cache_dir=CACHE_DIR)) as bot:
         before = bot.services.index.version
         await asyncio.sleep(0.5)  # let the watcher start
         rewrite(knowledge_copy / "faq" / "fund.yaml", "150조원", "160조원")
@@ -137,7 +137,7 @@ async def test_maxbot_reindex_makes_running_bots_serve_the_new_version_and_audit
     settings = bot_settings(tg, tmp_path, database_url=database_url,
                             knowledge_dir=knowledge_copy, knowledge_sync_seconds=0.2,
                             admin_user_ids=frozenset({LIVE_ADMIN}))
-    async with running_bot(tg, settings, load_index(knowledge_copy)) as bot:
+    async with running_bot(tg, settings, load_index(knowledge_copy, cache_dir=CACHE_DIR)) as bot:
         before = bot.services.index.version
         rewrite(knowledge_copy / "faq" / "fund.yaml", "150조원", "180조원")
         monkeypatch.setenv("DATABASE_URL", database_url)

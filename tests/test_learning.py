@@ -15,7 +15,7 @@ from bot.learning import _round_trip, add_alternate, phrasing_key
 from bot.storage.models import AdminAction, Suggestion
 from index.knowledge import knowledge_files, knowledge_version
 from testing.harness import RunningBot, bot_settings, running_bot
-from tests.conftest import KNOWLEDGE
+from tests.conftest import CACHE_DIR, KNOWLEDGE
 
 ADMIN = 9301
 GROUP = -1001630
@@ -30,7 +30,7 @@ async def learning(tg, tmp_path: Path, knowledge_copy: Path, database_url: str):
     settings = bot_settings(tg, tmp_path, database_url=database_url,
                             knowledge_dir=knowledge_copy, secretariat_chat_id=GROUP,
                             admin_user_ids=frozenset({ADMIN}))
-    async with running_bot(tg, settings, load_index(knowledge_copy)) as bot:
+    async with running_bot(tg, settings, load_index(knowledge_copy, cache_dir=CACHE_DIR)) as bot:
         bot.admin = tg.user(ADMIN, "관리자")
         bot.member = tg.user(7801, "김사무")
         bot.group = tg.group(GROUP, "사무국", members=[bot.member])

@@ -25,6 +25,7 @@ place.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -289,13 +290,25 @@ class DecisionModels:
     answer: AnswerModel
 
 
+# The models last read, by their files' contents: a reload whose models did not change, or
+# another copy of the same knowledge, takes them as they are (reading and checking them takes
+# over half a second). They are never changed once read.
+_last_read: dict[bytes, DecisionModels] = {}
+
+
 def load_models(root: Path | str) -> DecisionModels:
     """Read and validate the fitted models of a knowledge folder; KnowledgeError on a fault."""
     folder = Path(root) / MODEL_DIR
-    topic = _read_json(folder / TOPIC_FILE)
-    answer = _read_json(folder / ANSWER_FILE)
-    return DecisionModels(_topic_model(folder / TOPIC_FILE, topic),
-                          _answer_model(folder / ANSWER_FILE, answer))
+    raw = {path: _read_bytes(path) for path in (folder / TOPIC_FILE, folder / ANSWER_FILE)}
+    key = hashlib.blake2b(b"\0".join(raw.values())).digest()
+    models = _last_read.get(key)
+    if models is None:
+        topic, answer = (_parse_json(path, data) for path, data in raw.items())
+        models = DecisionModels(_topic_model(folder / TOPIC_FILE, topic),
+                                _answer_model(folder / ANSWER_FILE, answer))
+        _last_read.clear()
+        _last_read[key] = models
+    return models
 
 
 def models_from_json(topic: dict[str, Any], answer: dict[str, Any], folder: Path
@@ -306,11 +319,18 @@ def models_from_json(topic: dict[str, Any], answer: dict[str, Any], folder: Path
                           _answer_model(folder / ANSWER_FILE, answer))
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _read_bytes(path: Path) -> bytes:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return path.read_bytes()
     except FileNotFoundError as exc:
         raise KnowledgeError(path, None, "missing: run `maxbot fit` to write it") from exc
+
+
+def _parse_json(path: Path, raw: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise KnowledgeError(path, None, f"not UTF-8 text: {exc.reason}") from exc
     except json.JSONDecodeError as exc:
         raise KnowledgeError(path, exc.lineno, f"invalid JSON: {exc.msg}") from exc
     if not isinstance(data, dict):
