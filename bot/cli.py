@@ -191,12 +191,24 @@ def phrasing_errors(index: KnowledgeIndex) -> list[str]:
 
 
 def cmd_fit(opts: argparse.Namespace, settings: Settings) -> int:
-    from bot.answering.fit import fit, write_models
+    from bot.answering.fit import (
+        CHATBOT_TRAIN,
+        EVAL_DIR,
+        TRAINING_SETS,
+        fit,
+        training_sets,
+        write_models,
+    )
 
+    opts.sets = opts.sets or EVAL_DIR
+    if not training_sets(opts.sets) or not (opts.sets / CHATBOT_TRAIN).is_file():
+        print(f"{opts.sets}: a folder of question sets holds {CHATBOT_TRAIN} and at least one "
+              f"of {', '.join(TRAINING_SETS)}", file=sys.stderr)
+        return 2
     index = load_index(settings.knowledge_dir, settings.analyzer, settings.cache_dir)
     if opts.with_traffic:
         return _fit_with_traffic(opts, settings, index)
-    topic, answer_model, report = fit(index, show_errors=opts.errors)
+    topic, answer_model, report = fit(index, opts.sets, show_errors=opts.errors)
     print("\n".join(report.lines))
     if opts.dry_run:
         return 0
@@ -225,7 +237,7 @@ def _fit_with_traffic(opts: argparse.Namespace, settings: Settings, index: Knowl
     print(f"\nafter, with {len(traffic)} labelled questions from traffic "
           f"({sum(t.answerable for t in traffic)} answered right by their entry, "
           f"{sum(not t.answerable for t in traffic)} rated 👎 as wrong):")
-    fitted = fit_with_traffic(index, traffic, opts.errors)
+    fitted = fit_with_traffic(index, traffic, opts.errors, opts.sets)
     print("\n".join(fitted.report.lines))
     print("\nblind sets (right / wrong of all, totals only): before -> after")
     for name, old in fitted.before.items():
@@ -453,6 +465,10 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--with-traffic", action="store_true",
                      help="also learn from the bot's traffic (accepted suggestions, rated "
                           "answers); write only when the blind sets do not get worse")
+    fit.add_argument("--sets", type=Path, metavar="FOLDER",
+                     help="the labelled question sets (default: tests/eval of this checkout): "
+                          "the ones named in TRAINING_SETS that it holds are fitted on, its "
+                          "other holdout*.yaml are the blind sets")
     fit.add_argument("--errors", action="store_true",
                      help="also list the question sets' questions the cross-validated "
                           "decision serves wrong or leaves unanswered")

@@ -321,14 +321,17 @@ async def test_a_discarded_draft_is_set_aside_and_never_served(learning: Running
 async def test_fit_with_traffic_prints_cross_validated_figures_and_writes_better_models_that_answer(
         knowledge_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    """The one whole `maxbot fit` of the tests, as a fit takes minutes: it prints the
-    cross-validated figures, learns from traffic, and writes models that answer, as the served
-    ones do worse on every blind set (the other way: the test after this one)."""
+    """The one whole `maxbot fit` of the tests, on a few of the question sets as a fit on all
+    of them takes minutes: it prints the cross-validated figures, learns from traffic, and
+    writes models that answer, as the served ones do worse on every blind set (the other way:
+    the test after this one)."""
     import datetime as dt
     import json
     import re
+    import shutil
 
     from bot.answering import answer
+    from bot.answering.fit import CHATBOT_TRAIN, EVAL_DIR
     from bot.answering.model import load_models
     from bot.cli import main
     from bot.storage.database import Database, upgrade_schema
@@ -372,7 +375,13 @@ async def test_fit_with_traffic_prints_cross_validated_figures_and_writes_better
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("KNOWLEDGE_DIR", str(knowledge_copy))
     monkeypatch.setenv("SPOOL_PATH", str(tmp_path / "spool.jsonl"))
-    code = await asyncio.to_thread(main, ["fit", "--with-traffic"])
+    sets = tmp_path / "sets"
+    sets.mkdir()
+    # Fitted on: two sets, and the one that teaches the boundary; kept blind: three.
+    for name in ("questions.yaml", "train5.yaml", "train10.yaml", "holdout2.yaml", "holdout4.yaml",
+                 "holdout5.yaml", CHATBOT_TRAIN):
+        shutil.copy(EVAL_DIR / name, sets / name)
+    code = await asyncio.to_thread(main, ["fit", "--with-traffic", "--sets", str(sets)])
     out = capsys.readouterr().out
     assert "before (the models served now, as fitted):" in out
     assert ("after, with 3 labelled questions from traffic (2 answered right by their entry, "
@@ -380,7 +389,7 @@ async def test_fit_with_traffic_prints_cross_validated_figures_and_writes_better
     assert "cross-validated" in out and "question sets: in" in out
     assert "traffic: right entry" in out and "traffic: 👎 wrong" in out
     totals = re.findall(r"  (holdout\d\.yaml) +(\d+) / +(\d+) of +\d+ -> +(\d+) / +(\d+)", out)
-    assert {name for name, *_ in totals} >= {"holdout2.yaml", "holdout4.yaml", "holdout5.yaml"}
+    assert {name for name, *_ in totals} == {"holdout2.yaml", "holdout4.yaml", "holdout5.yaml"}
     assert all(int(after) >= int(right) and int(wrong_after) <= int(wrong)
                for _, right, wrong, after, wrong_after in totals)
     assert code == 0 and f"wrote {model}" in out
@@ -409,6 +418,23 @@ def test_refitted_models_are_written_only_if_no_blind_set_does_worse() -> None:
                    "holdout4.yaml": BlindTotals(90, 1, 150)}).worse == ["holdout2.yaml"]
     assert fitted({"holdout2.yaml": BlindTotals(100, 3, 150),
                    "holdout4.yaml": BlindTotals(89, 0, 150)}).worse == ["holdout4.yaml"]
+
+
+def test_a_fit_on_a_folder_without_question_sets_says_what_it_needs_and_writes_nothing(
+        knowledge_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.cli import main
+
+    model = knowledge_copy / "model" / "answer.json"
+    served = model.read_bytes()
+    monkeypatch.setenv("KNOWLEDGE_DIR", str(knowledge_copy))
+    (tmp_path / "sets").mkdir()
+    (tmp_path / "sets" / "holdout2.yaml").write_text("[]\n", encoding="utf-8")
+
+    assert main(["fit", "--sets", str(tmp_path / "sets")]) == 2
+    err = capsys.readouterr().err
+    assert "chatbot-train.txt" in err and "questions.yaml" in err
+    assert model.read_bytes() == served
 
 
 async def test_an_english_admin_reviews_and_decides_in_english(learning: RunningBot) -> None:

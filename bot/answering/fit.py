@@ -199,7 +199,7 @@ def labelled_questions(index: KnowledgeIndex, eval_dir: Path = EVAL_DIR) -> list
                                         phrasing=phrasing))
         out.extend(_unanswerable_variants(entry, index, rng))
     coordinations = getattr(index.analyzer, "coordinations", None)
-    for name in TRAINING_SETS:
+    for name in training_sets(eval_dir):
         for item in load_questions(eval_dir / name):
             labelled = _from_eval(item, len(question_parts(item.question, coordinations)))
             labelled.boundary = name in BOUNDARY_SETS
@@ -217,6 +217,11 @@ def labelled_questions(index: KnowledgeIndex, eval_dir: Path = EVAL_DIR) -> list
     out.extend(Labelled(line, topic_class=OFF_TOPIC) for line in chat
                if line.strip() and not line.startswith("#"))
     return out
+
+
+def training_sets(eval_dir: Path = EVAL_DIR) -> list[str]:
+    """The TRAINING_SETS a folder of question sets holds (all of them in tests/eval/)."""
+    return [name for name in TRAINING_SETS if (eval_dir / name).exists()]
 
 
 def traffic_labelled(right: list[tuple[str, str]], missed: list[str]) -> list[Labelled]:
@@ -1111,12 +1116,13 @@ class TrafficFit:
         return [name for name, old in self.before.items() if self.after[name].worse_than(old)]
 
 
-def fit_with_traffic(index: KnowledgeIndex, traffic: list[Labelled], show_errors: bool = False
-                     ) -> TrafficFit:
-    topic, answer_json, report = fit(index, show_errors=show_errors, traffic=traffic)
+def fit_with_traffic(index: KnowledgeIndex, traffic: list[Labelled], show_errors: bool = False,
+                     eval_dir: Path = EVAL_DIR) -> TrafficFit:
+    topic, answer_json, report = fit(index, eval_dir, show_errors=show_errors, traffic=traffic)
     fitted = with_models(index, models_from_json(topic, answer_json,
                                                  index.knowledge.root / MODEL_DIR))
-    return TrafficFit(topic, answer_json, report, blind_totals(index), blind_totals(fitted))
+    return TrafficFit(topic, answer_json, report, blind_totals(index, eval_dir),
+                      blind_totals(fitted, eval_dir))
 
 
 def _rounded(values: np.ndarray) -> list[float]:
