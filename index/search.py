@@ -131,10 +131,12 @@ class KnowledgeIndex:
     def __init__(self, knowledge: KnowledgeBase, analyzer: Analyzer,
                  corpus: list[list[str]] | None = None,
                  phrasings: list[list[str]] | None = None,
-                 k1: float = 1.5, b: float = 0.75, cache: TokenCache | None = None) -> None:
+                 k1: float = 1.5, b: float = 0.75, cache: TokenCache | None = None,
+                 related_cache: int = RELATED_CACHE) -> None:
         """Index `knowledge`. When its text is analyzed already (elsewhere, by the same
         analyzer): `corpus` holds one token list per document, `phrasings` one per text of
-        `phrasing_texts(knowledge)`. `cache`: the tokens of texts analyzed before."""
+        `phrasing_texts(knowledge)`. `cache`: the tokens of texts analyzed before.
+        `related_cache`: how many unknown words' closest known nouns it keeps."""
         self.knowledge = knowledge
         self.analyzer = analyzer
         self.documents: tuple[Document, ...] = knowledge.documents
@@ -174,7 +176,7 @@ class KnowledgeIndex:
         # the closest known noun of the recent ones is kept, not of every one ever asked.
         # (Not a bound method: the cache would hold the index, and a reloaded one would wait
         # for the cycle collector.)
-        self._related = lru_cache(maxsize=RELATED_CACHE)(
+        self._related = lru_cache(maxsize=related_cache)(
             partial(_closest_in_meaning, analyzer, self._nouns))
 
     @property
