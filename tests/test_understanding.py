@@ -352,6 +352,17 @@ def test_a_broken_model_file_is_refused_with_its_path(
 
 
 
+def test_a_model_file_that_is_not_text_is_refused_with_its_path(
+        knowledge_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Saved in another encoding (or cut by a copy): reported, never raised at the reload."""
+    model = knowledge_copy / "model" / "answer.json"
+    model.write_bytes("{\"threshold\": 0.9, \"about\": \"결정\"}".encode("euc-kr"))
+    with pytest.raises(KnowledgeError, match=r"answer\.json"):
+        load_models(knowledge_copy)
+    assert main(["check", "--knowledge-dir", str(knowledge_copy)]) == 1
+    assert f"{model}: not UTF-8 text" in capsys.readouterr().out
+
+
 def test_an_answer_model_without_its_threshold_for_untaught_documents_is_refused(
         knowledge_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A model file written before documents the fit was not taught had a threshold of their
