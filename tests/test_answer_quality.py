@@ -34,6 +34,21 @@ QUESTIONS = EVAL / "questions.yaml"
 # change that measures better overall costs a set a question, with the figures written here.
 # The BLIND sets were written blind and are kept unseen: only their totals are shown.
 FLOORS = {
+    # Session 15: the fit teaches the answer model questions about passages it was not taught
+    # (fit.passages_as_new: the knowledge base's passages read as if uploaded after the fit);
+    # cross-validated 80.3% answered right at 1.0% wrong for 78.2% at 0.9%, at a threshold of
+    # 0.850 for 0.875. The blind sets holdout2-13 together (2,747 replies): in 1,322 -> 1,343
+    # of 1,563, unknown 514 -> 511 of 528, mixed 185 -> 188 of 250, off 394 of 406, wrong
+    # answers 18 -> 21 (0.66 -> 0.76%). train20-23 (not fitted on): in 533 -> 547 of 679,
+    # unknown 232 -> 230 of 239, wrong 12 -> 16 of 1,136. It cost, of the blind sets,
+    # holdout7 and holdout8 a mixed question each (and holdout8 one "in", 135 -> 134 of 153),
+    # holdout9 an unknown question and a wrong answer (1 -> 2 of 275), holdout10 an unknown
+    # and a mixed question and a wrong answer (4 -> 5 of 260), holdout11 an unknown question
+    # and a wrong answer (1 -> 2), holdout12 a wrong answer (2 -> 3); of the others train10 an
+    # unknown question, train13, train17, train20 and train22 a mixed one, train20 and train21
+    # an unknown one, and wrong answers: train6 2 -> 3, train7 4 -> 5, train11 2 -> 4, train14
+    # 0 -> 1, train16 0 -> 1, train19 1 -> 2, train20 2 -> 3, train21 7 -> 10. Every floor is
+    # the new run's figure.
     # Session 14: the models fitted on train12-19 as well (fifteen sets), each logistic
     # regression solved by Newton's method. The blind sets holdout2-12 together (2,504
     # replies): in 1,143 -> 1,206 of 1,422, unknown 467 -> 468 of 482, mixed 159 -> 165 of
@@ -111,33 +126,33 @@ FLOORS = {
     # wrong answer on train6 (0.7 -> 0.9%): those two floors follow. Fitting on train7 as well
     # measured worse on the blind sets (holdout2 unknown 93.3 -> 90.0 and off 93.3 -> 90.0,
     # wrong 1.3 -> 2.7%; holdout4 unknown 88 -> 80): train7 is measured, not fitted on.
-    "questions.yaml": ({"in": 0.966, "unknown": 1.0, "off": 1.0}, 0.001),
-    "holdout.yaml": ({"in": 0.98, "unknown": 1.0, "off": 1.0}, 0.001),
-    "holdout3.yaml": ({"in": 0.875, "unknown": 1.0, "off": 1.0}, 0.001),
-    "train5.yaml": ({"in": 0.909, "unknown": 1.0, "mixed": 0.707, "off": 1.0}, 0.003),
-    "train6.yaml": ({"in": 0.911, "unknown": 1.0, "mixed": 0.525, "off": 1.0}, 0.005),
-    "train7.yaml": ({"in": 0.921, "unknown": 1.0, "mixed": 0.8, "off": 1.0}, 0.01),
+    "questions.yaml": ({"in": 0.971, "unknown": 1.0, "off": 1.0}, 0.001),
+    "holdout.yaml": ({"in": 0.99, "unknown": 1.0, "off": 1.0}, 0.001),
+    "holdout3.yaml": ({"in": 0.925, "unknown": 1.0, "off": 1.0}, 0.001),
+    "train5.yaml": ({"in": 0.913, "unknown": 1.0, "mixed": 0.707, "off": 1.0}, 0.003),
+    "train6.yaml": ({"in": 0.923, "unknown": 1.0, "mixed": 0.525, "off": 1.0}, 0.007),
+    "train7.yaml": ({"in": 0.921, "unknown": 1.0, "mixed": 0.8, "off": 1.0}, 0.013),
     "holdout2.yaml": ({"in": 0.844, "unknown": 1.0, "off": 0.933}, 0.001),
-    "holdout4.yaml": ({"in": 0.837, "unknown": 0.92, "mixed": 0.75, "off": 0.975}, 0.009),
-    "holdout5.yaml": ({"in": 0.834, "unknown": 0.98, "mixed": 0.52, "off": 0.975}, 0.008),
-    "holdout6.yaml": ({"in": 0.882, "unknown": 0.98, "mixed": 0.8, "off": 1.0}, 0.008),
-    "holdout7.yaml": ({"in": 0.86, "unknown": 0.941, "mixed": 0.72, "off": 1.0}, 0.012),
+    "holdout4.yaml": ({"in": 0.844, "unknown": 0.92, "mixed": 0.75, "off": 0.975}, 0.005),
+    "holdout5.yaml": ({"in": 0.855, "unknown": 0.98, "mixed": 0.56, "off": 0.975}, 0.008),
+    "holdout6.yaml": ({"in": 0.924, "unknown": 0.98, "mixed": 0.84, "off": 1.0}, 0.008),
+    "holdout7.yaml": ({"in": 0.866, "unknown": 0.941, "mixed": 0.68, "off": 1.0}, 0.012),
     # Session 7: written blind; its first run (67e25ab) was the floor.
-    "holdout8.yaml": ({"in": 0.882, "unknown": 0.98, "mixed": 0.88, "off": 1.0}, 0.001),
+    "holdout8.yaml": ({"in": 0.875, "unknown": 0.98, "mixed": 0.84, "off": 1.0}, 0.001),
     # Session 8: written blind; its first run (0e14833) was the floor.
-    "holdout9.yaml": ({"in": 0.805, "unknown": 0.98, "mixed": 0.7, "off": 0.9}, 0.004),
+    "holdout9.yaml": ({"in": 0.837, "unknown": 0.96, "mixed": 0.7, "off": 0.9}, 0.008),
     # Session 9: written blind; its first run (462de13) was the floor.
-    "holdout10.yaml": ({"in": 0.846, "unknown": 0.98, "mixed": 0.88, "off": 0.971}, 0.016),
+    "holdout10.yaml": ({"in": 0.846, "unknown": 0.96, "mixed": 0.84, "off": 0.971}, 0.02),
     # Session 10: written blind after the asked questions landed; its first run (322ab34) is
     # the floor.
-    "holdout11.yaml": ({"in": 0.9, "unknown": 1.0, "mixed": 0.68, "off": 1.0}, 0.004),
+    "holdout11.yaml": ({"in": 0.913, "unknown": 0.98, "mixed": 0.76, "off": 1.0}, 0.008),
     # Session 11: written blind; its first run (6f117b5) is the floor, and measured the same
     # after the counters (00b3907).
-    "holdout12.yaml": ({"in": 0.786, "unknown": 0.96, "mixed": 0.68, "off": 1.0}, 0.008),
+    "holdout12.yaml": ({"in": 0.806, "unknown": 0.96, "mixed": 0.72, "off": 1.0}, 0.012),
     # Session 8: written from the sources to fit on.
-    "train9.yaml": ({"in": 0.943, "unknown": 0.987, "mixed": 0.7, "off": 1.0}, 0.005),
-    "train10.yaml": ({"in": 0.959, "unknown": 0.985, "mixed": 0.675, "off": 1.0}, 0.007),
-    "train11.yaml": ({"in": 0.915, "unknown": 1.0, "mixed": 0.76, "off": 1.0}, 0.005),
+    "train9.yaml": ({"in": 0.952, "unknown": 0.987, "mixed": 0.725, "off": 1.0}, 0.005),
+    "train10.yaml": ({"in": 0.959, "unknown": 0.977, "mixed": 0.7, "off": 1.0}, 0.007),
+    "train11.yaml": ({"in": 0.922, "unknown": 1.0, "mixed": 0.76, "off": 1.0}, 0.01),
     # Session 11: written from the sources to fit on, measured and not yet fitted: the refit
     # with them (and the right labels for English questions) answered 12 more of the blind
     # sets' 1,422 answerable questions than the models served (and 3 more unknown, 5 more
@@ -145,25 +160,25 @@ FLOORS = {
     # or queued: a wrong answer is worse than a decline. First runs (6f117b5): train12 70.9 /
     # 90.8 / 80.0 / 100, wrong 2.0%; train13 79.4 / 86.2 / 63.3 / 96.7, wrong 2.3%. Their
     # failures have been read.
-    "train12.yaml": ({"in": 0.908, "unknown": 1.0, "mixed": 0.8, "off": 1.0}, 0.001),
-    "train13.yaml": ({"in": 0.96, "unknown": 1.0, "mixed": 0.633, "off": 1.0}, 0.004),
-    "train14.yaml": ({"in": 0.928, "unknown": 1.0, "mixed": 0.833, "off": 1.0}, 0.001),
-    "train15.yaml": ({"in": 0.946, "unknown": 1.0, "mixed": 0.833, "off": 1.0}, 0.001),
-    "train16.yaml": ({"in": 0.948, "unknown": 1.0, "mixed": 0.833, "off": 1.0}, 0.001),
-    "train17.yaml": ({"in": 0.948, "unknown": 0.984, "mixed": 0.733, "off": 1.0}, 0.004),
-    "train18.yaml": ({"in": 0.885, "unknown": 0.984, "mixed": 0.866, "off": 1.0}, 0.007),
-    "train19.yaml": ({"in": 0.937, "unknown": 0.984, "mixed": 0.666, "off": 1.0}, 0.004),
+    "train12.yaml": ({"in": 0.931, "unknown": 1.0, "mixed": 0.833, "off": 1.0}, 0.001),
+    "train13.yaml": ({"in": 0.971, "unknown": 1.0, "mixed": 0.6, "off": 1.0}, 0.004),
+    "train14.yaml": ({"in": 0.928, "unknown": 1.0, "mixed": 0.833, "off": 1.0}, 0.004),
+    "train15.yaml": ({"in": 0.952, "unknown": 1.0, "mixed": 0.833, "off": 1.0}, 0.001),
+    "train16.yaml": ({"in": 0.959, "unknown": 1.0, "mixed": 0.866, "off": 1.0}, 0.004),
+    "train17.yaml": ({"in": 0.954, "unknown": 0.984, "mixed": 0.7, "off": 1.0}, 0.004),
+    "train18.yaml": ({"in": 0.89, "unknown": 0.984, "mixed": 0.9, "off": 1.0}, 0.007),
+    "train19.yaml": ({"in": 0.942, "unknown": 0.984, "mixed": 0.7, "off": 1.0}, 0.007),
     # Session 14: written blind from the sources by helpers that saw only the seed press
     # release and facts.md (a question identical to one of an earlier set left out), measured
     # once on a27f304: holdout13 is kept unseen (totals only); train20-23 are written to fit on,
     # measured, not yet fitted (fitted on, the blind sets moved within noise: 1,212 for 1,206
     # of the older sets' 1,422, 114 for 116 of holdout13's 141, at a threshold of 0.900).
     # Their floors are their first runs.
-    "holdout13.yaml": ({"in": 0.822, "unknown": 1.0, "mixed": 0.8, "off": 0.903}, 0.005),
-    "train20.yaml": ({"in": 0.797, "unknown": 0.967, "mixed": 0.9, "off": 0.916}, 0.007),
-    "train21.yaml": ({"in": 0.817, "unknown": 0.952, "mixed": 0.7, "off": 0.92}, 0.025),
-    "train22.yaml": ({"in": 0.736, "unknown": 0.983, "mixed": 0.724, "off": 0.846}, 0.008),
-    "train23.yaml": ({"in": 0.786, "unknown": 0.982, "mixed": 0.733, "off": 0.875}, 0.004),
+    "holdout13.yaml": ({"in": 0.829, "unknown": 1.0, "mixed": 0.84, "off": 0.903}, 0.005),
+    "train20.yaml": ({"in": 0.826, "unknown": 0.95, "mixed": 0.866, "off": 0.916}, 0.011),
+    "train21.yaml": ({"in": 0.829, "unknown": 0.936, "mixed": 0.733, "off": 0.92}, 0.035),
+    "train22.yaml": ({"in": 0.748, "unknown": 0.983, "mixed": 0.689, "off": 0.846}, 0.008),
+    "train23.yaml": ({"in": 0.816, "unknown": 0.982, "mixed": 0.766, "off": 0.875}, 0.004),
     "chatbot-2000.yaml": ({"off": 0.998}, 0.0005),
 }
 BLIND = {path.name for path in blind_sets(EVAL)}
@@ -173,7 +188,8 @@ BLIND = {path.name for path in blind_sets(EVAL)}
 # an uploaded passage in other words than its own are mostly declined.
 UPLOADS = EVAL / "uploads"
 # Session 14 (fifteen sets): 6 -> 5 of 60 answered, 28 of 30 declined, wrong 1 -> 2 of 90.
-UPLOAD_FLOORS = ({"in": 0.083, "unknown": 0.933}, 0.023)
+# Session 15 (passages taught as new, fit.passages_as_new): 5 -> 9 of 60, 28 of 30, wrong 2.
+UPLOAD_FLOORS = ({"in": 0.15, "unknown": 0.933}, 0.023)
 
 
 def test_project_question_set_is_large_enough_to_mean_something() -> None:

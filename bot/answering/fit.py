@@ -615,18 +615,19 @@ def fit_entries(texts: list[str], labels: list[str], realistic: np.ndarray
 
 
 def entry_columns(items: list[Labelled], texts: list[str], right: np.ndarray,
-                  group: np.ndarray, documents: np.ndarray
+                  group: np.ndarray, documents: np.ndarray, new: frozenset[str] = frozenset()
                   ) -> tuple[np.ndarray, list[str | None]]:
     """Out of fold, per candidate row: the entry model's probability for its document and for
     NO_ENTRY, both UNSEEN (and so the answerable reading, see fit) for a document it was not
-    taught (one no question was asked of, and every UNSEEN_EVERY-th). Folds group the
-    variants of one phrasing. Returns the columns and the labels (the final entry model is
-    taught every document)."""
+    taught (one no question was asked of, every UNSEEN_EVERY-th, and those in `new`). Folds
+    group the variants of one phrasing. Returns the columns and the labels (the final entry
+    model is taught every document)."""
     labels = entry_labels(items, right, group, documents)
     known = {label for label in labels if label is not None}
     # As if added after the fit: the entry model is not taught these documents (their
     # questions then look like none it knows), and their rows have no entry probability.
-    unseen = {d for d in known if d != NO_ENTRY and sum(map(ord, d)) % UNSEEN_EVERY == 0}
+    unseen = {d for d in known if d != NO_ENTRY
+              and (d in new or sum(map(ord, d)) % UNSEEN_EVERY == 0)}
     taught = np.array([label is not None and label not in unseen for label in labels])
     realistic = np.array([item.realistic for item in items])
     groups = [item.phrasing or f"#{n}" for n, item in enumerate(items)]
@@ -685,6 +686,30 @@ def without_entries(features: np.ndarray, right: np.ndarray, group: np.ndarray, 
     copies[:, [FEATURES.index(f) for f in UNSEEN_FEATURES]] = UNSEEN
     return (np.concatenate([features, copies]), np.concatenate([right, right[copied]]),
             np.concatenate([group, group[copied] + questions]))
+
+
+def passages_as_new(features: np.ndarray, right: np.ndarray, group: np.ndarray,
+                    documents: np.ndarray, passages: frozenset[str], items: list[Labelled],
+                    texts: list[str], questions: int
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A copy of the candidates of every question with a policy passage among them, read as
+    if the knowledge base's passages had been uploaded after the fit (question number + twice
+    `questions`): their learned signals UNSEEN, and the entries' probabilities from an entry
+    model not taught the passages, to which a question about one looks like none it knows.
+
+    An uploaded document is passages, and the few documents the fit otherwise leaves untaught
+    (UNSEEN_EVERY) are FAQ entries: without these copies the answer model met hardly a question
+    whose answer was a passage it had not been taught, and answered 5 of the 60 questions about
+    three uploaded documents (9 with them)."""
+    mine = np.isin(group, group[np.isin(documents, list(passages))])
+    entries, _ = entry_columns(items, texts, right, group, documents, passages)
+    copies = features[mine].copy()
+    copies[:, [FEATURES.index("entry_probability"),
+               FEATURES.index("no_entry_probability")]] = entries[mine]
+    new = np.isnan(copies[:, FEATURES.index("entry_probability")])
+    for feature in UNSEEN_FEATURES:
+        copies[new, FEATURES.index(feature)] = UNSEEN
+    return copies, right[mine], group[mine] + 2 * questions
 
 
 def entries_json(vectorizer: TfidfVectorizer, model: LogisticRegression,
@@ -914,7 +939,11 @@ def fit(index: KnowledgeIndex, eval_dir: Path = EVAL_DIR, target: float = WRONG_
     unseen = np.isnan(entry_oof[:, 0])
     for feature in UNSEEN_FEATURES:
         features[unseen, FEATURES.index(feature)] = UNSEEN
-    features, right, group = without_entries(features, right, group, len(chosen))
+    uploaded = passages_as_new(features, right, group, documents,
+                               frozenset(p.id for p in index.knowledge.passages), answered,
+                               [texts[i] for i in chosen], len(chosen))
+    features, right, group = (np.concatenate([rows, more]) for rows, more in zip(
+        without_entries(features, right, group, len(chosen)), uploaded, strict=True))
     # A copy is folded with its question (group % len(chosen)), so no fold learns from it.
     rank_oof = out_of_fold_ranks(features, right, group % len(chosen))
     accept_rows, accept_right, asked = acceptance_rows(features, right, group, rank_oof)
