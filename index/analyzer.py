@@ -47,10 +47,18 @@ def user_words(glossary: Glossary) -> set[str]:
 COORDINATING = re.compile(r"[가-힣A-Za-z0-9](?:이랑|랑|하고|와|과|고|및)\s|\s및\s")
 
 
-# The Kiwi loaded for a set of user words, shared by every index built with them in this
-# process: loading one takes half a second and its first analysis as long again, at every
-# reload and every copy of the knowledge a test builds. Only the latest set is kept.
-_loaded_kiwi: dict[frozenset[str], object] = {}
+@lru_cache(maxsize=1)
+def _loaded_kiwi(words: frozenset[str]):
+    """The Kiwi for a set of user words, shared by every index built with them in this
+    process: loading one takes half a second and its first analysis as long again, at every
+    reload and every copy of the knowledge a test builds. Only the latest set is kept."""
+    from kiwipiepy import Kiwi
+
+    # The multi-word dictionary changes no analysis of ours and costs ~190 MB per process.
+    kiwi = Kiwi(load_multi_dict=False)
+    for word in words:
+        kiwi.add_user_word(word, "NNP", 0.0)
+    return kiwi
 
 
 class KiwiAnalyzer:
@@ -65,19 +73,7 @@ class KiwiAnalyzer:
 
     @cached_property
     def kiwi(self):
-        from kiwipiepy import Kiwi
-
-        words = frozenset(user_words(self.glossary))
-        kiwi = _loaded_kiwi.get(words)
-        if kiwi is None:
-            # The multi-word dictionary changes no analysis of ours and costs ~190 MB per
-            # process.
-            kiwi = Kiwi(load_multi_dict=False)
-            for word in words:
-                kiwi.add_user_word(word, "NNP", 0.0)
-            _loaded_kiwi.clear()
-            _loaded_kiwi[words] = kiwi
-        return kiwi
+        return _loaded_kiwi(frozenset(user_words(self.glossary)))
 
     @cached_property
     def fingerprint(self) -> str:
@@ -104,7 +100,7 @@ class KiwiAnalyzer:
             added = user_words(glossary) - user_words(self.glossary)
             if added:
                 # It no longer holds exactly the words it was loaded for.
-                _loaded_kiwi.pop(frozenset(user_words(self.glossary)), None)
+                _loaded_kiwi.cache_clear()
             for word in added:
                 self.kiwi.add_user_word(word, "NNP", 0.0)
             fresh.kiwi = self.kiwi

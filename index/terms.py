@@ -63,6 +63,13 @@ class Term(NamedTuple):
     written: str = ""
 
 
+def _short_korean(alias: str) -> bool:
+    """An alias of two characters or fewer ending in Hangul: it may take a particle or run
+    into another term (see _alias_parts)."""
+    chars = [c for c in alias if not c.isspace()]
+    return len(chars) <= 2 and bool(HANGUL.match(chars[-1]))
+
+
 def _alias_parts(alias: str, follow: str = "") -> tuple[str, str, str, str]:
     """An alias as (look-behind, first character, pattern for the middle, look-ahead): spaces
     inside it are optional and it must start a word.
@@ -78,7 +85,7 @@ def _alias_parts(alias: str, follow: str = "") -> tuple[str, str, str, str]:
     first, last = chars[0], chars[-1]
     before = rf"(?<![{WORD_CHAR}])" if re.match(rf"[{WORD_CHAR}]", first) else r"(?<![가-힣])"
     after = rf"(?![{WORD_CHAR}])" if re.match(rf"[{WORD_CHAR}]", last) else ""
-    if len(chars) <= 2 and HANGUL.match(last):
+    if _short_korean(alias):
         # A short Korean alias may take a particle (맥스는, 산은에) or run into another term
         # (맥스얼라이언스) but not start a longer word (맥스페인).
         after = rf"(?:(?![가-힣]{{2}})|(?={follow}))" if follow else r"(?![가-힣]{2})"
@@ -97,7 +104,7 @@ def _alias_regex(forms: list[str]) -> re.Pattern[str] | None:
     follow = "|".join(re.escape(f) for f in forms if len(f) > 2 and HANGUL.match(f[0]))
     for form in forms:
         before, first, middle, after = _alias_parts(form, follow)
-        if after.startswith("(?:(?!"):
+        if _short_korean(form):
             # After every longer form (sorted so), as a long alias is tried before a short one.
             groups.setdefault((before, "", after), []).append(re.escape(first) + middle)
         else:
