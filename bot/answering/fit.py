@@ -67,7 +67,8 @@ EVAL_DIR = Path(__file__).resolve().parents[2] / "tests" / "eval"
 TRAINING_SETS = ("questions.yaml", "holdout.yaml", "holdout3.yaml", "train5.yaml", "train6.yaml",
                  "train7.yaml", "train9.yaml", "train10.yaml", "train11.yaml", "train12.yaml",
                  "train13.yaml", "train14.yaml", "train15.yaml", "train16.yaml",
-                 "train17.yaml", "train18.yaml", "train19.yaml")
+                 "train17.yaml", "train18.yaml", "train19.yaml", "train20.yaml", "train21.yaml",
+                 "train22.yaml", "train23.yaml", "train24.yaml", "train25.yaml")
 # Sets written to teach the boundary: many questions about a subject the knowledge base
 # covers that ask a detail it does not hold (a company's plan, but its amount). The entry
 # model and the answer model learn from them; the thresholds (answering, and queueing) are
@@ -575,10 +576,9 @@ ENTRY_WEIGHT_FLOOR = 0.05
 ENTRY_REALISTIC_WEIGHT = 3.0
 # A document uploaded or added since the fit has no entry probability, and the answer model
 # must still decide for it: it is taught without the entry model for every so many documents
-# (by id, as if added after the fit), and every so many questions are taught twice, the second
-# time with no entry probability for any candidate (see without_entries).
+# (by id, as if added after the fit), and the questions about a passage are taught twice, the
+# second time with the passages as if uploaded after the fit (see passages_as_new).
 UNSEEN_EVERY = 10
-UNSEEN_COPY_EVERY = 5
 
 
 def entry_labels(items: list[Labelled], right: np.ndarray, group: np.ndarray,
@@ -675,25 +675,12 @@ def asked_columns(items: list[Labelled], labels: list[str | None], group: np.nda
                      for n, d in zip(group.tolist(), documents, strict=True)])
 
 
-def without_entries(features: np.ndarray, right: np.ndarray, group: np.ndarray, questions: int
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The rows with a copy of every UNSEEN_COPY_EVERY-th question's candidates that the entry
-    model and the answerable reading say nothing of (question number + `questions`): decided
-    from their other signals alone, as a document added since the fit is, while the rest keep
-    them."""
-    copied = np.flatnonzero(group % UNSEEN_COPY_EVERY == 0)
-    copies = features[copied].copy()
-    copies[:, [FEATURES.index(f) for f in UNSEEN_FEATURES]] = UNSEEN
-    return (np.concatenate([features, copies]), np.concatenate([right, right[copied]]),
-            np.concatenate([group, group[copied] + questions]))
-
-
 def passages_as_new(features: np.ndarray, right: np.ndarray, group: np.ndarray,
                     documents: np.ndarray, passages: frozenset[str], items: list[Labelled],
                     texts: list[str], questions: int
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A copy of the candidates of every question with a policy passage among them, read as
-    if the knowledge base's passages had been uploaded after the fit (question number + twice
+    if the knowledge base's passages had been uploaded after the fit (question number +
     `questions`): their learned signals UNSEEN, and the entries' probabilities from an entry
     model not taught the passages, to which a question about one looks like none it knows.
 
@@ -709,7 +696,7 @@ def passages_as_new(features: np.ndarray, right: np.ndarray, group: np.ndarray,
     new = np.isnan(copies[:, FEATURES.index("entry_probability")])
     for feature in UNSEEN_FEATURES:
         copies[new, FEATURES.index(feature)] = UNSEEN
-    return copies, right[mine], group[mine] + 2 * questions
+    return copies, right[mine], group[mine] + questions
 
 
 def entries_json(vectorizer: TfidfVectorizer, model: LogisticRegression,
@@ -943,7 +930,7 @@ def fit(index: KnowledgeIndex, eval_dir: Path = EVAL_DIR, target: float = WRONG_
                                frozenset(p.id for p in index.knowledge.passages), answered,
                                [texts[i] for i in chosen], len(chosen))
     features, right, group = (np.concatenate([rows, more]) for rows, more in zip(
-        without_entries(features, right, group, len(chosen)), uploaded, strict=True))
+        (features, right, group), uploaded, strict=True))
     # A copy is folded with its question (group % len(chosen)), so no fold learns from it.
     rank_oof = out_of_fold_ranks(features, right, group % len(chosen))
     accept_rows, accept_right, asked = acceptance_rows(features, right, group, rank_oof)
