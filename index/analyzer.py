@@ -44,7 +44,12 @@ def user_words(glossary: Glossary) -> set[str]:
 
 # The forms a coordinating particle takes (and 이고/고 joining two questions): a message
 # without any is not analyzed for them.
-COORDINATING = re.compile(r"[가-힣A-Za-z0-9](?:이랑|랑|하고|와|과|고|및)\s|\s및\s")
+COORDINATING = re.compile(r"[가-힣A-Za-z0-9](?:이랑|랑|하고|와|과|고|며|면서|및)\s|\s및\s")
+# The connective endings that join two predications ("언제 출범했고 목표는 뭐예요?", "얼마이며
+# 기간은 몇 년인가요?"), after a predicate's stem or tense; an auxiliary verb after one makes it
+# one predicate ("알고 싶어요", "하고 있어요"). Kiwi's tags, without their irregular-verb marks.
+PREDICATION_ENDINGS = ("고", "며", "면서")
+PREDICATE_TAGS = ("VCP", "VV", "VA", "VX", "XSV", "XSA", "EP")
 
 
 @lru_cache(maxsize=1)
@@ -126,16 +131,23 @@ class KiwiAnalyzer:
 
     def coordinations(self, text: str) -> list[tuple[int, int, bool]]:
         """Where coordinating particles join two things asked about ("출범일이랑 마감일",
-        "위치와 전화번호"), or the copula's connective two predications ("어디고 … 얼마예요"):
-        (start, end, whether it joins things) in the text. Kiwi tells them (JC) from the same
-        forms in other roles ("펀드와 관련된")."""
+        "위치와 전화번호"): (start, end, True), the particle dropped from both; and where a
+        connective ending joins two predications ("어디고 … 얼마예요", "출범했고 … 언제예요"):
+        (end, end, False), the ending kept with the first ("언제 출범했고", as a comma after it
+        leaves it). Kiwi tells them (JC, EC) from the same forms in other roles ("펀드와
+        관련된")."""
         if not COORDINATING.search(text):
             return []
         tokens = self.kiwi.tokenize(text)
-        return [(t.start, t.end, t.tag == "JC")
-                for before, t in zip([None, *tokens], tokens, strict=False)
-                if t.tag == "JC" or (t.tag == "EC" and t.form in ("고", "며")
-                                     and before is not None and before.tag == "VCP")]
+        found = []
+        for before, t, after in zip([None, *tokens], tokens, [*tokens[1:], None], strict=False):
+            if t.tag == "JC":
+                found.append((t.start, t.end, True))
+            elif (t.tag == "EC" and t.form in PREDICATION_ENDINGS and before is not None
+                  and before.tag.split("-")[0] in PREDICATE_TAGS
+                  and (after is None or after.tag.split("-")[0] != "VX")):
+                found.append((t.end, t.end, False))
+        return found
 
     def similarity(self, word: str, other: str) -> float:
         """How close two words are in meaning: the cosine of their embeddings in Kiwi's CoNg

@@ -156,8 +156,13 @@ def test_two_answerable_questions_get_both_answers(real_index: KnowledgeIndex) -
     # What stands before the first thing, as written first.
     ("사무국 위치와 전화번호 알려줘",
      [("사무국 위치",), ("전화번호 알려줘", "사무국 전화번호 알려줘")]),
-    # Two predications share nothing.
-    ("사무국은 어디고 전화번호는 뭐예요?", [("사무국은 어디",), ("전화번호는 뭐예요?",)]),
+    # Two predications share nothing; the first keeps its ending, as before a comma.
+    ("사무국은 어디고 전화번호는 뭐예요?", [("사무국은 어디고",), ("전화번호는 뭐예요?",)]),
+    ("M.AX 얼라이언스 언제 출범했고 목표 연도는 언제예요?",
+     [("M.AX 얼라이언스 언제 출범했고",), ("목표 연도는 언제예요?",)]),
+    # A predication that asks nothing, or one an auxiliary verb continues, is one question.
+    ("신청하고 받을 수 있어요?", [("신청하고 받을 수 있어요?",)]),
+    ("출범일이 언제인지 알고 싶어요", [("출범일이 언제인지 알고 싶어요",)]),
     # Things joined in what the asker heard are not asked about when the question asks its
     # own thing: one question ...
     ("현대차가 AI 모델과 로봇 투자계획을 발표했다던데, 투자 금액은 얼마였나요?",
@@ -306,7 +311,7 @@ def test_an_entry_added_after_the_fit_is_answered_from_its_words_alone(tmp_path:
     ("안녕히 계세요", "smalltalk", "goodbye", "안녕히 가세요"),
     ("주식 추천해줘", "off_topic", None, "죄송하지만 그 주제는"),
     ("마감일이 언제예요?", "unanswered", None, "죄송합니다. 이 질문에는"),
-    ("문의는 어디로 하나요?", "answered", None, "국민성장펀드 사무국은"),
+    ("사무국은 어디에 있어요?", "answered", None, "한국산업은행(KDB)에 설치돼 있습니다"),
 ])
 def test_four_outcomes_each_with_its_reply(message: str, status: str, intent: str | None,
                                           reply_starts: str, real_index: KnowledgeIndex) -> None:

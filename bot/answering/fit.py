@@ -68,7 +68,8 @@ TRAINING_SETS = ("questions.yaml", "holdout.yaml", "holdout3.yaml", "train5.yaml
                  "train7.yaml", "train9.yaml", "train10.yaml", "train11.yaml", "train12.yaml",
                  "train13.yaml", "train14.yaml", "train15.yaml", "train16.yaml",
                  "train17.yaml", "train18.yaml", "train19.yaml", "train20.yaml", "train21.yaml",
-                 "train22.yaml", "train23.yaml", "train24.yaml", "train25.yaml")
+                 "train22.yaml", "train23.yaml", "train24.yaml", "train25.yaml", "train26.yaml",
+                 "train27.yaml", "train28.yaml", "train29.yaml")
 # Sets written to teach the boundary: many questions about a subject the knowledge base
 # covers that ask a detail it does not hold (a company's plan, but its amount). The entry
 # model and the answer model learn from them; the thresholds (answering, and queueing) are

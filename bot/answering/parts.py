@@ -107,8 +107,8 @@ MIN_CONJUNCT = 2
 
 
 def _conjuncts(piece: str, coordinations: Coordinations) -> list[tuple[str, ...]]:
-    """The piece cut where the analyzer found coordination (the particles dropped), each part
-    with its readings.
+    """The piece cut where the analyzer found coordination (the particles dropped, a
+    connective ending kept with what it ends), each part with its readings.
 
     Two predications ("사무국은 어디고 전화번호는 뭐예요?") are two questions. Of things joined
     by particles, what the last is followed by (its head noun, the predicate) is shared by the
@@ -130,6 +130,10 @@ def _conjuncts(piece: str, coordinations: Coordinations) -> list[tuple[str, ...]
         if begin < background:
             continue
         left = piece[start:begin].strip()
+        if not joins_things and not QUESTION_WORD.search(left):
+            # A predication that asks nothing leads to the question after it ("신청하고 받을
+            # 수 있어요?" asks one thing).
+            continue
         if len(left) >= MIN_CONJUNCT and len(piece[end:].strip()) >= MIN_CONJUNCT:
             things.append(left)
             if not joins_things:
