@@ -42,8 +42,8 @@ def user_words(glossary: Glossary) -> set[str]:
             if t.strip() and not any(c.isspace() for c in t)}
 
 
-# The forms a coordinating particle takes (and 이고/고 joining two questions): a message
-# without any is not analyzed for them.
+# The forms a coordinating particle takes (and the connective endings joining two questions):
+# a message without any is not analyzed for them.
 COORDINATING = re.compile(r"[가-힣A-Za-z0-9](?:이랑|랑|하고|와|과|고|며|면서|및)\s|\s및\s")
 # The connective endings that join two predications ("언제 출범했고 목표는 뭐예요?", "얼마이며
 # 기간은 몇 년인가요?"), after a predicate's stem or tense; an auxiliary verb after one makes it
