@@ -24,7 +24,7 @@ from typing import Literal
 
 from bot.answering.candidates import Candidates, gather, parse, topic_text
 from bot.answering.model import ON_TOPIC, DecisionModels, load_models
-from bot.answering.parts import question_parts
+from bot.answering.parts import asks, question_parts
 from index import Document, FaqEntry, Hit, KnowledgeIndex, Query
 from index.analyzer import detect_language
 
@@ -258,4 +258,4 @@ def _suggestions(hits: list[Hit], rules: AnsweringRules, exclude: Document | Non
 
 
 __all__ = ["DEFAULT_RULES", "STATUSES", "Answer", "AnsweringRules", "Status", "answer",
-           "answer_entry", "answer_many", "models_of", "with_models"]
+           "answer_entry", "answer_many", "asks", "models_of", "with_models"]

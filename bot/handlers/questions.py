@@ -26,8 +26,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.answering import Answer, answer_entry
-from bot.answering.parts import asks
+from bot.answering import Answer, answer_entry, asks
 from bot.delivery.inbox import is_recovered, may_repeat
 from bot.eligibility.conversation import remind, resume_button, start_button, waiting_step
 from bot.eligibility.loading import rules_of
@@ -254,9 +253,8 @@ async def ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
     index = services.index  # one snapshot for the whole question, even if a reload swaps it
     result = await services.answerer.answer(text, index, services.settings.answering_rules())
-    # Typed while the check waits on a step: a question the knowledge answers is answered,
-    # with the way back to the check; anything else ("조선 기자재예요", which the knowledge
-    # might answer as "조선 기자재?") was meant for the check, which asks again.
+    # Typed while the check waits on a step: a question the knowledge answers is answered, with
+    # the way back to the check; anything else ("조선 기자재예요") was meant for the check.
     checking = waiting_step(context) is not None
     reminded = checking and (result.status != "answered" or not asks(text))
     hit = result.hit
