@@ -85,9 +85,11 @@ FEATURES = (
 # These are UNSEEN for a document the entry model never saw: they were learned from the
 # questions asked of the documents at the fit, and can say nothing of a new one (an uploaded
 # passage's schedule question read as unanswerable as a deadline, and was declined; a question
-# like one no document answered at the fit may be what the new one answers).
+# like one no document answered at the fit may be what the new one answers). The topic model
+# too was fitted on what the knowledge base held then: a question about an uploaded programme
+# ("AI 바우처 설명회는 언제 열리나요?") reads as another programme's, off topic.
 UNSEEN_FEATURES = ("answerable", "entry_probability", "no_entry_probability", "asked_letters",
-                   "asked_none", "pair")
+                   "asked_none", "pair", "on_topic")
 # Not signals: the share of glossary terms in the question, which pushed an uploaded
 # document's answer below the threshold for naming a glossary term (AI), and whether a
 # document is an FAQ entry or a policy passage. Fitted, the latter taught
@@ -179,7 +181,7 @@ def candidate_features(query: Query, hits: list[Hit], on_topic: float, answerabl
             0.0 if kind.answered_by(hit.document) else 1.0,
             asks_place,
             asks_person,
-            on_topic,
+            on_topic if hit.document.id in entries.probability else UNSEEN,
             *((answerable, entries.probability[hit.document.id], entries.probability[NO_ENTRY],
                entries.asked.get(hit.document.id, UNSEEN), entries.asked.get(NO_ENTRY, UNSEEN),
                UNSEEN if entries.pair is None else entries.pair(query, hit))

@@ -919,11 +919,12 @@ def fit(index: KnowledgeIndex, eval_dir: Path = EVAL_DIR, target: float = WRONG_
     features[:, [FEATURES.index("entry_probability"),
                  FEATURES.index("no_entry_probability")]] = entry_oof
     features[:, FEATURES.index("answerable")] = answerable_oof[chosen][group]
+    features[:, FEATURES.index("on_topic")] = on_topic_oof[chosen][group]
     features[:, [FEATURES.index("asked_letters"), FEATURES.index("asked_none")]] = (
         asked_columns(answered, entry_of, group, documents))
     # A document the entry model was not taught stands for one added since the fit: what was
     # learned from the questions asked of the documents at the fit (the answerable reading,
-    # the closeness to the asked questions) is missing for it too.
+    # the closeness to the asked questions, the topic) is missing for it too.
     unseen = np.isnan(entry_oof[:, 0])
     for feature in UNSEEN_FEATURES:
         features[unseen, FEATURES.index(feature)] = UNSEEN
