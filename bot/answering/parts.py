@@ -20,11 +20,11 @@ CONNECTIVE = re.compile(r"(?:(?<=[가-힣]고)|(?<=[가-힣]며)|(?<=면서)|(?<
                         r",?\s*(?:그리고|그리구|또한|아울러|(?i:and also|also,?))\s+")
 # How a Korean (or English) question or request ends: a question mark, an interrogative or
 # request ending ...
-ASKING_END = (r"[?？]\s*$|(?:나요|까요|가요|는지|은지|는가|을까|니까|냐|니|죠|지요|래요|려나|나|"
-              r"까|가|줘|주세요|주실래요|싶어요|싶습니다|궁금합니다|궁금해요|궁금|알려)\W*$")
+ASKING_END = re.compile(
+    r"[?？]\s*$|(?:나요|까요|가요|는지|은지|는가|을까|니까|냐|니|죠|지요|래요|려나|나|까|가|"
+    r"줘|주세요|주실래요|싶어요|싶습니다|궁금합니다|궁금해요|궁금|알려)\W*$")
 # ... or an ending a statement shares with it ("150조예요", "조선 기자재예요", "뭐임").
-QUESTION_END = re.compile(rf"{ASKING_END}|(?:요|임|음)\W*$")
-ASKING = re.compile(ASKING_END)
+SHARED_END = re.compile(r"(?:요|임|음)\W*$")
 # A question word anywhere: "사무국은 어디 있고, …" asks although it ends in a connective.
 QUESTION_WORD = re.compile(r"얼마|언제|어디|누구|누가|몇|무엇|뭐|무슨|어떤|어떻게|어느|왜|"
                            r"(?i:\b(?:what|when|where|who|how|which|why)\b)")
@@ -41,8 +41,9 @@ def sentences(text: str) -> list[str]:
 
 
 def is_question(text: str) -> bool:
-    text = text.strip()
-    return bool(QUESTION_END.search(text) or QUESTION_WORD.search(text))
+    """Whether the text may be a question: one that asks beyond doubt, or one that ends as
+    a question may."""
+    return asks(text) or bool(SHARED_END.search(text.strip()))
 
 
 def asks(text: str) -> bool:
@@ -50,7 +51,7 @@ def asks(text: str) -> bool:
     word, an interrogative or request ending. "조선 기자재예요" may be either, and typed while
     a step of /check waits, it answers the step."""
     text = text.strip()
-    return bool(ASKING.search(text) or QUESTION_WORD.search(text))
+    return bool(ASKING_END.search(text) or QUESTION_WORD.search(text))
 
 
 # Two things asked with one predicate: "출범일이랑 신청 마감일은 언제예요?" (a coordinating
