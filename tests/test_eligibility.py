@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -187,6 +188,25 @@ async def test_a_declined_eligibility_question_is_queued_and_offers_the_check(
     assert "우리 회사도 국민성장펀드 지원을 받을 수 있나요?" in reply.text
     tg.press(user, reply, "ck:start")
     assert "사업 분야" in (await tg.wait_for_message(user)).text
+
+
+async def test_a_button_pressed_before_the_step_was_confirmed_sent_goes_on_with_the_check(
+        desk: RunningBot) -> None:
+    """Telegram shows the step before the bot hears back that it was sent; a press in that
+    moment is the check's next step, not a stale button."""
+    tg = desk.tg
+    user = tg.user(7808, "윤대표", username="ceo_yoon")
+    tg.hold("sendMessage", delivered=True)
+    tg.send_text(user, "/check")
+    step = await tg.wait_for_message(user)
+    tg.press(user, step, "ck:a:field:semiconductor")
+    await tg.wait_until(lambda: tg.pending_updates == 0)
+    await asyncio.sleep(0.5)  # the bot has the press while its step is still unconfirmed
+    tg.release("sendMessage")
+    following = await tg.wait_for_message(
+        user, lambda m: m.kind == "edited" and m.message_id == step.message_id)
+    assert "2/6" in following.text and "반도체" in following.text
+    assert not [a for a in tg.callback_answers if a.show_alert]
 
 
 async def test_skipped_steps_and_a_step_not_asked(desk: RunningBot) -> None:

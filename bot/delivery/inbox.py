@@ -38,7 +38,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -777,6 +777,8 @@ class InboxProcessor(BaseUpdateProcessor):
         self.application: Application | None = None
         self._running: set[asyncio.Task[Any]] = set()
         self._handing_back = False
+        # user id -> (the lock their conversation updates take in turn, how many hold or wait)
+        self._turns: dict[int, tuple[asyncio.Lock, int]] = {}
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         if not isinstance(update, Update):
@@ -799,13 +801,15 @@ class InboxProcessor(BaseUpdateProcessor):
             shared = (isinstance(persistence, DatabasePersistence)
                       and concerns_conversation(application, update))
             if shared:
-                await self.inbox.wait_for_earlier(update)
-                await persistence.load_current(application, update)
-            await coroutine
-            if shared:
-                # Written before the update counts as done, so that the next step of a
-                # running /check finds its state whichever process it reaches.
-                await application.update_persistence()
+                async with self._in_turn(update):
+                    await self.inbox.wait_for_earlier(update)
+                    await persistence.load_current(application, update)
+                    await coroutine
+                    # Written before the update counts as done, so that the next step of a
+                    # running /check finds its state whichever process it reaches.
+                    await application.update_persistence()
+            else:
+                await coroutine
         except asyncio.CancelledError:
             if handling.taken_over:
                 log.warning("update %d was taken over by another process (this one's lock "
@@ -822,6 +826,28 @@ class InboxProcessor(BaseUpdateProcessor):
         self.inbox.recovered.discard(update.update_id)
         self.inbox.repeats.discard(update.update_id)
         await self.inbox.mark(update.update_id, InboxState.DONE)
+
+    @contextlib.asynccontextmanager
+    async def _in_turn(self, update: Update) -> AsyncIterator[None]:
+        """One conversation update of a user at a time, in the order they came: a button
+        pressed while the previous step is still being sent must find the state that step
+        leaves (updates run concurrently, and PTB sets a conversation's state only when its
+        handler returns)."""
+        user = update.effective_user
+        if user is None:
+            yield
+            return
+        lock, users = self._turns.get(user.id, (asyncio.Lock(), 0))
+        self._turns[user.id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._turns[user.id]
+            if users == 1:
+                del self._turns[user.id]
+            else:
+                self._turns[user.id] = (lock, users - 1)
 
     def hand_back(self, grace: float = HAND_BACK_GRACE) -> None:
         """Start no more updates; cancel those still running after `grace` seconds."""
