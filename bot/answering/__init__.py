@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from threading import Lock
 from typing import Literal
 
+import numpy as np
+
 from bot.answering.candidates import Candidates, gather, parse, topic_text
 from bot.answering.model import ON_TOPIC, DecisionModels, load_models
 from bot.answering.parts import asks, question_parts
@@ -127,13 +129,27 @@ def answer_many(questions: list[str], index: KnowledgeIndex,
     # A reading with no word to look up ("… 얼마인가요? 궁금해요", "알려주세요", "안녕하세요")
     # asks nothing of its own: it is not decided, and a part left without one drops out.
     asks = [n < len(questions) or bool(queries[0].terms) for n, queries in enumerate(parsed)]
-    kept = [n for n, ok in enumerate(asks) if ok]
-    decided = iter(_decide_all([texts[n] for n in kept], [parsed[n] for n in kept],
-                               [wholes[n] for n in kept], index, rules))
-    results = [next(decided) for _ in questions]
-    readings_asked = iter(asks[len(questions):])
+    # Where one part is left, it only counts when the whole message is not answered
+    # (_combine): it is decided after the whole, and only then.
+    part_of = iter(range(len(questions), len(texts)))
+    parts_asked: dict[int, list[list[int]]] = {}
     for n, parts in several:
-        answers = [[next(decided) for _ in part if next(readings_asked)] for part in parts]
+        numbered = [[next(part_of) for _ in part] for part in parts]
+        parts_asked[n] = [[i for i in part if asks[i]] for part in numbered]
+    single = {n for n, parts in parts_asked.items() if sum(bool(p) for p in parts) == 1}
+    first = [n for n, ok in enumerate(asks)
+             if ok and (n < len(questions) or wholes[n] not in single)]
+    answers, rows = _decide_all(texts, parsed, wholes, first, {}, index, rules)
+    decided = dict(zip(first, answers, strict=True))
+    later = [n for n, ok in enumerate(asks) if ok and n not in decided
+             and decided[wholes[n]].status != "answered"]
+    if later:
+        whole_rows = {n: rows[i] for i, n in enumerate(first) if n < len(questions)}
+        answers, _ = _decide_all(texts, parsed, wholes, later, whole_rows, index, rules)
+        decided.update(zip(later, answers, strict=True))
+    results = [decided[n] for n in range(len(questions))]
+    for n, parts in parts_asked.items():
+        answers = [[decided[i] for i in part if i in decided] for part in parts]
         results[n] = _combine(results[n], [_first_answered(a) for a in answers if a])
     return results
 
@@ -144,20 +160,27 @@ def _first_answered(readings: list[Answer]) -> Answer:
 
 
 def _decide_all(texts: list[str], parsed: list[list[Query]], wholes: list[int],
-                index: KnowledgeIndex, rules: AnsweringRules) -> list[Answer]:
-    """Decide each text (`parsed`: its queries); wholes[i] is the text whose message text i is
-    part of (itself for a whole message): a part about us in a message about us is about us."""
+                chosen: list[int], whole_rows: dict[int, np.ndarray], index: KnowledgeIndex,
+                rules: AnsweringRules) -> tuple[list[Answer], np.ndarray]:
+    """Decide the `chosen` texts (`parsed`: each text's queries), and give their topic rows.
+    wholes[i] is the text whose message text i is part of (itself for a whole message), chosen
+    too or in `whole_rows` with its topic row: a part about us in a message about us is about
+    us."""
     models = models_of(index)
-    read = [topic_text(queries[0]) for queries in parsed]
-    rows, answerable, entries = models.topic.read(read, texts)
+    read = [topic_text(parsed[n][0]) for n in chosen]
+    rows, answerable, entries = models.topic.read(read, [texts[n] for n in chosen])
     on_topic = models.topic.classes.index(ON_TOPIC)
-    for i, whole in enumerate(wholes):
-        if rows[whole, on_topic] > rows[i, on_topic]:
-            rows[i] = rows[whole]
+    position = {n: i for i, n in enumerate(chosen)}
+    for i, n in enumerate(chosen):
+        whole = wholes[n]
+        whole_row = rows[position[whole]] if whole in position else whole_rows[whole]
+        if whole_row[on_topic] > rows[i, on_topic]:
+            rows[i] = whole_row
     topics = [dict(zip(models.topic.classes, row.tolist(), strict=True)) for row in rows]
-    found = gather(parsed, [t[ON_TOPIC] for t in topics], answerable.tolist(), entries, index)
-    return [_decide(text, candidates, topic, models, rules)
-            for text, candidates, topic in zip(texts, found, topics, strict=True)]
+    found = gather([parsed[n] for n in chosen], [t[ON_TOPIC] for t in topics],
+                   answerable.tolist(), entries, index)
+    return [_decide(texts[n], candidates, topic, models, rules)
+            for n, candidates, topic in zip(chosen, found, topics, strict=True)], rows
 
 
 def _decide(question: str, candidates: Candidates, topic: dict[str, float],
