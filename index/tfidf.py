@@ -34,9 +34,10 @@ class TfidfRows:
     def row(self, text: str, ngrams: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The text's row; `ngrams`, when given, are its n-grams as `ngrams(text)` reads them
         (read once for several vectorizers that read alike)."""
-        vocabulary = self._vocabulary
-        counts = Counter(column for ngram in (self._ngrams(text) if ngrams is None else ngrams)
-                         if (column := vocabulary.get(ngram)) is not None)
+        # map and Counter count in C: a question has hundreds of n-grams.
+        counts = Counter(map(self._vocabulary.get,
+                             self._ngrams(text) if ngrams is None else ngrams))
+        counts.pop(None, None)  # n-grams the vectorizer does not know
         columns = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
         weights = np.fromiter(counts.values(), dtype=self._dtype, count=len(counts))
         if self._sublinear:

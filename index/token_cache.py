@@ -50,15 +50,19 @@ class TokenCache:
             return {}
         return data
 
-    def tokens(self, texts: list[str], analyze: Analyze) -> list[list[str]]:
-        """Each text's tokens: from the file, or from `analyze` (all missing ones at once)."""
-        missing = [t for t in dict.fromkeys(texts) if t not in self._known]
+    def tokens(self, texts: list[str], analyze: Analyze, kind: str = "") -> list[list[str]]:
+        """Each text's tokens: from the file, or from `analyze` (all missing ones at once).
+        `kind` names another reading of the same texts ("nearest": a word's nearest words)."""
+        keys = [f"{kind}\0{text}" if kind else text for text in texts]
+        missing = [(k, t) for k, t in dict.fromkeys(zip(keys, texts, strict=True))
+                   if k not in self._known]
         if missing:
-            self._known.update(zip(missing, analyze(missing), strict=True))
+            self._known.update(zip([k for k, _ in missing], analyze([t for _, t in missing]),
+                                   strict=True))
             self._analyzed += len(missing)
-        for text in texts:
-            self._used[text] = self._known[text]
-        return [list(self._known[text]) for text in texts]
+        for key in keys:
+            self._used[key] = self._known[key]
+        return [list(self._known[key]) for key in keys]
 
     def save(self) -> None:
         """Write the file if any text was analyzed: with the texts it held (other knowledge

@@ -38,6 +38,8 @@ def test_a_second_start_reads_the_analyzed_knowledge_and_answers_alike(
     assert ANALYZED not in caplog.text, "nothing analyzed again"
     assert warm.bm25.doc_freqs == cold.bm25.doc_freqs == real_index.bm25.doc_freqs
     assert _decisions(warm) == _decisions(real_index)
+    # The language model's nearest words of our nouns are kept too: 촉구 is among 당부's.
+    assert warm.stand_in("촉구")[::2] == real_index.stand_in("촉구")[::2] == ("당부", "related")
     assert list(tmp_path.glob("tokens-*.json")) == [written]
 
 

@@ -109,7 +109,7 @@ def test_the_words_looked_up_in_meaning_are_kept_for_the_recent_ones_only(
         real_index: KnowledgeIndex) -> None:
     """A bot runs for months and users type words we never use: what a long-running index
     keeps of them stays bounded, and an index replaced by a reload is freed at once."""
-    # Kept: RELATED_CACHE in a bot; fewer here, as each costs a pass over the known nouns.
+    # Kept: RELATED_CACHE in a bot; fewer here.
     index = KnowledgeIndex(real_index.knowledge, real_index.analyzer, related_cache=200)
     for number in range(200 + 100):
         assert index.stand_in(f"낯선말{number}") is None
