@@ -4,7 +4,9 @@ For each corpus it times, per question, the analysis (tokenize), the decision in
 (answer), and the rendering of the reply, and reports median and p95 beside rank-bm25's own
 `BM25Okapi.get_scores` on the same corpus and the same query terms, run in the same process.
 Grown corpora are made of real passages' token lists recombined with new terms, so that the
-vocabulary grows with the corpus as it would with real documents.
+vocabulary grows with the corpus as it would with real documents. The questions are the FAQ's
+own, shortened or with a word added; the row "written" answers, on the real knowledge base,
+messages of the question sets (`--written`), as long as people write them.
 """
 
 from __future__ import annotations
@@ -69,6 +71,15 @@ def bench_questions(index: KnowledgeIndex, count: int, seed: int = 7) -> list[st
     return questions
 
 
+def written_questions(paths: list[Path], count: int, seed: int = 7) -> list[str]:
+    """`count` messages drawn from question sets (tests/eval): as people write them, with the
+    company first, typos and two questions in one; far longer than the FAQ's questions."""
+    from bot.evaluation import load_questions
+
+    pool = [q.question for path in paths for q in load_questions(path)]
+    return random.Random(seed).sample(pool, min(count, len(pool)))
+
+
 def grown_corpus(base: KnowledgeIndex, size: int, seed: int = 11
                  ) -> tuple[list[Passage], list[list[str]]]:
     """`size` synthetic passages built from the real passages' tokens plus new terms."""
@@ -129,7 +140,7 @@ def measure(index: KnowledgeIndex, questions: list[str], baseline_limit: int, pa
 
 
 def run_benchmark(settings: Settings, sizes: list[int], queries: int, passes: int = 1,
-                  reloads: bool = True) -> None:
+                  reloads: bool = True, written: list[Path] | None = None) -> None:
     knowledge = load_knowledge(settings.knowledge_dir)
     analyzer = make_analyzer(settings.analyzer, knowledge.glossary)
     rss_start = _rss_mb()
@@ -139,6 +150,10 @@ def run_benchmark(settings: Settings, sizes: list[int], queries: int, passes: in
     questions = bench_questions(real, queries)
     rows = [("real", len(real), build_s, _rss_mb() - rss_start,
              measure(real, questions, queries, passes))]
+    if written:
+        messages = written_questions(written, queries)
+        rows.append(("written", len(real), build_s, 0.0,
+                     measure(real, messages, len(messages), passes)))
 
     for size in sizes:
         gc.collect()
