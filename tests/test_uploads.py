@@ -5,6 +5,7 @@ One file just over 400 lines: one behaviour area, the conversion of each format 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
 import re
@@ -219,6 +220,20 @@ async def test_an_uploaded_pdf_and_hwpx_are_answered_from_with_their_new_sources
     assert "중소벤처기업부 「AI 바우처 설명회 공고」(2026.02.03.)" in reply
     assert await upload_actions(live) == [
         (ADMIN, "upload"), (ADMIN, "upload_done"), (ADMIN, "upload"), (ADMIN, "upload_done")]
+
+
+async def test_a_source_typed_before_the_question_was_confirmed_sent_is_the_source(
+        live: RunningBot) -> None:
+    """Telegram shows the bot's question before the bot hears back that it was sent; the
+    admin's answer in that moment is the upload's next step, not a question to the bot."""
+    live.tg.hold("sendMessage", delivered=True)
+    live.tg.send_document(live.admin, "AI바우처.hwpx", HWPX, "application/hwp+zip")
+    assert "출처" in await reply_to_admin(live)
+    live.tg.send_text(live.admin, "중소벤처기업부 / AI 바우처 설명회 공고")
+    await live.tg.wait_until(lambda: live.tg.pending_updates == 0)
+    await asyncio.sleep(0.5)  # the bot has the answer while its question is unconfirmed
+    live.tg.release("sendMessage")
+    assert "기준일" in await reply_to_admin(live, timeout=20)
 
 
 async def test_what_is_not_an_admins_readable_document_writes_nothing(live: RunningBot) -> None:

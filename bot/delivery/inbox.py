@@ -50,7 +50,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from telegram import Update
 from telegram._utils.defaultvalue import DEFAULT_NONE
 from telegram._utils.types import ODVInput
-from telegram.ext import Application, BaseUpdateProcessor
+from telegram.ext import Application, BaseUpdateProcessor, ConversationHandler
 from telegram.request import BaseRequest, RequestData
 
 from bot.storage.database import Database
@@ -808,6 +808,10 @@ class InboxProcessor(BaseUpdateProcessor):
                     # Written before the update counts as done, so that the next step of a
                     # running /check finds its state whichever process it reaches.
                     await application.update_persistence()
+            elif application is not None and self._continues_a_conversation(application,
+                                                                           update):
+                async with self._in_turn(update):
+                    await coroutine
             else:
                 await coroutine
         except asyncio.CancelledError:
@@ -827,12 +831,40 @@ class InboxProcessor(BaseUpdateProcessor):
         self.inbox.repeats.discard(update.update_id)
         await self.inbox.mark(update.update_id, InboxState.DONE)
 
+    def _continues_a_conversation(self, application: Application, update: Update) -> bool:
+        """Whether a conversation that is not shared between processes (an upload's
+        questions) may take this update as its start, or as its next step for a user who is in
+        it or whose previous update of it is still running. A question of a user in none is
+        not held up."""
+        user = update.effective_user
+        if user is None:
+            return False
+        busy = user.id in self._turns
+        for group in application.handlers.values():
+            for handler in group:
+                if not isinstance(handler, ConversationHandler) or handler.persistent:
+                    continue
+                if any(step.check_update(update) for step in handler.entry_points):
+                    return True
+                chat = update.effective_chat
+                key = tuple([*([chat.id] if handler.per_chat and chat else []),
+                             *([user.id] if handler.per_user else [])])
+                # PTB offers no public view of who is in a conversation.
+                if not busy and key not in handler._conversations:
+                    continue
+                steps = [*handler.fallbacks, *(step for state, steps in handler.states.items()
+                                               if state != ConversationHandler.TIMEOUT
+                                               for step in steps)]
+                if any(step.check_update(update) for step in steps):
+                    return True
+        return False
+
     @contextlib.asynccontextmanager
     async def _in_turn(self, update: Update) -> AsyncIterator[None]:
         """One conversation update of a user at a time, in the order they came: a button
-        pressed while the previous step is still being sent must find the state that step
-        leaves (updates run concurrently, and PTB sets a conversation's state only when its
-        handler returns)."""
+        pressed or an answer typed while the previous step is still being sent must find the
+        state that step leaves (updates run concurrently, and PTB sets a conversation's state
+        only when its handler returns)."""
         user = update.effective_user
         if user is None:
             yield
