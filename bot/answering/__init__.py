@@ -149,8 +149,8 @@ def answer_many(questions: list[str], index: KnowledgeIndex,
         decided.update(zip(later, answers, strict=True))
     results = [decided[n] for n in range(len(questions))]
     for n, parts in parts_asked.items():
-        answers = [[decided[i] for i in part if i in decided] for part in parts]
-        results[n] = _combine(results[n], [_first_answered(a) for a in answers if a])
+        part_answers = [[decided[i] for i in part if i in decided] for part in parts]
+        results[n] = _combine(results[n], [_first_answered(a) for a in part_answers if a])
     return results
 
 

@@ -777,7 +777,8 @@ class InboxProcessor(BaseUpdateProcessor):
         self.application: Application | None = None
         self._running: set[asyncio.Task[Any]] = set()
         self._handing_back = False
-        # user id -> (the lock their conversation updates take in turn, how many hold or wait)
+        # user id -> (the lock their conversation updates take in turn, how many updates hold
+        # it or wait for it)
         self._turns: dict[int, tuple[asyncio.Lock, int]] = {}
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
@@ -840,13 +841,13 @@ class InboxProcessor(BaseUpdateProcessor):
         if user is None:
             return False
         busy = user.id in self._turns
+        chat = update.effective_chat
         for group in application.handlers.values():
             for handler in group:
                 if not isinstance(handler, ConversationHandler) or handler.persistent:
                     continue
                 if any(step.check_update(update) for step in handler.entry_points):
                     return True
-                chat = update.effective_chat
                 key = tuple([*([chat.id] if handler.per_chat and chat else []),
                              *([user.id] if handler.per_user else [])])
                 # PTB offers no public view of who is in a conversation.
@@ -869,17 +870,17 @@ class InboxProcessor(BaseUpdateProcessor):
         if user is None:
             yield
             return
-        lock, users = self._turns.get(user.id, (asyncio.Lock(), 0))
-        self._turns[user.id] = (lock, users + 1)
+        lock, updates = self._turns.get(user.id, (asyncio.Lock(), 0))
+        self._turns[user.id] = (lock, updates + 1)
         try:
             async with lock:
                 yield
         finally:
-            lock, users = self._turns[user.id]
-            if users == 1:
+            lock, updates = self._turns[user.id]
+            if updates == 1:
                 del self._turns[user.id]
             else:
-                self._turns[user.id] = (lock, users - 1)
+                self._turns[user.id] = (lock, updates - 1)
 
     def hand_back(self, grace: float = HAND_BACK_GRACE) -> None:
         """Start no more updates; cancel those still running after `grace` seconds."""
