@@ -50,12 +50,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from telegram import Update
 from telegram._utils.defaultvalue import DEFAULT_NONE
 from telegram._utils.types import ODVInput
-from telegram.ext import Application, BaseUpdateProcessor, ConversationHandler
+from telegram.ext import Application, BaseUpdateProcessor
 from telegram.request import BaseRequest, RequestData
 
 from bot.storage.database import Database
 from bot.storage.models import InboxState, utcnow
-from bot.storage.persistence import DatabasePersistence, concerns_conversation
+from bot.storage.persistence import (
+    DatabasePersistence,
+    concerns_conversation,
+    conversation_key,
+    conversation_steps,
+    conversations,
+)
 from bot.storage.records import (
     InboxNote,
     forget_done_updates,
@@ -842,22 +848,16 @@ class InboxProcessor(BaseUpdateProcessor):
             return False
         busy = user.id in self._turns
         chat = update.effective_chat
-        for group in application.handlers.values():
-            for handler in group:
-                if not isinstance(handler, ConversationHandler) or handler.persistent:
-                    continue
-                if any(step.check_update(update) for step in handler.entry_points):
-                    return True
-                key = tuple([*([chat.id] if handler.per_chat and chat else []),
-                             *([user.id] if handler.per_user else [])])
-                # PTB offers no public view of who is in a conversation.
-                if not busy and key not in handler._conversations:
-                    continue
-                steps = [*handler.fallbacks, *(step for state, steps in handler.states.items()
-                                               if state != ConversationHandler.TIMEOUT
-                                               for step in steps)]
-                if any(step.check_update(update) for step in steps):
-                    return True
+        for handler in conversations(application):
+            if handler.persistent:
+                continue
+            if any(step.check_update(update) for step in handler.entry_points):
+                return True
+            key = conversation_key(handler, chat.id if chat else None, user.id)
+            # PTB offers no public view of who is in a conversation.
+            if ((busy or key in handler._conversations)
+                    and any(step.check_update(update) for step in conversation_steps(handler))):
+                return True
         return False
 
     @contextlib.asynccontextmanager

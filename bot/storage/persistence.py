@@ -20,7 +20,13 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from telegram import Update
-from telegram.ext import Application, BasePersistence, ConversationHandler, PersistenceInput
+from telegram.ext import (
+    Application,
+    BaseHandler,
+    BasePersistence,
+    ConversationHandler,
+    PersistenceInput,
+)
 
 from bot.storage.database import Database, upgrade_schema
 from bot.storage.records import bot_states, bot_states_of, save_bot_states
@@ -133,11 +139,10 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
         if user is None:
             return
         wanted: dict[Key, ConversationHandler | None] = {(USER, str(user.id)): None}
-        for group in application.handlers.values():
-            for handler in group:
-                key = _conversation_key(handler, chat.id if chat else None, user.id)
-                if key is not None:
-                    wanted[(CONVERSATION + handler.name, json.dumps(list(key)))] = handler
+        for handler in conversations(application):
+            key = conversation_key(handler, chat.id if chat else None, user.id)
+            if handler.persistent and key is not None:
+                wanted[(CONVERSATION + handler.name, json.dumps(list(key)))] = handler
         try:
             async with self.database.session() as session:
                 stored = await bot_states_of(session, list(wanted))
@@ -159,11 +164,11 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
                 _replace_user_data(application.user_data[user.id], value or {})
             else:
                 key = tuple(json.loads(row[1]))
-                conversations = handler._conversations  # PTB offers no public setter
+                states = handler._conversations  # PTB offers no public setter
                 if value is None:
-                    conversations.pop(key, None)
+                    states.pop(key, None)
                 else:
-                    conversations.update_no_track({key: value})
+                    states.update_no_track({key: value})
 
     # --- writing --------------------------------------------------------------------------
 
@@ -243,11 +248,11 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
                     self._stored[row] = data
 
 
-def _conversation_key(handler: object, chat_id: int | None, user_id: int
-                      ) -> tuple[int, ...] | None:
-    """The key python-telegram-bot files a persistent conversation's state under."""
-    if (not isinstance(handler, ConversationHandler) or not handler.persistent
-            or handler.per_message):
+def conversation_key(handler: ConversationHandler, chat_id: int | None, user_id: int
+                     ) -> tuple[int, ...] | None:
+    """The key python-telegram-bot files a conversation's state under for this chat and user
+    (None for one kept per message, or per chat without a chat)."""
+    if handler.per_message:
         return None
     key = []
     if handler.per_chat:
@@ -274,12 +279,20 @@ def concerns_conversation(application: Application, update: Update) -> bool:
     """Whether a persistent conversation could take this update in some state: only then
     must its state be shared with other processes (a plain question never is, and reading
     the state for every question cost a quarter of the bot's throughput)."""
-    for group in application.handlers.values():
-        for handler in group:
-            if not isinstance(handler, ConversationHandler) or not handler.persistent:
-                continue
-            steps = [*handler.entry_points, *handler.fallbacks,
-                     *(step for steps in handler.states.values() for step in steps)]
-            if any(step.check_update(update) for step in steps):
-                return True
-    return False
+    return any(handler.persistent and any(step.check_update(update)
+                                          for step in conversation_steps(handler))
+               for handler in conversations(application))
+
+
+def conversations(application: Application) -> list[ConversationHandler]:
+    return [handler for group in application.handlers.values() for handler in group
+            if isinstance(handler, ConversationHandler)]
+
+
+def conversation_steps(handler: ConversationHandler) -> list[BaseHandler]:
+    """What a conversation may take in some state: its entry points, fallbacks and states'
+    handlers. Not the timeout state's, which takes any update when the conversation times
+    out (an upload's), and is no step the user takes."""
+    return [*handler.entry_points, *handler.fallbacks,
+            *(step for state, steps in handler.states.items()
+              if state != ConversationHandler.TIMEOUT for step in steps)]
