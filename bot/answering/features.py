@@ -162,6 +162,8 @@ def candidate_features(query: Query, hits: list[Hit], on_topic: float, answerabl
         matched = set(hit.matched)
         missing = [(t, w) for t, w in zip(query.terms, query.weights, strict=True)
                    if t not in matched]
+        # A document the models were not taught (uploaded since the fit): UNSEEN_FEATURES.
+        taught = hit.document.id in entries.probability
         rows.append(np.array([
             hit.coverage,
             hit.phrasing_coverage,
@@ -181,10 +183,10 @@ def candidate_features(query: Query, hits: list[Hit], on_topic: float, answerabl
             0.0 if kind.answered_by(hit.document) else 1.0,
             asks_place,
             asks_person,
-            on_topic if hit.document.id in entries.probability else UNSEEN,
+            on_topic if taught else UNSEEN,
             *((answerable, entries.probability[hit.document.id], entries.probability[NO_ENTRY],
                entries.asked.get(hit.document.id, UNSEEN), entries.asked.get(NO_ENTRY, UNSEEN),
                UNSEEN if entries.pair is None else entries.pair(query, hit))
-              if hit.document.id in entries.probability else (UNSEEN,) * 6),
+              if taught else (UNSEEN,) * 6),
         ], dtype=np.float64))
     return rows
