@@ -272,7 +272,8 @@ def cmd_bench(opts: argparse.Namespace, settings: Settings) -> int:
     from bot.bench import run_benchmark
 
     run_benchmark(settings, sizes=opts.sizes, queries=opts.queries, passes=opts.passes,
-                  reloads=not opts.no_reload, written=opts.written)
+                  reloads=not opts.no_reload,
+                  written=opts.written or sorted(Path("tests/eval").glob("holdout*.yaml")))
     return 0
 
 
@@ -492,9 +493,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="answer the questions this many times per corpus, each pass reported")
     bench.add_argument("--no-reload", action="store_true",
                        help="leave out the reload timings (a minute and more)")
-    bench.add_argument("--written", type=Path, nargs="*",
-                       default=sorted(Path("tests/eval").glob("holdout*.yaml")),
-                       help="question sets whose messages are answered too (row \"written\")")
+    bench.add_argument("--written", type=Path, nargs="*", default=[],
+                       help="question sets whose messages are answered too (row \"written\"; "
+                       "default, and with no file named: tests/eval/holdout*.yaml)")
 
     followups = sub.add_parser("followups", help="list the secretariat's follow-ups")
     followups.add_argument("--status", type=FollowUpStatus, choices=list(FollowUpStatus))

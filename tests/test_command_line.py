@@ -189,3 +189,13 @@ async def test_maxbot_audit_reads_in_korean_in_korean_time_with_every_detail_who
     assert [(a["at"], a["person_id"], a["action"], a["allowed"]) for a in listed] == [
         (when.isoformat(), who, action, allowed) for who, action, _, allowed, when in done]
     assert listed[3]["detail"] == LONG_DETAIL
+
+
+def test_bench_with_a_bare_written_flag_answers_the_blind_sets_messages(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """`maxbot bench --written` with no file named measures the default sets' messages, as
+    README says, rather than none."""
+    monkeypatch.chdir(PROJECT)
+    assert main(["bench", "--sizes", "--queries", "5", "--no-reload", "--written"]) == 0
+    rows = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert "real" in rows and "written" in rows
