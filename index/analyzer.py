@@ -50,6 +50,12 @@ COORDINATING = re.compile(r"[가-힣A-Za-z0-9](?:이랑|랑|하고|와|과|고|�
 # one predicate ("알고 싶어요", "하고 있어요"). Kiwi's tags, without their irregular-verb marks.
 PREDICATION_ENDINGS = ("고", "며", "면서")
 PREDICATE_TAGS = ("VCP", "VV", "VA", "VX", "XSV", "XSA", "EP")
+# The comitative particles, which join two things (Kiwi: JC) or say "with" (JKB): read as
+# "with", one still joins two things asked about when a noun phrase of its own follows it
+# ("출범일이랑 첫 투자 집행일은?", "규모랑 최소 가입금액 알려줘"), not when the next word is
+# the predicate's ("은행이랑 대화할 수 있어?", "산업부와 함께").
+COMITATIVE = ("와", "과", "랑", "이랑", "하고")
+NOUN_PHRASE_TAGS = ("NNG", "NNP", "NNB", "NR", "NP", "MM", "SL", "SN", "SH", "XPN", "XSN")
 
 
 @lru_cache(maxsize=1)
@@ -64,6 +70,23 @@ def _loaded_kiwi(words: frozenset[str]):
     for word in words:
         kiwi.add_user_word(word, "NNP", 0.0)
     return kiwi
+
+
+def _noun_phrase_follows(tokens: list, start: int) -> bool:
+    """Whether tokens[start:] open with a noun phrase that is asked about as the one before
+    it is: it ends the message or a clause (punctuation), takes a topic particle (은, 는, 도)
+    or the request's verb ("… 가입금액 알려줘"). A case particle ties it to a predicate that
+    the particle's "with" belongs to ("사무국과 미팅을 잡고", "금융권과 접점이 없는데"), and 하다
+    or 이다 make it the predicate ("대화할", "협력이에요")."""
+    end = start
+    while end < len(tokens) and tokens[end].tag in NOUN_PHRASE_TAGS:
+        end += 1
+    if not any(t.tag not in ("MM", "XPN", "XSN") for t in tokens[start:end]):
+        return False
+    if end == len(tokens):
+        return True
+    tag = tokens[end].tag.split("-")[0]
+    return tag.startswith(("JX", "JC", "S")) or tag in ("VV", "VX")
 
 
 class KiwiAnalyzer:
@@ -140,8 +163,10 @@ class KiwiAnalyzer:
             return []
         tokens = self.kiwi.tokenize(text)
         found = []
-        for before, t, after in zip([None, *tokens], tokens, [*tokens[1:], None], strict=False):
-            if t.tag == "JC":
+        for n, (before, t, after) in enumerate(
+                zip([None, *tokens], tokens, [*tokens[1:], None], strict=False)):
+            if t.tag == "JC" or (t.tag == "JKB" and t.form in COMITATIVE
+                                 and _noun_phrase_follows(tokens, n + 1)):
                 found.append((t.start, t.end, True))
             elif (t.tag == "EC" and t.form in PREDICATION_ENDINGS and before is not None
                   and before.tag.split("-")[0] in PREDICATE_TAGS

@@ -34,6 +34,12 @@ QUESTIONS = EVAL / "questions.yaml"
 # change that measures better overall costs a set a question, with the figures written here.
 # The BLIND sets were written blind and are kept unseen: only their totals are shown.
 FLOORS = {
+    # Session 18: a comitative particle Kiwi reads as "with" (JKB: 출범일이랑, 규모랑) joins
+    # two things asked when a noun phrase of their own follows it, as a coordinating one
+    # (JC) does (index/analyzer.py). No refit. The blind sets holdout2-15 together (3,184):
+    # in 1,643 -> 1,644, unknown 596, mixed 230 -> 237 of 301, off 444, wrong 29 -> 28; the
+    # sets fitted on: mixed 569 -> 585 of 784, in, unknown and wrong as they were. The floors
+    # of the sets that rose follow (and chatbot-2000's, one below its figure before).
     # Session 16, third step: for a document the fit was not taught (an upload) the topic
     # model's probability is missing too (features.UNSEEN_FEATURES): fitted on what the
     # knowledge base held then, it read a question about an uploaded programme ("AI 바우처
@@ -163,20 +169,20 @@ FLOORS = {
     "questions.yaml": ({"in": 0.977, "unknown": 1.0, "off": 1.0}, 0.001),
     "holdout.yaml": ({"in": 0.99, "unknown": 1.0, "off": 1.0}, 0.001),
     "holdout3.yaml": ({"in": 0.975, "unknown": 1.0, "off": 1.0}, 0.001),
-    "train5.yaml": ({"in": 0.918, "unknown": 1.0, "mixed": 0.707, "off": 1.0}, 0.003),
-    "train6.yaml": ({"in": 0.931, "unknown": 1.0, "mixed": 0.65, "off": 1.0}, 0.005),
+    "train5.yaml": ({"in": 0.918, "unknown": 1.0, "mixed": 0.756, "off": 1.0}, 0.003),
+    "train6.yaml": ({"in": 0.931, "unknown": 1.0, "mixed": 0.675, "off": 1.0}, 0.005),
     "train7.yaml": ({"in": 0.952, "unknown": 1.0, "mixed": 0.8, "off": 1.0}, 0.01),
     "holdout2.yaml": ({"in": 0.922, "unknown": 0.966, "off": 0.966}, 0.001),
-    "holdout4.yaml": ({"in": 0.874, "unknown": 0.96, "mixed": 0.75, "off": 0.975}, 0.005),
-    "holdout5.yaml": ({"in": 0.889, "unknown": 0.98, "mixed": 0.52, "off": 0.975}, 0.02),
+    "holdout4.yaml": ({"in": 0.874, "unknown": 0.96, "mixed": 0.8, "off": 0.975}, 0.005),
+    "holdout5.yaml": ({"in": 0.889, "unknown": 0.98, "mixed": 0.6, "off": 0.975}, 0.02),
     "holdout6.yaml": ({"in": 0.951, "unknown": 0.98, "mixed": 0.84, "off": 1.0}, 0.008),
     "holdout7.yaml": ({"in": 0.92, "unknown": 0.96, "mixed": 0.8, "off": 1.0}, 0.004),
     # Session 7: written blind; its first run (67e25ab) was the floor.
-    "holdout8.yaml": ({"in": 0.941, "unknown": 0.96, "mixed": 0.84, "off": 1.0}, 0.004),
+    "holdout8.yaml": ({"in": 0.941, "unknown": 0.96, "mixed": 0.88, "off": 1.0}, 0.004),
     # Session 8: written blind; its first run (0e14833) was the floor.
     "holdout9.yaml": ({"in": 0.889, "unknown": 0.98, "mixed": 0.733, "off": 0.925}, 0.008),
     # Session 9: written blind; its first run (462de13) was the floor.
-    "holdout10.yaml": ({"in": 0.886, "unknown": 0.96, "mixed": 0.88, "off": 1.0}, 0.02),
+    "holdout10.yaml": ({"in": 0.893, "unknown": 0.96, "mixed": 0.88, "off": 1.0}, 0.016),
     # Session 10: written blind after the asked questions landed; its first run (322ab34) is
     # the floor.
     "holdout11.yaml": ({"in": 0.96, "unknown": 0.98, "mixed": 0.76, "off": 1.0}, 0.008),
@@ -184,8 +190,8 @@ FLOORS = {
     # after the counters (00b3907).
     "holdout12.yaml": ({"in": 0.846, "unknown": 0.96, "mixed": 0.72, "off": 1.0}, 0.008),
     # Session 8: written from the sources to fit on.
-    "train9.yaml": ({"in": 0.969, "unknown": 0.987, "mixed": 0.725, "off": 1.0}, 0.005),
-    "train10.yaml": ({"in": 0.977, "unknown": 0.985, "mixed": 0.65, "off": 1.0}, 0.007),
+    "train9.yaml": ({"in": 0.969, "unknown": 0.987, "mixed": 0.775, "off": 1.0}, 0.005),
+    "train10.yaml": ({"in": 0.977, "unknown": 0.985, "mixed": 0.7, "off": 1.0}, 0.007),
     "train11.yaml": ({"in": 0.957, "unknown": 1.0, "mixed": 0.76, "off": 1.0}, 0.012),
     # Session 11: written from the sources to fit on, measured and not yet fitted: the refit
     # with them (and the right labels for English questions) answered 12 more of the blind
@@ -195,7 +201,7 @@ FLOORS = {
     # 90.8 / 80.0 / 100, wrong 2.0%; train13 79.4 / 86.2 / 63.3 / 96.7, wrong 2.3%. Their
     # failures have been read.
     "train12.yaml": ({"in": 0.942, "unknown": 1.0, "mixed": 0.833, "off": 1.0}, 0.001),
-    "train13.yaml": ({"in": 0.971, "unknown": 1.0, "mixed": 0.666, "off": 1.0}, 0.004),
+    "train13.yaml": ({"in": 0.971, "unknown": 1.0, "mixed": 0.733, "off": 1.0}, 0.004),
     "train14.yaml": ({"in": 0.964, "unknown": 1.0, "mixed": 0.8, "off": 1.0}, 0.001),
     "train15.yaml": ({"in": 0.958, "unknown": 0.983, "mixed": 0.766, "off": 1.0}, 0.004),
     "train16.yaml": ({"in": 0.959, "unknown": 1.0, "mixed": 0.9, "off": 1.0}, 0.004),
@@ -211,16 +217,16 @@ FLOORS = {
     "holdout13.yaml": ({"in": 0.879, "unknown": 1.0, "mixed": 0.8, "off": 0.967}, 0.005),
     "train20.yaml": ({"in": 0.953, "unknown": 0.983, "mixed": 0.833, "off": 1.0}, 0.007),
     "train21.yaml": ({"in": 0.929, "unknown": 1.0, "mixed": 0.866, "off": 1.0}, 0.011),
-    "train22.yaml": ({"in": 0.958, "unknown": 1.0, "mixed": 0.758, "off": 1.0}, 0.004),
+    "train22.yaml": ({"in": 0.958, "unknown": 1.0, "mixed": 0.793, "off": 1.0}, 0.004),
     "train23.yaml": ({"in": 0.905, "unknown": 1.0, "mixed": 0.833, "off": 1.0}, 0.004),
     # Session 16: written the same way (a question identical to one of an earlier set left
     # out) and run once on 8d495e3: holdout14 is kept unseen, its first run 81.8 / 97.8 /
     # 76.9 / 96.3, 3 wrong of 231; train24 (the asker's own words) 63.4 / 95.9 / 50.0 / 90.0,
     # 1 wrong of 272; train25 (fragments, typos, long messages) 79.4 / 96.4 / 46.4 / 94.4,
     # 5 wrong of 261. train24 and train25 are fitted on.
-    "holdout14.yaml": ({"in": 0.871, "unknown": 0.956, "mixed": 0.846, "off": 1.0}, 0.026),
-    "train24.yaml": ({"in": 0.937, "unknown": 1.0, "mixed": 0.571, "off": 1.0}, 0.004),
-    "train25.yaml": ({"in": 0.931, "unknown": 0.981, "mixed": 0.5, "off": 1.0}, 0.012),
+    "holdout14.yaml": ({"in": 0.871, "unknown": 0.956, "mixed": 0.884, "off": 1.0}, 0.026),
+    "train24.yaml": ({"in": 0.937, "unknown": 1.0, "mixed": 0.678, "off": 1.0}, 0.004),
+    "train25.yaml": ({"in": 0.931, "unknown": 0.981, "mixed": 0.535, "off": 1.0}, 0.012),
     # Session 16, second step: written the same way, run once on the models of 17888d3 (with
     # the check fix) and fitted on: train26 (English, mixed Korean and English) 72.1 / 96.3 /
     # 60.7 / 94.4, 5 wrong of 265; train27 (half-remembered figures, formal requests) 65.9 /
@@ -231,12 +237,12 @@ FLOORS = {
     # set's were left out) and run once on fcb60a3: kept unseen, its first run is the floor:
     # 91.1 / 100 / 68.0 / 100, 1 wrong of 206 (mecab 83.9 / 100 / 52.0 / 100, 2 wrong;
     # whitespace 24.2 / 94.9 / 20.0 / 100, 0 wrong).
-    "holdout15.yaml": ({"in": 0.911, "unknown": 1.0, "mixed": 0.68, "off": 1.0}, 0.005),
+    "holdout15.yaml": ({"in": 0.911, "unknown": 1.0, "mixed": 0.76, "off": 1.0}, 0.005),
     "train26.yaml": ({"in": 0.945, "unknown": 0.981, "mixed": 0.607, "off": 1.0}, 0.012),
     "train27.yaml": ({"in": 0.923, "unknown": 0.983, "mixed": 0.535, "off": 1.0}, 0.004),
-    "train28.yaml": ({"in": 0.888, "unknown": 0.966, "mixed": 0.55, "off": 1.0}, 0.012),
+    "train28.yaml": ({"in": 0.888, "unknown": 0.966, "mixed": 0.6, "off": 1.0}, 0.012),
     "train29.yaml": ({"in": 0.968, "unknown": 1.0, "mixed": 0.592, "off": 1.0}, 0.004),
-    "chatbot-2000.yaml": ({"off": 0.998}, 0.0005),
+    "chatbot-2000.yaml": ({"off": 0.999}, 0.0005),
 }
 BLIND = {path.name for path in blind_sets(EVAL)}
 # Three documents an admin might upload, and questions about them (tests/eval/uploads/),

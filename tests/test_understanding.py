@@ -161,6 +161,15 @@ def test_two_answerable_questions_get_both_answers(real_index: KnowledgeIndex) -
     ("사무국은 어디고 전화번호는 뭐예요?", [("사무국은 어디고",), ("전화번호는 뭐예요?",)]),
     ("M.AX 얼라이언스 언제 출범했고 목표 연도는 언제예요?",
      [("M.AX 얼라이언스 언제 출범했고",), ("목표 연도는 언제예요?",)]),
+    # Kiwi reads this 랑 as "with" (a case particle, not a coordinating one), but a noun
+    # phrase asked about follows it: two things asked.
+    ("국민참여형 펀드 규모랑 최소 가입금액 알려줘.",
+     [("국민참여형 펀드 규모",),
+      ("최소 가입금액 알려줘.", "국민참여형 펀드 최소 가입금액 알려줘.")]),
+    # "With" that belongs to the predicate: one question.
+    ("산업은행 사무국과 미팅을 잡고 싶은데 담당 부서 이메일 알려주세요",
+     [("산업은행 사무국과 미팅을 잡고 싶은데 담당 부서 이메일 알려주세요",)]),
+    ("은행이랑 수시로 대화할 수 있어?", [("은행이랑 수시로 대화할 수 있어?",)]),
     # A predication that asks nothing, or one an auxiliary verb continues, is one question.
     ("신청하고 받을 수 있어요?", [("신청하고 받을 수 있어요?",)]),
     ("출범일이 언제인지 알고 싶어요", [("출범일이 언제인지 알고 싶어요",)]),
@@ -217,6 +226,17 @@ def test_each_of_two_things_asked_together_gets_its_own_fact(real_index: Knowled
     launch, deadline = result.parts
     assert launch.status == "answered" and deadline.status == "unanswered"
     assert result.followup
+
+
+def test_what_is_known_of_two_things_is_answered_and_the_rest_queued(
+        real_index: KnowledgeIndex) -> None:
+    """The retail fund's size is known, its minimum subscription is not: the asker gets the
+    size, and is told the rest went to the secretariat."""
+    result = answer("국민참여형 펀드 규모랑 최소 가입금액 알려줘.", real_index)
+    size, minimum = result.parts
+    assert size.status == "answered" and minimum.status == "unanswered" and result.followup
+    reply = to_plain_text(render_answer(result, real_index.knowledge))
+    assert re.search(r"6,?000억", reply), reply
 
 
 def test_one_thing_asked_of_two_parties_is_answered_whole(real_index: KnowledgeIndex) -> None:
