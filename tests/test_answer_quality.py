@@ -34,6 +34,11 @@ QUESTIONS = EVAL / "questions.yaml"
 # change that measures better overall costs a set a question, with the figures written here.
 # The BLIND sets were written blind and are kept unseen: only their totals are shown.
 FLOORS = {
+    # Session 18, second step: a message none of whose pieces ends as a question does (a
+    # formal request, "… 확인 부탁드립니다."; a fragment, "전략위원회 역할이랑 위원 명단")
+    # asks its last sentence, and its parts are found there (bot/answering/parts.py). The
+    # blind sets: mixed 237 -> 238 of 301, the rest as they were; the sets fitted on: in 4,540
+    # -> 4,542 of 4,791, mixed 585 -> 593 of 784, wrong 44 -> 43. Those floors follow.
     # Session 18: a comitative particle Kiwi reads as "with" (JKB: 출범일이랑, 규모랑) joins
     # two things asked when a noun phrase of their own follows it, as a coordinating one
     # (JC) does (index/analyzer.py). No refit. The blind sets holdout2-15 together (3,184):
@@ -171,9 +176,9 @@ FLOORS = {
     "holdout3.yaml": ({"in": 0.975, "unknown": 1.0, "off": 1.0}, 0.001),
     "train5.yaml": ({"in": 0.918, "unknown": 1.0, "mixed": 0.756, "off": 1.0}, 0.003),
     "train6.yaml": ({"in": 0.931, "unknown": 1.0, "mixed": 0.675, "off": 1.0}, 0.005),
-    "train7.yaml": ({"in": 0.952, "unknown": 1.0, "mixed": 0.8, "off": 1.0}, 0.01),
+    "train7.yaml": ({"in": 0.952, "unknown": 1.0, "mixed": 0.828, "off": 1.0}, 0.01),
     "holdout2.yaml": ({"in": 0.922, "unknown": 0.966, "off": 0.966}, 0.001),
-    "holdout4.yaml": ({"in": 0.874, "unknown": 0.96, "mixed": 0.8, "off": 0.975}, 0.005),
+    "holdout4.yaml": ({"in": 0.874, "unknown": 0.96, "mixed": 0.85, "off": 0.975}, 0.005),
     "holdout5.yaml": ({"in": 0.889, "unknown": 0.98, "mixed": 0.6, "off": 0.975}, 0.02),
     "holdout6.yaml": ({"in": 0.951, "unknown": 0.98, "mixed": 0.84, "off": 1.0}, 0.008),
     "holdout7.yaml": ({"in": 0.92, "unknown": 0.96, "mixed": 0.8, "off": 1.0}, 0.004),
@@ -201,7 +206,7 @@ FLOORS = {
     # 90.8 / 80.0 / 100, wrong 2.0%; train13 79.4 / 86.2 / 63.3 / 96.7, wrong 2.3%. Their
     # failures have been read.
     "train12.yaml": ({"in": 0.942, "unknown": 1.0, "mixed": 0.833, "off": 1.0}, 0.001),
-    "train13.yaml": ({"in": 0.971, "unknown": 1.0, "mixed": 0.733, "off": 1.0}, 0.004),
+    "train13.yaml": ({"in": 0.971, "unknown": 1.0, "mixed": 0.766, "off": 1.0}, 0.004),
     "train14.yaml": ({"in": 0.964, "unknown": 1.0, "mixed": 0.8, "off": 1.0}, 0.001),
     "train15.yaml": ({"in": 0.958, "unknown": 0.983, "mixed": 0.766, "off": 1.0}, 0.004),
     "train16.yaml": ({"in": 0.959, "unknown": 1.0, "mixed": 0.9, "off": 1.0}, 0.004),
@@ -225,8 +230,8 @@ FLOORS = {
     # 1 wrong of 272; train25 (fragments, typos, long messages) 79.4 / 96.4 / 46.4 / 94.4,
     # 5 wrong of 261. train24 and train25 are fitted on.
     "holdout14.yaml": ({"in": 0.871, "unknown": 0.956, "mixed": 0.884, "off": 1.0}, 0.026),
-    "train24.yaml": ({"in": 0.937, "unknown": 1.0, "mixed": 0.678, "off": 1.0}, 0.004),
-    "train25.yaml": ({"in": 0.931, "unknown": 0.981, "mixed": 0.535, "off": 1.0}, 0.012),
+    "train24.yaml": ({"in": 0.937, "unknown": 1.0, "mixed": 0.714, "off": 1.0}, 0.004),
+    "train25.yaml": ({"in": 0.937, "unknown": 0.981, "mixed": 0.571, "off": 1.0}, 0.008),
     # Session 16, second step: written the same way, run once on the models of 17888d3 (with
     # the check fix) and fitted on: train26 (English, mixed Korean and English) 72.1 / 96.3 /
     # 60.7 / 94.4, 5 wrong of 265; train27 (half-remembered figures, formal requests) 65.9 /
@@ -239,7 +244,7 @@ FLOORS = {
     # whitespace 24.2 / 94.9 / 20.0 / 100, 0 wrong).
     "holdout15.yaml": ({"in": 0.911, "unknown": 1.0, "mixed": 0.76, "off": 1.0}, 0.005),
     "train26.yaml": ({"in": 0.945, "unknown": 0.981, "mixed": 0.607, "off": 1.0}, 0.012),
-    "train27.yaml": ({"in": 0.923, "unknown": 0.983, "mixed": 0.535, "off": 1.0}, 0.004),
+    "train27.yaml": ({"in": 0.929, "unknown": 0.983, "mixed": 0.678, "off": 1.0}, 0.004),
     "train28.yaml": ({"in": 0.888, "unknown": 0.966, "mixed": 0.6, "off": 1.0}, 0.012),
     "train29.yaml": ({"in": 0.968, "unknown": 1.0, "mixed": 0.592, "off": 1.0}, 0.004),
     "chatbot-2000.yaml": ({"off": 0.999}, 0.0005),

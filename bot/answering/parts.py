@@ -75,17 +75,30 @@ def question_parts(text: str, coordinations: Coordinations | None = None
     the things they join share the clause's question ("출범일이랑 마감일은 언제예요?" asks when
     of both).
     """
+    said = sentences(text)
+    asked = _questions(said, coordinations, is_question)
+    if not asked and said:
+        # No piece ends as a question does, yet a message asks something: a formal request
+        # ("… 요건 확인 부탁드립니다.") or a fragment ("전략위원회 역할이랑 위원 명단"). What
+        # it asks is its last sentence, read whole.
+        asked = _questions(said[-1:], coordinations, lambda _: True)
+    return asked if len(asked) > 1 else [(text,)]
+
+
+def _questions(said: list[str], coordinations: Coordinations | None,
+               asking: Callable[[str], bool]) -> list[tuple[str, ...]]:
+    """The questions of the sentences, of their pieces that `asking` holds to ask."""
     asked: list[tuple[str, ...]] = []
-    for sentence in sentences(text):
+    for sentence in said:
         for clause in CONNECTIVE.split(sentence):
             for piece in _comma_questions(clause):
-                if not is_question(piece):
+                if not asking(piece):
                     continue
                 if coordinations:
                     asked.extend(_conjuncts(piece, coordinations))
                 else:
                     asked.append((piece,))
-    return asked if len(asked) > 1 else [(text,)]
+    return asked
 
 
 def _comma_questions(clause: str) -> list[str]:
