@@ -34,6 +34,10 @@ QUESTIONS = EVAL / "questions.yaml"
 # change that measures better overall costs a set a question, with the figures written here.
 # The BLIND sets were written blind and are kept unseen: only their totals are shown.
 FLOORS = {
+    # Session 18, third step: a question word and the connective (이)고 end a question, comma
+    # or not ("규모는 얼마고 금리는 몇 %예요?", where Kiwi reads 고금리). The blind sets: in
+    # 1,644 -> 1,645, mixed 238, wrong 28 -> 27; the sets fitted on: mixed 593 -> 605 of 784,
+    # in 4,542, wrong 43. Those floors follow.
     # Session 18, second step: a message none of whose pieces ends as a question does (a
     # formal request, "… 확인 부탁드립니다."; a fragment, "전략위원회 역할이랑 위원 명단")
     # asks its last sentence, and its parts are found there (bot/answering/parts.py). The
@@ -175,10 +179,10 @@ FLOORS = {
     "holdout.yaml": ({"in": 0.99, "unknown": 1.0, "off": 1.0}, 0.001),
     "holdout3.yaml": ({"in": 0.975, "unknown": 1.0, "off": 1.0}, 0.001),
     "train5.yaml": ({"in": 0.918, "unknown": 1.0, "mixed": 0.756, "off": 1.0}, 0.003),
-    "train6.yaml": ({"in": 0.931, "unknown": 1.0, "mixed": 0.675, "off": 1.0}, 0.005),
+    "train6.yaml": ({"in": 0.931, "unknown": 1.0, "mixed": 0.7, "off": 1.0}, 0.005),
     "train7.yaml": ({"in": 0.952, "unknown": 1.0, "mixed": 0.828, "off": 1.0}, 0.01),
     "holdout2.yaml": ({"in": 0.922, "unknown": 0.966, "off": 0.966}, 0.001),
-    "holdout4.yaml": ({"in": 0.874, "unknown": 0.96, "mixed": 0.85, "off": 0.975}, 0.005),
+    "holdout4.yaml": ({"in": 0.881, "unknown": 0.96, "mixed": 0.85, "off": 0.975}, 0.001),
     "holdout5.yaml": ({"in": 0.889, "unknown": 0.98, "mixed": 0.6, "off": 0.975}, 0.02),
     "holdout6.yaml": ({"in": 0.951, "unknown": 0.98, "mixed": 0.84, "off": 1.0}, 0.008),
     "holdout7.yaml": ({"in": 0.92, "unknown": 0.96, "mixed": 0.8, "off": 1.0}, 0.004),
@@ -196,8 +200,8 @@ FLOORS = {
     "holdout12.yaml": ({"in": 0.846, "unknown": 0.96, "mixed": 0.72, "off": 1.0}, 0.008),
     # Session 8: written from the sources to fit on.
     "train9.yaml": ({"in": 0.969, "unknown": 0.987, "mixed": 0.775, "off": 1.0}, 0.005),
-    "train10.yaml": ({"in": 0.977, "unknown": 0.985, "mixed": 0.7, "off": 1.0}, 0.007),
-    "train11.yaml": ({"in": 0.957, "unknown": 1.0, "mixed": 0.76, "off": 1.0}, 0.012),
+    "train10.yaml": ({"in": 0.977, "unknown": 0.985, "mixed": 0.725, "off": 1.0}, 0.007),
+    "train11.yaml": ({"in": 0.957, "unknown": 1.0, "mixed": 0.78, "off": 1.0}, 0.012),
     # Session 11: written from the sources to fit on, measured and not yet fitted: the refit
     # with them (and the right labels for English questions) answered 12 more of the blind
     # sets' 1,422 answerable questions than the models served (and 3 more unknown, 5 more
@@ -206,9 +210,9 @@ FLOORS = {
     # 90.8 / 80.0 / 100, wrong 2.0%; train13 79.4 / 86.2 / 63.3 / 96.7, wrong 2.3%. Their
     # failures have been read.
     "train12.yaml": ({"in": 0.942, "unknown": 1.0, "mixed": 0.833, "off": 1.0}, 0.001),
-    "train13.yaml": ({"in": 0.971, "unknown": 1.0, "mixed": 0.766, "off": 1.0}, 0.004),
-    "train14.yaml": ({"in": 0.964, "unknown": 1.0, "mixed": 0.8, "off": 1.0}, 0.001),
-    "train15.yaml": ({"in": 0.958, "unknown": 0.983, "mixed": 0.766, "off": 1.0}, 0.004),
+    "train13.yaml": ({"in": 0.971, "unknown": 1.0, "mixed": 0.8, "off": 1.0}, 0.004),
+    "train14.yaml": ({"in": 0.964, "unknown": 1.0, "mixed": 0.833, "off": 1.0}, 0.001),
+    "train15.yaml": ({"in": 0.958, "unknown": 0.983, "mixed": 0.8, "off": 1.0}, 0.004),
     "train16.yaml": ({"in": 0.959, "unknown": 1.0, "mixed": 0.9, "off": 1.0}, 0.004),
     "train17.yaml": ({"in": 0.965, "unknown": 0.984, "mixed": 0.866, "off": 1.0}, 0.004),
     "train18.yaml": ({"in": 0.913, "unknown": 0.984, "mixed": 0.9, "off": 1.0}, 0.011),
@@ -220,7 +224,7 @@ FLOORS = {
     # of the older sets' 1,422, 114 for 116 of holdout13's 141, at a threshold of 0.900).
     # Their floors are their first runs.
     "holdout13.yaml": ({"in": 0.879, "unknown": 1.0, "mixed": 0.8, "off": 0.967}, 0.005),
-    "train20.yaml": ({"in": 0.953, "unknown": 0.983, "mixed": 0.833, "off": 1.0}, 0.007),
+    "train20.yaml": ({"in": 0.953, "unknown": 0.983, "mixed": 0.866, "off": 1.0}, 0.007),
     "train21.yaml": ({"in": 0.929, "unknown": 1.0, "mixed": 0.866, "off": 1.0}, 0.011),
     "train22.yaml": ({"in": 0.958, "unknown": 1.0, "mixed": 0.793, "off": 1.0}, 0.004),
     "train23.yaml": ({"in": 0.905, "unknown": 1.0, "mixed": 0.833, "off": 1.0}, 0.004),
@@ -243,10 +247,10 @@ FLOORS = {
     # 91.1 / 100 / 68.0 / 100, 1 wrong of 206 (mecab 83.9 / 100 / 52.0 / 100, 2 wrong;
     # whitespace 24.2 / 94.9 / 20.0 / 100, 0 wrong).
     "holdout15.yaml": ({"in": 0.911, "unknown": 1.0, "mixed": 0.76, "off": 1.0}, 0.005),
-    "train26.yaml": ({"in": 0.945, "unknown": 0.981, "mixed": 0.607, "off": 1.0}, 0.012),
-    "train27.yaml": ({"in": 0.929, "unknown": 0.983, "mixed": 0.678, "off": 1.0}, 0.004),
-    "train28.yaml": ({"in": 0.888, "unknown": 0.966, "mixed": 0.6, "off": 1.0}, 0.012),
-    "train29.yaml": ({"in": 0.968, "unknown": 1.0, "mixed": 0.592, "off": 1.0}, 0.004),
+    "train26.yaml": ({"in": 0.945, "unknown": 0.981, "mixed": 0.642, "off": 1.0}, 0.012),
+    "train27.yaml": ({"in": 0.929, "unknown": 0.983, "mixed": 0.714, "off": 1.0}, 0.004),
+    "train28.yaml": ({"in": 0.888, "unknown": 0.966, "mixed": 0.625, "off": 1.0}, 0.012),
+    "train29.yaml": ({"in": 0.968, "unknown": 1.0, "mixed": 0.666, "off": 1.0}, 0.004),
     "chatbot-2000.yaml": ({"off": 0.999}, 0.0005),
 }
 BLIND = {path.name for path in blind_sets(EVAL)}

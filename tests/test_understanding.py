@@ -177,6 +177,11 @@ def test_two_answerable_questions_get_both_answers(real_index: KnowledgeIndex) -
     ("산업은행 사무국과 미팅을 잡고 싶은데 담당 부서 이메일 알려주세요",
      [("산업은행 사무국과 미팅을 잡고 싶은데 담당 부서 이메일 알려주세요",)]),
     ("은행이랑 수시로 대화할 수 있어?", [("은행이랑 수시로 대화할 수 있어?",)]),
+    # A question word and the connective 고 end a question, though Kiwi reads that 고 as the
+    # prefix of 고금리, or as a quoting particle where no space follows.
+    ("초저리 대출 5년 규모는 얼마고 금리는 몇 %예요?",
+     [("초저리 대출 5년 규모는 얼마고",), ("금리는 몇 %예요?",)]),
+    ("사무국어디고전화번호뭐예요", [("사무국어디고",), ("전화번호뭐예요",)]),
     # A predication that asks nothing, or one an auxiliary verb continues, is one question.
     ("신청하고 받을 수 있어요?", [("신청하고 받을 수 있어요?",)]),
     ("출범일이 언제인지 알고 싶어요", [("출범일이 언제인지 알고 싶어요",)]),
@@ -238,6 +243,7 @@ def test_each_of_two_things_asked_together_gets_its_own_fact(real_index: Knowled
 @pytest.mark.parametrize(("message", "known"), [
     ("국민참여형 펀드 규모랑 최소 가입금액 알려줘.", r"6,?000억"),
     ("초저리 대출 5년 총액이랑 담보 요건 확인 부탁드립니다.", r"50조"),
+    ("초저리 대출 5년 규모는 얼마고 금리는 몇 %예요?", r"50조"),
 ])
 def test_what_is_known_of_two_things_is_answered_and_the_rest_queued(
         message: str, known: str, real_index: KnowledgeIndex) -> None:

@@ -14,10 +14,15 @@ from collections.abc import Callable
 
 # Sentence ends: a question or exclamation mark, a full stop before a space, a line break.
 SENTENCE_END = re.compile(r"(?<=[?!？])\s*|(?<=[.。])\s+|\n+")
+# A question word and the connective (이)고 end a question, comma or not, space or not
+# ("규모는 얼마고 금리는 몇 %예요?", "사무국어디고전화번호뭐예요"): Kiwi may read that 고 as a
+# prefix of the next word (고금리) or as a quoting particle.
+ASKED_AND = ("얼마", "얼마이", "언제", "언제이", "어디", "어디이", "누구", "누구이", "뭐", "무엇이")
 # Inside a sentence, two questions meet at a connective with a comma ("어디 있고, …") or at
 # 그리고 / 또 / 아울러 ("…, and also …").
 CONNECTIVE = re.compile(r"(?:(?<=[가-힣]고)|(?<=[가-힣]며)|(?<=면서)|(?<=[가-힣]구)),\s*|"
-                        r",?\s*(?:그리고|그리구|또한|아울러|(?i:and also|also,?))\s+")
+                        r",?\s*(?:그리고|그리구|또한|아울러|(?i:and also|also,?))\s+|"
+                        + "|".join(rf"(?<={word}고)(?!요)\s*" for word in ASKED_AND))
 # How a Korean (or English) question or request ends: a question mark, an interrogative or
 # request ending ...
 ASKING_END = re.compile(
