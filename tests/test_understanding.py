@@ -233,6 +233,17 @@ def test_a_request_after_the_question_is_not_queued_as_a_question(
     assert result.status == "answered" and not result.parts and not result.followup
 
 
+@pytest.mark.parametrize("message", ["안녕하세요? 국민성장펀드 규모 알려주세요",
+                                     "안녕하세요. 국민성장펀드 규모가 얼마예요?"])
+def test_a_greeting_before_the_question_is_not_queued_as_a_question(
+        message: str, real_index: KnowledgeIndex) -> None:
+    """Read beside a question about the fund, "안녕하세요?" was taken for a question about it
+    that the knowledge base cannot answer: the secretariat got a greeting to follow up."""
+    result = answer(message, real_index)
+    assert result.status == "answered" and result.document.id == "fund-size"
+    assert not result.parts and not result.followup
+
+
 def test_each_of_two_things_asked_together_gets_its_own_fact(real_index: KnowledgeIndex) -> None:
     result = answer("출범일이랑 신청 마감일은 언제예요?", real_index)
     launch, deadline = result.parts

@@ -25,7 +25,7 @@ from typing import Literal
 import numpy as np
 
 from bot.answering.candidates import Candidates, gather, parse, topic_text
-from bot.answering.model import ON_TOPIC, DecisionModels, load_models
+from bot.answering.model import OFF_TOPIC, ON_TOPIC, DecisionModels, load_models
 from bot.answering.parts import asks, question_parts
 from index import Document, FaqEntry, Hit, KnowledgeIndex, Query
 from index.analyzer import detect_language
@@ -140,13 +140,13 @@ def answer_many(questions: list[str], index: KnowledgeIndex,
     first = [n for n, ok in enumerate(asks)
              if ok and (n < len(questions) or wholes[n] not in single)]
     answers, rows = _decide_all(texts, parsed, wholes, first, {}, index, rules)
-    decided = dict(zip(first, answers, strict=True))
+    decided = {n: a for n, a in zip(first, answers, strict=True) if a is not None}
     later = [n for n, ok in enumerate(asks) if ok and n not in decided
              and decided[wholes[n]].status != "answered"]
     if later:
         whole_rows = {n: rows[i] for i, n in enumerate(first) if n < len(questions)}
         answers, _ = _decide_all(texts, parsed, wholes, later, whole_rows, index, rules)
-        decided.update(zip(later, answers, strict=True))
+        decided.update((n, a) for n, a in zip(later, answers, strict=True) if a is not None)
     results = [decided[n] for n in range(len(questions))]
     for n, parts in parts_asked.items():
         part_answers = [[decided[i] for i in part if i in decided] for part in parts]
@@ -161,8 +161,9 @@ def _first_answered(readings: list[Answer]) -> Answer:
 
 def _decide_all(texts: list[str], parsed: list[list[Query]], wholes: list[int],
                 chosen: list[int], whole_rows: dict[int, np.ndarray], index: KnowledgeIndex,
-                rules: AnsweringRules) -> tuple[list[Answer], np.ndarray]:
-    """Decide the `chosen` texts (`parsed`: each text's queries), and give their topic rows.
+                rules: AnsweringRules) -> tuple[list[Answer | None], np.ndarray]:
+    """Decide the `chosen` texts (`parsed`: each text's queries), and give their topic rows;
+    None for a part that greets or thanks.
     wholes[i] is the text whose message text i is part of (itself for a whole message), chosen
     too or in `whole_rows` with its topic row: a part about us in a message about us is about
     us."""
@@ -170,17 +171,28 @@ def _decide_all(texts: list[str], parsed: list[list[Query]], wholes: list[int],
     read = [topic_text(parsed[n][0]) for n in chosen]
     rows, answerable, entries = models.topic.read(read, [texts[n] for n in chosen])
     on_topic = models.topic.classes.index(ON_TOPIC)
+    # What is neither about us nor about anything else: a greeting, thanks.
+    chat = np.asarray([c not in (ON_TOPIC, OFF_TOPIC) for c in models.topic.classes])
     position = {n: i for i, n in enumerate(chosen)}
+    asking = []
     for i, n in enumerate(chosen):
         whole = wholes[n]
+        if whole != n and rows[i, chat].sum() > rows[i, on_topic]:
+            # A part that greets or thanks ("안녕하세요? 국민성장펀드 규모 알려주세요") asks
+            # nothing, whatever the message is about: it drops out, as one with no word to
+            # look up does, and is no question for the secretariat.
+            continue
+        asking.append(i)
         whole_row = rows[position[whole]] if whole in position else whole_rows[whole]
         if whole_row[on_topic] > rows[i, on_topic]:
             rows[i] = whole_row
-    topics = [dict(zip(models.topic.classes, row.tolist(), strict=True)) for row in rows]
-    found = gather([parsed[n] for n in chosen], [t[ON_TOPIC] for t in topics],
-                   answerable.tolist(), entries, index)
-    return [_decide(texts[n], candidates, topic, models, rules)
-            for n, candidates, topic in zip(chosen, found, topics, strict=True)], rows
+    topics = [dict(zip(models.topic.classes, rows[i].tolist(), strict=True)) for i in asking]
+    found = gather([parsed[chosen[i]] for i in asking], [t[ON_TOPIC] for t in topics],
+                   answerable[asking].tolist(), [entries[i] for i in asking], index)
+    answers: list[Answer | None] = [None] * len(chosen)
+    for i, candidates, topic in zip(asking, found, topics, strict=True):
+        answers[i] = _decide(texts[chosen[i]], candidates, topic, models, rules)
+    return answers, rows
 
 
 def _decide(question: str, candidates: Candidates, topic: dict[str, float],
