@@ -34,6 +34,10 @@ QUESTIONS = EVAL / "questions.yaml"
 # change that measures better overall costs a set a question, with the figures written here.
 # The BLIND sets were written blind and are kept unseen: only their totals are shown.
 FLOORS = {
+    # Session 18, fifth step: a question word in the past (언제였고) ends a question as in the
+    # present, and a request joined to the next question ("… 알려주시고, …") asks too. The
+    # blind sets: mixed 238 -> 239, the rest as they were; the sets fitted on: mixed 605 ->
+    # 609. Those floors follow.
     # Session 18, third step: a question word and the connective (이)고 end a question, comma
     # or not ("규모는 얼마고 금리는 몇 %예요?", where Kiwi reads 고금리). The blind sets: in
     # 1,644 -> 1,645, mixed 238, wrong 28 -> 27; the sets fitted on: mixed 593 -> 605 of 784,
@@ -199,7 +203,7 @@ FLOORS = {
     # after the counters (00b3907).
     "holdout12.yaml": ({"in": 0.846, "unknown": 0.96, "mixed": 0.72, "off": 1.0}, 0.008),
     # Session 8: written from the sources to fit on.
-    "train9.yaml": ({"in": 0.969, "unknown": 0.987, "mixed": 0.775, "off": 1.0}, 0.005),
+    "train9.yaml": ({"in": 0.969, "unknown": 0.987, "mixed": 0.825, "off": 1.0}, 0.005),
     "train10.yaml": ({"in": 0.977, "unknown": 0.985, "mixed": 0.725, "off": 1.0}, 0.007),
     "train11.yaml": ({"in": 0.957, "unknown": 1.0, "mixed": 0.78, "off": 1.0}, 0.012),
     # Session 11: written from the sources to fit on, measured and not yet fitted: the refit
@@ -214,9 +218,9 @@ FLOORS = {
     "train14.yaml": ({"in": 0.964, "unknown": 1.0, "mixed": 0.833, "off": 1.0}, 0.001),
     "train15.yaml": ({"in": 0.958, "unknown": 0.983, "mixed": 0.8, "off": 1.0}, 0.004),
     "train16.yaml": ({"in": 0.959, "unknown": 1.0, "mixed": 0.9, "off": 1.0}, 0.004),
-    "train17.yaml": ({"in": 0.965, "unknown": 0.984, "mixed": 0.866, "off": 1.0}, 0.004),
+    "train17.yaml": ({"in": 0.965, "unknown": 0.984, "mixed": 0.9, "off": 1.0}, 0.004),
     "train18.yaml": ({"in": 0.913, "unknown": 0.984, "mixed": 0.9, "off": 1.0}, 0.011),
-    "train19.yaml": ({"in": 0.948, "unknown": 0.984, "mixed": 0.766, "off": 1.0}, 0.004),
+    "train19.yaml": ({"in": 0.948, "unknown": 0.984, "mixed": 0.8, "off": 1.0}, 0.004),
     # Session 14: written blind from the sources by helpers that saw only the seed press
     # release and facts.md (a question identical to one of an earlier set left out), measured
     # once on a27f304: holdout13 is kept unseen (totals only); train20-23 are written to fit on,
@@ -233,7 +237,7 @@ FLOORS = {
     # 76.9 / 96.3, 3 wrong of 231; train24 (the asker's own words) 63.4 / 95.9 / 50.0 / 90.0,
     # 1 wrong of 272; train25 (fragments, typos, long messages) 79.4 / 96.4 / 46.4 / 94.4,
     # 5 wrong of 261. train24 and train25 are fitted on.
-    "holdout14.yaml": ({"in": 0.871, "unknown": 0.956, "mixed": 0.884, "off": 1.0}, 0.026),
+    "holdout14.yaml": ({"in": 0.871, "unknown": 0.956, "mixed": 0.923, "off": 1.0}, 0.026),
     "train24.yaml": ({"in": 0.937, "unknown": 1.0, "mixed": 0.714, "off": 1.0}, 0.004),
     "train25.yaml": ({"in": 0.937, "unknown": 0.981, "mixed": 0.571, "off": 1.0}, 0.008),
     # Session 16, second step: written the same way, run once on the models of 17888d3 (with

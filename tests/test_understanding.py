@@ -182,6 +182,11 @@ def test_two_answerable_questions_get_both_answers(real_index: KnowledgeIndex) -
     ("초저리 대출 5년 규모는 얼마고 금리는 몇 %예요?",
      [("초저리 대출 5년 규모는 얼마고",), ("금리는 몇 %예요?",)]),
     ("사무국어디고전화번호뭐예요", [("사무국어디고",), ("전화번호뭐예요",)]),
+    ("출범일이 언제였고 신청 마감은 언제예요?",
+     [("출범일이 언제였고",), ("신청 마감은 언제예요?",)]),
+    # A request joined to the next question asks too.
+    ("국민성장펀드 결정 구조 알려주시고, 심의위원회 회의는 한 달에 몇 번 열리나요?",
+     [("국민성장펀드 결정 구조 알려주시고",), ("심의위원회 회의는 한 달에 몇 번 열리나요?",)]),
     # A predication that asks nothing, or one an auxiliary verb continues, is one question.
     ("신청하고 받을 수 있어요?", [("신청하고 받을 수 있어요?",)]),
     ("출범일이 언제인지 알고 싶어요", [("출범일이 언제인지 알고 싶어요",)]),

@@ -17,17 +17,18 @@ SENTENCE_END = re.compile(r"(?<=[?!？])\s*|(?<=[.。])\s+|\n+")
 # A question word and the connective (이)고 end a question, comma or not, space or not
 # ("규모는 얼마고 금리는 몇 %예요?", "사무국어디고전화번호뭐예요"): Kiwi may read that 고 as a
 # prefix of the next word (고금리) or as a quoting particle.
-ASKED_AND = ("얼마", "얼마이", "언제", "언제이", "어디", "어디이", "누구", "누구이", "뭐", "무엇이")
+ASKED_AND = ("얼마", "얼마이", "언제", "언제이", "어디", "어디이", "누구", "누구이", "뭐", "무엇이",
+             "얼마였", "언제였", "어디였", "누구였", "뭐였", "무엇이었")
 # Inside a sentence, two questions meet at a connective with a comma ("어디 있고, …") or at
 # 그리고 / 또 / 아울러 ("…, and also …").
 CONNECTIVE = re.compile(r"(?:(?<=[가-힣]고)|(?<=[가-힣]며)|(?<=면서)|(?<=[가-힣]구)),\s*|"
                         r",?\s*(?:그리고|그리구|또한|아울러|(?i:and also|also,?))\s+|"
                         + "|".join(rf"(?<={word}고)(?!요)\s*" for word in ASKED_AND))
 # How a Korean (or English) question or request ends: a question mark, an interrogative or
-# request ending ...
+# request ending (joined to the next question: "… 구조 알려주시고, 회의는 …") ...
 ASKING_END = re.compile(
     r"[?？]\s*$|(?:나요|까요|가요|는지|은지|는가|을까|니까|냐|니|죠|지요|래요|려나|나|까|가|"
-    r"줘|주세요|주실래요|싶어요|싶습니다|궁금합니다|궁금해요|궁금|알려)\W*$")
+    r"줘|주세요|주실래요|주시고|싶어요|싶습니다|궁금합니다|궁금해요|궁금|알려)\W*$")
 # ... or an ending a statement shares with it ("150조예요", "조선 기자재예요", "뭐임").
 SHARED_END = re.compile(r"(?:요|임|음)\W*$")
 # A question word anywhere: "사무국은 어디 있고, …" asks although it ends in a connective.
