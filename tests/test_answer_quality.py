@@ -34,6 +34,9 @@ QUESTIONS = EVAL / "questions.yaml"
 # change that measures better overall costs a set a question, with the figures written here.
 # The BLIND sets were written blind and are kept unseen: only their totals are shown.
 FLOORS = {
+    # Session 18, sixth step: a formal request ("… 확인 부탁드립니다") or a casual one ("담당자
+    # 번호 좀") asks, as a question does. The blind sets: mixed 239 -> 240, the rest as they
+    # were; the sets fitted on: mixed 609 -> 616. Those floors follow.
     # Session 18, fifth step: a question word in the past (언제였고) ends a question as in the
     # present, and a request joined to the next question ("… 알려주시고, …") asks too. The
     # blind sets: mixed 238 -> 239, the rest as they were; the sets fitted on: mixed 605 ->
@@ -182,9 +185,9 @@ FLOORS = {
     "questions.yaml": ({"in": 0.977, "unknown": 1.0, "off": 1.0}, 0.001),
     "holdout.yaml": ({"in": 0.99, "unknown": 1.0, "off": 1.0}, 0.001),
     "holdout3.yaml": ({"in": 0.975, "unknown": 1.0, "off": 1.0}, 0.001),
-    "train5.yaml": ({"in": 0.918, "unknown": 1.0, "mixed": 0.756, "off": 1.0}, 0.003),
-    "train6.yaml": ({"in": 0.931, "unknown": 1.0, "mixed": 0.7, "off": 1.0}, 0.005),
-    "train7.yaml": ({"in": 0.952, "unknown": 1.0, "mixed": 0.828, "off": 1.0}, 0.01),
+    "train5.yaml": ({"in": 0.918, "unknown": 1.0, "mixed": 0.804, "off": 1.0}, 0.003),
+    "train6.yaml": ({"in": 0.931, "unknown": 1.0, "mixed": 0.725, "off": 1.0}, 0.005),
+    "train7.yaml": ({"in": 0.952, "unknown": 1.0, "mixed": 0.857, "off": 1.0}, 0.01),
     "holdout2.yaml": ({"in": 0.922, "unknown": 0.966, "off": 0.966}, 0.001),
     "holdout4.yaml": ({"in": 0.881, "unknown": 0.96, "mixed": 0.85, "off": 0.975}, 0.001),
     "holdout5.yaml": ({"in": 0.889, "unknown": 0.98, "mixed": 0.6, "off": 0.975}, 0.02),
@@ -227,7 +230,7 @@ FLOORS = {
     # measured, not yet fitted (fitted on, the blind sets moved within noise: 1,212 for 1,206
     # of the older sets' 1,422, 114 for 116 of holdout13's 141, at a threshold of 0.900).
     # Their floors are their first runs.
-    "holdout13.yaml": ({"in": 0.879, "unknown": 1.0, "mixed": 0.8, "off": 0.967}, 0.005),
+    "holdout13.yaml": ({"in": 0.879, "unknown": 1.0, "mixed": 0.84, "off": 0.967}, 0.005),
     "train20.yaml": ({"in": 0.953, "unknown": 0.983, "mixed": 0.866, "off": 1.0}, 0.007),
     "train21.yaml": ({"in": 0.929, "unknown": 1.0, "mixed": 0.866, "off": 1.0}, 0.011),
     "train22.yaml": ({"in": 0.958, "unknown": 1.0, "mixed": 0.793, "off": 1.0}, 0.004),
@@ -252,7 +255,7 @@ FLOORS = {
     # whitespace 24.2 / 94.9 / 20.0 / 100, 0 wrong).
     "holdout15.yaml": ({"in": 0.911, "unknown": 1.0, "mixed": 0.76, "off": 1.0}, 0.005),
     "train26.yaml": ({"in": 0.945, "unknown": 0.981, "mixed": 0.642, "off": 1.0}, 0.012),
-    "train27.yaml": ({"in": 0.929, "unknown": 0.983, "mixed": 0.714, "off": 1.0}, 0.004),
+    "train27.yaml": ({"in": 0.929, "unknown": 0.983, "mixed": 0.821, "off": 1.0}, 0.004),
     "train28.yaml": ({"in": 0.888, "unknown": 0.966, "mixed": 0.625, "off": 1.0}, 0.012),
     "train29.yaml": ({"in": 0.968, "unknown": 1.0, "mixed": 0.666, "off": 1.0}, 0.004),
     "chatbot-2000.yaml": ({"off": 0.999}, 0.0005),

@@ -25,10 +25,12 @@ CONNECTIVE = re.compile(r"(?:(?<=[가-힣]고)|(?<=[가-힣]며)|(?<=면서)|(?<
                         r",?\s*(?:그리고|그리구|또한|아울러|(?i:and also|also,?))\s+|"
                         + "|".join(rf"(?<={word}고)(?!요)\s*" for word in ASKED_AND))
 # How a Korean (or English) question or request ends: a question mark, an interrogative or
-# request ending (joined to the next question: "… 구조 알려주시고, 회의는 …") ...
+# request ending (joined to the next question: "… 구조 알려주시고, 회의는 …"; formal: "… 확인
+# 부탁드립니다"; casual: "담당자 번호 좀") ...
 ASKING_END = re.compile(
     r"[?？]\s*$|(?:나요|까요|가요|는지|은지|는가|을까|니까|냐|니|죠|지요|래요|려나|나|까|가|"
-    r"줘|주세요|주실래요|주시고|싶어요|싶습니다|궁금합니다|궁금해요|궁금|알려)\W*$")
+    r"줘|주세요|주실래요|주시고|싶어요|싶습니다|궁금합니다|궁금해요|궁금|알려|"
+    r"부탁드립니다|부탁합니다|문의드립니다|요청드립니다|바랍니다|좀)\W*$")
 # ... or an ending a statement shares with it ("150조예요", "조선 기자재예요", "뭐임").
 SHARED_END = re.compile(r"(?:요|임|음)\W*$")
 # A question word anywhere: "사무국은 어디 있고, …" asks although it ends in a connective.
