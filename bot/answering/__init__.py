@@ -141,7 +141,10 @@ def answer_many(questions: list[str], index: KnowledgeIndex,
              if ok and (n < len(questions) or wholes[n] not in single)]
     answers, rows = _decide_all(texts, parsed, wholes, first, {}, index, rules)
     decided = {n: a for n, a in zip(first, answers, strict=True) if a is not None}
-    later = [n for n, ok in enumerate(asks) if ok and n not in decided
+    # Not decided in the first round: a part that greets or thanks was read there, and drops
+    # out (not in `decided`) without being read again.
+    read = set(first)
+    later = [n for n, ok in enumerate(asks) if ok and n not in read
              and decided[wholes[n]].status != "answered"]
     if later:
         whole_rows = {n: rows[i] for i, n in enumerate(first) if n < len(questions)}
